@@ -1,0 +1,4 @@
+//! ovis-engine: the Ovis2.5 engine library (the binary in main.rs serves it over the stdio protocol).
+pub mod backend;
+pub mod error;
+pub mod model;
