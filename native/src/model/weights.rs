@@ -160,6 +160,12 @@ pub struct WeightRef {
 }
 
 impl WeightRef {
+    /// An owned tensor with no file behind it (synthetic weights for tests and benchmarks).
+    pub fn from_vec(data: Vec<bf16>, shape: &[usize]) -> WeightRef {
+        assert_eq!(data.len(), shape.iter().product::<usize>(), "from_vec: data length does not match shape {shape:?}");
+        let owner = Arc::new(Weights { maps: Vec::new(), files: Vec::new(), tensors: HashMap::new() });
+        WeightRef { owner, file: 0, start: 0, len: data.len(), owned: Some(Arc::new(data)), shape: shape.to_vec() }
+    }
     pub fn data(&self) -> &[bf16] {
         if let Some(o) = &self.owned {
             return o;

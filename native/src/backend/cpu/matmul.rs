@@ -1,51 +1,83 @@
 //! y[m, n] = x[m, k] · W[n, k]ᵀ (+ bias[n]): f32 activations, bf16 weights widened to f32 in registers.
 //! The one matrix product of the CPU backend (LLM projections, ViT, visual head, VTE).
+//!
+//! Dispatch: m ≤ 4 rows (decode) → `gemv` (memory-bound: stream W once); more rows (prefill, vision)
+//! → `gemm` (compute-bound: widen a block of W once, reuse it for every row). Both need AVX-512F;
+//! without it a portable blocked loop below gives the same results up to summation order.
+use super::{gemm, gemv};
 use half::bf16;
 use rayon::prelude::*;
 
-/// Multi-threaded over output columns (n); f32 accumulation. x: [m, k] row-major, w: [n, k] row-major.
+/// Multi-threaded, f32 accumulation. x: [m, k] row-major, w: [n, k] row-major, bias: [n], y: [m, n].
 pub fn matmul_bf16(x: &[f32], m: usize, k: usize, w: &[bf16], n: usize, bias: Option<&[f32]>, y: &mut [f32]) {
     assert_eq!(x.len(), m * k, "x must be [m, k]");
     assert_eq!(w.len(), n * k, "w must be [n, k]");
     assert_eq!(y.len(), m * n, "y must be [m, n]");
-    // Split output columns in chunks so each thread streams its own weight rows once for all m rows.
-    const COLS: usize = 16;
-    let mut cols_major = vec![0f32; m * n];
-    cols_major.par_chunks_mut(COLS * m).enumerate().for_each(|(ci, out)| {
-        let n0 = ci * COLS;
-        let nc = out.len() / m;
-        let mut wrow = vec![0f32; k];
-        for j in 0..nc {
-            let wr = &w[(n0 + j) * k..(n0 + j + 1) * k];
-            for (d, s) in wrow.iter_mut().zip(wr) {
-                *d = s.to_f32();
-            }
-            let b = bias.map_or(0.0, |b| b[n0 + j]);
-            for i in 0..m {
-                let xr = &x[i * k..(i + 1) * k];
-                out[j * m + i] = dot(xr, &wrow) + b;
+    if let Some(b) = bias {
+        assert_eq!(b.len(), n, "bias must be [n]");
+    }
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        for row in y.chunks_mut(n) {
+            match bias {
+                Some(b) => row.copy_from_slice(b),
+                None => row.fill(0.0),
             }
         }
-    });
-    for j in 0..n {
-        for i in 0..m {
-            y[i * n + j] = cols_major[j * m + i];
-        }
+        return;
+    }
+    let done = if m <= gemv::MAX_ROWS { gemv::gemv_bf16(x, m, k, w, n, bias, y) } else { gemm::gemm_bf16(x, m, k, w, n, bias, y) };
+    if !done {
+        portable(x, m, k, w, n, bias, y);
     }
 }
 
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    // 8 independent accumulators let the compiler vectorise without reassociation flags.
+/// A raw output pointer shared by tasks that write disjoint elements of y.
+#[derive(Clone, Copy)]
+pub(crate) struct SharedOut(pub *mut f32);
+// SAFETY: every user writes a disjoint set of indices and the borrow of y outlives the parallel loop.
+unsafe impl Send for SharedOut {}
+unsafe impl Sync for SharedOut {}
+
+/// Without AVX-512: columns in chunks of 64 per task; each W row is widened once into a buffer of
+/// [k] f32 and dotted with all m rows of x.
+fn portable(x: &[f32], m: usize, k: usize, w: &[bf16], n: usize, bias: Option<&[f32]>, y: &mut [f32]) {
+    const COLS: usize = 64;
+    let out = SharedOut(y.as_mut_ptr());
+    (0..n.div_ceil(COLS)).into_par_iter().for_each_init(
+        || vec![0f32; k],
+        |wrow, c| {
+            let out = out;
+            for j in c * COLS..n.min((c + 1) * COLS) {
+                for (d, s) in wrow.iter_mut().zip(&w[j * k..(j + 1) * k]) {
+                    *d = s.to_f32();
+                }
+                let b = bias.map_or(0.0, |b| b[j]);
+                for i in 0..m {
+                    let v = dot(&x[i * k..(i + 1) * k], wrow) + b;
+                    // SAFETY: (i, j) is written by this task only; i < m, j < n.
+                    unsafe { *out.0.add(i * n + j) = v };
+                }
+            }
+        },
+    );
+}
+
+/// f32 dot product; 8 independent accumulators let the compiler vectorise without reassociation flags.
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0f32; 8];
-    let chunks = a.len() / 8;
-    for c in 0..chunks {
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
         for l in 0..8 {
-            acc[l] += a[c * 8 + l] * b[c * 8 + l];
+            acc[l] += x[l] * y[l];
         }
     }
     let mut s: f32 = acc.iter().sum();
-    for i in chunks * 8..a.len() {
-        s += a[i] * b[i];
+    for (x, y) in ra.iter().zip(rb) {
+        s += x * y;
     }
     s
 }

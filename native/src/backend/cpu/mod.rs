@@ -1,2 +1,8 @@
 //! The CPU backend: float32 arithmetic on bf16 weights, all cores (rayon).
+pub mod attention;
+pub mod gemm;
+pub mod gemv;
 pub mod matmul;
+pub mod norm;
+pub mod rope;
+pub mod vision_ops;

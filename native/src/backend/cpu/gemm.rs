@@ -1,0 +1,178 @@
+//! y[m, n] = x[m, k] · W[n, k]ᵀ (+ bias) for many rows of x (prefill, vision): compute-bound, so each
+//! block of W is widened to f32 once and reused by every row.
+//!
+//! Layout (AVX-512, f32 FMA):
+//! * x is packed once into panels of MR = 12 rows, [m/12][k][12] (zero rows pad the last panel), so
+//!   the micro-kernel reads the 12 values of one k-step contiguously.
+//! * Each task owns a block of ≤ 8·32 columns of W and ≤ 480 rows of x. Per k-block of KC = 256 it
+//!   packs its W block into [32-column panel][KC][32] f32 (8 × 32 KiB, L2-resident) with gathers that
+//!   read bf16 pairs (k, k+1) of 16 rows at a time, transposing and widening in one pass.
+//! * Micro-kernel: a 12 × 32 tile of y in 24 zmm accumulators; per k-step 2 loads of W, 12 broadcasts
+//!   of x, 24 FMAs. The W panel (32 KiB) stays in L1 while the x panels stream from L2.
+use super::matmul::SharedOut;
+use half::bf16;
+
+/// Returns false when the CPU lacks AVX-512F (the caller then uses the portable loop).
+pub fn gemm_bf16(x: &[f32], m: usize, k: usize, w: &[bf16], n: usize, bias: Option<&[f32]>, y: &mut [f32]) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            avx512::gemm(x, m, k, w, n, bias, y);
+            return true;
+        }
+    }
+    let _ = (x, m, k, w, n, bias, y);
+    false
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::*;
+    use half::bf16;
+    use rayon::prelude::*;
+    use std::arch::x86_64::*;
+    use std::ops::Range;
+
+    const MR: usize = 12;
+    const NR: usize = 32;
+    const KC: usize = 256;
+    /// Rows of x per task (40 panels): W is re-packed once per such block, 1/480 of the FMAs.
+    const MB: usize = 40 * MR;
+    const MAX_PANELS: usize = 8;
+
+    pub(super) fn gemm(x: &[f32], m: usize, k: usize, w: &[bf16], n: usize, bias: Option<&[f32]>, y: &mut [f32]) {
+        let ap = pack_x(x, m, k);
+        let threads = rayon::current_num_threads().max(1);
+        let n_panels = n.div_ceil(NR);
+        let m_blocks = m.div_ceil(MB);
+        // At least ~4 tasks per thread when the shape allows, so work stealing can balance them.
+        let want = (4 * threads).div_ceil(m_blocks);
+        let ppt = (n_panels / want).clamp(1, MAX_PANELS);
+        let n_tasks = n_panels.div_ceil(ppt);
+        let out = SharedOut(y.as_mut_ptr());
+        (0..m_blocks * n_tasks).into_par_iter().for_each_init(
+            || vec![0f32; ppt * KC * NR],
+            |bp, t| {
+                let (mb, nt) = (t / n_tasks, t % n_tasks);
+                let rows = mb * MB..m.min((mb + 1) * MB);
+                let cols = nt * ppt * NR..n.min((nt + 1) * ppt * NR);
+                // SAFETY: AVX-512F was detected by the caller; tasks write disjoint (rows, cols) blocks of y.
+                unsafe { task(&ap, k, w, rows, cols, bias, out, n, bp) };
+            },
+        );
+    }
+
+    /// x [m, k] → [⌈m/12⌉][k][12], zero-padded rows.
+    fn pack_x(x: &[f32], m: usize, k: usize) -> Vec<f32> {
+        let mut ap = vec![0f32; m.div_ceil(MR) * k * MR];
+        ap.par_chunks_mut(k * MR).enumerate().for_each(|(q, panel)| {
+            for i in 0..MR.min(m - q * MR) {
+                let row = &x[(q * MR + i) * k..(q * MR + i + 1) * k];
+                for (kk, v) in row.iter().enumerate() {
+                    panel[kk * MR + i] = *v;
+                }
+            }
+        });
+        ap
+    }
+
+    #[target_feature(enable = "avx512f")]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn task(ap: &[f32], k: usize, w: &[bf16], rows: Range<usize>, cols: Range<usize>, bias: Option<&[f32]>, out: SharedOut, n: usize, bp: &mut [f32]) {
+        let np = cols.len().div_ceil(NR);
+        let (q0, q1) = (rows.start / MR, rows.end.div_ceil(MR));
+        let mut pc = 0;
+        while pc < k {
+            let kc = KC.min(k - pc);
+            for p in 0..np {
+                let c0 = cols.start + p * NR;
+                pack_w(w, k, c0, NR.min(cols.end - c0), pc, kc, bp.as_mut_ptr().add(p * KC * NR));
+            }
+            for p in 0..np {
+                let c0 = cols.start + p * NR;
+                let nv = NR.min(cols.end - c0);
+                let b = bp.as_ptr().add(p * KC * NR);
+                let bias_p = bias.map(|v| v.as_ptr().add(c0));
+                for q in q0..q1 {
+                    let r0 = q * MR;
+                    let a = ap.as_ptr().add(q * k * MR + pc * MR);
+                    kernel(kc, a, b, out.0.add(r0 * n + c0), n, MR.min(rows.end - r0), nv, pc == 0, bias_p);
+                }
+            }
+            pc += kc;
+        }
+    }
+
+    #[inline(always)]
+    fn mask16(v: usize) -> __mmask16 {
+        if v >= 16 {
+            0xFFFF
+        } else {
+            ((1u32 << v) - 1) as __mmask16
+        }
+    }
+
+    /// W[r0..r0+nv, pc..pc+kc] (bf16) → dst [kc][32] f32, columns ≥ nv zero. One 32-bit gather per 16
+    /// rows fetches the bf16 pair (k, k+1) of each row: low halves are step k, high halves step k+1.
+    #[inline(always)]
+    unsafe fn pack_w(w: &[bf16], k: usize, r0: usize, nv: usize, pc: usize, kc: usize, dst: *mut f32) {
+        let (m_lo, m_hi) = (mask16(nv.min(16)), mask16(nv.saturating_sub(16)));
+        let stride = _mm512_set1_epi32((2 * k) as i32);
+        let lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+        let idx_lo = _mm512_mullo_epi32(lanes, stride);
+        let idx_hi = _mm512_add_epi32(idx_lo, _mm512_slli_epi32::<4>(stride));
+        let hi_half = _mm512_set1_epi32(0xFFFF_0000u32 as i32);
+        let zero = _mm512_setzero_si512();
+        let base = w.as_ptr().add(r0 * k + pc) as *const u8;
+        let mut kk = 0;
+        while kk + 1 < kc {
+            let p = base.add(2 * kk);
+            let lo = _mm512_mask_i32gather_epi32::<1>(zero, m_lo, idx_lo, p as _);
+            let hi = _mm512_mask_i32gather_epi32::<1>(zero, m_hi, idx_hi, p as _);
+            let d = dst.add(kk * NR);
+            _mm512_storeu_ps(d, _mm512_castsi512_ps(_mm512_slli_epi32::<16>(lo)));
+            _mm512_storeu_ps(d.add(16), _mm512_castsi512_ps(_mm512_slli_epi32::<16>(hi)));
+            _mm512_storeu_ps(d.add(NR), _mm512_castsi512_ps(_mm512_and_si512(lo, hi_half)));
+            _mm512_storeu_ps(d.add(NR + 16), _mm512_castsi512_ps(_mm512_and_si512(hi, hi_half)));
+            kk += 2;
+        }
+        if kk < kc {
+            // Odd k: the last step alone (a pair would read past the row).
+            let d = dst.add(kk * NR);
+            for j in 0..NR {
+                *d.add(j) = if j < nv { w[(r0 + j) * k + pc + kk].to_f32() } else { 0.0 };
+            }
+        }
+    }
+
+    /// y[12 rows, 32 cols] (+)= a [kc][12] · b [kc][32]; writes mv rows and nv columns. On the first
+    /// k-block the tile is bias (or 0) + product, later blocks add to what is stored.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn kernel(kc: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize, mv: usize, nv: usize, first: bool, bias: Option<*const f32>) {
+        let mut acc = [[_mm512_setzero_ps(); 2]; MR];
+        for kk in 0..kc {
+            let b0 = _mm512_loadu_ps(b.add(kk * NR));
+            let b1 = _mm512_loadu_ps(b.add(kk * NR + 16));
+            for (i, row) in acc.iter_mut().enumerate() {
+                let av = _mm512_set1_ps(*a.add(kk * MR + i));
+                row[0] = _mm512_fmadd_ps(av, b0, row[0]);
+                row[1] = _mm512_fmadd_ps(av, b1, row[1]);
+            }
+        }
+        let (m0, m1) = (mask16(nv.min(16)), mask16(nv.saturating_sub(16)));
+        let (bias0, bias1) = match bias {
+            Some(p) if first => (_mm512_maskz_loadu_ps(m0, p), _mm512_maskz_loadu_ps(m1, p.add(16))),
+            _ => (_mm512_setzero_ps(), _mm512_setzero_ps()),
+        };
+        // A constant trip count keeps `acc` in registers; rows ≥ mv are padding.
+        for (i, row) in acc.iter().enumerate() {
+            if i < mv {
+                let y = c.add(i * ldc);
+                let (c0, c1) = if first { (bias0, bias1) } else { (_mm512_maskz_loadu_ps(m0, y), _mm512_maskz_loadu_ps(m1, y.add(16))) };
+                _mm512_mask_storeu_ps(y, m0, _mm512_add_ps(c0, row[0]));
+                _mm512_mask_storeu_ps(y.add(16), m1, _mm512_add_ps(c1, row[1]));
+            }
+        }
+    }
+}

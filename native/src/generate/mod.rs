@@ -1,0 +1,5 @@
+pub mod kv_cache;
+pub mod run;
+pub mod sampler;
+pub mod session;
+pub mod validate;

@@ -1,0 +1,50 @@
+//! Merging text and vision into the LLM input sequence (model-spec.md §6): ids ≥ 0 are text tokens
+//! (embed_tokens rows), −301..−304 are indicators (VTE rows), and the j-th −300 atom takes visual row j.
+use crate::error::{bad_request, Result};
+use crate::model::visual_head::{VisualHead, INDICATOR_IDS};
+
+/// The visual atom placeholder id: one per merged visual token.
+pub const ATOM_ID: i32 = -300;
+
+/// ids [L] → embeddings [L, hidden]. `text_embed(ids, out)` writes embed_tokens rows for text ids into
+/// out [ids.len(), hidden] (a closure so this does not depend on the LLM type); `visual` [atoms, hidden]
+/// holds the visual embeddings of all images/videos in prompt order.
+pub fn merge_embeddings(ids: &[i32], text_embed: impl Fn(&[u32], &mut [f32]), head: &VisualHead, visual: &[f32], hidden: usize) -> Result<Vec<f32>> {
+    if hidden == 0 || hidden != head.hidden() {
+        return Err(bad_request(format!("merge: hidden size {hidden} does not match the visual embedding table's {}", head.hidden())));
+    }
+    if visual.len() % hidden != 0 {
+        return Err(bad_request(format!("merge: visual embeddings have {} floats, not a multiple of the hidden size {hidden}", visual.len())));
+    }
+    let rows = visual.len() / hidden;
+    let atoms = ids.iter().filter(|&&i| i == ATOM_ID).count();
+    if atoms != rows {
+        return Err(bad_request(format!("the prompt has {atoms} visual atom ids (−300) but the images/videos give {rows} visual tokens")));
+    }
+    if let Some(&bad) = ids.iter().find(|&&i| i < 0 && i != ATOM_ID && !INDICATOR_IDS.contains(&i)) {
+        return Err(bad_request(format!("token id {bad} is negative but not a visual placeholder (−300 atom, −301..−304 indicators)")));
+    }
+
+    let mut out = vec![0f32; ids.len() * hidden];
+    // All text rows in one call (the embedding closure may be batched), then scattered to their positions.
+    let text: Vec<u32> = ids.iter().filter(|&&i| i >= 0).map(|&i| i as u32).collect();
+    let mut text_rows = vec![0f32; text.len() * hidden];
+    if !text.is_empty() {
+        text_embed(&text, &mut text_rows);
+    }
+    let indicators: Vec<Vec<f32>> = INDICATOR_IDS.iter().map(|&i| head.indicator(i)).collect::<Result<_>>()?;
+    let (mut t, mut a) = (0, 0);
+    for (dst, &id) in out.chunks_mut(hidden).zip(ids) {
+        if id >= 0 {
+            dst.copy_from_slice(&text_rows[t * hidden..(t + 1) * hidden]);
+            t += 1;
+        } else if id == ATOM_ID {
+            dst.copy_from_slice(&visual[a * hidden..(a + 1) * hidden]);
+            a += 1;
+        } else {
+            let i = INDICATOR_IDS.iter().position(|&x| x == id).expect("checked above");
+            dst.copy_from_slice(&indicators[i]);
+        }
+    }
+    Ok(out)
+}

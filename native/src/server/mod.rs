@@ -1,0 +1,85 @@
+//! The request loop: a reader (this thread) parses frames and handles cancellation at once;
+//! a worker thread runs loads and generations in arrival order.
+mod worker;
+pub mod writer;
+
+use crate::protocol::{kind, parse_header, read_frame, Hello, HelloOk, IdOnly, ReadError, PROTOCOL_VERSION};
+use std::collections::HashMap;
+use std::io::Read;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use worker::{Job, Worker};
+pub use writer::FrameWriter;
+
+/// Cancellation flags of queued and running requests, by request id.
+pub type CancelMap = Arc<Mutex<HashMap<u64, Arc<AtomicBool>>>>;
+
+/// Serves frames from `input` until EOF, `shutdown`, or an unrecoverable frame; returns the exit status.
+pub fn serve(mut input: impl Read, writer: FrameWriter) -> i32 {
+    let cancels: CancelMap = Arc::new(Mutex::new(HashMap::new()));
+    let (tx, rx) = mpsc::channel::<Job>();
+    let worker = Worker::new(writer.clone(), Arc::clone(&cancels));
+    let handle = std::thread::Builder::new().name("ovis-worker".into()).spawn(move || worker.run(rx)).expect("spawn worker");
+    let mut greeted = false;
+    let status = loop {
+        let frame = match read_frame(&mut input) {
+            Ok(f) => f,
+            Err(ReadError::Eof) => break 0,
+            Err(ReadError::Fatal(msg)) => {
+                writer.error(None, "bad_frame", msg);
+                break 2;
+            }
+            Err(ReadError::BadHeader { kind, message }) => {
+                writer.error(None, "bad_header", format!("frame kind 0x{kind:02x}: {message}"));
+                continue;
+            }
+            Err(ReadError::Io(e)) => {
+                eprintln!("ovis-engine: cannot read stdin: {e}");
+                break 2;
+            }
+        };
+        if !greeted && frame.kind != kind::HELLO {
+            writer.error(None, "bad_request", format!("the first frame must be hello (0x01), got kind 0x{:02x}", frame.kind));
+            continue;
+        }
+        match frame.kind {
+            kind::HELLO => match parse_header::<Hello>(&frame) {
+                Ok(h) if h.protocol == PROTOCOL_VERSION => {
+                    greeted = true;
+                    let (backend, device) = crate::backend::describe_default();
+                    writer.send_msg(kind::HELLO_OK, &HelloOk { protocol: PROTOCOL_VERSION, engine: env!("CARGO_PKG_VERSION").into(), backend, device, threads: rayon::current_num_threads() });
+                }
+                Ok(h) => {
+                    writer.error(None, "version_mismatch", format!("the client speaks protocol {}, this engine speaks {PROTOCOL_VERSION}: reinstall ovis so both parts match", h.protocol));
+                    break 2;
+                }
+                Err(e) => writer.error(None, "bad_header", e),
+            },
+            kind::CANCEL => match parse_header::<IdOnly>(&frame) {
+                Ok(c) => {
+                    if let Some(flag) = cancels.lock().unwrap().get(&c.id) {
+                        flag.store(true, Ordering::SeqCst);
+                    }
+                }
+                Err(e) => writer.error(None, "bad_header", e),
+            },
+            kind::SHUTDOWN => break 0,
+            kind::LOAD_MODEL | kind::GENERATE | kind::CLOSE_SESSION => {
+                if kind::GENERATE == frame.kind {
+                    // Register before queueing so a cancel that overtakes the queue still lands.
+                    if let Ok(g) = parse_header::<IdOnly>(&frame) {
+                        cancels.lock().unwrap().insert(g.id, Arc::new(AtomicBool::new(false)));
+                    }
+                }
+                if tx.send(Job::Frame(frame)).is_err() {
+                    break 1;
+                }
+            }
+            other => writer.error(None, "unknown_kind", format!("unknown frame kind 0x{other:02x}; this engine speaks protocol {PROTOCOL_VERSION}")),
+        }
+    };
+    drop(tx);
+    let _ = handle.join();
+    status
+}

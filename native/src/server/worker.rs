@@ -1,0 +1,116 @@
+//! The worker thread: loads models and runs generations one at a time, in arrival order.
+use super::{CancelMap, FrameWriter};
+use crate::error::EngineError;
+use crate::generate::run::generate;
+use crate::generate::session::Sessions;
+use crate::model::ovis::OvisModel;
+use crate::protocol::{frame_of, kind, parse_header, Frame, Generate, LoadModel, ModelLoaded, SessionRef};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::sync::mpsc::Receiver;
+use std::sync::Arc;
+
+pub enum Job {
+    Frame(Frame),
+}
+
+pub struct Worker {
+    writer: FrameWriter,
+    cancels: CancelMap,
+    model: Option<OvisModel>,
+    sessions: Sessions,
+}
+
+impl Worker {
+    pub fn new(writer: FrameWriter, cancels: CancelMap) -> Self {
+        Worker { writer, cancels, model: None, sessions: Sessions::default() }
+    }
+
+    pub fn run(mut self, rx: Receiver<Job>) {
+        while let Ok(Job::Frame(frame)) = rx.recv() {
+            // A panic is a bug in the engine; the request fails with `internal` and the engine keeps serving.
+            let outcome = catch_unwind(AssertUnwindSafe(|| self.handle(&frame)));
+            if outcome.is_err() {
+                let id = parse_header::<crate::protocol::IdOnly>(&frame).ok().map(|r| r.id);
+                if let Some(id) = id {
+                    self.cancels.lock().unwrap().remove(&id);
+                }
+                self.writer.error(id, "internal", "the engine hit an internal error while serving this request (see its stderr); it keeps serving");
+            }
+        }
+    }
+
+    fn handle(&mut self, frame: &Frame) {
+        match frame.kind {
+            kind::LOAD_MODEL => match parse_header::<LoadModel>(frame) {
+                Ok(req) => self.load(req),
+                Err(e) => self.writer.error(None, "bad_header", e),
+            },
+            kind::GENERATE => match parse_header::<Generate>(frame) {
+                Ok(req) => self.generate(req, &frame.body),
+                Err(e) => {
+                    let id = parse_header::<crate::protocol::IdOnly>(frame).ok().map(|r| r.id);
+                    if let Some(id) = id {
+                        self.cancels.lock().unwrap().remove(&id);
+                    }
+                    self.writer.error(id, "bad_header", e)
+                }
+            },
+            kind::CLOSE_SESSION => match parse_header::<SessionRef>(frame) {
+                Ok(req) => {
+                    self.sessions.close(&req.session);
+                    self.writer.send_msg(kind::SESSION_CLOSED, &req);
+                }
+                Err(e) => self.writer.error(None, "bad_header", e),
+            },
+            _ => unreachable!("the reader queues only load_model, generate and close_session"),
+        }
+    }
+
+    fn load(&mut self, req: LoadModel) {
+        let (backend, device) = match crate::backend::select(&req.device) {
+            Ok(d) => d,
+            Err(e) => return self.writer.error(Some(req.id), e.code(), e.to_string()),
+        };
+        self.model = None;
+        self.sessions.clear();
+        let t = std::time::Instant::now();
+        match OvisModel::load(Path::new(&req.model_dir)) {
+            Ok(model) => {
+                eprintln!("ovis-engine: loaded {} in {:.0} ms", req.model_dir, t.elapsed().as_secs_f64() * 1e3);
+                let info = model.info(&backend, &device);
+                self.model = Some(model);
+                self.writer.send(&frame_of(kind::MODEL_LOADED, &ModelLoaded { id: req.id, info }, Vec::new()));
+            }
+            Err(e) => self.writer.error(Some(req.id), e.code(), e.to_string()),
+        }
+    }
+
+    fn generate(&mut self, req: Generate, body: &[u8]) {
+        let flag = self.cancels.lock().unwrap().get(&req.id).cloned().unwrap_or_else(|| Arc::new(AtomicBool::new(false)));
+        let result = self.run_generate(&req, body, &flag);
+        self.cancels.lock().unwrap().remove(&req.id);
+        match result {
+            Ok(done) => self.writer.send_msg(kind::DONE, &done),
+            Err(e) => self.writer.error(Some(req.id), e.code(), e.to_string()),
+        }
+    }
+
+    fn run_generate(&mut self, req: &Generate, body: &[u8], cancel: &AtomicBool) -> Result<crate::protocol::Done, EngineError> {
+        let model = self.model.as_ref().ok_or(EngineError::NoModel)?;
+        let id_bytes = req.n_ids.checked_mul(4).filter(|&b| b <= body.len()).ok_or_else(|| {
+            EngineError::BadRequest(format!("n_ids = {} needs {} body bytes but the body has {}", req.n_ids, req.n_ids.saturating_mul(4), body.len()))
+        })?;
+        let rest = &body[id_bytes..];
+        if rest.len() % 4 != 0 {
+            return Err(EngineError::BadRequest(format!("the pixel part of the body has {} bytes, not a multiple of 4", rest.len())));
+        }
+        let ids: Vec<i32> = body[..id_bytes].chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().unwrap())).collect();
+        let pixels: Vec<f32> = rest.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+        let cache = self.sessions.get_or_create(&req.session, &model.cfg.llm);
+        let writer = self.writer.clone();
+        let mut emit = |tok: crate::protocol::Token| writer.send_msg(kind::TOKEN, &tok);
+        generate(model, cache, req, &ids, &pixels, cancel, &mut emit)
+    }
+}

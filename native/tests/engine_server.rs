@@ -1,0 +1,146 @@
+//! The request loop against in-memory streams: handshake, garbage on stdin, bad requests, and
+//! that the engine keeps serving after each failure. (The real engine process is driven end to
+//! end by the CLI tests in test/cli.)
+use ovis_engine::protocol::*;
+use ovis_engine::server::{serve, FrameWriter};
+use std::io::{Cursor, Write};
+use std::sync::{Arc, Mutex};
+
+#[derive(Clone, Default)]
+struct Shared(Arc<Mutex<Vec<u8>>>);
+impl Write for Shared {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn fixture() -> String {
+    format!("{}/../test/fixtures/tiny-ovis2.5", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn hello() -> Vec<u8> {
+    frame_of(kind::HELLO, &Hello { protocol: 1, client: "test".into() }, vec![]).encode()
+}
+
+/// Runs the loop over `input`; returns (exit status, every frame written, as (kind, header JSON)).
+fn run(input: Vec<u8>) -> (i32, Vec<(u8, serde_json::Value)>) {
+    let out = Shared::default();
+    let status = serve(Cursor::new(input), FrameWriter::new(Box::new(out.clone())));
+    let bytes = out.0.lock().unwrap().clone();
+    let mut r = Cursor::new(bytes);
+    let mut frames = vec![];
+    loop {
+        match read_frame(&mut r) {
+            Ok(f) => frames.push((f.kind, serde_json::from_slice(&f.header).unwrap())),
+            Err(ReadError::Eof) => break,
+            Err(e) => panic!("engine wrote a bad frame: {e:?}"),
+        }
+    }
+    (status, frames)
+}
+
+fn generate(id: u64, ids: &[i32], max_new: usize) -> Vec<u8> {
+    let g = Generate { id, session: "s".into(), keep: 0, n_ids: ids.len(), media: vec![], max_new_tokens: max_new, sampling: Sampling { temperature: 0.0, top_k: 0, top_p: 1.0, repetition_penalty: 1.0, seed: 0 }, stop_ids: vec![151645], top_logprobs: 0 };
+    frame_of(kind::GENERATE, &g, ids.iter().flat_map(|i| i.to_le_bytes()).collect()).encode()
+}
+
+fn load(id: u64, dir: &str) -> Vec<u8> {
+    frame_of(kind::LOAD_MODEL, &LoadModel { id, model_dir: dir.into(), device: "auto".into() }, vec![]).encode()
+}
+
+#[test]
+fn handshake_reports_protocol_backend_and_device() {
+    let (status, frames) = run(hello());
+    assert_eq!(status, 0);
+    assert_eq!(frames[0].0, kind::HELLO_OK);
+    assert_eq!(frames[0].1["protocol"], 1);
+    assert_eq!(frames[0].1["backend"], "cpu");
+}
+
+#[test]
+fn wrong_protocol_version_is_refused_and_the_engine_exits() {
+    let h = frame_of(kind::HELLO, &Hello { protocol: 99, client: "x".into() }, vec![]).encode();
+    let (status, frames) = run(h);
+    assert_eq!(status, 2);
+    assert_eq!(frames[0].1["code"], "version_mismatch");
+}
+
+#[test]
+fn unknown_kind_and_bad_header_are_errors_and_serving_continues() {
+    let mut input = hello();
+    input.extend(Frame::new(0x7f, b"{}".to_vec(), vec![]).encode());
+    input.extend(Frame::new(kind::GENERATE, b"{not json".to_vec(), vec![]).encode());
+    input.extend(generate(5, &[1, 2], 1));
+    let (status, frames) = run(input);
+    assert_eq!(status, 0);
+    let codes: Vec<_> = frames.iter().map(|f| f.1["code"].clone()).collect();
+    assert_eq!(codes[1], "unknown_kind");
+    assert_eq!(codes[2], "bad_header");
+    assert_eq!(frames[3].1["code"], "no_model", "generate before load_model");
+    assert_eq!(frames[3].1["id"], 5);
+}
+
+#[test]
+fn zero_length_frame_is_fatal_with_an_error_frame() {
+    let mut input = hello();
+    input.extend([0, 0, 0, 0, 9, 9]);
+    let (status, frames) = run(input);
+    assert_eq!(status, 2);
+    assert_eq!(frames.last().unwrap().1["code"], "bad_frame");
+}
+
+#[test]
+fn truncated_frame_is_fatal_with_an_error_frame() {
+    let mut input = hello();
+    input.extend([100, 0, 0, 0, kind::GENERATE, 1, 2]);
+    let (status, frames) = run(input);
+    assert_eq!(status, 2);
+    assert_eq!(frames.last().unwrap().1["code"], "bad_frame");
+}
+
+#[test]
+fn huge_length_is_fatal_without_allocating_it() {
+    let mut input = hello();
+    input.extend([0xff, 0xff, 0xff, 0xff]);
+    let (status, frames) = run(input);
+    assert_eq!(status, 2);
+    assert_eq!(frames.last().unwrap().1["code"], "bad_frame");
+}
+
+#[test]
+fn frames_before_hello_are_refused() {
+    let (status, frames) = run(generate(1, &[1], 1));
+    assert_eq!(status, 0);
+    assert_eq!(frames[0].1["code"], "bad_request");
+}
+
+#[test]
+fn bad_model_dir_then_good_one_then_bad_requests_then_generation() {
+    let mut input = hello();
+    input.extend(load(1, "/nonexistent/model"));
+    input.extend(load(2, &fixture()));
+    input.extend(generate(3, &[-7], 1));
+    input.extend(generate(4, &[200_000], 1));
+    input.extend(generate(5, &[-300, 1], 1));
+    input.extend(generate(6, &[151644, 872, 198], 3));
+    let (status, frames) = run(input);
+    assert_eq!(status, 0);
+    assert_eq!(frames[1].1["code"], "model_error");
+    assert!(frames[1].1["message"].as_str().unwrap().contains("/nonexistent/model"));
+    assert_eq!(frames[2].0, kind::MODEL_LOADED);
+    assert_eq!(frames[2].1["info"]["llm"]["hidden"], 32);
+    for (i, id) in [(3, 3), (4, 4), (5, 5)] {
+        assert_eq!(frames[i].1["code"], "bad_request", "request {id}");
+        assert_eq!(frames[i].1["id"], id);
+    }
+    let tokens: Vec<_> = frames.iter().filter(|f| f.0 == kind::TOKEN).collect();
+    assert_eq!(tokens.len(), 3);
+    let done = frames.last().unwrap();
+    assert_eq!(done.0, kind::DONE);
+    assert_eq!(done.1["finish_reason"], "length");
+    assert_eq!(done.1["completion_tokens"], 3);
+}

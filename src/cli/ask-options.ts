@@ -1,0 +1,49 @@
+// The options of `ovis ask` (and later `ovis chat`): one definition for --help, parsing and checks.
+import { Command, Option } from 'commander';
+import { deviceOption, floatOption, intOption } from './options.js';
+
+export interface AskOptions {
+  model?: string;
+  system?: string;
+  think: boolean;
+  maxNewTokens: number;
+  temperature?: number;
+  topP?: number;
+  topK?: number;
+  repetitionPenalty?: number;
+  seed?: number;
+  json: boolean;
+  topLogprobs: number;
+  device: string;
+  attach: string[];
+  minPixels: number;
+  maxPixels?: number;
+  frames: number;
+  maxInputPixels: number;
+  verbose: boolean;
+}
+
+const collect = (value: string, previous: string[]) => [...previous, value];
+
+export function addGenerationOptions(cmd: Command): Command {
+  return cmd
+    .option('-m, --model <dir>', 'Ovis2.5 model directory (default: $OVIS_MODEL)')
+    .option('-s, --system <text>', 'system prompt')
+    .option('--think', 'let the model think first; thinking goes to stderr', false)
+    .option('--no-think', 'answer directly (default)')
+    .option('-n, --max-new-tokens <n>', 'most tokens to generate', intOption('--max-new-tokens', 1, 40960), 1024)
+    .option('-t, --temperature <t>', "sampling temperature; 0 = greedy (default: the model's generation_config.json)", floatOption('--temperature', 0, 100))
+    .option('--top-p <p>', 'nucleus sampling: keep the smallest set of tokens with this much probability', floatOption('--top-p', 0, 1, { minExclusive: true }))
+    .option('--top-k <k>', 'keep the k most likely tokens; 0 = off', intOption('--top-k', 0, 1_000_000))
+    .option('--repetition-penalty <r>', 'penalise tokens already generated; 1 = off (greedy default: 1)', floatOption('--repetition-penalty', 0, 100, { minExclusive: true }))
+    .option('--seed <n>', 'random seed for reproducible sampling', intOption('--seed', 0, 2 ** 53 - 1))
+    .option('-a, --attach <file>', "attach an image or video ('-' reads an image from stdin); repeatable", collect, [])
+    .option('--min-pixels <n>', 'smallest resized image area in pixels', intOption('--min-pixels', 1), 448 * 448)
+    .option('--max-pixels <n>', 'largest resized image area (default 1792·1792; 896·896 per video frame)', intOption('--max-pixels', 1))
+    .option('--frames <n>', 'frames sampled from a video', intOption('--frames', 1, 256), 8)
+    .option('--max-input-pixels <n>', 'refuse images whose decoded size exceeds this many pixels', intOption('--max-input-pixels', 1), 178_956_970)
+    .addOption(new Option('--device <device>', 'where the engine runs: auto, cpu, cuda, cuda:N').argParser(deviceOption).default('auto'))
+    .option('--json', 'write JSON lines (token events, then done) to stdout', false)
+    .option('--top-logprobs <n>', 'with --json, the n most likely tokens at each step', intOption('--top-logprobs', 0, 20), 0)
+    .option('-v, --verbose', 'show engine logs and timings on stderr', false);
+}

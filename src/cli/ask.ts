@@ -1,0 +1,89 @@
+// `ovis ask [options] [PROMPT...]`: one question (with optional media), the answer streamed to stdout.
+import { Command } from 'commander';
+import { InputError, InterruptedError, UsageError } from '../errors.js';
+import { readGenerationDefaults } from '../model/generation-config.js';
+import { resolveModelDir } from '../model/resolve.js';
+import { PromptBuilder, buildUserContent, type ChatMessage } from '../prompt/index.js';
+import { JsonlWriter } from '../output/jsonl-writer.js';
+import { createLogger } from '../output/logger.js';
+import { TextWriter } from '../output/text-writer.js';
+import { runTurn } from '../session/turn.js';
+import { addGenerationOptions, type AskOptions } from './ask-options.js';
+import { loadMedia } from './load-media.js';
+import { splitPositionals } from './media-args.js';
+import { startEngine } from './start-engine.js';
+import { readStdinText, joinPrompt } from './stdin.js';
+import { samplingFrom } from './sampling.js';
+import { detokenizerFor } from './detokenizer.js';
+
+export function askCommand(): Command {
+  const cmd = new Command('ask')
+    .description('answer one prompt; media files among the arguments are attached')
+    .argument('[prompt...]', 'prompt words and image/video files (stdin, when piped, comes first)');
+  addGenerationOptions(cmd);
+  return cmd.action(async (args: string[], opts: AskOptions) => runAsk(args, opts));
+}
+
+export async function runAsk(args: string[], opts: AskOptions): Promise<void> {
+  const log = createLogger({ verbose: opts.verbose });
+  const { media, words } = splitPositionals(args);
+  for (const a of opts.attach) media.push({ kind: a === '-' ? 'image' : kindOfAttachment(a), source: a });
+  const stdinUsedForImage = opts.attach.includes('-');
+  const piped = stdinUsedForImage ? '' : await readStdinText();
+  const text = joinPrompt(piped, words);
+  if (!text.trim() && media.length === 0) {
+    throw new UsageError('no prompt: give it as arguments or on standard input, e.g. ovis ask "Why is the sky blue?"');
+  }
+  if (opts.topLogprobs > 0 && !opts.json) throw new UsageError('--top-logprobs needs --json (log-probabilities are only printed as JSON)');
+  const modelDir = resolveModelDir(opts.model);
+  const defaults = readGenerationDefaults(modelDir);
+  const prompts = await PromptBuilder.load(modelDir);
+  const loaded = await loadMedia(media, opts, log);
+  const content = buildUserContent(text, loaded.map((m) => m.kind));
+  const messages: ChatMessage[] = [];
+  if (opts.system !== undefined) messages.push({ role: 'system', content: opts.system });
+  messages.push({ role: 'user', content: content.length === 1 && content[0].type === 'text' ? content[0].text : content });
+  const { ids } = prompts.encode(messages, { enableThinking: opts.think, grids: loaded.map((m) => m.grid), kinds: loaded.map((m) => m.kind) });
+  log.verbose(`prompt: ${ids.length} positions, ${loaded.length} media`);
+
+  const engine = await startEngine(modelDir, opts, log);
+  const writer = opts.json ? new JsonlWriter() : new TextWriter();
+  const abort = new AbortController();
+  let interrupts = 0;
+  const onSigint = () => {
+    interrupts += 1;
+    if (interrupts > 1) engine.kill();
+    abort.abort();
+  };
+  process.on('SIGINT', onSigint);
+  try {
+    const result = await runTurn(engine, detokenizerFor(prompts), {
+      session: 'ask', keep: 0, ids, media: loaded.map((m) => ({ kind: m.kind, grid: m.grid })), pixels: loaded.map((m) => m.pixels),
+      maxNewTokens: opts.maxNewTokens, sampling: samplingFrom(opts, defaults), stopIds: defaults.stopIds,
+      topLogprobs: opts.topLogprobs, thinking: opts.think,
+    }, (t) => writer.token(t), abort.signal);
+    if (writer instanceof TextWriter) {
+      if (result.tail) writer.token({ id: -1, text: result.tail, channel: result.tailChannel, logprob: 0 });
+      writer.end();
+    } else {
+      writer.done(result.done);
+    }
+    const t = result.done.timings;
+    log.verbose(`${result.done.completion_tokens} tokens (${result.done.finish_reason}); vision ${t.vision_ms.toFixed(1)} ms, prefill ${t.prefill_ms.toFixed(1)} ms, first token ${t.first_token_ms.toFixed(1)} ms, decode ${t.decode_ms.toFixed(1)} ms`);
+    if (result.done.finish_reason === 'cancelled') throw new InterruptedError('interrupted: generation cancelled');
+  } finally {
+    process.off('SIGINT', onSigint);
+    await engine.close();
+  }
+}
+
+function kindOfAttachment(path: string): 'image' | 'video' {
+  const v = /\.(mp4|mkv|mov|webm|avi|m4v|mpg|mpeg|wmv|flv|ts|3gp|ogv)$/i.test(path);
+  if (!v && !/\.(jpe?g|png|webp|gif|tiff?|avif)$/i.test(path)) {
+    // Unknown extension: let the image decoder decide (it reports unreadable files clearly).
+    return 'image';
+  }
+  return v ? 'video' : 'image';
+}
+
+export { InputError };

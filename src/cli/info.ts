@@ -1,0 +1,54 @@
+// `ovis info`: the model's architecture, sizes and parameter count, and the engine's backend and device.
+import { Command } from 'commander';
+import { resolveModelDir } from '../model/resolve.js';
+import { createLogger } from '../output/logger.js';
+import { EngineProcess } from '../engine/engine-process.js';
+import { deviceOption } from './options.js';
+import { startEngine } from './start-engine.js';
+
+interface InfoOptions { model?: string; device: string; json: boolean; verbose: boolean }
+
+export function infoCommand(): Command {
+  return new Command('info')
+    .description("show the model's architecture and the engine's backend and device")
+    .option('-m, --model <dir>', 'Ovis2.5 model directory (default: $OVIS_MODEL); without it, only the engine is shown')
+    .option('--device <device>', 'where the engine runs: auto, cpu, cuda, cuda:N', deviceOption, 'auto')
+    .option('--json', 'print one JSON object', false)
+    .option('-v, --verbose', 'show engine logs on stderr', false)
+    .action(runInfo);
+}
+
+const billions = (n: number) => (n >= 1e9 ? `${(n / 1e9).toFixed(2)} B` : `${(n / 1e6).toFixed(1)} M`);
+
+async function runInfo(opts: InfoOptions): Promise<void> {
+  const log = createLogger({ verbose: opts.verbose });
+  const modelGiven = opts.model ?? process.env.OVIS_MODEL;
+  if (!modelGiven) {
+    const engine = await EngineProcess.start({ onLog: (l) => log.verbose(`engine: ${l}`) });
+    const h = engine.hello!;
+    await engine.close();
+    if (opts.json) process.stdout.write(`${JSON.stringify({ engine: h })}\n`);
+    else process.stdout.write(`engine   ovis-engine ${h.engine} (protocol ${h.protocol})\nbackend  ${h.backend}\ndevice   ${h.device}\n`);
+    return;
+  }
+  const dir = resolveModelDir(opts.model);
+  const engine = await startEngine(dir, { device: opts.device, verbose: opts.verbose }, log);
+  const info = engine.info!;
+  await engine.close();
+  if (opts.json) {
+    process.stdout.write(`${JSON.stringify({ model_dir: dir, engine: engine.hello, model: info })}\n`);
+    return;
+  }
+  const l = info.llm;
+  const v = info.vit;
+  process.stdout.write([
+    `model        ${dir}`,
+    `architecture Ovis2.5 (${info.model_type}): SigLIP2-NaViT vision encoder + Qwen3 decoder`,
+    `parameters   ${billions(info.params)} (${info.params.toLocaleString('en-US')}), ${(info.weight_bytes / 2 ** 30).toFixed(2)} GiB of weights`,
+    `decoder      ${l.layers} layers, hidden ${l.hidden}, ${l.heads} heads / ${l.kv_heads} KV heads × ${l.head_dim}, MLP ${l.intermediate}, vocabulary ${l.vocab}, ${l.tie_embeddings ? 'tied' : 'untied'} lm_head, context ${l.max_positions}`,
+    `vision       ${v.layers} layers, hidden ${v.hidden}, ${v.heads} heads, patch ${v.patch}, merge ${v.hidden_stride}×${v.hidden_stride}; visual vocabulary ${info.visual_vocab}`,
+    `engine       ovis-engine ${engine.hello?.engine} (protocol ${engine.hello?.protocol})`,
+    `backend      ${info.backend}`,
+    `device       ${info.device}`,
+  ].join('\n') + '\n');
+}

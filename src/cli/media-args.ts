@@ -1,0 +1,33 @@
+// Which positional arguments are media: existing files with an image or video extension.
+import { existsSync, statSync } from 'node:fs';
+import { extname } from 'node:path';
+
+export const IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.webp', '.gif', '.tif', '.tiff', '.avif'];
+export const VIDEO_EXTENSIONS = ['.mp4', '.mkv', '.mov', '.webm', '.avi', '.m4v', '.mpg', '.mpeg', '.wmv', '.flv', '.ts', '.3gp', '.ogv'];
+
+export type MediaKindOf = 'image' | 'video';
+
+export function mediaKindOfPath(path: string): MediaKindOf | undefined {
+  const ext = extname(path).toLowerCase();
+  if (IMAGE_EXTENSIONS.includes(ext)) return 'image';
+  if (VIDEO_EXTENSIONS.includes(ext)) return 'video';
+  return undefined;
+}
+
+export interface MediaArg {
+  kind: MediaKindOf;
+  /** A file path, or '-' for an image on stdin. */
+  source: string;
+}
+
+/** Splits positionals into media files and prompt words, keeping each group's order. */
+export function splitPositionals(args: string[]): { media: MediaArg[]; words: string[] } {
+  const media: MediaArg[] = [];
+  const words: string[] = [];
+  for (const a of args) {
+    const kind = mediaKindOfPath(a);
+    if (kind && existsSync(a) && statSync(a).isFile()) media.push({ kind, source: a });
+    else words.push(a);
+  }
+  return { media, words };
+}

@@ -1,0 +1,31 @@
+// Parsers for option values: a bad value is a UsageError that names the flag, the value and the range.
+import { InvalidArgumentError } from 'commander';
+
+export function intOption(flag: string, min: number, max = Number.MAX_SAFE_INTEGER) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!/^-?\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < min || n > max) {
+      throw new InvalidArgumentError(`${flag} must be an integer from ${min} to ${max === Number.MAX_SAFE_INTEGER ? 'any size' : max}, got ${JSON.stringify(value)}`);
+    }
+    return n;
+  };
+}
+
+export function floatOption(flag: string, min: number, max: number, opts: { minExclusive?: boolean } = {}) {
+  return (value: string): number => {
+    const n = Number(value);
+    const low = opts.minExclusive ? n > min : n >= min;
+    if (value.trim() === '' || !Number.isFinite(n) || !low || n > max) {
+      const range = `${opts.minExclusive ? '(' : '['}${min}, ${max}]`;
+      throw new InvalidArgumentError(`${flag} must be a number in ${range}, got ${JSON.stringify(value)}`);
+    }
+    return n;
+  };
+}
+
+export function deviceOption(value: string): string {
+  if (!/^(auto|cpu|cuda|cuda:\d+)$/.test(value)) {
+    throw new InvalidArgumentError(`--device must be auto, cpu, cuda or cuda:N, got ${JSON.stringify(value)}`);
+  }
+  return value;
+}

@@ -1,0 +1,176 @@
+// Spawns and supervises the engine (execa), multiplexes requests by id over the frame protocol,
+// and keeps the engine's last stderr lines for error reports.
+import { execa, type ResultPromise } from 'execa';
+import { EngineError, ModelError, InputError, OvisError } from '../errors.js';
+import {
+  FrameDecoder, Kind, encodeCancel, encodeCloseSession, encodeGenerate, encodeHello, encodeLoadModel, encodeShutdown,
+  type DoneEvent, type ErrorEvent, type Frame, type GenerateRequest, type HelloOk, type ModelInfo, type TokenEvent,
+} from '../protocol/index.js';
+import { locateEngine } from './locate.js';
+
+const STDERR_LINES = 20;
+
+interface Pending {
+  onToken?: (t: TokenEvent) => void;
+  resolve: (v: any) => void;
+  reject: (e: Error) => void;
+}
+
+export interface EngineOptions {
+  binary?: string;
+  /** Called with each engine log line (stderr), e.g. for --verbose. */
+  onLog?: (line: string) => void;
+  env?: NodeJS.ProcessEnv;
+}
+
+/** Maps an engine error frame to the CLI's error class (and so its exit code). */
+export function errorFromFrame(e: ErrorEvent): OvisError {
+  switch (e.code) {
+    case 'model_error': return new ModelError(e.message);
+    case 'context_overflow': return new InputError(e.message);
+    default: return new EngineError(`engine: ${e.message} (${e.code})`, e.code);
+  }
+}
+
+export class EngineProcess {
+  private proc: ResultPromise;
+  private decoder = new FrameDecoder();
+  private pending = new Map<number, Pending>();
+  private handshake?: Pending;
+  private nextId = 1;
+  private stderrTail: string[] = [];
+  private exited = false;
+  private exitError?: Error;
+  hello?: HelloOk;
+
+  private constructor(binary: string, opts: EngineOptions) {
+    this.proc = execa(binary, ['serve'], { stdin: 'pipe', stdout: 'pipe', stderr: 'pipe', buffer: false, reject: false, env: opts.env });
+    this.proc.stdout!.on('data', (chunk: Buffer) => this.onData(chunk));
+    let partial = '';
+    this.proc.stderr!.on('data', (chunk: Buffer) => {
+      const lines = (partial + chunk.toString('utf8')).split('\n');
+      partial = lines.pop() ?? '';
+      for (const line of lines) {
+        this.stderrTail.push(line);
+        if (this.stderrTail.length > STDERR_LINES) this.stderrTail.shift();
+        opts.onLog?.(line);
+      }
+    });
+    this.proc.stdin!.on('error', () => {}); // a dead engine is reported through `exit`
+    this.proc.then((r) => this.onExit(r.exitCode, r.signal), (e) => this.onExit(undefined, String(e)));
+  }
+
+  /** Starts the engine and completes the version handshake. */
+  static async start(opts: EngineOptions = {}): Promise<EngineProcess> {
+    const engine = new EngineProcess(opts.binary ?? locateEngine(opts.env), opts);
+    engine.hello = await new Promise<HelloOk>((resolve, reject) => {
+      engine.handshake = { resolve, reject };
+      engine.write(encodeHello('ovis/0.1.0'));
+    });
+    return engine;
+  }
+
+  async loadModel(modelDir: string, device: string): Promise<ModelInfo> {
+    const id = this.nextId++;
+    const loaded = await this.request<{ info: ModelInfo }>(id, encodeLoadModel(id, modelDir, device));
+    return loaded.info;
+  }
+
+  /** Runs one generation; tokens stream to `onToken`; resolves with the done event. */
+  generate(req: Omit<GenerateRequest, 'id'>, ids: Int32Array, pixels: Float32Array[], onToken: (t: TokenEvent) => void): { id: number; done: Promise<DoneEvent> } {
+    const id = this.nextId++;
+    const done = this.request<DoneEvent>(id, encodeGenerate({ ...req, id }, ids, pixels), onToken);
+    return { id, done };
+  }
+
+  cancel(id: number): void {
+    if (!this.exited) this.write(encodeCancel(id));
+  }
+
+  closeSession(session: string): void {
+    if (!this.exited) this.write(encodeCloseSession(session));
+  }
+
+  /** Asks the engine to exit and waits for it (kills it after `graceMs`). */
+  async close(graceMs = 2000): Promise<void> {
+    if (this.exited) return;
+    this.write(encodeShutdown());
+    this.proc.stdin!.end();
+    const timer = setTimeout(() => this.proc.kill('SIGKILL'), graceMs);
+    await this.proc.catch(() => {});
+    clearTimeout(timer);
+  }
+
+  kill(): void {
+    this.proc.kill('SIGKILL');
+  }
+
+  recentLogs(): string[] {
+    return [...this.stderrTail];
+  }
+
+  private request<T>(id: number, frame: Buffer, onToken?: (t: TokenEvent) => void): Promise<T> {
+    if (this.exited) return Promise.reject(this.exitError ?? new EngineError('the engine is not running'));
+    return new Promise<T>((resolve, reject) => {
+      this.pending.set(id, { resolve, reject, onToken });
+      this.write(frame);
+    });
+  }
+
+  private write(frame: Buffer): void {
+    this.proc.stdin!.write(frame);
+  }
+
+  private onData(chunk: Buffer): void {
+    let frames: Frame[];
+    try {
+      frames = this.decoder.push(chunk);
+    } catch (e) {
+      this.failAll(new EngineError(`the engine wrote an unreadable frame: ${(e as Error).message}`));
+      this.kill();
+      return;
+    }
+    for (const f of frames) this.dispatch(f);
+  }
+
+  private dispatch(f: Frame): void {
+    const h = f.header as any;
+    if (f.kind === Kind.helloOk) {
+      this.handshake?.resolve(h);
+      this.handshake = undefined;
+      return;
+    }
+    if (f.kind === Kind.sessionClosed) return;
+    const p = typeof h.id === 'number' ? this.pending.get(h.id) : undefined;
+    if (f.kind === Kind.token) return p?.onToken?.(h as TokenEvent);
+    if (f.kind === Kind.error) {
+      const err = errorFromFrame(h as ErrorEvent);
+      if (p) {
+        this.pending.delete(h.id);
+        return p.reject(err);
+      }
+      if (this.handshake) return this.handshake.reject(err);
+      this.stderrTail.push(`engine error: ${h.message} (${h.code})`);
+      return;
+    }
+    if (p && (f.kind === Kind.done || f.kind === Kind.modelLoaded)) {
+      this.pending.delete(h.id);
+      p.resolve(h);
+    }
+  }
+
+  private onExit(code: number | undefined, signal: string | undefined): void {
+    this.exited = true;
+    const tail = this.stderrTail.filter((l) => l.trim()).slice(-8).join('\n  ');
+    const how = signal ? `was killed by ${signal}` : `exited with status ${code}`;
+    this.exitError = new EngineError(`the engine ${how}${tail ? `; its last messages:\n  ${tail}` : ''}`);
+    this.failAll(this.exitError);
+  }
+
+  private failAll(err: Error): void {
+    this.handshake?.reject(err);
+    this.handshake = undefined;
+    for (const p of this.pending.values()) p.reject(err);
+    this.pending.clear();
+  }
+}

@@ -1,0 +1,30 @@
+// `--json`: one JSON object per line on stdout (token events, then done, or an error).
+import type { DoneEvent } from '../protocol/index.js';
+import type { TokenOut } from '../session/turn.js';
+
+export class JsonlWriter {
+  constructor(private stdout: NodeJS.WritableStream = process.stdout) {}
+
+  private line(obj: object): void {
+    this.stdout.write(`${JSON.stringify(obj)}\n`);
+  }
+
+  token(t: TokenOut): void {
+    const ev: Record<string, unknown> = { type: 'token', id: t.id, text: t.text, channel: t.channel, logprob: t.logprob };
+    if (t.top) ev.top_logprobs = t.top;
+    this.line(ev);
+  }
+
+  done(d: DoneEvent): void {
+    this.line({
+      type: 'done',
+      finish_reason: d.finish_reason,
+      usage: { prompt_tokens: d.prompt_tokens + d.cached_tokens, completion_tokens: d.completion_tokens },
+      timings: d.timings,
+    });
+  }
+
+  error(code: string, message: string): void {
+    this.line({ type: 'error', code, message });
+  }
+}

@@ -1,0 +1,86 @@
+// One model turn through the engine: streams tokens with their text (UTF-8-safe) and channel
+// (thinking until `</think>`, then answer), and supports cancellation through an AbortSignal.
+import type { EngineProcess } from '../engine/engine-process.js';
+import type { DoneEvent, MediaSpec, Sampling } from '../protocol/index.js';
+
+export const THINK_START = 151667;
+export const THINK_END = 151668;
+
+export type Channel = 'thinking' | 'answer';
+
+export interface TokenOut {
+  id: number;
+  text: string;
+  channel: Channel;
+  logprob: number;
+  top?: Array<{ id: number; text: string; logprob: number }>;
+}
+
+/** What the turn needs from the tokenizer. */
+export interface TurnDetokenizer {
+  /** A fresh streaming decoder: push(id) returns newly completed text. */
+  stream(): { push(id: number): string; flush(): string };
+  /** One token's text, for alternatives in top log-probabilities. */
+  tokenText(id: number): string;
+}
+
+export interface TurnRequest {
+  session: string;
+  /** KV-cache positions of the session to keep (the conversation so far). */
+  keep: number;
+  ids: Int32Array;
+  media: MediaSpec[];
+  pixels: Float32Array[];
+  maxNewTokens: number;
+  sampling: Sampling;
+  stopIds: number[];
+  topLogprobs: number;
+  /** The prompt ends in `<|im_start|>assistant\n`, so the model thinks first. */
+  thinking: boolean;
+}
+
+export interface TurnResult {
+  done: DoneEvent;
+  /** Every generated id, the stop id included. */
+  ids: number[];
+  /** Text the decoder held back to the end (an incomplete UTF-8 sequence, as U+FFFD). */
+  tail: string;
+  tailChannel: Channel;
+}
+
+export async function runTurn(
+  engine: EngineProcess,
+  detok: TurnDetokenizer,
+  req: TurnRequest,
+  onToken: (t: TokenOut) => void,
+  signal?: AbortSignal,
+): Promise<TurnResult> {
+  const stream = detok.stream();
+  let channel: Channel = req.thinking ? 'thinking' : 'answer';
+  const ids: number[] = [];
+  const { id, done } = engine.generate(
+    {
+      session: req.session, keep: req.keep, media: req.media, max_new_tokens: req.maxNewTokens,
+      sampling: req.sampling, stop_ids: req.stopIds, top_logprobs: req.topLogprobs,
+    },
+    req.ids,
+    req.pixels,
+    (ev) => {
+      ids.push(ev.token);
+      const out: TokenOut = { id: ev.token, text: stream.push(ev.token), channel, logprob: ev.logprob };
+      if (req.topLogprobs > 0) out.top = ev.top.map(([tid, lp]) => ({ id: tid, text: detok.tokenText(tid), logprob: lp }));
+      // `</think>` itself belongs to the thinking channel; what follows is the answer.
+      if (ev.token === THINK_END) channel = 'answer';
+      onToken(out);
+    },
+  );
+  const onAbort = () => engine.cancel(id);
+  signal?.addEventListener('abort', onAbort, { once: true });
+  if (signal?.aborted) onAbort();
+  try {
+    const result = await done;
+    return { done: result, ids, tail: stream.flush(), tailChannel: channel };
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+  }
+}
