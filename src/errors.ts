@@ -56,7 +56,10 @@ export class EngineError extends OvisError {
 }
 
 export class InterruptedError extends OvisError {
-  constructor(message = 'interrupted') {
+  /** True when the output already says so (a `done` event with finish_reason "cancelled"). */
+  readonly reported: boolean;
+  constructor(message = 'interrupted', reported = false) {
     super('interrupted', 'interrupted', message);
+    this.reported = reported;
   }
 }

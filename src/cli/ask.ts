@@ -1,16 +1,16 @@
 // `ovis ask [options] [PROMPT...]`: one question (with optional media), the answer streamed to stdout.
 import { Command } from 'commander';
-import { InputError, InterruptedError, UsageError } from '../errors.js';
+import { InterruptedError, UsageError } from '../errors.js';
 import { readGenerationDefaults } from '../model/generation-config.js';
 import { resolveModelDir } from '../model/resolve.js';
 import { PromptBuilder, buildUserContent, type ChatMessage } from '../prompt/index.js';
 import { JsonlWriter } from '../output/jsonl-writer.js';
-import { createLogger } from '../output/logger.js';
+import { createLogger, type Logger } from '../output/logger.js';
 import { TextWriter } from '../output/text-writer.js';
 import { runTurn } from '../session/turn.js';
 import { addGenerationOptions, type AskOptions } from './ask-options.js';
-import { loadMedia } from './load-media.js';
-import { splitPositionals } from './media-args.js';
+import { loadMedia, type LoadedMedium } from './load-media.js';
+import { splitPositionals, type MediaArg } from './media-args.js';
 import { startEngine } from './start-engine.js';
 import { readStdinText, joinPrompt } from './stdin.js';
 import { samplingFrom } from './sampling.js';
@@ -37,16 +37,17 @@ export async function runAsk(args: string[], opts: AskOptions): Promise<void> {
   if (opts.topLogprobs > 0 && !opts.json) throw new UsageError('--top-logprobs needs --json (log-probabilities are only printed as JSON)');
   const modelDir = resolveModelDir(opts.model);
   const defaults = readGenerationDefaults(modelDir);
-  const prompts = await PromptBuilder.load(modelDir);
-  const loaded = await loadMedia(media, opts, log);
-  const content = buildUserContent(text, loaded.map((m) => m.kind));
-  const messages: ChatMessage[] = [];
-  if (opts.system !== undefined) messages.push({ role: 'system', content: opts.system });
-  messages.push({ role: 'user', content: content.length === 1 && content[0].type === 'text' ? content[0].text : content });
-  const { ids } = prompts.encode(messages, { enableThinking: opts.think, grids: loaded.map((m) => m.grid), kinds: loaded.map((m) => m.kind) });
-  log.verbose(`prompt: ${ids.length} positions, ${loaded.length} media`);
-
+  // The engine validates the model first (milliseconds), so a broken model directory fails at once,
+  // before the tokenizer (about a second to parse) is loaded.
   const engine = await startEngine(modelDir, opts, log);
+  let prepared: { ids: Int32Array; loaded: LoadedMedium[]; prompts: PromptBuilder };
+  try {
+    prepared = await preparePrompt(text, media, opts, log, modelDir);
+  } catch (e) {
+    await engine.close();
+    throw e;
+  }
+  const { ids, loaded, prompts } = prepared;
   const writer = opts.json ? new JsonlWriter() : new TextWriter();
   const abort = new AbortController();
   let interrupts = 0;
@@ -70,11 +71,24 @@ export async function runAsk(args: string[], opts: AskOptions): Promise<void> {
     }
     const t = result.done.timings;
     log.verbose(`${result.done.completion_tokens} tokens (${result.done.finish_reason}); vision ${t.vision_ms.toFixed(1)} ms, prefill ${t.prefill_ms.toFixed(1)} ms, first token ${t.first_token_ms.toFixed(1)} ms, decode ${t.decode_ms.toFixed(1)} ms`);
-    if (result.done.finish_reason === 'cancelled') throw new InterruptedError('interrupted: generation cancelled');
+    if (result.done.finish_reason === 'cancelled') throw new InterruptedError('interrupted: generation cancelled', opts.json);
   } finally {
     process.off('SIGINT', onSigint);
     await engine.close();
   }
+}
+
+/** Tokenizer, media and chat template → the engine's input ids. */
+async function preparePrompt(text: string, media: MediaArg[], opts: AskOptions, log: Logger, modelDir: string) {
+  const prompts = await PromptBuilder.load(modelDir);
+  const loaded = await loadMedia(media, opts, log);
+  const content = buildUserContent(text, loaded.map((m) => m.kind));
+  const messages: ChatMessage[] = [];
+  if (opts.system !== undefined) messages.push({ role: 'system', content: opts.system });
+  messages.push({ role: 'user', content: content.length === 1 && content[0].type === 'text' ? content[0].text : content });
+  const { ids } = prompts.encode(messages, { enableThinking: opts.think, grids: loaded.map((m) => m.grid), kinds: loaded.map((m) => m.kind) });
+  log.verbose(`prompt: ${ids.length} positions, ${loaded.length} media`);
+  return { ids, loaded, prompts };
 }
 
 function kindOfAttachment(path: string): 'image' | 'video' {
@@ -86,4 +100,3 @@ function kindOfAttachment(path: string): 'image' | 'video' {
   return v ? 'video' : 'image';
 }
 
-export { InputError };

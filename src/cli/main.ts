@@ -1,6 +1,6 @@
 // The entry point: builds the commander program, runs it, and maps every error to its exit code.
 import { Command, CommanderError } from 'commander';
-import { ExitCode, OvisError } from '../errors.js';
+import { ExitCode, InterruptedError, OvisError } from '../errors.js';
 import { askCommand } from './ask.js';
 import { completionCommand } from './completion.js';
 import { infoCommand } from './info.js';
@@ -30,13 +30,13 @@ export async function main(argv: string[]): Promise<number> {
     if (e instanceof CommanderError) {
       // commander already printed the message on stderr (help and version exit 0).
       if (e.exitCode === 0) return ExitCode.ok;
-      if (json) process.stdout.write(`${JSON.stringify({ type: 'error', code: 'usage', message: e.message.replace(/^error: /, '') })}\n`);
+      if (json && !(e instanceof InterruptedError && e.reported)) process.stdout.write(`${JSON.stringify({ type: 'error', code: 'usage', message: e.message.replace(/^error: /, '') })}\n`);
       return ExitCode.usage;
     }
     const err = e instanceof OvisError ? e : undefined;
     const code = err?.code ?? 'internal';
     const message = err ? err.message : `internal error: ${(e as Error)?.stack ?? String(e)}`;
-    if (json) process.stdout.write(`${JSON.stringify({ type: 'error', code, message })}\n`);
+    if (json && !(e instanceof InterruptedError && e.reported)) process.stdout.write(`${JSON.stringify({ type: 'error', code, message })}\n`);
     process.stderr.write(`ovis: ${message}\n`);
     return err?.exitCode ?? ExitCode.internal;
   }

@@ -127,11 +127,16 @@ function cmykToRgb(src: Uint8Array, pixels: number, channels: number): Uint8Arra
   return out;
 }
 
+/** "12.0 megapixels", or "5000 pixels" below one megapixel. */
+export function formatPixels(n: number): string {
+  return n >= 1e6 ? `${(n / 1e6).toFixed(1)} megapixels` : `${n} pixels`;
+}
+
 function tooLarge(name: string, width: number | undefined, height: number | undefined, limit: number): InputError {
-  const mp = (((width ?? 0) * (height ?? 0)) / 1e6).toFixed(1);
+  const n = (width ?? 0) * (height ?? 0);
   return new InputError(
-    `image ${name} is ${width}×${height} pixels (${mp} megapixels), over the limit of ` +
-      `${(limit / 1e6).toFixed(1)} megapixels for decoded images; shrink it first or raise the input pixel limit`,
+    `image ${name} is ${width}×${height} pixels (${formatPixels(n)}), over the limit of ${formatPixels(limit)} ` +
+      'for decoded images; shrink it first or raise the input pixel limit',
   );
 }
 

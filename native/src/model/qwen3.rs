@@ -1,1 +1,224 @@
-//! (in progress)
+//! The Qwen3 decoder of Ovis2.5 (model-spec.md §7) on the CPU backend: bf16 weights (memory-mapped or
+//! synthetic), float32 activations and arithmetic throughout, as the fixture's float32 reference.
+use crate::backend::cpu::attention::{causal_attention, AttnShape};
+use crate::backend::cpu::matmul::matmul_bf16;
+use crate::backend::cpu::norm::{add_inplace, rms_norm, rms_norm_inplace, swiglu};
+use crate::backend::cpu::rope::Rope;
+use crate::error::{bad_request, model_err, EngineError, Result};
+use crate::generate::kv_cache::KvCache;
+use crate::generate::sampler::Rng;
+use crate::model::config::LlmConfig;
+use crate::model::weights::{WeightRef, Weights};
+use half::bf16;
+use rayon::prelude::*;
+use std::sync::Arc;
+
+/// One decoder layer. Norm weights are tiny and widened to f32 once; matrices stay bf16 [out, in].
+struct Layer {
+    input_norm: Vec<f32>,
+    post_norm: Vec<f32>,
+    q_norm: Vec<f32>,
+    k_norm: Vec<f32>,
+    q: WeightRef,
+    k: WeightRef,
+    v: WeightRef,
+    o: WeightRef,
+    gate: WeightRef,
+    up: WeightRef,
+    down: WeightRef,
+}
+
+pub struct Qwen3 {
+    cfg: LlmConfig,
+    /// [V, H]; also the output matrix when the embeddings are tied.
+    embed: WeightRef,
+    /// [V, H] when not tied.
+    lm_head: Option<WeightRef>,
+    layers: Vec<Layer>,
+    norm: Vec<f32>,
+    params: u64,
+}
+
+/// Names (prefix `llm.`, spec §1.3) and shapes of layer l's tensors, in `Layer` field order.
+fn layer_tensors(c: &LlmConfig, l: usize) -> [(String, Vec<usize>); 11] {
+    let p = format!("llm.model.layers.{l}.");
+    let (h, qd, kvd, i, d) = (c.hidden, c.heads * c.head_dim, c.kv_heads * c.head_dim, c.intermediate, c.head_dim);
+    [
+        (format!("{p}input_layernorm.weight"), vec![h]),
+        (format!("{p}post_attention_layernorm.weight"), vec![h]),
+        (format!("{p}self_attn.q_norm.weight"), vec![d]),
+        (format!("{p}self_attn.k_norm.weight"), vec![d]),
+        (format!("{p}self_attn.q_proj.weight"), vec![qd, h]),
+        (format!("{p}self_attn.k_proj.weight"), vec![kvd, h]),
+        (format!("{p}self_attn.v_proj.weight"), vec![kvd, h]),
+        (format!("{p}self_attn.o_proj.weight"), vec![h, qd]),
+        (format!("{p}mlp.gate_proj.weight"), vec![i, h]),
+        (format!("{p}mlp.up_proj.weight"), vec![i, h]),
+        (format!("{p}mlp.down_proj.weight"), vec![h, i]),
+    ]
+}
+
+impl Qwen3 {
+    /// Maps every decoder tensor from `w`, checking each name, dtype and shape against `cfg`.
+    pub fn load(cfg: &LlmConfig, w: &Arc<Weights>) -> Result<Qwen3> {
+        Self::build(cfg, |name, shape| {
+            if !w.contains(name) {
+                return Err(model_err(format!("tensor {name} (expected shape {shape:?} from config.json) is missing from the weights")));
+            }
+            w.bf16(name, shape)
+        })
+    }
+
+    /// A model of `cfg`'s shapes with random bf16 weights held in memory (benchmarks, tests):
+    /// matrices uniform with standard deviation 0.02, norm weights 1 ± 0.1; reproducible from `seed`.
+    pub fn synthetic(cfg: &LlmConfig, seed: u64) -> Qwen3 {
+        let mut index = 0u64;
+        Self::build(cfg, |_, shape| {
+            index += 1;
+            Ok(random_tensor(shape, seed, index))
+        })
+        .expect("synthetic weights always have the configured shapes")
+    }
+
+    fn build(cfg: &LlmConfig, mut get: impl FnMut(&str, &[usize]) -> Result<WeightRef>) -> Result<Qwen3> {
+        let (v, h) = (cfg.vocab, cfg.hidden);
+        let mut params = 0u64;
+        let mut take = |name: &str, shape: &[usize]| -> Result<WeightRef> {
+            params += shape.iter().product::<usize>() as u64;
+            get(name, shape)
+        };
+        let embed = take("llm.model.embed_tokens.weight", &[v, h])?;
+        let mut layers = Vec::with_capacity(cfg.layers);
+        for l in 0..cfg.layers {
+            let t = layer_tensors(cfg, l);
+            let mut g = |i: usize| take(&t[i].0, &t[i].1);
+            layers.push(Layer {
+                input_norm: g(0)?.to_f32(),
+                post_norm: g(1)?.to_f32(),
+                q_norm: g(2)?.to_f32(),
+                k_norm: g(3)?.to_f32(),
+                q: g(4)?,
+                k: g(5)?,
+                v: g(6)?,
+                o: g(7)?,
+                gate: g(8)?,
+                up: g(9)?,
+                down: g(10)?,
+            });
+        }
+        let norm = take("llm.model.norm.weight", &[h])?.to_f32();
+        // Tied (2B): logits use embed_tokens; otherwise (9B) the separate lm_head must exist.
+        let lm_head = if cfg.tie_embeddings { None } else { Some(take("llm.lm_head.weight", &[v, h])?) };
+        Ok(Qwen3 { cfg: cfg.clone(), embed, lm_head, layers, norm, params })
+    }
+
+    pub fn config(&self) -> &LlmConfig {
+        &self.cfg
+    }
+
+    /// Parameters of the decoder (embedding, layers, final norm, and lm_head when not tied).
+    pub fn param_count(&self) -> u64 {
+        self.params
+    }
+
+    /// Err (bad request) naming the first id ≥ vocab.
+    pub fn check_ids(&self, ids: &[u32]) -> Result<()> {
+        match ids.iter().find(|&&id| id as usize >= self.cfg.vocab) {
+            Some(id) => Err(bad_request(format!("token id {id} is outside the vocabulary (size {})", self.cfg.vocab))),
+            None => Ok(()),
+        }
+    }
+
+    /// Rows of embed_tokens widened to f32: out [ids.len(), H]. Panics on an id ≥ vocab (see `check_ids`).
+    pub fn embed(&self, ids: &[u32], out: &mut [f32]) {
+        let h = self.cfg.hidden;
+        assert_eq!(out.len(), ids.len() * h, "embed: out must be [ids, hidden]");
+        let table = self.embed.data();
+        for (&id, row) in ids.iter().zip(out.chunks_mut(h)) {
+            let id = id as usize;
+            assert!(id < self.cfg.vocab, "embed: token id {id} ≥ vocab {}", self.cfg.vocab);
+            for (o, s) in row.iter_mut().zip(&table[id * h..(id + 1) * h]) {
+                *o = s.to_f32();
+            }
+        }
+    }
+
+    /// Runs `embeds` [L, H] at positions cache.len()..cache.len()+L, appends their keys and values to
+    /// `cache`, and returns the f32 logits [V] of the last position (lm_head only for that row).
+    pub fn forward(&self, cache: &mut KvCache, embeds: &[f32]) -> Result<Vec<f32>> {
+        let c = &self.cfg;
+        let h = c.hidden;
+        if embeds.is_empty() || embeds.len() % h != 0 {
+            return Err(bad_request(format!("forward: {} embedding values are not a positive multiple of hidden size {h}", embeds.len())));
+        }
+        if !cache.fits(c) {
+            return Err(EngineError::Internal(format!("KV cache layout ({} layers × {}) does not match the model", cache.layers(), cache.kv_dim())));
+        }
+        let len = embeds.len() / h;
+        let start = cache.len();
+        if start + len > c.max_positions {
+            return Err(EngineError::ContextOverflow(format!("{start} cached + {len} new positions exceed the context window of {}", c.max_positions)));
+        }
+        // Drops what an interrupted earlier pass may have appended without committing.
+        cache.truncate(start);
+        cache.reserve(len);
+        let (qd, kvd, inter, eps) = (c.heads * c.head_dim, c.kv_heads * c.head_dim, c.intermediate, c.rms_eps);
+        let shape = AttnShape { heads: c.heads, kv_heads: c.kv_heads, head_dim: c.head_dim };
+        let rope = Rope::new(c.head_dim, c.rope_theta, start, len);
+        let mut x = embeds.to_vec(); // residual stream [L, H]
+        let mut a = vec![0f32; len * h]; // normed input / projection output [L, H]
+        let (mut q, mut att) = (vec![0f32; len * qd], vec![0f32; len * qd]); // [L, nH, d]
+        let (mut k, mut v) = (vec![0f32; len * kvd], vec![0f32; len * kvd]); // [L, nKV, d]
+        let (mut gate, mut up) = (vec![0f32; len * inter], vec![0f32; len * inter]); // [L, I]
+        for (li, l) in self.layers.iter().enumerate() {
+            rms_norm(&x, &l.input_norm, eps, &mut a);
+            matmul_bf16(&a, len, h, l.q.data(), qd, None, &mut q);
+            matmul_bf16(&a, len, h, l.k.data(), kvd, None, &mut k);
+            matmul_bf16(&a, len, h, l.v.data(), kvd, None, &mut v);
+            // Per-head q/k RMSNorm before the rotation (spec trap 19).
+            rms_norm_inplace(&mut q, &l.q_norm, eps);
+            rms_norm_inplace(&mut k, &l.k_norm, eps);
+            rope.apply(&mut q, c.heads);
+            rope.apply(&mut k, c.kv_heads);
+            cache.append(li, &k, &v);
+            let (kc, vc) = cache.layer(li);
+            causal_attention(&q, start, kc, vc, shape, &mut att);
+            matmul_bf16(&att, len, qd, l.o.data(), h, None, &mut a);
+            add_inplace(&mut x, &a);
+            rms_norm(&x, &l.post_norm, eps, &mut a);
+            matmul_bf16(&a, len, h, l.gate.data(), inter, None, &mut gate);
+            matmul_bf16(&a, len, h, l.up.data(), inter, None, &mut up);
+            swiglu(&mut gate, &up);
+            matmul_bf16(&gate, len, inter, l.down.data(), h, None, &mut a);
+            add_inplace(&mut x, &a);
+        }
+        cache.commit(len);
+        let mut last = vec![0f32; h];
+        rms_norm(&x[(len - 1) * h..], &self.norm, eps, &mut last);
+        let head = self.lm_head.as_ref().unwrap_or(&self.embed);
+        let mut logits = vec![0f32; c.vocab];
+        matmul_bf16(&last, 1, h, head.data(), c.vocab, None, &mut logits);
+        Ok(logits)
+    }
+}
+
+/// Random bf16 tensor: 1-D (norm weights) 1 ± 0.1, else uniform ±0.02·√3 (standard deviation 0.02).
+/// Filled in parallel in chunks of 64 Ki values, each with its own generator seeded from
+/// (seed, tensor, chunk), so the result does not depend on the thread count.
+fn random_tensor(shape: &[usize], seed: u64, tensor: u64) -> WeightRef {
+    let n: usize = shape.iter().product();
+    let (center, half_width) = if shape.len() == 1 { (1.0f32, 0.1f32) } else { (0.0, 0.02 * 3f32.sqrt()) };
+    let mut data = vec![bf16::ZERO; n];
+    data.par_chunks_mut(1 << 16).enumerate().for_each(|(ci, chunk)| {
+        let mut rng = Rng::new(seed ^ tensor.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (ci as u64).wrapping_mul(0xD1B5_4A32_D192_ED03));
+        for pair in chunk.chunks_mut(2) {
+            let r = rng.next_u64();
+            for (j, v) in pair.iter_mut().enumerate() {
+                // 24 random bits → uniform in [-1, 1).
+                let u = ((r >> (32 * j + 8)) & 0xFF_FFFF) as f32 / (1 << 23) as f32 - 1.0;
+                *v = bf16::from_f32(center + half_width * u);
+            }
+        }
+    });
+    WeightRef::from_vec(data, shape)
+}

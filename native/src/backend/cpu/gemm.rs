@@ -28,7 +28,9 @@ pub fn gemm_bf16(x: &[f32], m: usize, k: usize, w: &[bf16], n: usize, bias: Opti
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use super::*;
+    use crate::backend::cpu::scratch::with_scratch;
     use half::bf16;
+    use std::cell::RefCell;
     use rayon::prelude::*;
     use std::arch::x86_64::*;
     use std::ops::Range;
@@ -40,40 +42,52 @@ mod avx512 {
     const MB: usize = 40 * MR;
     const MAX_PANELS: usize = 8;
 
+    thread_local! {
+        static X_PACK: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+        static W_PACK: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    }
+
     pub(super) fn gemm(x: &[f32], m: usize, k: usize, w: &[bf16], n: usize, bias: Option<&[f32]>, y: &mut [f32]) {
-        let ap = pack_x(x, m, k);
-        let threads = rayon::current_num_threads().max(1);
-        let n_panels = n.div_ceil(NR);
-        let m_blocks = m.div_ceil(MB);
-        // At least ~4 tasks per thread when the shape allows, so work stealing can balance them.
-        let want = (4 * threads).div_ceil(m_blocks);
-        let ppt = (n_panels / want).clamp(1, MAX_PANELS);
-        let n_tasks = n_panels.div_ceil(ppt);
-        let out = SharedOut(y.as_mut_ptr());
-        (0..m_blocks * n_tasks).into_par_iter().for_each_init(
-            || vec![0f32; ppt * KC * NR],
-            |bp, t| {
+        with_scratch(&X_PACK, m.div_ceil(MR) * k * MR, |ap| {
+            pack_x(x, m, k, ap);
+            let threads = rayon::current_num_threads().max(1);
+            let n_panels = n.div_ceil(NR);
+            let m_blocks = m.div_ceil(MB);
+            // At least ~4 tasks per thread when the shape allows, so work stealing can balance them.
+            let want = (4 * threads).div_ceil(m_blocks);
+            let ppt = (n_panels / want).clamp(1, MAX_PANELS);
+            let n_tasks = n_panels.div_ceil(ppt);
+            let out = SharedOut(y.as_mut_ptr());
+            let ap = &*ap;
+            (0..m_blocks * n_tasks).into_par_iter().for_each(|t| {
                 let (mb, nt) = (t / n_tasks, t % n_tasks);
                 let rows = mb * MB..m.min((mb + 1) * MB);
                 let cols = nt * ppt * NR..n.min((nt + 1) * ppt * NR);
-                // SAFETY: AVX-512F was detected by the caller; tasks write disjoint (rows, cols) blocks of y.
-                unsafe { task(&ap, k, w, rows, cols, bias, out, n, bp) };
-            },
-        );
+                with_scratch(&W_PACK, ppt * KC * NR, |bp| {
+                    // SAFETY: AVX-512F was detected by the caller; tasks write disjoint (rows, cols) blocks of y.
+                    unsafe { task(ap, k, w, rows, cols, bias, out, n, bp) };
+                });
+            });
+        });
     }
 
-    /// x [m, k] → [⌈m/12⌉][k][12], zero-padded rows.
-    fn pack_x(x: &[f32], m: usize, k: usize) -> Vec<f32> {
-        let mut ap = vec![0f32; m.div_ceil(MR) * k * MR];
+    /// x [m, k] → ap [⌈m/12⌉][k][12]; the rows past m of the last panel are zeroed.
+    fn pack_x(x: &[f32], m: usize, k: usize, ap: &mut [f32]) {
         ap.par_chunks_mut(k * MR).enumerate().for_each(|(q, panel)| {
-            for i in 0..MR.min(m - q * MR) {
-                let row = &x[(q * MR + i) * k..(q * MR + i + 1) * k];
-                for (kk, v) in row.iter().enumerate() {
-                    panel[kk * MR + i] = *v;
+            let valid = MR.min(m - q * MR);
+            for i in 0..MR {
+                if i < valid {
+                    let row = &x[(q * MR + i) * k..(q * MR + i + 1) * k];
+                    for (kk, v) in row.iter().enumerate() {
+                        panel[kk * MR + i] = *v;
+                    }
+                } else {
+                    for kk in 0..k {
+                        panel[kk * MR + i] = 0.0;
+                    }
                 }
             }
         });
-        ap
     }
 
     #[target_feature(enable = "avx512f")]

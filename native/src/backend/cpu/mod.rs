@@ -5,4 +5,5 @@ pub mod gemv;
 pub mod matmul;
 pub mod norm;
 pub mod rope;
+mod scratch;
 pub mod vision_ops;

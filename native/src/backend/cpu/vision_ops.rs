@@ -1,8 +1,13 @@
 //! CPU kernels of the vision path (model-spec.md §4–5): LayerNorm, gelu_tanh, row softmax, 2-D rotary,
 //! bidirectional per-segment attention, PyTorch bicubic resize of the position table, and the one
 //! product whose weight is not laid out [n, k] (probabilities · VTE). All f32 on bf16 weights.
+mod attention;
+mod simd;
+
+pub use attention::segment_attention;
 use half::bf16;
 use rayon::prelude::*;
+use simd::{madd, multiversion};
 
 /// LayerNorm over the last dim of x [rows, dim] in place (population variance; stats in f64 so the
 /// 65 532-wide head LayerNorm is as exact as the f32 reference's Welford pass).
@@ -19,27 +24,12 @@ pub fn layer_norm(x: &mut [f32], dim: usize, gamma: &[f32], beta: &[f32], eps: f
 
 /// gelu_pytorch_tanh: 0.5·z·(1 + tanh(√(2/π)·(z + 0.044715·z³))), in place.
 pub fn gelu_tanh(x: &mut [f32]) {
-    const C: f32 = 0.797_884_6; // √(2/π)
-    x.par_chunks_mut(4096).for_each(|c| {
-        for z in c {
-            let v = *z;
-            *z = 0.5 * v * (1.0 + (C * (v + 0.044715 * v * v * v)).tanh());
-        }
-    });
+    x.par_chunks_mut(4096).for_each(simd::gelu);
 }
 
 /// Softmax over each row of x [rows, dim] in place (max-subtracted, f32).
 pub fn softmax_rows(x: &mut [f32], dim: usize) {
-    x.par_chunks_mut(dim).for_each(|row| {
-        let max = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
-        let mut sum = 0f32;
-        for v in row.iter_mut() {
-            *v = (*v - max).exp();
-            sum += *v;
-        }
-        let inv = 1.0 / sum;
-        row.iter_mut().for_each(|v| *v *= inv);
-    });
+    x.par_chunks_mut(dim).for_each(simd::softmax);
 }
 
 /// cos/sin tables [tokens, head_dim/2] of the ViT 2-D rotary (§4.3): with r = head_dim/2 rotary dims,
@@ -75,75 +65,6 @@ pub fn apply_rope(x: &mut [f32], heads: usize, head_dim: usize, cos: &[f32], sin
                 a[i] = u * c[i] - v * s[i];
                 b[i] = v * c[i] + u * s[i];
             }
-        }
-    });
-}
-
-/// [tokens, heads·hd] → [heads, tokens, hd] so that one head's keys/values are contiguous.
-fn by_head(x: &[f32], tokens: usize, heads: usize, hd: usize) -> Vec<f32> {
-    let mut out = vec![0f32; x.len()];
-    out.par_chunks_mut(tokens * hd).enumerate().for_each(|(h, o)| {
-        for t in 0..tokens {
-            o[t * hd..(t + 1) * hd].copy_from_slice(&x[t * heads * hd + h * hd..t * heads * hd + (h + 1) * hd]);
-        }
-    });
-    out
-}
-
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for l in 0..8 {
-            acc[l] += x[l] * y[l];
-        }
-    }
-    acc.iter().sum::<f32>() + ra.iter().zip(rb).map(|(x, y)| x * y).sum::<f32>()
-}
-
-/// Bidirectional softmax attention restricted to segments (start, len) that tile 0..tokens (§4.5):
-/// q, k, v, out are [tokens, heads·hd]; scale hd^−0.5. Parallel over heads × segments × query blocks.
-pub fn segment_attention(q: &[f32], k: &[f32], v: &[f32], tokens: usize, heads: usize, hd: usize, segments: &[(usize, usize)], out: &mut [f32]) {
-    const BQ: usize = 16;
-    let scale = 1.0 / (hd as f32).sqrt();
-    let (qh, kh, vh) = (by_head(q, tokens, heads, hd), by_head(k, tokens, heads, hd), by_head(v, tokens, heads, hd));
-    let mut oh = vec![0f32; tokens * heads * hd];
-    oh.par_chunks_mut(tokens * hd).enumerate().for_each(|(h, ohead)| {
-        let base = h * tokens * hd;
-        for &(start, len) in segments {
-            let ks = &kh[base + start * hd..base + (start + len) * hd];
-            let vs = &vh[base + start * hd..base + (start + len) * hd];
-            let qs = &qh[base + start * hd..base + (start + len) * hd];
-            let os = &mut ohead[start * hd..(start + len) * hd];
-            os.par_chunks_mut(BQ * hd).zip(qs.par_chunks(BQ * hd)).for_each(|(ob, qb)| {
-                let mut p = vec![0f32; len];
-                for (o, qi) in ob.chunks_mut(hd).zip(qb.chunks(hd)) {
-                    let mut max = f32::NEG_INFINITY;
-                    for (pj, kj) in p.iter_mut().zip(ks.chunks_exact(hd)) {
-                        *pj = dot(qi, kj) * scale;
-                        max = max.max(*pj);
-                    }
-                    let mut sum = 0f32;
-                    for pj in p.iter_mut() {
-                        *pj = (*pj - max).exp();
-                        sum += *pj;
-                    }
-                    o.fill(0.0);
-                    for (&pj, vj) in p.iter().zip(vs.chunks_exact(hd)) {
-                        for (oi, &vv) in o.iter_mut().zip(vj) {
-                            *oi += pj * vv;
-                        }
-                    }
-                    let inv = 1.0 / sum;
-                    o.iter_mut().for_each(|x| *x *= inv);
-                }
-            });
-        }
-    });
-    out.par_chunks_mut(heads * hd).enumerate().for_each(|(t, row)| {
-        for h in 0..heads {
-            row[h * hd..(h + 1) * hd].copy_from_slice(&oh[h * tokens * hd + t * hd..h * tokens * hd + (t + 1) * hd]);
         }
     });
 }
@@ -190,35 +111,65 @@ pub fn bicubic_resize(table: &[f32], side: usize, dim: usize, h: usize, w: usize
     out
 }
 
+const NB: usize = 64;
+const KB: usize = 256;
+const MB: usize = 4;
+
+/// acc[R rows, NB] += x rows (each [kb], from column k0) · wt [kb, NB], accumulators in registers.
+#[inline(always)]
+fn nn_rows<const FMA: bool, const R: usize>(xr: [&[f32]; R], wt: &[f32], acc: &mut [f32]) {
+    let mut a = [[0f32; NB]; R];
+    for (r, w) in wt.chunks_exact(NB).enumerate() {
+        let w: &[f32; NB] = w.try_into().unwrap();
+        for ii in 0..R {
+            let xv = xr[ii][r];
+            for c in 0..NB {
+                a[ii][c] = madd::<FMA>(xv, w[c], a[ii][c]);
+            }
+        }
+    }
+    for (o, v) in acc.chunks_exact_mut(NB).zip(&a) {
+        o.iter_mut().zip(v).for_each(|(o, v)| *o += v);
+    }
+}
+
+/// acc [m, NB] += x[:, k0..k0+kb] · wt [kb, NB]: 4 rows × 64 columns of accumulators per pass.
+#[inline(always)]
+fn nn_tile_impl<const FMA: bool>(x: &[f32], k: usize, k0: usize, wt: &[f32], acc: &mut [f32]) {
+    let (m, kb) = (acc.len() / NB, wt.len() / NB);
+    let row = |i: usize| &x[i * k + k0..i * k + k0 + kb];
+    let full = m / MB * MB;
+    for i0 in (0..full).step_by(MB) {
+        nn_rows::<FMA, MB>([row(i0), row(i0 + 1), row(i0 + 2), row(i0 + 3)], wt, &mut acc[i0 * NB..(i0 + MB) * NB]);
+    }
+    for i in full..m {
+        nn_rows::<FMA, 1>([row(i)], wt, &mut acc[i * NB..(i + 1) * NB]);
+    }
+}
+
+multiversion! {
+    fn nn_tile(x: &[f32], k: usize, k0: usize, wt: &[f32], acc: &mut [f32]) = nn_tile_impl;
+}
+
 /// y[m, n] = x[m, k] · W[k, n] for a weight stored [k, n] (probabilities · VTE, §5), f32 accumulation.
-/// Blocked so that a widened W tile (KB rows × NB columns) is reused by every row of x.
+/// Column tiles of 64 in parallel; each widens a [256, 64] block of W once and reuses it for every row.
 pub fn matmul_nn_bf16(x: &[f32], m: usize, k: usize, w: &[bf16], n: usize, y: &mut [f32]) {
     assert_eq!(x.len(), m * k, "x must be [m, k]");
     assert_eq!(w.len(), k * n, "w must be [k, n]");
     assert_eq!(y.len(), m * n, "y must be [m, n]");
-    const NB: usize = 64;
-    const KB: usize = 256;
-    let tiles = n.div_ceil(NB);
-    // Column tiles in parallel; each is written into its own [m, nb] buffer, then scattered.
-    let parts: Vec<Vec<f32>> = (0..tiles)
+    let parts: Vec<Vec<f32>> = (0..n.div_ceil(NB))
         .into_par_iter()
         .map(|t| {
             let (n0, nb) = (t * NB, NB.min(n - t * NB));
-            let mut acc = vec![0f32; m * nb];
-            let mut wt = vec![0f32; KB * nb];
+            let mut acc = vec![0f32; m * NB];
+            let mut wt = vec![0f32; KB * NB];
             for k0 in (0..k).step_by(KB) {
                 let kb = KB.min(k - k0);
                 for r in 0..kb {
                     let src = &w[(k0 + r) * n + n0..(k0 + r) * n + n0 + nb];
-                    wt[r * nb..(r + 1) * nb].iter_mut().zip(src).for_each(|(d, s)| *d = s.to_f32());
+                    wt[r * NB..r * NB + nb].iter_mut().zip(src).for_each(|(d, s)| *d = s.to_f32());
                 }
-                for i in 0..m {
-                    let xr = &x[i * k + k0..i * k + k0 + kb];
-                    let a = &mut acc[i * nb..(i + 1) * nb];
-                    for (r, &xv) in xr.iter().enumerate() {
-                        a.iter_mut().zip(&wt[r * nb..(r + 1) * nb]).for_each(|(o, &wv)| *o += xv * wv);
-                    }
-                }
+                nn_tile(x, k, k0, &wt[..kb * NB], &mut acc);
             }
             acc
         })
@@ -226,7 +177,7 @@ pub fn matmul_nn_bf16(x: &[f32], m: usize, k: usize, w: &[bf16], n: usize, y: &m
     for (t, acc) in parts.iter().enumerate() {
         let (n0, nb) = (t * NB, NB.min(n - t * NB));
         for i in 0..m {
-            y[i * n + n0..i * n + n0 + nb].copy_from_slice(&acc[i * nb..(i + 1) * nb]);
+            y[i * n + n0..i * n + n0 + nb].copy_from_slice(&acc[i * NB..i * NB + nb]);
         }
     }
 }
@@ -257,13 +208,5 @@ mod tests {
                 assert!((y[i * n + j] - r).abs() < 1e-3, "{i},{j}");
             }
         }
-    }
-
-    #[test]
-    fn attention_single_key_returns_value() {
-        let (q, k, v) = (vec![1.0, 2.0], vec![0.5, -1.0], vec![3.0, 4.0]);
-        let mut o = vec![0f32; 2];
-        segment_attention(&q, &k, &v, 1, 1, 2, &[(0, 1)], &mut o);
-        assert_eq!(o, vec![3.0, 4.0]);
     }
 }

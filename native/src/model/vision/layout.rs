@@ -122,15 +122,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn spec_window_example() {
-        let (idx, cu) = window_index(&[[1, 8, 12]], 2, 3);
-        let mut want = vec![0, 1, 2, 6, 7, 8, 12, 13, 14, 3, 4, 5, 9, 10, 11];
-        want.extend(15..24);
-        assert_eq!(idx, want);
-        assert_eq!(cu, vec![0, 36, 72, 84, 96]);
-    }
-
-    #[test]
     fn positions_are_merge_cell_order() {
         let p = positions(&[[1, 2, 4]], 2);
         assert_eq!(p, vec![(0, 0), (0, 1), (1, 0), (1, 1), (0, 2), (0, 3), (1, 2), (1, 3)]);

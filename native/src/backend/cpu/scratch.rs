@@ -1,0 +1,21 @@
+//! Per-thread scratch buffers reused across calls, so large packing buffers are not re-allocated
+//! (and their pages re-faulted and zeroed by the kernel) on every product.
+use std::cell::RefCell;
+use std::thread::LocalKey;
+
+pub(crate) type Slot = LocalKey<RefCell<Vec<f32>>>;
+
+/// Runs `f` on `len` f32 of this thread's `slot`. The contents are stale: `f` must write before it
+/// reads. A nested use of the same slot on this thread (a product inside a rayon task of another
+/// product) gets a fresh zeroed buffer instead.
+pub(crate) fn with_scratch<R>(slot: &'static Slot, len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    slot.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut v) => {
+            if v.len() < len {
+                v.resize(len, 0.0);
+            }
+            f(&mut v[..len])
+        }
+        Err(_) => f(&mut vec![0f32; len]),
+    })
+}

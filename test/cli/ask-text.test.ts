@@ -1,0 +1,93 @@
+// `ovis ask` end to end through the real engine process on the reference fixture (text prompts).
+// Tolerances: the fixture README's 1e-3 on logits ⇒ log-probabilities within 2e-3.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fixtureDir, jsonLines, runOvis } from '../helpers/cli.js';
+import { readSafetensors, toNumbers } from '../helpers/safetensors.js';
+
+const expected = readSafetensors(join(fixtureDir, 'expected.safetensors'));
+const cases = JSON.parse(readFileSync(join(fixtureDir, 'cases.json'), 'utf8')).cases as any[];
+const caseOf = (name: string) => cases.find((c) => c.name === name);
+
+/** Reference ids up to (not including) the first step whose top-2 gap is under `gap`. */
+export function comparableIds(name: string, gap = 0.02): number[] {
+  const ids = toNumbers(expected.get(`${name}.greedy_ids`)!);
+  const gaps: number[] = caseOf(name).greedy_top2_gaps;
+  const cut = gaps.findIndex((g) => g < gap);
+  return cut < 0 ? ids : ids.slice(0, cut + 1);
+}
+
+export function logSoftmaxAt(name: string, id: number): number {
+  const z = expected.get(`${name}.last_logits`)!.data as Float32Array;
+  let max = -Infinity;
+  for (const v of z) max = Math.max(max, v);
+  let sum = 0;
+  for (const v of z) sum += Math.exp(v - max);
+  return z[id] - max - Math.log(sum);
+}
+
+const greedy = ['ask', '--model', fixtureDir, '--temperature', '0', '--max-new-tokens', '8', '--json'];
+
+test('text case: greedy ids and first-token log-probabilities equal the reference', async () => {
+  const r = await runOvis([...greedy, '--top-logprobs', '5', caseOf('text').messages[0].content]);
+  assert.is(r.code, 0, r.stderr);
+  const events = jsonLines(r.stdout);
+  const tokens = events.filter((e) => e.type === 'token');
+  const want = comparableIds('text');
+  assert.equal(tokens.slice(0, want.length).map((t) => t.id), want);
+  assert.ok(Math.abs(tokens[0].logprob - logSoftmaxAt('text', want[0])) < 2e-3, `logprob ${tokens[0].logprob}`);
+  const top = tokens[0].top_logprobs as any[];
+  assert.equal(top.map((t) => t.id), caseOf('text').first_top5);
+  for (const t of top) assert.ok(Math.abs(t.logprob - logSoftmaxAt('text', t.id)) < 2e-3, `top ${t.id}`);
+  assert.ok(tokens.every((t) => t.channel === 'answer'));
+  const done = events.at(-1);
+  assert.is(done.type, 'done');
+  assert.is(done.finish_reason, 'length');
+  assert.equal(done.usage, { prompt_tokens: caseOf('text').num_ids, completion_tokens: 8 });
+  assert.type(done.timings.prefill_ms, 'number');
+});
+
+test('think case: thinking prompt gives the reference ids, on the thinking channel', async () => {
+  const r = await runOvis([...greedy, '--think', caseOf('think').messages[0].content]);
+  assert.is(r.code, 0, r.stderr);
+  const tokens = jsonLines(r.stdout).filter((e) => e.type === 'token');
+  const want = comparableIds('think');
+  assert.equal(tokens.slice(0, want.length).map((t) => t.id), want);
+  assert.ok(tokens.every((t) => t.channel === 'thinking'), 'no </think> was generated, so all is thinking');
+});
+
+test('plain text output is the decoded answer alone on stdout', async () => {
+  const r = await runOvis(['ask', '--model', fixtureDir, '--temperature', '0', '--max-new-tokens', '8', caseOf('text').messages[0].content]);
+  assert.is(r.code, 0, r.stderr);
+  assert.is(r.stdout, `${caseOf('text').greedy_text.trim()}\n`);
+});
+
+test('a prompt on stdin gives the same answer as the same prompt in arguments', async () => {
+  const prompt = caseOf('text').messages[0].content;
+  const r = await runOvis(greedy, { input: `${prompt}\n` });
+  assert.is(r.code, 0, r.stderr);
+  const ids = jsonLines(r.stdout).filter((e) => e.type === 'token').map((t) => t.id);
+  assert.equal(ids.slice(0, 8), comparableIds('text'));
+});
+
+test('the same seed samples the same tokens', async () => {
+  const args = ['ask', '--model', fixtureDir, '--temperature', '1', '--top-k', '50', '--seed', '7', '--max-new-tokens', '6', '--json', 'Hello'];
+  const a = await runOvis(args);
+  const b = await runOvis(args);
+  assert.is(a.code, 0, a.stderr);
+  const ids = (r: typeof a) => jsonLines(r.stdout).filter((e) => e.type === 'token').map((t) => t.id);
+  assert.equal(ids(a), ids(b));
+  assert.is(ids(a).length, 6);
+});
+
+test('a system prompt changes the prompt (and so the logits)', async () => {
+  const plain = await runOvis([...greedy, '--max-new-tokens', '1', 'Hi']);
+  const sys = await runOvis([...greedy, '--max-new-tokens', '1', '--system', 'You are a terse assistant.', 'Hi']);
+  const lp = (r: typeof plain) => jsonLines(r.stdout)[0].logprob;
+  assert.is.not(lp(plain), lp(sys));
+  assert.ok(jsonLines(sys.stdout).at(-1).usage.prompt_tokens > jsonLines(plain.stdout).at(-1).usage.prompt_tokens + 5);
+});
+
+test.run();

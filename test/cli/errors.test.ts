@@ -1,0 +1,126 @@
+// Every error path of `ovis ask` / `ovis info`: the message names the problem and the exit code is
+// the one in src/errors.ts (2 usage, 3 input, 4 model, 5 engine).
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync, writeFileSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fixtureDir, jsonLines, root, runOvis } from '../helpers/cli.js';
+
+/** A copy of the fixture model directory whose model.safetensors is replaced by `weights`. */
+function modelWith(weights: Buffer): string {
+  const dir = mkdtempSync(join(tmpdir(), 'ovis-model-'));
+  for (const f of readdirSync(fixtureDir)) {
+    if (statSync(join(fixtureDir, f)).isFile() && f !== 'model.safetensors' && f !== 'expected.safetensors') copyFileSync(join(fixtureDir, f), join(dir, f));
+  }
+  writeFileSync(join(dir, 'model.safetensors'), weights);
+  return dir;
+}
+
+/** Rewrites the fixture's safetensors header with `edit` (data blob unchanged). */
+function editedWeights(edit: (header: Record<string, any>) => void): Buffer {
+  const buf = readFileSync(join(fixtureDir, 'model.safetensors'));
+  const n = Number(buf.readBigUInt64LE(0));
+  const header = JSON.parse(buf.subarray(8, 8 + n).toString('utf8'));
+  edit(header);
+  let text = JSON.stringify(header);
+  text += ' '.repeat((8 - (text.length % 8)) % 8);
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(text.length));
+  return Buffer.concat([len, Buffer.from(text), buf.subarray(8 + n)]);
+}
+
+const ask = (model: string, extra: string[] = []) => runOvis(['ask', '--model', model, '--max-new-tokens', '1', ...extra, 'Hi']);
+
+test('no prompt at all is a usage error', async () => {
+  const r = await runOvis(['ask', '--model', fixtureDir]);
+  assert.is(r.code, 2);
+  assert.match(r.stderr, /no prompt/);
+  assert.is(r.stdout, '');
+});
+
+test('bad option values name the flag and value, exit 2', async () => {
+  for (const [flag, value] of [['--temperature', '-1'], ['--top-p', '0'], ['--max-new-tokens', 'lots'], ['--top-k', '1.5'], ['--device', 'tpu']]) {
+    const r = await runOvis(['ask', '--model', fixtureDir, flag, value, 'Hi']);
+    assert.is(r.code, 2, `${flag} ${value}`);
+    assert.ok(r.stderr.includes(flag) && r.stderr.includes(value), r.stderr);
+  }
+  const r = await runOvis(['ask', '--bogus', 'Hi']);
+  assert.is(r.code, 2);
+  assert.match(r.stderr, /unknown option '--bogus'/);
+});
+
+test('--json errors are JSON lines on stdout and a non-zero exit', async () => {
+  const r = await runOvis(['ask', '--json', '--model', '/nonexistent/ovis-model', 'Hi']);
+  assert.is(r.code, 4);
+  const [ev] = jsonLines(r.stdout);
+  assert.is(ev.type, 'error');
+  assert.is(ev.code, 'model');
+  assert.match(ev.message, /nonexistent/);
+  const u = await runOvis(['ask', '--json', '--temperature', 'x', 'Hi']);
+  assert.is(u.code, 2);
+  assert.is(jsonLines(u.stdout)[0].code, 'usage');
+});
+
+test('a missing model directory is a model error', async () => {
+  const r = await ask('/nonexistent/ovis-model');
+  assert.is(r.code, 4);
+  assert.match(r.stderr, /\/nonexistent\/ovis-model/);
+});
+
+test('no --model and no OVIS_MODEL is a usage error', async () => {
+  const r = await runOvis(['ask', 'Hi'], { env: { OVIS_MODEL: undefined } });
+  assert.is(r.code, 2);
+  assert.match(r.stderr, /--model/);
+});
+
+test('a truncated safetensors file is a model error naming the file', async () => {
+  const full = readFileSync(join(fixtureDir, 'model.safetensors'));
+  const r = await ask(modelWith(full.subarray(0, full.length - 1000)));
+  assert.is(r.code, 4, r.stderr);
+  assert.match(r.stderr, /model\.safetensors is truncated/);
+});
+
+test('a missing tensor is a model error naming the tensor', async () => {
+  const name = 'llm.model.layers.1.mlp.down_proj.weight';
+  const r = await ask(modelWith(editedWeights((h) => delete h[name])));
+  assert.is(r.code, 4, r.stderr);
+  assert.ok(r.stderr.includes(name), r.stderr);
+});
+
+test('a tensor of the wrong shape is a model error naming tensor and shapes', async () => {
+  const name = 'llm.model.layers.0.self_attn.q_proj.weight';
+  const r = await ask(modelWith(editedWeights((h) => {
+    const [a, b] = h[name].shape;
+    h[name].shape = [b, a];
+  })));
+  assert.is(r.code, 4, r.stderr);
+  assert.ok(r.stderr.includes(name), r.stderr);
+  assert.match(r.stderr, /\[32, 64\]|\[64, 32\]/);
+});
+
+test('garbage instead of a safetensors file is a model error', async () => {
+  const r = await ask(modelWith(Buffer.from('this is not a safetensors file at all')));
+  assert.is(r.code, 4, r.stderr);
+  assert.match(r.stderr, /model\.safetensors/);
+});
+
+test('a prompt with a literal <|endoftext|> is an input error', async () => {
+  const r = await runOvis(['ask', '--model', fixtureDir, 'before <|endoftext|> after']);
+  assert.is(r.code, 3);
+  assert.match(r.stderr, /endoftext/);
+});
+
+test('--device cuda without a CUDA backend fails clearly (engine error)', async () => {
+  const r = await ask(fixtureDir, ['--device', 'cuda']);
+  assert.is(r.code, 5, r.stderr);
+  assert.match(r.stderr, /cuda/i);
+});
+
+test('a missing engine binary is an engine error that says how to build it', async () => {
+  const r = await ask(fixtureDir, []).then(() => runOvis(['ask', '--model', fixtureDir, 'Hi'], { env: { OVIS_ENGINE: join(root, 'no-such-engine') } }));
+  assert.is(r.code, 5);
+  assert.match(r.stderr, /OVIS_ENGINE/);
+});
+
+test.run();

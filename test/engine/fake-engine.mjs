@@ -1,0 +1,43 @@
+#!/usr/bin/env node
+// A misbehaving engine for testing the CLI's handling of engine faults (FAKE_ENGINE_MODE):
+//   crash-on-generate  handshake and load fine, then die with a message on stderr at generate
+//   garbage            handshake fine, then write bytes that are not a frame
+//   exit-at-start      exit before the handshake
+function frame(kind, header) {
+  const h = Buffer.from(JSON.stringify(header));
+  const out = Buffer.alloc(9 + h.length);
+  out.writeUInt32LE(5 + h.length, 0);
+  out.writeUInt8(kind, 4);
+  out.writeUInt32LE(h.length, 5);
+  h.copy(out, 9);
+  return out;
+}
+const mode = process.env.FAKE_ENGINE_MODE ?? 'crash-on-generate';
+if (mode === 'exit-at-start') {
+  process.stderr.write('fake engine: cannot start (library missing)\n');
+  process.exit(7);
+}
+let buf = Buffer.alloc(0);
+process.stdin.on('data', (chunk) => {
+  buf = Buffer.concat([buf, chunk]);
+  while (buf.length >= 4 && buf.length >= 4 + buf.readUInt32LE(0)) {
+    const len = buf.readUInt32LE(0);
+    const kind = buf.readUInt8(4);
+    const hlen = buf.readUInt32LE(5);
+    const header = JSON.parse(buf.subarray(9, 9 + hlen).toString());
+    buf = buf.subarray(4 + len);
+    if (kind === 0x01) {
+      process.stdout.write(frame(0x81, { protocol: 1, engine: 'fake', backend: 'cpu', device: 'fake', threads: 1 }));
+      if (mode === 'garbage') process.stdout.write(Buffer.from([0, 0, 0, 0, 0xde, 0xad]));
+    } else if (kind === 0x02) {
+      const info = { model_type: 'ovis2_5', backend: 'cpu', device: 'fake', llm: { hidden: 32, layers: 2, heads: 4, kv_heads: 2, head_dim: 16, intermediate: 96, vocab: 151936, tie_embeddings: true, max_positions: 40960 }, vit: { hidden: 48, layers: 2, heads: 2, patch: 16, hidden_stride: 2 }, visual_vocab: 1024, params: 1, weight_bytes: 2 };
+      process.stdout.write(frame(0x82, { id: header.id, info }));
+    } else if (kind === 0x03) {
+      process.stderr.write('fake engine: segmentation fault in the decoder\n');
+      process.exit(139);
+    } else if (kind === 0x06) {
+      process.exit(0);
+    }
+  }
+});
+process.stdin.on('end', () => process.exit(0));

@@ -1,0 +1,52 @@
+// Runs the built CLI (dist/, through bin/ovis.js) as a real process with the real engine.
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+
+export const root = join(import.meta.dirname, '..', '..');
+export const fixtureDir = join(root, 'test', 'fixtures', 'tiny-ovis2.5');
+
+export interface RunResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+export interface RunOptions {
+  input?: string | Buffer;
+  env?: Record<string, string | undefined>;
+  /** Called with each stdout chunk (e.g. to interrupt once tokens flow). */
+  onStdout?: (chunk: string, child: ReturnType<typeof spawn>) => void;
+  timeoutMs?: number;
+}
+
+export function runOvis(args: string[], opts: RunOptions = {}): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [join(root, 'bin', 'ovis.js'), ...args], {
+      env: { ...process.env, NO_COLOR: '1', ...opts.env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => {
+      stdout += c.toString('utf8');
+      opts.onStdout?.(c.toString('utf8'), child);
+    });
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`ovis ${args.join(' ')} did not finish in ${opts.timeoutMs ?? 60000} ms\nstderr: ${stderr}`));
+    }, opts.timeoutMs ?? 60000);
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr });
+    });
+    child.stdin.end(opts.input ?? '');
+  });
+}
+
+/** Parses --json output: one object per line. */
+export function jsonLines(stdout: string): any[] {
+  return stdout.split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l));
+}
