@@ -88,9 +88,9 @@ fn check_case(name: &str) {
     let steps = gaps.iter().position(|&g| g < 0.02).unwrap_or(greedy.len());
     let mut sampler = Sampler::new(SamplingParams::default());
     let mut out = Vec::new();
-    for step in 0..steps {
+    for (step, &want_gap) in gaps.iter().enumerate().take(steps) {
         let gap = top2_gap(&logits);
-        assert!((gap as f64 - gaps[step]).abs() < 2e-3, "{name} step {step}: top-2 gap {gap} vs reference {}", gaps[step]);
+        assert!((gap as f64 - want_gap).abs() < 2e-3, "{name} step {step}: top-2 gap {gap} vs reference {want_gap}");
         let id = sampler.sample(&mut logits, &[], 0).id;
         out.push(id as i64);
         logits = forward_ids(&model, &mut cache, &[id]);
@@ -171,7 +171,7 @@ fn broken_dir(tag: &str, edit: impl Fn(&mut serde_json::Map<String, Value>), kee
     let mut header: Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
     edit(header.as_object_mut().unwrap());
     let mut json = header.to_string().into_bytes();
-    while json.len() % 8 != 0 {
+    while !json.len().is_multiple_of(8) {
         json.push(b' ');
     }
     let mut file = (json.len() as u64).to_le_bytes().to_vec();

@@ -2,31 +2,8 @@
 // Tolerances: the fixture README's 1e-3 on logits ⇒ log-probabilities within 2e-3.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { fixtureDir, jsonLines, runOvis } from '../helpers/cli.js';
-import { readSafetensors, toNumbers } from '../helpers/safetensors.js';
-
-const expected = readSafetensors(join(fixtureDir, 'expected.safetensors'));
-const cases = JSON.parse(readFileSync(join(fixtureDir, 'cases.json'), 'utf8')).cases as any[];
-const caseOf = (name: string) => cases.find((c) => c.name === name);
-
-/** Reference ids up to (not including) the first step whose top-2 gap is under `gap`. */
-export function comparableIds(name: string, gap = 0.02): number[] {
-  const ids = toNumbers(expected.get(`${name}.greedy_ids`)!);
-  const gaps: number[] = caseOf(name).greedy_top2_gaps;
-  const cut = gaps.findIndex((g) => g < gap);
-  return cut < 0 ? ids : ids.slice(0, cut + 1);
-}
-
-export function logSoftmaxAt(name: string, id: number): number {
-  const z = expected.get(`${name}.last_logits`)!.data as Float32Array;
-  let max = -Infinity;
-  for (const v of z) max = Math.max(max, v);
-  let sum = 0;
-  for (const v of z) sum += Math.exp(v - max);
-  return z[id] - max - Math.log(sum);
-}
+import { caseOf, comparableIds, logSoftmaxAt } from '../helpers/reference.js';
 
 const greedy = ['ask', '--model', fixtureDir, '--temperature', '0', '--max-new-tokens', '8', '--json'];
 

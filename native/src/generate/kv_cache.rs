@@ -73,7 +73,7 @@ impl KvCache {
     /// Appends new positions' k, v ([new, kv_heads, head_dim] each) to `layer`, after the committed
     /// ones; they become visible to `len()` at `commit`. Every layer must append the same count.
     pub fn append(&mut self, layer: usize, k: &[f32], v: &[f32]) {
-        assert!(k.len() == v.len() && k.len() % self.kv_dim == 0, "KvCache::append: k and v must be [new, kv_dim]");
+        assert!(k.len() == v.len() && k.len().is_multiple_of(self.kv_dim), "KvCache::append: k and v must be [new, kv_dim]");
         assert_eq!(self.k[layer].len(), self.len * self.kv_dim, "KvCache::append: layer {layer} already has uncommitted positions");
         self.k[layer].extend_from_slice(k);
         self.v[layer].extend_from_slice(v);

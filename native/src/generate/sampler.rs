@@ -137,7 +137,8 @@ pub fn top_k_filter(z: &mut [f32], k: usize) {
     let (_, kth, _) = sorted.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a));
     let kth = *kth;
     for v in z.iter_mut() {
-        if !(*v >= kth) {
+        // NaN and everything below the threshold go.
+        if v.is_nan() || *v < kth {
             *v = f32::NEG_INFINITY;
         }
     }

@@ -148,7 +148,7 @@ impl Qwen3 {
     pub fn forward(&self, cache: &mut KvCache, embeds: &[f32]) -> Result<Vec<f32>> {
         let c = &self.cfg;
         let h = c.hidden;
-        if embeds.is_empty() || embeds.len() % h != 0 {
+        if embeds.is_empty() || !embeds.len().is_multiple_of(h) {
             return Err(bad_request(format!("forward: {} embedding values are not a positive multiple of hidden size {h}", embeds.len())));
         }
         if !cache.fits(c) {

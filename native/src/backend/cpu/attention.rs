@@ -15,7 +15,7 @@ pub struct AttnShape {
 pub fn causal_attention(q: &[f32], start: usize, k: &[f32], v: &[f32], s: AttnShape, out: &mut [f32]) {
     let d = s.head_dim;
     let kv_dim = s.kv_heads * d;
-    assert!(s.heads % s.kv_heads == 0 && q.len() % (s.heads * d) == 0 && out.len() == q.len(), "attention: bad shapes");
+    assert!(s.heads.is_multiple_of(s.kv_heads) && q.len().is_multiple_of(s.heads * d) && out.len() == q.len(), "attention: bad shapes");
     let len = q.len() / (s.heads * d);
     assert!(k.len() >= (start + len) * kv_dim && v.len() == k.len(), "attention: the cache is shorter than start + len");
     let group = s.heads / s.kv_heads;

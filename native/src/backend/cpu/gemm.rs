@@ -100,7 +100,9 @@ mod avx512 {
             let kc = KC.min(k - pc);
             for p in 0..np {
                 let c0 = cols.start + p * NR;
-                pack_w(w, k, c0, NR.min(cols.end - c0), pc, kc, bp.as_mut_ptr().add(p * KC * NR));
+                let nv = NR.min(cols.end - c0);
+                pack_w(w, k, c0, nv, pc, kc, bp.as_mut_ptr().add(p * KC * NR));
+                prefetch_rows(w, k, c0, nv, pc + kc, KC.min(k - pc - kc));
             }
             for p in 0..np {
                 let c0 = cols.start + p * NR;
@@ -110,7 +112,7 @@ mod avx512 {
                 for q in q0..q1 {
                     let r0 = q * MR;
                     let a = ap.as_ptr().add(q * k * MR + pc * MR);
-                    kernel(kc, a, b, out.0.add(r0 * n + c0), n, MR.min(rows.end - r0), nv, pc == 0, bias_p);
+                    kernel(kc, a, b, out.at(r0 * n + c0), n, MR.min(rows.end - r0), nv, pc == 0, bias_p);
                 }
             }
             pc += kc;
@@ -155,6 +157,24 @@ mod avx512 {
             let d = dst.add(kk * NR);
             for j in 0..NR {
                 *d.add(j) = if j < nv { w[(r0 + j) * k + pc + kk].to_f32() } else { 0.0 };
+            }
+        }
+    }
+
+    /// Asks for W[r0..r0+nv, from..from+len] to be brought into L2 while the current k-block is
+    /// computed: the packing gathers touch 32 rows at once, too many streams for the hardware
+    /// prefetcher, and would otherwise wait on DRAM.
+    #[inline(always)]
+    unsafe fn prefetch_rows(w: &[bf16], k: usize, r0: usize, nv: usize, from: usize, len: usize) {
+        if len == 0 {
+            return;
+        }
+        for j in 0..nv {
+            let p = w.as_ptr().add((r0 + j) * k + from) as *const i8;
+            let mut off = 0;
+            while off < 2 * len + 63 {
+                _mm_prefetch::<_MM_HINT_T1>(p.add(off));
+                off += 64;
             }
         }
     }

@@ -95,7 +95,7 @@ mod avx512 {
         for (q, row) in s.iter().enumerate() {
             let b = bias.map_or(0.0, |b| b[j + q]);
             for (r, v) in row.iter().enumerate() {
-                *out.0.add(r * n + j + q) = v + b;
+                *out.at(r * n + j + q) = v + b;
             }
         }
     }
@@ -115,25 +115,24 @@ mod avx512 {
                 xe[r] = _mm512_loadu_ps(xd.as_ptr().add(r * k32 + c));
                 xo[r] = _mm512_loadu_ps(xd.as_ptr().add(r * k32 + c + 16));
             }
-            for q in 0..WR {
+            for (q, aq) in acc.iter_mut().enumerate() {
                 let v = _mm512_loadu_si512(wp.add(q * k + c) as *const __m512i);
                 let we = _mm512_castsi512_ps(_mm512_slli_epi32::<16>(v));
                 let wo = _mm512_castsi512_ps(_mm512_and_si512(v, hi_mask));
                 for r in 0..R {
-                    acc[q][r] = _mm512_fmadd_ps(we, xe[r], acc[q][r]);
-                    acc[q][r] = _mm512_fmadd_ps(wo, xo[r], acc[q][r]);
+                    aq[r] = _mm512_fmadd_ps(we, xe[r], aq[r]);
+                    aq[r] = _mm512_fmadd_ps(wo, xo[r], aq[r]);
                 }
             }
             c += 32;
         }
         let mut s = [[0f32; R]; WR];
-        for q in 0..WR {
-            for r in 0..R {
-                let mut v = _mm512_reduce_add_ps(acc[q][r]);
+        for (q, (sq, aq)) in s.iter_mut().zip(&acc).enumerate() {
+            for (r, (v, a)) in sq.iter_mut().zip(aq).enumerate() {
+                *v = _mm512_reduce_add_ps(*a);
                 for i in k32..k {
-                    v += x[r * k + i] * (*wp.add(q * k + i)).to_f32();
+                    *v += x[r * k + i] * (*wp.add(q * k + i)).to_f32();
                 }
-                s[q][r] = v;
             }
         }
         s

@@ -41,6 +41,13 @@ pub(crate) struct SharedOut(pub *mut f32);
 unsafe impl Send for SharedOut {}
 unsafe impl Sync for SharedOut {}
 
+impl SharedOut {
+    /// Pointer to element i (callers keep i in bounds and disjoint between tasks).
+    pub(crate) fn at(self, i: usize) -> *mut f32 {
+        self.0.wrapping_add(i)
+    }
+}
+
 /// Without AVX-512: columns in chunks of 64 per task; each W row is widened once into a buffer of
 /// [k] f32 and dotted with all m rows of x.
 fn portable(x: &[f32], m: usize, k: usize, w: &[bf16], n: usize, bias: Option<&[f32]>, y: &mut [f32]) {
@@ -49,7 +56,6 @@ fn portable(x: &[f32], m: usize, k: usize, w: &[bf16], n: usize, bias: Option<&[
     (0..n.div_ceil(COLS)).into_par_iter().for_each_init(
         || vec![0f32; k],
         |wrow, c| {
-            let out = out;
             for j in c * COLS..n.min((c + 1) * COLS) {
                 for (d, s) in wrow.iter_mut().zip(&w[j * k..(j + 1) * k]) {
                     *d = s.to_f32();
@@ -58,7 +64,7 @@ fn portable(x: &[f32], m: usize, k: usize, w: &[bf16], n: usize, bias: Option<&[
                 for i in 0..m {
                     let v = dot(&x[i * k..(i + 1) * k], wrow) + b;
                     // SAFETY: (i, j) is written by this task only; i < m, j < n.
-                    unsafe { *out.0.add(i * n + j) = v };
+                    unsafe { *out.at(i * n + j) = v };
                 }
             }
         },
@@ -80,4 +86,25 @@ pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
         s += x * y;
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The portable loop (used without AVX-512) agrees with the dispatched kernels.
+    #[test]
+    fn portable_matches_dispatch() {
+        for &(m, k, n) in &[(1, 33, 7), (3, 64, 65), (13, 300, 70)] {
+            let x: Vec<f32> = (0..m * k).map(|i| ((i * 7919) % 101) as f32 / 50.0 - 1.0).collect();
+            let w: Vec<bf16> = (0..n * k).map(|i| bf16::from_f32(((i * 104_729) % 97) as f32 / 48.0 - 1.0)).collect();
+            let bias: Vec<f32> = (0..n).map(|j| j as f32 * 0.1).collect();
+            let (mut a, mut b) = (vec![0f32; m * n], vec![0f32; m * n]);
+            matmul_bf16(&x, m, k, &w, n, Some(&bias), &mut a);
+            portable(&x, m, k, &w, n, Some(&bias), &mut b);
+            for (p, q) in a.iter().zip(&b) {
+                assert!((p - q).abs() <= 1e-4 * (1.0 + q.abs()), "m={m} k={k} n={n}: {p} vs {q}");
+            }
+        }
+    }
 }

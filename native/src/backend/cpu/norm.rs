@@ -5,7 +5,7 @@ use rayon::prelude::*;
 /// The mean of squares is summed in f64 (exact enough that the summation order does not matter).
 pub fn rms_norm(x: &[f32], w: &[f32], eps: f64, y: &mut [f32]) {
     let dim = w.len();
-    assert!(dim > 0 && x.len() % dim == 0 && y.len() == x.len(), "rms_norm: x, y must be [rows, {dim}]");
+    assert!(dim > 0 && x.len().is_multiple_of(dim) && y.len() == x.len(), "rms_norm: x, y must be [rows, {dim}]");
     let rows = x.len() / dim;
     // Small rows (q/k heads of 128, decode) are too cheap to split finely across threads.
     let per_task = (4096 / dim).max(1);
@@ -24,7 +24,7 @@ pub fn rms_norm(x: &[f32], w: &[f32], eps: f64, y: &mut [f32]) {
 /// RMSNorm in place (q/k norms over each head of [rows, heads·dim]).
 pub fn rms_norm_inplace(x: &mut [f32], w: &[f32], eps: f64) {
     let dim = w.len();
-    assert!(dim > 0 && x.len() % dim == 0, "rms_norm_inplace: x must be [rows, {dim}]");
+    assert!(dim > 0 && x.len().is_multiple_of(dim), "rms_norm_inplace: x must be [rows, {dim}]");
     let per_task = (4096 / dim).max(1);
     x.par_chunks_mut(dim * per_task).for_each(|xc| {
         for xr in xc.chunks_mut(dim) {

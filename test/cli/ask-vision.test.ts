@@ -1,0 +1,118 @@
+// `ovis ask` with images and video, end to end from the fixture's files through the real engine.
+// Tolerances (fixture README): from the image files, logits within 2e-3 of the reference, so the
+// first token's log-probability within 3e-3; greedy ids equal up to the first top-2 gap under 0.02.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fixtureDir, jsonLines, runOvis } from '../helpers/cli.js';
+import { caseOf, comparableIds, logSoftmaxAt } from '../helpers/reference.js';
+
+const input = (f: string) => join(fixtureDir, 'inputs', f);
+const tmp = mkdtempSync(join(tmpdir(), 'ovis-vision-'));
+
+function greedyArgs(name: string): string[] {
+  const c = caseOf(name);
+  return ['ask', '--model', fixtureDir, '--temperature', '0', '--max-new-tokens', '8', '--json', '--min-pixels', String(c.min_pixels), '--max-pixels', String(c.max_pixels)];
+}
+
+function questionOf(name: string): string {
+  const content = caseOf(name).messages.at(-1).content as any[];
+  return content.find((i) => i.type === 'text').text;
+}
+
+async function expectReference(name: string, args: string[], opts: { input?: Buffer } = {}) {
+  const r = await runOvis(args, opts);
+  assert.is(r.code, 0, r.stderr);
+  const events = jsonLines(r.stdout);
+  const tokens = events.filter((e) => e.type === 'token');
+  const want = comparableIds(name);
+  assert.equal(tokens.slice(0, want.length).map((t) => t.id), want, `${name} greedy ids`);
+  const lp = logSoftmaxAt(name, want[0]);
+  assert.ok(Math.abs(tokens[0].logprob - lp) < 3e-3, `${name} first logprob ${tokens[0].logprob} vs ${lp}`);
+  const done = events.at(-1);
+  assert.is(done.usage.prompt_tokens, caseOf(name).num_ids, `${name} prompt length`);
+  return done;
+}
+
+test('image case: ids, first log-probability, and vision time reported', async () => {
+  const done = await expectReference('image', [...greedyArgs('image'), input('photo.jpg'), questionOf('image')]);
+  assert.ok(done.timings.vision_ms > 0);
+});
+
+test('two_images case: two images in order', async () => {
+  await expectReference('two_images', [...greedyArgs('two_images'), input('small.png'), input('tall.png'), questionOf('two_images')]);
+});
+
+test('an <image> marker places the image exactly where the default order does', async () => {
+  await expectReference('image', [...greedyArgs('image'), '-a', input('photo.jpg'), `<image>\n${questionOf('image')}`]);
+});
+
+test('-a - reads the image from stdin', async () => {
+  await expectReference('image', [...greedyArgs('image'), '-a', '-', questionOf('image')], { input: readFileSync(input('photo.jpg')) });
+});
+
+const ffmpeg = spawnSync('ffmpeg', ['-version']).status === 0;
+
+test('video case: a lossless video of the frames, 4 frames sampled', async () => {
+  if (!ffmpeg) throw new Error('ffmpeg is needed for the video tests (.ci/run installs it)');
+  const video = join(tmp, 'frames.mkv');
+  const made = spawnSync('ffmpeg', ['-y', '-v', 'error', '-framerate', '4', '-start_number', '0', '-i', join(fixtureDir, 'inputs', 'frame%d.png'), '-c:v', 'ffv1', video]);
+  assert.is(made.status, 0, made.stderr.toString());
+  await expectReference('video', [...greedyArgs('video'), '--frames', '4', video, questionOf('video')]);
+});
+
+test('images and a video together are refused with an input error', async () => {
+  const video = join(tmp, 'frames.mkv');
+  const r = await runOvis([...greedyArgs('image'), input('photo.jpg'), '-a', video, 'Both?']);
+  assert.is(r.code, 3, r.stderr);
+  assert.match(r.stderr, /video/);
+});
+
+test('marker count must match the media count', async () => {
+  const r = await runOvis([...greedyArgs('image'), input('photo.jpg'), 'First <image> then <image>?']);
+  assert.is(r.code, 3, r.stderr);
+  assert.match(r.stderr, /marker|placeholder/i);
+});
+
+test('corrupt, empty and truncated images are input errors naming the file', async () => {
+  const files: Record<string, Buffer> = {
+    'random.png': Buffer.from(Array.from({ length: 4096 }, (_, i) => (i * 7919) % 251)),
+    'empty.jpg': Buffer.alloc(0),
+    'truncated.jpg': readFileSync(input('photo.jpg')).subarray(0, 600),
+  };
+  for (const [name, bytes] of Object.entries(files)) {
+    writeFileSync(join(tmp, name), bytes);
+    const r = await runOvis([...greedyArgs('image'), '-a', join(tmp, name), 'What is it?']);
+    assert.is(r.code, 3, `${name}: ${r.stderr}`);
+    assert.ok(r.stderr.includes(name), `${name}: ${r.stderr}`);
+  }
+});
+
+test('an image over --max-input-pixels is refused (decompression bomb guard)', async () => {
+  const r = await runOvis([...greedyArgs('image'), '--max-input-pixels', '1000', input('photo.jpg'), 'What is it?']);
+  assert.is(r.code, 3, r.stderr);
+  assert.match(r.stderr, /photo\.jpg/);
+});
+
+test('a video without frames is an input error', async () => {
+  if (!ffmpeg) throw new Error('ffmpeg is needed for the video tests (.ci/run installs it)');
+  const audio = join(tmp, 'silence.mkv');
+  const made = spawnSync('ffmpeg', ['-y', '-v', 'error', '-f', 'lavfi', '-i', 'anullsrc=r=8000:cl=mono', '-t', '0.5', audio]);
+  assert.is(made.status, 0, made.stderr.toString());
+  const r = await runOvis([...greedyArgs('video'), audio, 'What happens?']);
+  assert.is(r.code, 3, r.stderr);
+  assert.match(r.stderr, /silence\.mkv/);
+});
+
+test('no usable ffmpeg is an input error that says where ovis looked', async () => {
+  const staticBin = join(fixtureDir, '..', '..', '..', 'node_modules', 'ffmpeg-static', 'ffmpeg');
+  if (existsSync(staticBin)) return; // ffmpeg-static's own binary is installed: ffmpeg cannot be missing
+  const r = await runOvis([...greedyArgs('video'), '-a', join(tmp, 'frames.mkv'), 'What happens?'], { env: { OVIS_FFMPEG: '/nonexistent/ffmpeg', PATH: '/nonexistent' } });
+  assert.is(r.code, 3, r.stderr);
+  assert.match(r.stderr, /OVIS_FFMPEG/);
+});
+
+test.run();
