@@ -3,7 +3,7 @@ _ovis() {
   local cur prev words cword
   _init_completion 2>/dev/null || { cur="${COMP_WORDS[COMP_CWORD]}"; prev="${COMP_WORDS[COMP_CWORD-1]}"; }
   local cmds="ask info completion help"
-  local ask_opts="--model --system --think --no-think --max-new-tokens --temperature --top-p --top-k --repetition-penalty --seed --attach --min-pixels --max-pixels --frames --max-input-pixels --device --json --top-logprobs --verbose --help"
+  local ask_opts="--model --system --messages --think --no-think --max-new-tokens --temperature --top-p --top-k --repetition-penalty --seed --attach --min-pixels --max-pixels --frames --max-input-pixels --device --json --top-logprobs --verbose --help"
   local info_opts="--model --device --json --verbose --help"
   if [[ ${COMP_CWORD} -eq 1 ]]; then
     COMPREPLY=($(compgen -W "${cmds} --help --version" -- "${cur}"))
@@ -11,7 +11,7 @@ _ovis() {
   fi
   case "${prev}" in
     --model|-m) COMPREPLY=($(compgen -d -- "${cur}")); return ;;
-    --attach|-a) COMPREPLY=($(compgen -f -- "${cur}")); return ;;
+    --attach|-a|--messages) COMPREPLY=($(compgen -f -- "${cur}")); return ;;
     --device) COMPREPLY=($(compgen -W "auto cpu cuda cuda:0" -- "${cur}")); return ;;
     --system|-s|--max-new-tokens|-n|--temperature|-t|--top-p|--top-k|--repetition-penalty|--seed|--min-pixels|--max-pixels|--frames|--max-input-pixels|--top-logprobs) return ;;
   esac

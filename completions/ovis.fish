@@ -8,6 +8,7 @@ complete -c ovis -n '__fish_seen_subcommand_from ask info' -l device -x -a 'auto
 complete -c ovis -n '__fish_seen_subcommand_from ask info' -l json -d 'write JSON'
 complete -c ovis -n '__fish_seen_subcommand_from ask info' -s v -l verbose -d 'engine logs and timings'
 complete -c ovis -n '__fish_seen_subcommand_from ask' -s s -l system -x -d 'system prompt'
+complete -c ovis -n '__fish_seen_subcommand_from ask' -l messages -r -F -d 'earlier turns as OpenAI-style JSON'
 complete -c ovis -n '__fish_seen_subcommand_from ask' -l think -d 'let the model think first'
 complete -c ovis -n '__fish_seen_subcommand_from ask' -l no-think -d 'answer directly'
 complete -c ovis -n '__fish_seen_subcommand_from ask' -s n -l max-new-tokens -x -d 'most tokens to generate'

@@ -3,8 +3,10 @@
 //! Run with `--nocapture` to see the measured errors; `--ignored` adds the real-shape ViT timing.
 use half::bf16;
 use ovis_engine::error::EngineError;
+use ovis_engine::generate::kv_cache::KvCache;
 use ovis_engine::model::config::ModelConfig;
 use ovis_engine::model::merge::merge_embeddings;
+use ovis_engine::model::qwen3::Qwen3;
 use ovis_engine::model::vision::layout::window_index;
 use ovis_engine::model::vision::VisionEncoder;
 use ovis_engine::model::visual_head::VisualHead;
@@ -198,6 +200,59 @@ fn merged_embeddings_follow_input_ids() {
             assert_eq!(row, &want[..], "{case}: position {i} (id {id})");
         }
         assert_eq!(atom * h, visual.len(), "{case}: every visual row used once");
+    }
+}
+
+fn argmax(x: &[f32]) -> usize {
+    x.iter().enumerate().fold((0, f32::NEG_INFINITY), |b, (i, &v)| if v > b.1 { (i, v) } else { b }).0
+}
+
+/// Prompt logits and greedy continuation from merged embeddings: (max |Δ last_logits|, steps compared).
+fn run_llm(f: &Fixture, llm: &Qwen3, case: &str, embeds: &[f32]) -> (f32, usize) {
+    let mut cache = KvCache::new(&f.cfg.llm);
+    let mut logits = llm.forward(&mut cache, embeds).expect("forward");
+    let e = max_abs(&logits, &f32s(&f.expected, &format!("{case}.last_logits")));
+    let want = i64s(&f.expected, &format!("{case}.greedy_ids"));
+    let gaps = cases_json()[case].clone();
+    // Steps from the first near-tie (gap < 0.02) on may legitimately pick the other token.
+    let steps = gaps.iter().position(|&g| g < 0.02).unwrap_or(want.len());
+    let mut row = vec![0f32; f.cfg.llm.hidden];
+    for (step, &w) in want.iter().enumerate().take(steps) {
+        let got = argmax(&logits);
+        assert_eq!(got as i64, w, "{case}: greedy step {step}");
+        llm.embed(&[got as u32], &mut row);
+        logits = llm.forward(&mut cache, &row).expect("decode step");
+    }
+    (e, steps)
+}
+
+/// greedy_top2_gaps of every case in cases.json.
+fn cases_json() -> std::collections::HashMap<String, Vec<f32>> {
+    let text = std::fs::read_to_string(fixture_dir().join("cases.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v["cases"].as_array().unwrap().iter().map(|c| (c["name"].as_str().unwrap().to_string(), c["greedy_top2_gaps"].as_array().unwrap().iter().map(|g| g.as_f64().unwrap() as f32).collect())).collect()
+}
+
+#[test]
+fn end_to_end_logits_and_greedy_ids() {
+    let f = fixture();
+    let vit = VisionEncoder::load(&f.cfg.vit, &f.weights).unwrap();
+    let head = VisualHead::load(&f.cfg, &f.weights).unwrap();
+    let llm = Qwen3::load(&f.cfg.llm, &f.weights).expect("load Qwen3");
+    let h = f.cfg.llm.hidden;
+    for case in IMAGE_CASES {
+        let ids: Vec<i32> = i64s(&f.expected, &format!("{case}.input_ids")).iter().map(|&i| i as i32).collect();
+        let text_embed = |t: &[u32], out: &mut [f32]| llm.embed(t, out);
+        // The reference's visual embeddings (merge + LLM alone), then ours from pixels (the whole path).
+        let ref_visual = f32s(&f.expected, &format!("{case}.visual_embeds"));
+        let merged = merge_embeddings(&ids, text_embed, &head, &ref_visual, h).unwrap();
+        let (e_ref, steps) = run_llm(&f, &llm, case, &merged);
+        let (pixels, source) = case_pixels(&f.expected, case);
+        let (_, visual) = head.forward(&vit.encode(&pixels, &grids(&f.expected, case)).unwrap()).unwrap();
+        let merged = merge_embeddings(&ids, text_embed, &head, &visual, h).unwrap();
+        let (e_ours, _) = run_llm(&f, &llm, case, &merged);
+        println!("{case:>10}: last_logits max abs error {e_ref:.2e} from reference visual_embeds, {e_ours:.2e} from {source}; greedy ids equal for {steps} steps");
+        assert!(e_ref <= 1e-3 && e_ours <= 2e-3, "{case}: last_logits errors {e_ref:.3e} / {e_ours:.3e}");
     }
 }
 

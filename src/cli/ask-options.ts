@@ -5,6 +5,7 @@ import { deviceOption, floatOption, intOption } from './options.js';
 export interface AskOptions {
   model?: string;
   system?: string;
+  messages?: string;
   think: boolean;
   maxNewTokens: number;
   temperature?: number;
@@ -29,6 +30,7 @@ export function addGenerationOptions(cmd: Command): Command {
   return cmd
     .option('-m, --model <dir>', 'Ovis2.5 model directory (default: $OVIS_MODEL)')
     .option('-s, --system <text>', 'system prompt')
+    .option('--messages <file>', 'earlier turns as an OpenAI-style JSON array of {role, content} (media parts are files)')
     .option('--think', 'let the model think first; thinking goes to stderr', false)
     .option('--no-think', 'answer directly (default)')
     .option('-n, --max-new-tokens <n>', 'most tokens to generate', intOption('--max-new-tokens', 1, 40960), 1024)

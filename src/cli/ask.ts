@@ -13,6 +13,7 @@ import { loadMedia, type LoadedMedium } from './load-media.js';
 import { splitPositionals, type MediaArg } from './media-args.js';
 import { startEngine } from './start-engine.js';
 import { readStdinText, joinPrompt } from './stdin.js';
+import { readMessagesFile, type Conversation } from './messages-file.js';
 import { samplingFrom } from './sampling.js';
 import { detokenizerFor } from './detokenizer.js';
 
@@ -31,7 +32,9 @@ export async function runAsk(args: string[], opts: AskOptions): Promise<void> {
   const stdinUsedForImage = opts.attach.includes('-');
   const piped = stdinUsedForImage ? '' : await readStdinText();
   const text = joinPrompt(piped, words);
-  if (!text.trim() && media.length === 0) {
+  const history = opts.messages ? readMessagesFile(opts.messages) : { messages: [], media: [] };
+  const endsWithUser = history.messages.at(-1)?.role === 'user';
+  if (!text.trim() && media.length === 0 && !endsWithUser) {
     throw new UsageError('no prompt: give it as arguments or on standard input, e.g. ovis ask "Why is the sky blue?"');
   }
   if (opts.topLogprobs > 0 && !opts.json) throw new UsageError('--top-logprobs needs --json (log-probabilities are only printed as JSON)');
@@ -42,7 +45,7 @@ export async function runAsk(args: string[], opts: AskOptions): Promise<void> {
   const engine = await startEngine(modelDir, opts, log);
   let prepared: { ids: Int32Array; loaded: LoadedMedium[]; prompts: PromptBuilder };
   try {
-    prepared = await preparePrompt(text, media, opts, log, modelDir);
+    prepared = await preparePrompt(text, media, history, opts, log, modelDir);
   } catch (e) {
     await engine.close();
     throw e;
@@ -79,13 +82,19 @@ export async function runAsk(args: string[], opts: AskOptions): Promise<void> {
 }
 
 /** Tokenizer, media and chat template → the engine's input ids. */
-async function preparePrompt(text: string, media: MediaArg[], opts: AskOptions, log: Logger, modelDir: string) {
+async function preparePrompt(text: string, media: MediaArg[], history: Conversation, opts: AskOptions, log: Logger, modelDir: string) {
   const prompts = await PromptBuilder.load(modelDir);
-  const loaded = await loadMedia(media, opts, log);
-  const content = buildUserContent(text, loaded.map((m) => m.kind));
+  const loaded = await loadMedia([...history.media, ...media], opts, log);
   const messages: ChatMessage[] = [];
-  if (opts.system !== undefined) messages.push({ role: 'system', content: opts.system });
-  messages.push({ role: 'user', content: content.length === 1 && content[0].type === 'text' ? content[0].text : content });
+  if (opts.system !== undefined) {
+    if (history.messages[0]?.role === 'system') throw new UsageError('--system and a system message in --messages: give one of them');
+    messages.push({ role: 'system', content: opts.system });
+  }
+  messages.push(...history.messages);
+  if (text.trim() || media.length > 0) {
+    const content = buildUserContent(text, media.map((m) => m.kind));
+    messages.push({ role: 'user', content: content.length === 1 && content[0].type === 'text' ? content[0].text : content });
+  }
   const { ids } = prompts.encode(messages, { enableThinking: opts.think, grids: loaded.map((m) => m.grid), kinds: loaded.map((m) => m.kind) });
   log.verbose(`prompt: ${ids.length} positions, ${loaded.length} media`);
   return { ids, loaded, prompts };

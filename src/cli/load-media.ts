@@ -29,10 +29,10 @@ export async function loadMedia(media: readonly MediaArg[], opts: MediaOptions, 
   for (const m of media) {
     const t0 = performance.now();
     if (m.kind === 'video') {
-      const v = await prepareVideo(m.source, { frames: opts.frames, minPixels: opts.minPixels, maxPixels: opts.maxPixels });
+      const v = await prepareVideo(m.source, { frames: opts.frames, minPixels: opts.minPixels, maxPixels: opts.maxPixels, maxInputPixels: opts.maxInputPixels });
       out.push({ kind: 'video', pixels: v.pixels, grid: [...v.grid] as [number, number, number] });
     } else {
-      const source = m.source === '-' ? await readAll(stdin) : m.source;
+      const source = m.bytes ?? (m.source === '-' ? await readAll(stdin) : m.source);
       const img = await prepareImage(source, { minPixels: opts.minPixels, maxPixels: opts.maxPixels, maxInputPixels: opts.maxInputPixels, name: m.source === '-' ? 'standard input' : m.source });
       out.push({ kind: 'image', pixels: img.pixels, grid: [...img.grid] as [number, number, number] });
     }

@@ -16,8 +16,10 @@ export function mediaKindOfPath(path: string): MediaKindOf | undefined {
 
 export interface MediaArg {
   kind: MediaKindOf;
-  /** A file path, or '-' for an image on stdin. */
+  /** A file path, '-' for an image on stdin, or a description when `bytes` holds the file. */
   source: string;
+  /** The file's bytes when it did not come from a path (a data: URL). */
+  bytes?: Uint8Array;
 }
 
 /** Splits positionals into media files and prompt words, keeping each group's order. */

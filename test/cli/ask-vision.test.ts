@@ -115,4 +115,24 @@ test('no usable ffmpeg is an input error that says where ovis looked', async () 
   assert.match(r.stderr, /OVIS_FFMPEG/);
 });
 
+test('multiturn case: a --messages conversation with an image, then a follow-up prompt', async () => {
+  const c = caseOf('multiturn');
+  const [system, user, assistant, last] = c.messages;
+  const conversation = [
+    system,
+    { role: 'user', content: user.content.map((p: any) => (p.type === 'image' ? { type: 'image', path: input('small.png') } : p)) },
+    assistant,
+  ];
+  const file = join(tmp, 'conversation.json');
+  writeFileSync(file, JSON.stringify(conversation));
+  await expectReference('multiturn', [...greedyArgs('multiturn'), '--messages', file, last.content]);
+});
+
+test('a --messages file whose last turn is the question needs no prompt', async () => {
+  const file = join(tmp, 'question.json');
+  const url = `data:image/jpeg;base64,${readFileSync(input('photo.jpg')).toString('base64')}`;
+  writeFileSync(file, JSON.stringify([{ role: 'user', content: [{ type: 'image_url', image_url: { url } }, { type: 'text', text: questionOf('image') }] }]));
+  await expectReference('image', [...greedyArgs('image'), '--messages', file]);
+});
+
 test.run();

@@ -13,7 +13,7 @@ pub fn merge_embeddings(ids: &[i32], text_embed: impl Fn(&[u32], &mut [f32]), he
     if hidden == 0 || hidden != head.hidden() {
         return Err(bad_request(format!("merge: hidden size {hidden} does not match the visual embedding table's {}", head.hidden())));
     }
-    if visual.len() % hidden != 0 {
+    if !visual.len().is_multiple_of(hidden) {
         return Err(bad_request(format!("merge: visual embeddings have {} floats, not a multiple of the hidden size {hidden}", visual.len())));
     }
     let rows = visual.len() / hidden;

@@ -9,6 +9,7 @@ use crate::error::{bad_request, model_err, Result};
 use crate::model::config::VitConfig;
 use crate::model::weights::{WeightRef, Weights};
 use half::bf16;
+use rayon::prelude::*;
 use layout::{check_grids, frame_segments, permute_cells, positions, segments_from_cu, unpermute_cells, window_index};
 use std::sync::Arc;
 
@@ -40,20 +41,23 @@ pub struct VisionEncoder {
     pub bf16_pixels: bool,
 }
 
-/// Deterministic pseudo-random bf16 values uniform in center ± scale (splitmix64), for synthetic weights.
+/// Deterministic pseudo-random bf16 values uniform in center ± scale (splitmix64 per 64 Ki chunk, filled
+/// in parallel; the result does not depend on the thread count), for synthetic weights.
 pub(crate) fn random_bf16(seed: u64, len: usize, center: f32, scale: f32) -> Vec<bf16> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03;
-    (0..len)
-        .map(|_| {
+    let mut out = vec![bf16::ZERO; len];
+    out.par_chunks_mut(1 << 16).enumerate().for_each(|(ci, chunk)| {
+        let mut s = (seed ^ (ci as u64).wrapping_mul(0xD1B5_4A32_D192_ED03)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        for v in chunk {
             s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
             let mut z = s;
             z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
             z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
             z ^= z >> 31;
             let u = (z >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0;
-            bf16::from_f32(center + scale * u)
-        })
-        .collect()
+            *v = bf16::from_f32(center + scale * u);
+        }
+    });
+    out
 }
 
 type Getter<'a> = dyn FnMut(&str, &[usize]) -> Result<WeightRef> + 'a;

@@ -69,7 +69,7 @@ impl VisualHead {
 
     /// vit_out [N, D] (§2.5 order) → probabilities [N/s², V]: row m concatenates tokens s²m..s²m+s²−1.
     pub fn probabilities(&self, vit_out: &[f32]) -> Result<Vec<f32>> {
-        if vit_out.is_empty() || vit_out.len() % self.in_dim != 0 {
+        if vit_out.is_empty() || !vit_out.len().is_multiple_of(self.in_dim) {
             return Err(bad_request(format!("vision features have {} floats: not a positive multiple of one merge cell ({})", vit_out.len(), self.in_dim)));
         }
         let (m, v) = (vit_out.len() / self.in_dim, self.vocab);
@@ -86,7 +86,7 @@ impl VisualHead {
 
     /// probabilities [M, V] → visual embeddings [M, H] = probs · VTE.
     pub fn embed(&self, probs: &[f32]) -> Result<Vec<f32>> {
-        if probs.len() % self.vocab != 0 {
+        if !probs.len().is_multiple_of(self.vocab) {
             return Err(bad_request(format!("visual probabilities have {} floats: not a multiple of the visual vocabulary {}", probs.len(), self.vocab)));
         }
         let m = probs.len() / self.vocab;

@@ -25,6 +25,7 @@ fn by_head_t(x: &[f32], tokens: usize, heads: usize, hd: usize) -> Vec<f32> {
 /// One head, one segment, up to QB queries. q: [QB, hd] (pre-scaled, zero rows past nq), kt/vt: this
 /// head's [hd, stride] tables, keys start..start+len; s: scratch [QB, len]; o: [nq, hd] output rows.
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 fn block_impl<const FMA: bool>(q: &[f32], nq: usize, kt: &[f32], vt: &[f32], stride: usize, start: usize, len: usize, s: &mut [f32], o: &mut [f32]) {
     let hd = q.len() / QB;
     let full = len / JS * JS;
@@ -82,6 +83,7 @@ multiversion! {
 
 /// q, k, v, out: [tokens, heads·hd]; segments (start, len) tile 0..tokens; scale hd^−0.5. Parallel over
 /// heads × segments × blocks of 4 queries.
+#[allow(clippy::too_many_arguments)]
 pub fn segment_attention(q: &[f32], k: &[f32], v: &[f32], tokens: usize, heads: usize, hd: usize, segments: &[(usize, usize)], out: &mut [f32]) {
     assert_eq!(q.len(), tokens * heads * hd, "q must be [tokens, heads·hd]");
     assert_eq!(segments.iter().map(|s| s.1).sum::<usize>(), tokens, "segments must tile the tokens");
