@@ -3,6 +3,7 @@
 // decode exactly those frames with ffmpeg as RGB, resize every frame to the smart_resize size of
 // frame 0 with Pillow-exact bilinear, and patchify into one grid [N, gh, gw].
 import { stat } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import { InputError } from '../errors.js';
 import { DEFAULT_MAX_INPUT_PIXELS, formatPixels } from './decode-image.js';
 import { findFfmpeg, parseFfmpegInfo, run, type Ffmpeg, type FindFfmpegOptions, type VideoInfo } from './ffmpeg.js';
@@ -52,15 +53,17 @@ export async function prepareVideo(path: string, options: PrepareVideoOptions = 
   const t0 = performance.now();
   await checkReadable(path);
   const ffmpeg = await findFfmpeg(options);
-  const info = await probe(ffmpeg, path, options.signal);
+  // an explicit file: URL, so a name like "concat:a|b" or "http://…" is never read as a protocol
+  const input = `file:${resolve(path)}`;
+  const info = await probe(ffmpeg, input, path, options.signal);
   if (info.width !== null && info.height !== null && maxInput > 0 && info.width * info.height > maxInput) {
     throw new InputError(
       `video ${path} has ${info.width}×${info.height} frames, over the limit of ${formatPixels(maxInput)} per frame; scale it down first`,
     );
   }
-  const total = info.fps !== null && info.duration !== null ? Math.trunc(info.fps * info.duration) : await countFrames(ffmpeg, path, options.signal);
+  const total = info.fps !== null && info.duration !== null ? Math.trunc(info.fps * info.duration) : await countFrames(ffmpeg, input, options.signal);
   const frameIndices = sampleFrameIndices(total, n);
-  const frames = await decodeFrames(ffmpeg, path, frameIndices, maxInput, options.signal);
+  const frames = await decodeFrames(ffmpeg, input, path, frameIndices, maxInput, options.signal);
   const t1 = performance.now();
 
   const first = frames[0];
@@ -98,12 +101,13 @@ async function checkReadable(path: string): Promise<void> {
 
 const QUIET = ['-hide_banner', '-nostdin'];
 
-async function probe(ffmpeg: Ffmpeg, path: string, signal?: AbortSignal): Promise<VideoInfo> {
+/** `input` is what ffmpeg reads, `path` what the user gave (for messages). */
+async function probe(ffmpeg: Ffmpeg, input: string, path: string, signal?: AbortSignal): Promise<VideoInfo> {
   // Without an output ffmpeg exits 1 after printing the input's description; that is expected.
-  const r = await run(ffmpeg.path, [...QUIET, '-i', path], { env: ffmpeg.env, signal });
+  const r = await run(ffmpeg.path, [...QUIET, '-i', input], { env: ffmpeg.env, signal });
   const info = parseFfmpegInfo(r.stderr);
   if (info === null) {
-    const why = lastLine(r.stderr);
+    const why = lastLine(r.stderr).replace(`${input}: `, '');
     throw new InputError(
       /Stream #/.test(r.stderr) ? `${path} has no video stream` : `cannot read video ${path}: ${why || 'ffmpeg does not recognise it'}; is it a video file?`,
     );
@@ -112,8 +116,8 @@ async function probe(ffmpeg: Ffmpeg, path: string, signal?: AbortSignal): Promis
 }
 
 /** Fallback when the container gives no duration or rate: count the video packets (no decoding). */
-async function countFrames(ffmpeg: Ffmpeg, path: string, signal?: AbortSignal): Promise<number> {
-  const r = await run(ffmpeg.path, [...QUIET, '-i', path, '-map', '0:v:0', '-c', 'copy', '-f', 'null', '-'], { env: ffmpeg.env, signal });
+async function countFrames(ffmpeg: Ffmpeg, input: string, signal?: AbortSignal): Promise<number> {
+  const r = await run(ffmpeg.path, [...QUIET, '-i', input, '-map', '0:v:0', '-c', 'copy', '-f', 'null', '-'], { env: ffmpeg.env, signal });
   const all = [...r.stderr.matchAll(/frame=\s*(\d+)/g)];
   return all.length > 0 ? Number(all[all.length - 1][1]) : 0;
 }
@@ -123,16 +127,16 @@ async function countFrames(ffmpeg: Ffmpeg, path: string, signal?: AbortSignal): 
  * Indices past the real end (the container's duration can overstate the video stream) get the
  * last frame, as moviepy does.
  */
-async function decodeFrames(ffmpeg: Ffmpeg, path: string, indices: number[], maxInput: number, signal?: AbortSignal): Promise<RgbFrame[]> {
+async function decodeFrames(ffmpeg: Ffmpeg, input: string, path: string, indices: number[], maxInput: number, signal?: AbortSignal): Promise<RgbFrame[]> {
   const unique = [...new Set(indices)].sort((a, b) => a - b);
   const expr = unique.map((i) => `eq(n\\,${i})`).join('+');
-  const got = await selectFrames(ffmpeg, path, expr, maxInput, false, signal);
+  const got = await selectFrames(ffmpeg, input, path, expr, maxInput, false, signal);
   const byIndex = new Map<number, RgbFrame>();
   got.forEach((f, k) => byIndex.set(unique[k], f));
   if (got.length < unique.length) {
     // the remaining indices lie past the end: fetch the video's last frame
     const from = got.length > 0 ? unique[got.length - 1] + 1 : 0;
-    const tail = await selectFrames(ffmpeg, path, `gte(n\\,${from})`, maxInput, true, signal);
+    const tail = await selectFrames(ffmpeg, input, path, `gte(n\\,${from})`, maxInput, true, signal);
     const last = tail[0] ?? got[got.length - 1];
     if (last === undefined) throw new InputError(`video ${path} has no frames that ffmpeg can decode`);
     for (const i of unique.slice(got.length)) byIndex.set(i, last);
@@ -140,7 +144,7 @@ async function decodeFrames(ffmpeg: Ffmpeg, path: string, indices: number[], max
   return indices.map((i) => byIndex.get(i)!);
 }
 
-async function selectFrames(ffmpeg: Ffmpeg, path: string, expr: string, maxInput: number, keepLastOnly: boolean, signal?: AbortSignal): Promise<RgbFrame[]> {
+async function selectFrames(ffmpeg: Ffmpeg, input: string, path: string, expr: string, maxInput: number, keepLastOnly: boolean, signal?: AbortSignal): Promise<RgbFrame[]> {
   const frames: RgbFrame[] = [];
   let tooLarge: RgbFrame | undefined;
   const reader = new PpmStreamReader((f) => {
@@ -149,7 +153,7 @@ async function selectFrames(ffmpeg: Ffmpeg, path: string, expr: string, maxInput
     else frames.push(f);
   });
   const args = [
-    ...QUIET, '-loglevel', 'error', '-i', path,
+    ...QUIET, '-loglevel', 'error', '-i', input,
     '-map', '0:v:0', '-an', '-sn', '-dn',
     // `n` counts decoded frames from 0, like moviepy reading the stream frame by frame
     '-vf', `select=${expr}`,

@@ -10,6 +10,7 @@ import * as assert from 'uvu/assert';
 import { InputError } from '../../src/errors.js';
 import { findFfmpeg, parseFfmpegInfo, type Ffmpeg } from '../../src/media/ffmpeg.js';
 import { patchify } from '../../src/media/patchify.js';
+import { PpmStreamReader, type RgbFrame } from '../../src/media/ppm-stream.js';
 import { prepareVideo, sampleFrameIndices } from '../../src/media/video.js';
 import { readSafetensors, toNumbers } from '../helpers/safetensors.js';
 
@@ -70,6 +71,21 @@ test('sampleFrameIndices is the demo formula int(i·total/n)', () => {
   assert.equal(sampleFrameIndices(4, 8), [0, 0, 1, 1, 2, 2, 3, 3]);
   assert.equal(sampleFrameIndices(10, 3), [0, 3, 6]);
   assert.equal(sampleFrameIndices(0, 2), [0, 0]);
+});
+
+test('PpmStreamReader splits a P6 stream however it is chunked', () => {
+  const a = Buffer.concat([Buffer.from('P6\n2 1\n255\n'), Buffer.from([1, 2, 3, 4, 5, 6])]);
+  const b = Buffer.concat([Buffer.from('P6 1 2\n# comment\n255\n'), Buffer.from([10, 32, 10, 7, 8, 9])]);
+  const stream = Buffer.concat([a, b]);
+  for (const size of [1, 3, 7, stream.length]) {
+    const frames: RgbFrame[] = [];
+    const r = new PpmStreamReader((f) => frames.push(f));
+    for (let i = 0; i < stream.length; i += size) r.push(stream.subarray(i, i + size));
+    assert.is(r.leftover, 0);
+    assert.equal(frames.map((f) => [f.width, f.height, Array.from(f.data)]), [[2, 1, [1, 2, 3, 4, 5, 6]], [1, 2, [10, 32, 10, 7, 8, 9]]], `chunk ${size}`);
+  }
+  assert.throws(() => new PpmStreamReader(() => {}).push(Buffer.from('P3\n1 1\n255\n')));
+  assert.throws(() => new PpmStreamReader(() => {}).push(Buffer.from('P6\n1 1\n65535\n')));
 });
 
 test('parseFfmpegInfo reads duration and rate as moviepy does', () => {

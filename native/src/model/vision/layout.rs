@@ -13,7 +13,7 @@ pub fn check_grids(grids: &[[usize; 3]], s: usize) -> Result<usize> {
             return Err(bad_request(format!("grid {i} is ({t}, {h}, {w}): t, h and w must all be positive")));
         }
         if h % s != 0 || w % s != 0 {
-            return Err(bad_request(format!("grid {i} is ({t}, {h}, {w}): h and w must be multiples of the merge stride {s} (images are resized to multiples of {} px)", 16 * s)));
+            return Err(bad_request(format!("grid {i} is ({t}, {h}, {w}): h and w (in patches) must be multiples of the merge stride {s}")));
         }
         let vol = t.checked_mul(h).and_then(|v| v.checked_mul(w)).filter(|&v| v <= 1 << 24);
         let vol = vol.ok_or_else(|| bad_request(format!("grid {i} is ({t}, {h}, {w}): too many patches")))?;
