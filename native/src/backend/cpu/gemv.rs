@@ -118,7 +118,7 @@ mod avx512 {
                 xo[r] = _mm512_loadu_ps(xd.as_ptr().add(r * k32 + c + 16));
             }
             for (q, aq) in acc.iter_mut().enumerate() {
-                if PF > 0 { _mm_prefetch::<_MM_HINT_T0>(wp.add(q * k + c + PF) as *const i8); }
+                if PF > 0 { _mm_prefetch::<_MM_HINT_T0>(wp.add(q * k + c + PF * k) as *const i8); }
                 let v = _mm512_loadu_si512(wp.add(q * k + c) as *const __m512i);
                 let we = _mm512_castsi512_ps(_mm512_slli_epi32::<16>(v));
                 let wo = _mm512_castsi512_ps(_mm512_and_si512(v, hi_mask));
