@@ -2,7 +2,7 @@
 use ovis_engine::server::{serve, FrameWriter};
 use std::io::{BufReader, BufWriter};
 
-const USAGE: &str = "usage: ovis-engine [serve]\n\n  serve   speak the ovis frame protocol on stdin/stdout (default)\n\nThe engine is started by the `ovis` command; see docs/protocol.md.";
+const USAGE: &str = "usage: ovis-engine [serve | bench ARGS]\n\n  serve   speak the ovis frame protocol on stdin/stdout (default)\n  bench   measure vision encode, time to first token, prefill and decode (JSON on stdout;\n          `ovis-engine bench --help` for its arguments)\n\nThe engine is started by the `ovis` command; see docs/protocol.md.";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -11,6 +11,7 @@ fn main() {
             let writer = FrameWriter::new(Box::new(BufWriter::new(std::io::stdout())));
             serve(BufReader::new(std::io::stdin()), writer)
         }
+        Some("bench") => ovis_engine::bench::main(&args[1..]),
         Some("--version") => {
             eprintln!("ovis-engine {}", env!("CARGO_PKG_VERSION"));
             0

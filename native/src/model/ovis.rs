@@ -40,6 +40,18 @@ impl OvisModel {
         Ok(OvisModel { cfg, llm, vision, head, params, weight_bytes })
     }
 
+    /// Random weights of `cfg`'s shapes, in memory (benchmarks of released shapes without files).
+    pub fn synthetic(cfg: ModelConfig, seed: u64) -> Self {
+        let llm = Qwen3::synthetic(&cfg.llm, seed);
+        let vision = VisionEncoder::synthetic(&cfg.vit, seed ^ 1);
+        let head = VisualHead::synthetic(&cfg, seed ^ 2);
+        let v = &cfg.vit;
+        let vit_params = (v.hidden * 768 + v.hidden + 1024 * v.hidden + v.layers * (4 * (v.hidden * v.hidden + v.hidden) + 2 * v.hidden * v.intermediate + v.intermediate + v.hidden + 4 * v.hidden) + 2 * v.hidden) as u64;
+        let head_params = ((cfg.visual_vocab - 4) * (4 * v.hidden + 2) + cfg.visual_vocab * cfg.llm.hidden) as u64;
+        let params = llm.param_count() + vit_params + head_params;
+        OvisModel { cfg, llm, vision, head, params, weight_bytes: 2 * params }
+    }
+
     /// The `info` object of `model_loaded` (docs/protocol.md).
     pub fn info(&self, backend: &str, device: &str) -> serde_json::Value {
         let l = &self.cfg.llm;

@@ -36,7 +36,6 @@ mod avx512 {
     use super::*;
     use half::bf16;
     use std::arch::x86_64::*;
-    static PFD: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
 
     /// Deinterleaves each row of x [m, k] per 32-element chunk: [x0 x2 … x30 | x1 x3 … x31].
     /// Returns [m, k32] with k32 = k rounded down to 32 (the tail is handled with the original x).
@@ -105,7 +104,6 @@ mod avx512 {
     #[inline(always)]
     unsafe fn block<const WR: usize, const R: usize>(xd: &[f32], x: &[f32], k: usize, w: &[bf16], j: usize) -> [[f32; R]; WR] {
         let k32 = k / 32 * 32;
-        let PF: usize = *PFD.get_or_init(|| std::env::var("OVIS_PF").ok().and_then(|v| v.parse().ok()).unwrap_or(0));
         let hi_mask = _mm512_set1_epi32(0xFFFF_0000u32 as i32);
         let mut acc = [[_mm512_setzero_ps(); R]; WR];
         let wp = w.as_ptr().add(j * k);
@@ -118,7 +116,6 @@ mod avx512 {
                 xo[r] = _mm512_loadu_ps(xd.as_ptr().add(r * k32 + c + 16));
             }
             for (q, aq) in acc.iter_mut().enumerate() {
-                if PF > 0 { _mm_prefetch::<_MM_HINT_T0>(wp.add(q * k + c + PF * k) as *const i8); }
                 let v = _mm512_loadu_si512(wp.add(q * k + c) as *const __m512i);
                 let we = _mm512_castsi512_ps(_mm512_slli_epi32::<16>(v));
                 let wo = _mm512_castsi512_ps(_mm512_and_si512(v, hi_mask));
