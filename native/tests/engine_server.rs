@@ -144,3 +144,68 @@ fn bad_model_dir_then_good_one_then_bad_requests_then_generation() {
     assert_eq!(done.1["finish_reason"], "length");
     assert_eq!(done.1["completion_tokens"], 3);
 }
+
+fn generate_in(id: u64, session: &str, keep: usize, ids: &[i32], max_new: usize) -> Vec<u8> {
+    let g = Generate { id, session: session.into(), keep, n_ids: ids.len(), media: vec![], max_new_tokens: max_new, sampling: Sampling { temperature: 0.0, top_k: 0, top_p: 1.0, repetition_penalty: 1.0, seed: 0 }, stop_ids: vec![], top_logprobs: 0 };
+    frame_of(kind::GENERATE, &g, ids.iter().flat_map(|i| i.to_le_bytes()).collect()).encode()
+}
+
+fn tokens_of(frames: &[(u8, serde_json::Value)], id: u64) -> Vec<i64> {
+    frames.iter().filter(|f| f.0 == kind::TOKEN && f.1["id"] == id).map(|f| f.1["token"].as_i64().unwrap()).collect()
+}
+
+#[test]
+fn a_session_continues_from_its_cache_like_a_fresh_prompt() {
+    let prompt = [151644, 872, 198, 9707, 151645, 198, 151644, 77091, 198];
+    // First turn: 4 tokens. The cache then holds the prompt and the first 3 of them.
+    let mut input = hello();
+    input.extend(load(1, &fixture()));
+    input.extend(generate_in(2, "chat", 0, &prompt, 4));
+    let (_, frames) = run(input);
+    let first = tokens_of(&frames, 2);
+    assert_eq!(first.len(), 4);
+    // Continue: keep everything cached and send only the last token plus new text.
+    let follow = [first[3] as i32, 198, 3838];
+    let mut input = hello();
+    input.extend(load(1, &fixture()));
+    input.extend(generate_in(2, "chat", 0, &prompt, 4));
+    input.extend(generate_in(3, "chat", prompt.len() + 3, &follow, 3));
+    let (_, frames) = run(input);
+    let continued = tokens_of(&frames, 3);
+    let done = frames.iter().find(|f| f.0 == kind::DONE && f.1["id"] == 3).unwrap();
+    assert_eq!(done.1["cached_tokens"], prompt.len() + 3);
+    assert_eq!(done.1["prompt_tokens"], 3);
+    // The same conversation sent whole to a fresh session gives the same tokens.
+    let mut whole: Vec<i32> = prompt.to_vec();
+    whole.extend(first.iter().map(|&t| t as i32));
+    whole.extend(&follow[1..]);
+    let mut input = hello();
+    input.extend(load(1, &fixture()));
+    input.extend(generate_in(4, "fresh", 0, &whole, 3));
+    let (_, frames) = run(input);
+    assert_eq!(tokens_of(&frames, 4), continued);
+}
+
+#[test]
+fn keep_beyond_the_cache_is_a_bad_request_and_close_session_answers() {
+    let mut input = hello();
+    input.extend(load(1, &fixture()));
+    input.extend(generate_in(2, "s", 5, &[1, 2], 1));
+    input.extend(frame_of(kind::CLOSE_SESSION, &SessionRef { session: "s".into() }, vec![]).encode());
+    let (_, frames) = run(input);
+    assert_eq!(frames[2].1["code"], "bad_request");
+    assert!(frames[2].1["message"].as_str().unwrap().contains("keep = 5"));
+    assert_eq!(frames[3].0, kind::SESSION_CLOSED);
+}
+
+#[test]
+fn a_cancel_sent_right_after_the_request_stops_it_early() {
+    let mut input = hello();
+    input.extend(load(1, &fixture()));
+    input.extend(generate_in(2, "s", 0, &[151644, 872, 198], 1000));
+    input.extend(frame_of(kind::CANCEL, &IdOnly { id: 2 }, vec![]).encode());
+    let (_, frames) = run(input);
+    let done = frames.iter().find(|f| f.0 == kind::DONE).expect("a done frame");
+    assert_eq!(done.1["finish_reason"], "cancelled");
+    assert!(done.1["completion_tokens"].as_u64().unwrap() < 1000);
+}

@@ -1,0 +1,66 @@
+// An untied lm_head (the 9B layout): a model directory whose config says tie_word_embeddings=false
+// and carries llm.lm_head.weight. With lm_head = embed_tokens the answer equals the tied model's;
+// with a different lm_head the logits change, so the engine really reads it.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fixtureDir, jsonLines, runOvis } from '../helpers/cli.js';
+import { comparableIds } from '../helpers/reference.js';
+
+/** The fixture with an untied lm_head made from the embedding by `transform` (on bf16 bits). */
+function untiedModel(transform: (bits: Uint16Array) => void): string {
+  const dir = mkdtempSync(join(tmpdir(), 'ovis-untied-'));
+  for (const f of readdirSync(fixtureDir)) {
+    if (statSync(join(fixtureDir, f)).isFile() && !f.endsWith('.safetensors') && f !== 'config.json') copyFileSync(join(fixtureDir, f), join(dir, f));
+  }
+  const config = JSON.parse(readFileSync(join(fixtureDir, 'config.json'), 'utf8'));
+  config.llm_config.tie_word_embeddings = false;
+  writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
+  const buf = readFileSync(join(fixtureDir, 'model.safetensors'));
+  const n = Number(buf.readBigUInt64LE(0));
+  const header = JSON.parse(buf.subarray(8, 8 + n).toString('utf8'));
+  const blob = buf.subarray(8 + n);
+  const embed = header['llm.model.embed_tokens.weight'];
+  const [b, e] = embed.data_offsets;
+  const head = new Uint16Array(new Uint8Array(blob.subarray(b, e)).buffer);
+  transform(head);
+  header['llm.lm_head.weight'] = { dtype: 'BF16', shape: embed.shape, data_offsets: [blob.length, blob.length + (e - b)] };
+  let text = JSON.stringify(header);
+  text += ' '.repeat((8 - (text.length % 8)) % 8);
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(text.length));
+  writeFileSync(join(dir, 'model.safetensors'), Buffer.concat([len, Buffer.from(text), blob, Buffer.from(head.buffer)]));
+  return dir;
+}
+
+const greedy = (model: string) => runOvis(['ask', '--model', model, '--temperature', '0', '--max-new-tokens', '8', '--json', 'Describe the Yellow Mountain in one sentence.']);
+
+test('an untied lm_head equal to the embedding gives the tied model\'s answer', async () => {
+  const r = await greedy(untiedModel(() => {}));
+  assert.is(r.code, 0, r.stderr);
+  const tokens = jsonLines(r.stdout).filter((e) => e.type === 'token');
+  assert.equal(tokens.map((t) => t.id), comparableIds('text'));
+  const tied = jsonLines((await greedy(fixtureDir)).stdout)[0].logprob;
+  assert.is(tokens[0].logprob, tied);
+});
+
+test('a different untied lm_head is the one that produces the logits', async () => {
+  // Flip the sign bit of every weight: logits are negated, so greedy picks another token.
+  const r = await greedy(untiedModel((bits) => bits.forEach((v, i) => (bits[i] = v ^ 0x8000))));
+  assert.is(r.code, 0, r.stderr);
+  const first = jsonLines(r.stdout)[0];
+  assert.is.not(first.id, comparableIds('text')[0]);
+});
+
+test('an untied config without llm.lm_head.weight is a model error naming it', async () => {
+  const dir = untiedModel(() => {});
+  const buf = readFileSync(join(fixtureDir, 'model.safetensors'));
+  writeFileSync(join(dir, 'model.safetensors'), buf);
+  const r = await greedy(dir);
+  assert.is(r.code, 4, r.stderr);
+  assert.match(r.stderr, /llm\.lm_head\.weight/);
+});
+
+test.run();
