@@ -3,7 +3,14 @@
 //!
 //! State (see docs/cuda.md): device discovery and kernel compilation are tested on machines without
 //! a GPU; nothing that launches work on a GPU has been run yet.
+pub mod blas;
+pub mod device;
+pub mod kernels;
+pub mod nvrtc;
+pub mod ops;
 pub mod probe;
+pub mod qwen3;
+pub mod sampling;
 
 /// Whether `--device auto|cuda` may hand a model to this backend. False until a CUDA model path is
 /// wired into the worker and has passed the parity script on a GPU: until then `auto` stays on the

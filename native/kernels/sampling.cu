@@ -1,0 +1,294 @@
+// sampling.cu: the next-token choice on the device (model-spec §8.1), so that only the chosen id and
+// the requested log-probabilities cross to the host (never 151 936 logits per token).
+//
+// logits_penalty_bf16  z[i] = f32(logits[i]), then for ids already generated in this request
+//   (seen[i] = 1): z/ρ if z > 0 else z·ρ (repetition penalty, also when greedy). logits, seen, z: [V].
+//   Launch: grid ceil(V / 256), block 256.
+// sample_f32  one block of 1024 threads over z [V] (the penalised logits):
+//   1. log-softmax statistics of z (max, Σ exp in f64) and the top_n (id, logprob) pairs, logprob
+//      descending, lower id first on ties (reported logprobs: before temperature and truncation);
+//   2. greedy (temperature ≤ 0): the first index of the largest z;
+//      else w = z / T; top-k keeps w ≥ the k-th largest (ties kept; radix select on order-preserving
+//      u32 keys, 4 passes of 8 bits); top-p keeps w ≥ the smallest value whose ascending cumulative
+//      probability exceeds 1 − p (radix select on probability mass; ties at that value all kept);
+//      multinomial: the first survivor, in index order, whose cumulative weight exceeds u·Σ weights,
+//      u ∈ [0, 1) given by the host (the same stream as the CPU sampler);
+//   3. writes the result, marks seen[id] = 1 and *next_id = id (read by the next decode step's
+//      embedding gather). NaN never wins and never survives.
+//   params and result live in device memory so that a captured decode graph replays them.
+#include "common.cuh"
+
+#define SAMPLE_THREADS 1024
+#define SAMPLE_MAX_TOP 20
+
+struct SampleParams {
+    float temperature;  // ≤ 0: greedy
+    int top_k;          // 0: off
+    float top_p;        // ≥ 1: off
+    float rep_penalty;  // 1: off
+    double u;           // uniform in [0, 1), for the multinomial draw
+    int top_n;          // log-probabilities requested (≤ SAMPLE_MAX_TOP)
+    int vocab;
+};
+
+struct SampleResult {
+    int id;
+    float logprob;
+    int n;
+    int pad;
+    int top_ids[SAMPLE_MAX_TOP];
+    float top_logprobs[SAMPLE_MAX_TOP];
+};
+
+extern "C" __global__ void __launch_bounds__(256)
+logits_penalty_bf16(const bf16* __restrict__ logits, const unsigned char* __restrict__ seen, float* __restrict__ z,
+                    const SampleParams* __restrict__ p, int V) {
+    const int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= V) return;
+    float v = bf2f(logits[i]);
+    const float rho = p->rep_penalty;
+    if (rho != 1.f && seen[i]) v = v > 0.f ? v / rho : v * rho;
+    z[i] = v;
+}
+
+// Order-preserving key: a larger float gives a larger unsigned key.
+__device__ __forceinline__ unsigned order_key(float f) {
+    const unsigned u = __float_as_uint(f);
+    return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+}
+
+__device__ __forceinline__ double warp_sum_d(double v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+__device__ double block_sum_d(double v, double* scratch) {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    v = warp_sum_d(v);
+    __syncthreads();
+    if (lane == 0) scratch[warp] = v;
+    __syncthreads();
+    v = lane < (int)(blockDim.x >> 5) ? scratch[lane] : 0.0;
+    return warp_sum_d(v);
+}
+
+// Exclusive prefix sum over the block (thread order); `scratch` holds 32 doubles.
+__device__ double block_exclusive_scan_d(double v, double* scratch) {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    double inc = v;
+#pragma unroll
+    for (int o = 1; o < 32; o <<= 1) {
+        const double n = __shfl_up_sync(0xffffffffu, inc, o);
+        if (lane >= o) inc += n;
+    }
+    __syncthreads();
+    if (lane == 31) scratch[warp] = inc;
+    __syncthreads();
+    if (warp == 0) {
+        double w = lane < (int)(blockDim.x >> 5) ? scratch[lane] : 0.0;
+#pragma unroll
+        for (int o = 1; o < 32; o <<= 1) {
+            const double n = __shfl_up_sync(0xffffffffu, w, o);
+            if (lane >= o) w += n;
+        }
+        scratch[lane] = w;  // inclusive totals of warps 0..lane
+    }
+    __syncthreads();
+    return inc - v + (warp > 0 ? scratch[warp - 1] : 0.0);
+}
+
+// (value, id) ordered by value descending, then id ascending; id < 0 = nothing.
+struct Cand { float v; int i; };
+__device__ __forceinline__ bool better(Cand a, Cand b) { return a.i >= 0 && (b.i < 0 || a.v > b.v || (a.v == b.v && a.i < b.i)); }
+
+__device__ Cand block_best(Cand c, Cand* scratch) {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+        const Cand n = {__shfl_xor_sync(0xffffffffu, c.v, o), __shfl_xor_sync(0xffffffffu, c.i, o)};
+        if (better(n, c)) c = n;
+    }
+    __syncthreads();
+    if (lane == 0) scratch[warp] = c;
+    __syncthreads();
+    c = lane < (int)(blockDim.x >> 5) ? scratch[lane] : Cand{0.f, -1};
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+        const Cand n = {__shfl_xor_sync(0xffffffffu, c.v, o), __shfl_xor_sync(0xffffffffu, c.i, o)};
+        if (better(n, c)) c = n;
+    }
+    return c;
+}
+
+// The best (value desc, id asc) entry of z strictly after `prev` in that order (prev.i < 0: the best).
+__device__ Cand next_best(const float* z, int V, Cand prev, Cand* scratch) {
+    Cand c = {0.f, -1};
+    for (int i = threadIdx.x; i < V; i += blockDim.x) {
+        const Cand e = {z[i], i};
+        if (isnan(e.v) || (prev.i >= 0 && !better(prev, e))) continue;
+        if (better(e, c)) c = e;
+    }
+    return block_best(c, scratch);
+}
+
+// w_i after temperature; NaN counts as removed (−inf).
+__device__ __forceinline__ float scaled(const float* z, int i, float inv_t) {
+    const float w = z[i] * inv_t;
+    return isnan(w) ? -OVIS_INF : w;
+}
+
+// Radix select of the k-th largest key among finite w (4 passes of 8 bits), returns its key.
+__device__ unsigned kth_largest_key(const float* z, int V, float inv_t, int k, unsigned* hist, unsigned* shared_out) {
+    unsigned prefix = 0, mask = 0;
+    int remaining = k;
+    for (int shift = 24; shift >= 0; shift -= 8) {
+        for (int b = threadIdx.x; b < 256; b += blockDim.x) hist[b] = 0;
+        __syncthreads();
+        for (int i = threadIdx.x; i < V; i += blockDim.x) {
+            const float w = scaled(z, i, inv_t);
+            const unsigned key = order_key(w);
+            if (w > -OVIS_INF && (key & mask) == prefix) atomicAdd(&hist[(key >> shift) & 255], 1u);
+        }
+        __syncthreads();
+        if (threadIdx.x == 0) {
+            int above = 0, d = 255;
+            for (; d > 0 && above + (int)hist[d] < remaining; d--) above += hist[d];
+            shared_out[0] = d;
+            shared_out[1] = above;
+        }
+        __syncthreads();
+        prefix |= shared_out[0] << shift;
+        mask |= 255u << shift;
+        remaining -= shared_out[1];
+        __syncthreads();
+    }
+    return prefix;
+}
+
+// Radix select, ascending, on probability mass among survivors (key ≥ floor_key, finite): the smallest
+// key K with mass(key ≤ K) > cut. Weights exp(w − wmax) in f64.
+__device__ unsigned top_p_key(const float* z, int V, float inv_t, unsigned floor_key, float wmax, double cut, double* hist, unsigned* shared_out, double* shared_d) {
+    unsigned prefix = 0, mask = 0;
+    double remaining = cut;
+    for (int shift = 24; shift >= 0; shift -= 8) {
+        for (int b = threadIdx.x; b < 256; b += blockDim.x) hist[b] = 0.0;
+        __syncthreads();
+        for (int i = threadIdx.x; i < V; i += blockDim.x) {
+            const float w = scaled(z, i, inv_t);
+            const unsigned key = order_key(w);
+            if (w > -OVIS_INF && key >= floor_key && (key & mask) == prefix) atomicAdd(&hist[(key >> shift) & 255], exp((double)(w - wmax)));
+        }
+        __syncthreads();
+        if (threadIdx.x == 0) {
+            double below = 0.0;
+            int d = 0;
+            for (; d < 255 && below + hist[d] <= remaining; d++) below += hist[d];
+            shared_out[0] = d;
+            shared_d[0] = below;
+        }
+        __syncthreads();
+        prefix |= shared_out[0] << shift;
+        mask |= 255u << shift;
+        remaining -= shared_d[0];
+        __syncthreads();
+    }
+    return prefix;
+}
+
+extern "C" __global__ void __launch_bounds__(SAMPLE_THREADS)
+sample_f32(const float* __restrict__ z, const SampleParams* __restrict__ params, SampleResult* __restrict__ out,
+           unsigned char* __restrict__ seen, int* __restrict__ next_id) {
+    __shared__ double dscratch[32];
+    __shared__ Cand cscratch[32];
+    __shared__ unsigned hist[256];
+    __shared__ double dhist[256];
+    __shared__ unsigned uout[2];
+    __shared__ double dout[1];
+    __shared__ int pick;
+    const SampleParams p = *params;
+    const int V = p.vocab;
+    // 1. log-softmax statistics of the penalised logits and the requested top entries.
+    float m = -OVIS_INF;
+    for (int i = threadIdx.x; i < V; i += blockDim.x) if (!isnan(z[i])) m = fmaxf(m, z[i]);
+    m = block_max(m, reinterpret_cast<float*>(dscratch));
+    double total = 0.0;
+    for (int i = threadIdx.x; i < V; i += blockDim.x) if (!isnan(z[i])) total += exp((double)(z[i] - m));
+    total = m == -OVIS_INF ? 1.0 : block_sum_d(total, dscratch);
+    const double log_total = log(total);
+    const int top_n = min(p.top_n, SAMPLE_MAX_TOP);
+    Cand prev = {0.f, -1};
+    for (int r = 0; r < top_n; r++) {
+        prev = next_best(z, V, prev, cscratch);
+        if (threadIdx.x == 0) {
+            out->top_ids[r] = prev.i;
+            out->top_logprobs[r] = (float)((double)(prev.v - m) - log_total);
+        }
+        if (prev.i < 0) break;
+    }
+    // 2. the choice.
+    int id;
+    if (p.temperature <= 0.f) {
+        id = next_best(z, V, Cand{0.f, -1}, cscratch).i;
+    } else {
+        const float inv_t = 1.f / p.temperature;
+        unsigned floor_key = 0;
+        if (p.top_k > 0 && p.top_k < V) floor_key = kth_largest_key(z, V, inv_t, p.top_k, hist, uout);
+        float wmax = -OVIS_INF;
+        for (int i = threadIdx.x; i < V; i += blockDim.x) wmax = fmaxf(wmax, scaled(z, i, inv_t));
+        wmax = block_max(wmax, reinterpret_cast<float*>(dscratch));
+        if (p.top_p < 1.f && wmax > -OVIS_INF) {
+            double mass = 0.0;
+            for (int i = threadIdx.x; i < V; i += blockDim.x) {
+                const float w = scaled(z, i, inv_t);
+                if (w > -OVIS_INF && order_key(w) >= floor_key) mass += exp((double)(w - wmax));
+            }
+            mass = block_sum_d(mass, dscratch);
+            const unsigned pk = p.top_p <= 0.f ? order_key(wmax) : top_p_key(z, V, inv_t, floor_key, wmax, (1.0 - (double)p.top_p) * mass, dhist, uout, dout);
+            floor_key = max(floor_key, pk);
+        }
+        // Multinomial: contiguous chunks per thread, an exclusive scan of their weights, then the one
+        // thread whose chunk holds the target walks it in index order.
+        const int chunk = (V + blockDim.x - 1) / blockDim.x;
+        const int c0 = min(V, (int)threadIdx.x * chunk), c1 = min(V, c0 + chunk);
+        double part = 0.0;
+        int last = -1;
+        for (int i = c0; i < c1; i++) {
+            const float w = scaled(z, i, inv_t);
+            if (w > -OVIS_INF && order_key(w) >= floor_key) { part += exp((double)(w - wmax)); last = i; }
+        }
+        const double base = block_exclusive_scan_d(part, dscratch);
+        const double all = block_sum_d(part, dscratch + 0) ;
+        if (threadIdx.x == 0) pick = 0x7fffffff;
+        __syncthreads();
+        const double target = p.u * all;
+        if (part > 0.0 && target >= base && target < base + part) {
+            double acc = base;
+            for (int i = c0; i < c1; i++) {
+                const float w = scaled(z, i, inv_t);
+                if (w > -OVIS_INF && order_key(w) >= floor_key) {
+                    acc += exp((double)(w - wmax));
+                    if (target < acc) { atomicMin(&pick, i); break; }
+                }
+            }
+        }
+        __syncthreads();
+        if (pick == 0x7fffffff) {
+            // Rounding put the target past the last weight: take the last survivor (the CPU does too).
+            const Cand lastc = block_best(Cand{(float)last, last}, cscratch);
+            if (threadIdx.x == 0) pick = lastc.i;
+            __syncthreads();
+        }
+        id = pick;
+        if (id < 0) id = next_best(z, V, Cand{0.f, -1}, cscratch).i;
+    }
+    // 3. the result.
+    if (threadIdx.x == 0) {
+        if (id < 0) id = 0;
+        out->id = id;
+        out->n = top_n;
+        out->logprob = (float)((double)(z[id] - m) - log_total);
+        seen[id] = 1;
+        *next_id = id;
+    }
+}

@@ -1,0 +1,131 @@
+//! One opened GPU: its context and stream, every kernel loaded from the CUBIN cache, and device memory
+//! with errors that say how much was asked for and how much is free.
+//!
+//! NOT RUN ON A GPU YET: this file compiles and is exercised only by tests/cuda_parity.rs, which skip
+//! without a GPU (see docs/cuda.md).
+use super::kernels::{self, FILES};
+use super::probe::{probe, GpuInfo};
+use crate::error::{EngineError, Result};
+use cudarc::driver::{result, CudaContext, CudaFunction, CudaSlice, CudaStream, DevicePtr, DeviceRepr, ValidAsZeroBits};
+use std::ffi::c_void;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// A device pointer as kernels take it (CUdeviceptr).
+pub type DPtr = u64;
+
+pub fn device_err(what: &str, e: impl std::fmt::Debug) -> EngineError {
+    EngineError::Device(format!("{what}: {e:?}"))
+}
+
+pub struct Gpu {
+    pub ctx: Arc<CudaContext>,
+    pub stream: Arc<CudaStream>,
+    pub info: GpuInfo,
+    /// "90" for sm_90.
+    pub arch: String,
+    functions: HashMap<&'static str, CudaFunction>,
+}
+
+impl Gpu {
+    /// Opens CUDA device `ordinal`, compiles (or reads from the cache) and loads every kernel file.
+    /// Needs compute capability 8.0+ (bf16 conversion instructions).
+    pub fn open(ordinal: usize) -> Result<Gpu> {
+        let gpus = probe().result.clone().map_err(EngineError::Device)?;
+        let info = gpus.get(ordinal).cloned().ok_or_else(|| EngineError::Device(format!("there is no GPU number {ordinal}; this machine has {}", gpus.len())))?;
+        let (major, minor) = info.capability;
+        if major < 8 {
+            return Err(EngineError::Device(format!("{} has compute capability {major}.{minor}; the CUDA backend needs 8.0 or newer (bf16)", info.describe())));
+        }
+        let ctx = CudaContext::new(ordinal).map_err(|e| device_err("cannot create a CUDA context", e))?;
+        // One stream does all the work, so cudarc's per-buffer events (for multi-stream ordering) would
+        // only add calls, and an event wait inside stream capture breaks the decode graph.
+        // SAFETY: no other stream of this context ever touches our buffers.
+        unsafe { ctx.disable_event_tracking() };
+        let stream = ctx.new_stream().map_err(|e| device_err("cannot create a CUDA stream", e))?;
+        let arch = format!("{major}{minor}");
+        let mut functions = HashMap::new();
+        for f in FILES {
+            let cubin = kernels::cubin(f, &arch).map_err(|e| EngineError::Device(e.to_string()))?;
+            let module = ctx.load_module(cudarc::nvrtc::Ptx::from_binary(cubin)).map_err(|e| device_err(&format!("cannot load the kernels of {}", f.name), e))?;
+            for &k in f.kernels {
+                functions.insert(k, module.load_function(k).map_err(|e| device_err(&format!("kernel {k} of {}", f.name), e))?);
+            }
+        }
+        Ok(Gpu { ctx, stream, info, arch, functions })
+    }
+
+    pub fn function(&self, name: &str) -> &CudaFunction {
+        self.functions.get(name).unwrap_or_else(|| panic!("kernel {name} is not in backend/cuda/kernels.rs FILES"))
+    }
+
+    /// (free, total) device memory in bytes.
+    pub fn memory(&self) -> Result<(usize, usize)> {
+        self.ctx.mem_get_info().map_err(|e| device_err("cannot read the device memory size", e))
+    }
+
+    /// Fails with the numbers when `need` bytes (described by `what`) do not fit in free memory.
+    pub fn check_fits(&self, need: u64, what: &str) -> Result<()> {
+        let (free, total) = self.memory()?;
+        if need > free as u64 {
+            return Err(EngineError::Device(format!(
+                "{what} needs {:.2} GiB of device memory but {} has {:.2} GiB free of {:.2} GiB: use a smaller model, free the GPU, or --device cpu",
+                gib(need),
+                self.info.describe(),
+                gib(free as u64),
+                gib(total as u64)
+            )));
+        }
+        Ok(())
+    }
+
+    /// Zeroed device buffer of `len` elements.
+    pub fn zeros<T: DeviceRepr + ValidAsZeroBits>(&self, len: usize) -> Result<CudaSlice<T>> {
+        self.stream.alloc_zeros::<T>(len.max(1)).map_err(|e| device_err(&format!("cannot allocate {:.3} GiB on the GPU", gib((len * std::mem::size_of::<T>()) as u64)), e))
+    }
+
+    /// Copies host data into a new device buffer.
+    pub fn upload<T: DeviceRepr>(&self, data: &[T]) -> Result<CudaSlice<T>> {
+        self.stream.clone_htod(data).map_err(|e| device_err(&format!("cannot copy {:.3} GiB to the GPU", gib(std::mem::size_of_val(data) as u64)), e))
+    }
+
+    /// Copies host data into `dst` starting at element `offset`.
+    pub fn upload_at<T: DeviceRepr>(&self, data: &[T], dst: &mut CudaSlice<T>, offset: usize) -> Result<()> {
+        let mut view = dst.slice_mut(offset..offset + data.len());
+        self.stream.memcpy_htod(data, &mut view).map_err(|e| device_err("cannot copy to the GPU", e))
+    }
+
+    pub fn download<T: DeviceRepr + Default + Clone>(&self, src: &CudaSlice<T>) -> Result<Vec<T>> {
+        self.stream.clone_dtoh(src).map_err(|e| device_err("cannot copy from the GPU", e))
+    }
+
+    pub fn sync(&self) -> Result<()> {
+        self.stream.synchronize().map_err(|e| device_err("a GPU kernel failed", e))
+    }
+
+    /// Launches kernel `name` with `args`: pointers to the argument values, in the kernel's order and
+    /// of its exact types (DPtr for pointers, i32 for int, u64 for size_t, f32 for float); see `args!`.
+    pub fn launch(&self, name: &str, grid: (u32, u32, u32), block: u32, smem: u32, args: &mut [*mut c_void]) -> Result<()> {
+        let f = self.function(name);
+        let mut params: Vec<*mut c_void> = args.to_vec();
+        self.ctx.bind_to_thread().map_err(|e| device_err("binding the CUDA context", e))?;
+        // SAFETY: each launcher in ops.rs passes the arguments its kernel declares, in order, and
+        // sizes its grid to the buffers it was given; the values outlive this call.
+        unsafe { result::launch_kernel(f.cu_function(), grid, (block, 1, 1), smem, self.stream.cu_stream(), &mut params) }.map_err(|e| device_err(&format!("launching {name}"), e))
+    }
+}
+
+/// Kernel arguments from local values: `args![x, n]` → pointers to x and n for `Gpu::launch`.
+#[macro_export]
+macro_rules! cuda_args {
+    ($($v:expr),* $(,)?) => { [$(&$v as *const _ as *mut std::ffi::c_void),*] };
+}
+
+/// The raw device address of a buffer (event tracking is off, so nothing is recorded).
+pub fn ptr<T>(s: &CudaSlice<T>, stream: &CudaStream) -> DPtr {
+    s.device_ptr(stream).0
+}
+
+pub fn gib(bytes: u64) -> f64 {
+    bytes as f64 / (1u64 << 30) as f64
+}

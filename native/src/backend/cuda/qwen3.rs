@@ -1,0 +1,289 @@
+//! The Qwen3 decoder (model-spec §7) on the GPU: bf16 weights uploaded once (q|k|v and gate|up fused
+//! into single matrices), prefill through cuBLASLt + the flash prefill kernel, and the decode step
+//! (embedding → 28/36 layers with the GEMV kernel → lm_head → sampler) captured once as a CUDA graph
+//! and replayed: the position, the next id and the sampling parameters live in device memory.
+//!
+//! NOT RUN ON A GPU YET and not wired into the engine (worker.rs): written without a GPU; the parity
+//! script (scripts/gpu-check.sh) is the first thing to run on one. See docs/cuda.md.
+use super::blas::Blas;
+use super::device::{gib, ptr, Gpu};
+use super::ops::{self, AttnDims};
+use super::sampling::{self, SampleParams, SampleResult};
+use crate::error::{EngineError, Result};
+use crate::model::config::LlmConfig;
+use crate::model::weights::WeightRef;
+use cudarc::driver::{sys, CudaGraph, CudaSlice};
+
+type Buf = CudaSlice<u16>;
+
+struct Layer {
+    input_norm: Buf,
+    post_norm: Buf,
+    q_norm: Buf,
+    k_norm: Buf,
+    /// [(nH + 2·nKV)·128, H]: q rows, then k, then v.
+    qkv: Buf,
+    /// [H, nH·128].
+    o: Buf,
+    /// [2I, H]: gate rows, then up.
+    gate_up: Buf,
+    /// [H, I].
+    down: Buf,
+}
+
+pub struct CudaQwen3 {
+    cfg: LlmConfig,
+    embed: Buf,
+    lm_head: Option<Buf>,
+    layers: Vec<Layer>,
+    norm: Buf,
+    /// [64] f32: 1/θ^(2j/128), as the CPU twin computes it.
+    inv_freq: CudaSlice<f32>,
+}
+
+fn bits(w: &WeightRef) -> &[u16] {
+    let d = w.data();
+    // SAFETY: half::bf16 is a transparent u16.
+    unsafe { std::slice::from_raw_parts(d.as_ptr() as *const u16, d.len()) }
+}
+
+/// Bytes of device memory a session's KV cache of `positions` needs (K and V, bf16).
+pub fn kv_bytes(c: &LlmConfig, positions: usize) -> u64 {
+    (2 * c.layers * c.kv_heads * c.head_dim * positions * 2) as u64
+}
+
+impl CudaQwen3 {
+    /// Uploads the decoder's weights (`get` as Qwen3::build: name, shape → bf16 tensor) after checking
+    /// that they, one KV cache of `positions` and the working buffers fit in free device memory.
+    pub fn upload(gpu: &Gpu, cfg: &LlmConfig, positions: usize, mut get: impl FnMut(&str, &[usize]) -> Result<WeightRef>) -> Result<CudaQwen3> {
+        if cfg.head_dim != 128 {
+            return Err(EngineError::Device(format!("the CUDA kernels need head_dim 128, the model has {}", cfg.head_dim)));
+        }
+        let (h, qd, kvd, i, v) = (cfg.hidden, cfg.heads * 128, cfg.kv_heads * 128, cfg.intermediate, cfg.vocab);
+        let per_layer = 2 * h + 2 * 128 + (qd + 2 * kvd) * h + h * qd + 3 * i * h;
+        let params = v * h * if cfg.tie_embeddings { 1 } else { 2 } + h + cfg.layers * per_layer;
+        let work = (512 * (qd + 2 * kvd + 2 * i + 4 * h) * 2 + v * 8) as u64 + (64 << 20);
+        let need = 2 * params as u64 + kv_bytes(cfg, positions) + work;
+        gpu.check_fits(need, &format!("the LLM ({:.2} GiB of weights + {:.2} GiB of KV cache for {positions} positions + {:.2} GiB of buffers)", gib(2 * params as u64), gib(kv_bytes(cfg, positions)), gib(work)))?;
+        let mut fused = |names: &[(String, Vec<usize>)]| -> Result<Buf> {
+            let total: usize = names.iter().map(|(_, s)| s.iter().product::<usize>()).sum();
+            let mut buf = gpu.zeros::<u16>(total)?;
+            let mut at = 0;
+            for (n, s) in names {
+                let w = get(n, s)?;
+                gpu.upload_at(bits(&w), &mut buf, at)?;
+                at += w.data().len();
+            }
+            Ok(buf)
+        };
+        let one = |n: String, s: Vec<usize>| vec![(n, s)];
+        let embed = fused(&one("llm.model.embed_tokens.weight".into(), vec![v, h]))?;
+        let mut layers = Vec::with_capacity(cfg.layers);
+        for l in 0..cfg.layers {
+            let p = format!("llm.model.layers.{l}.");
+            layers.push(Layer {
+                input_norm: fused(&one(format!("{p}input_layernorm.weight"), vec![h]))?,
+                post_norm: fused(&one(format!("{p}post_attention_layernorm.weight"), vec![h]))?,
+                q_norm: fused(&one(format!("{p}self_attn.q_norm.weight"), vec![128]))?,
+                k_norm: fused(&one(format!("{p}self_attn.k_norm.weight"), vec![128]))?,
+                qkv: fused(&[(format!("{p}self_attn.q_proj.weight"), vec![qd, h]), (format!("{p}self_attn.k_proj.weight"), vec![kvd, h]), (format!("{p}self_attn.v_proj.weight"), vec![kvd, h])])?,
+                o: fused(&one(format!("{p}self_attn.o_proj.weight"), vec![h, qd]))?,
+                gate_up: fused(&[(format!("{p}mlp.gate_proj.weight"), vec![i, h]), (format!("{p}mlp.up_proj.weight"), vec![i, h])])?,
+                down: fused(&one(format!("{p}mlp.down_proj.weight"), vec![h, i]))?,
+            });
+        }
+        let norm = fused(&one("llm.model.norm.weight".into(), vec![h]))?;
+        let lm_head = if cfg.tie_embeddings { None } else { Some(fused(&one("llm.lm_head.weight".into(), vec![v, h]))?) };
+        let inv: Vec<f32> = (0..64).map(|j| 1.0 / (cfg.rope_theta as f32).powf((2 * j) as f32 / 128.0)).collect();
+        Ok(CudaQwen3 { cfg: cfg.clone(), embed, lm_head, layers, norm, inv_freq: gpu.upload(&inv)? })
+    }
+
+    pub fn config(&self) -> &LlmConfig {
+        &self.cfg
+    }
+
+    fn dims(&self, s: &Session) -> AttnDims {
+        AttnDims { heads: self.cfg.heads, kv_heads: self.cfg.kv_heads, max_ctx: s.max_ctx }
+    }
+
+    /// Runs `len` input rows already in `s.x` ([len, H] bf16) at positions s.len()..: appends their K/V,
+    /// leaves the last row's logits in `s.logits`. len ≤ PREFILL_ROWS; len = 1 uses the GEMV path.
+    fn forward(&self, g: &Gpu, blas: &Blas, s: &Session, len: usize) -> Result<()> {
+        let c = &self.cfg;
+        let (h, qd, kvd, i, eps) = (c.hidden, c.heads * 128, c.kv_heads * 128, c.intermediate, c.rms_eps as f32);
+        let d = self.dims(s);
+        let p = |b: &CudaSlice<u16>| ptr(b, &g.stream);
+        let (x, a, qkv, q, att, gu, m, delta, pos) = (p(&s.x), p(&s.a), p(&s.qkv), p(&s.q), p(&s.att), p(&s.gu), p(&s.m), p(&s.delta), ptr(&s.pos, &g.stream));
+        let lin = |w: u64, inp: u64, out: u64, n: usize, k: usize, residual: u64| -> Result<()> {
+            if len == 1 {
+                ops::gemv(g, w, inp, residual, out, n, k)
+            } else {
+                blas.linear(g, inp, w, None, out, len, n, k)
+            }
+        };
+        for (li, l) in self.layers.iter().enumerate() {
+            let (kc, vc) = (p(&s.k[li]), p(&s.v[li]));
+            if li == 0 {
+                ops::rmsnorm(g, x, p(&l.input_norm), a, len, h, eps)?;
+            } else {
+                ops::rmsnorm_residual(g, x, delta, p(&l.input_norm), a, len, h, eps)?;
+            }
+            lin(p(&l.qkv), a, qkv, qd + 2 * kvd, h, 0)?;
+            ops::qk_norm_rope(g, qkv, p(&l.q_norm), p(&l.k_norm), ptr(&self.inv_freq, &g.stream), pos, q, kc, vc, len, d, eps)?;
+            if len == 1 {
+                ops::decode_attention(g, q, kc, vc, pos, ptr(&s.part_o, &g.stream), ptr(&s.part_ml, &g.stream), att, d, s.splits)?;
+            } else {
+                ops::prefill_attention(g, q, kc, vc, att, pos, len, d)?;
+            }
+            lin(p(&l.o), att, delta, h, qd, 0)?;
+            ops::rmsnorm_residual(g, x, delta, p(&l.post_norm), a, len, h, eps)?;
+            lin(p(&l.gate_up), a, gu, 2 * i, h, 0)?;
+            ops::swiglu(g, gu, m, len, i)?;
+            lin(p(&l.down), m, delta, h, i, 0)?;
+        }
+        ops::add(g, x, delta, len * h)?;
+        let last = x + ((len - 1) * h * 2) as u64;
+        ops::rmsnorm(g, last, p(&self.norm), a, 1, h, eps)?;
+        let head = self.lm_head.as_ref().unwrap_or(&self.embed);
+        ops::gemv(g, p(head), a, 0, p(&s.logits), c.vocab, h)?;
+        ops::advance_position(g, pos, len as i32)
+    }
+
+    /// Prefills `ids` (text ids; visual rows go through `merge_rows` by the caller instead) in chunks of
+    /// PREFILL_ROWS, then samples the first token on the device.
+    pub fn prefill(&self, g: &Gpu, blas: &Blas, s: &mut Session, ids: &[u32], params: SampleParams) -> Result<SampleResult> {
+        if s.len + ids.len() > s.max_ctx {
+            return Err(EngineError::ContextOverflow(format!("{} cached + {} new positions exceed this session's {} on the GPU", s.len, ids.len(), s.max_ctx)));
+        }
+        for chunk in ids.chunks(PREFILL_ROWS) {
+            let dev_ids: Vec<i32> = chunk.iter().map(|&t| t as i32).collect();
+            let idb = g.upload(&dev_ids)?;
+            ops::embedding_gather(g, ptr(&idb, &g.stream), ptr(&self.embed, &g.stream), ptr(&s.x, &g.stream), chunk.len(), self.cfg.hidden, self.cfg.vocab)?;
+            self.forward(g, blas, s, chunk.len())?;
+            s.len += chunk.len();
+        }
+        self.sample_eager(g, s, params)
+    }
+
+    /// One decode step for the id the last sample wrote on the device: replays the captured graph
+    /// (capturing it on the first call), returns the next sample.
+    pub fn decode(&self, g: &Gpu, blas: &Blas, s: &mut Session, params: SampleParams) -> Result<SampleResult> {
+        if s.len + 1 > s.max_ctx {
+            return Err(EngineError::ContextOverflow(format!("the session holds {} positions, the most it can hold on the GPU", s.max_ctx)));
+        }
+        g.upload_at(&[params], &mut s.params, 0)?;
+        if s.graph.is_none() {
+            g.stream.begin_capture(sys::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL).map_err(|e| super::device::device_err("starting the decode graph capture", e))?;
+            let body = self.decode_body(g, blas, s);
+            let graph = g.stream.end_capture(sys::CUgraphInstantiate_flags(0)).map_err(|e| super::device::device_err("capturing the decode graph", e))?;
+            body?;
+            s.graph = Some(graph.ok_or_else(|| EngineError::Device("the decode graph capture recorded nothing".into()))?);
+        }
+        s.graph.as_ref().expect("captured above").launch().map_err(|e| super::device::device_err("replaying the decode graph", e))?;
+        s.len += 1;
+        Ok(g.download(&s.result)?[0])
+    }
+
+    fn decode_body(&self, g: &Gpu, blas: &Blas, s: &Session) -> Result<()> {
+        ops::embedding_gather(g, ptr(&s.next_id, &g.stream), ptr(&self.embed, &g.stream), ptr(&s.x, &g.stream), 1, self.cfg.hidden, self.cfg.vocab)?;
+        self.forward(g, blas, s, 1)?;
+        self.sample_kernels(g, s)
+    }
+
+    fn sample_kernels(&self, g: &Gpu, s: &Session) -> Result<()> {
+        let (logits, seen, z, params) = (ptr(&s.logits, &g.stream), ptr(&s.seen, &g.stream), ptr(&s.z, &g.stream), ptr(&s.params, &g.stream));
+        sampling::logits_penalty(g, logits, seen, z, params, self.cfg.vocab)?;
+        sampling::sample(g, z, params, ptr(&s.result, &g.stream), seen, ptr(&s.next_id, &g.stream))
+    }
+
+    fn sample_eager(&self, g: &Gpu, s: &mut Session, params: SampleParams) -> Result<SampleResult> {
+        g.upload_at(&[params], &mut s.params, 0)?;
+        self.sample_kernels(g, s)?;
+        Ok(g.download(&s.result)?[0])
+    }
+}
+
+/// Rows per prefill forward call (bounds the activation buffers).
+pub const PREFILL_ROWS: usize = 512;
+
+/// One conversation's device state: KV cache, the decode graph and its fixed buffers.
+pub struct Session {
+    max_ctx: usize,
+    len: usize,
+    splits: usize,
+    k: Vec<Buf>,
+    v: Vec<Buf>,
+    /// Device position (= len), read by the rope and attention kernels, advanced by the graph.
+    pos: CudaSlice<i32>,
+    next_id: CudaSlice<i32>,
+    x: Buf,
+    a: Buf,
+    qkv: Buf,
+    q: Buf,
+    att: Buf,
+    gu: Buf,
+    m: Buf,
+    delta: Buf,
+    logits: Buf,
+    z: CudaSlice<f32>,
+    seen: CudaSlice<u8>,
+    params: CudaSlice<SampleParams>,
+    result: CudaSlice<SampleResult>,
+    part_o: CudaSlice<f32>,
+    part_ml: CudaSlice<f32>,
+    graph: Option<CudaGraph>,
+}
+
+impl Session {
+    /// A fresh session holding up to `max_ctx` positions.
+    pub fn new(g: &Gpu, model: &CudaQwen3, max_ctx: usize) -> Result<Session> {
+        let c = &model.cfg;
+        g.check_fits(kv_bytes(c, max_ctx), &format!("a KV cache of {max_ctx} positions"))?;
+        let (r, h, qd, kvd, i) = (PREFILL_ROWS, c.hidden, c.heads * 128, c.kv_heads * 128, c.intermediate);
+        // Splits of the decode attention: about two blocks per SM over the kv heads.
+        let splits = 32;
+        let kv = |_| g.zeros::<u16>(kvd * max_ctx);
+        Ok(Session {
+            max_ctx,
+            len: 0,
+            splits,
+            k: (0..c.layers).map(kv).collect::<Result<_>>()?,
+            v: (0..c.layers).map(kv).collect::<Result<_>>()?,
+            pos: g.zeros(1)?,
+            next_id: g.zeros(1)?,
+            x: g.zeros(r * h)?,
+            a: g.zeros(r * h)?,
+            qkv: g.zeros(r * (qd + 2 * kvd))?,
+            q: g.zeros(r * qd)?,
+            att: g.zeros(r * qd)?,
+            gu: g.zeros(r * 2 * i)?,
+            m: g.zeros(r * i)?,
+            delta: g.zeros(r * h)?,
+            logits: g.zeros(c.vocab)?,
+            z: g.zeros(c.vocab)?,
+            seen: g.zeros(c.vocab)?,
+            params: g.zeros(1)?,
+            result: g.zeros(1)?,
+            part_o: g.zeros(c.heads * splits * 128)?,
+            part_ml: g.zeros(c.heads * splits * 2)?,
+            graph: None,
+        })
+    }
+
+    /// Positions held.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Starts a new request on the same cache prefix: keeps positions 0..keep, forgets the
+    /// repetition-penalty history. The graph stays valid (it reads the position from the device).
+    pub fn restart(&mut self, g: &Gpu, keep: usize) -> Result<()> {
+        self.len = keep.min(self.len);
+        g.upload_at(&[self.len as i32], &mut self.pos, 0)?;
+        g.stream.memset_zeros(&mut self.seen).map_err(|e| super::device::device_err("clearing the penalty history", e))
+    }
+}

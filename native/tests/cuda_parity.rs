@@ -1,0 +1,320 @@
+//! Every CUDA kernel against its CPU twin (backend/cpu, generate::sampler) on random inputs, with the
+//! tolerance each comparison states. Without a GPU every test prints a SKIPPED notice and passes;
+//! scripts/gpu-check.sh runs them on a GPU machine. NOT YET RUN ON A GPU (written without one).
+//! Error measure: max |gpu − cpu| / max |cpu| over the output (bf16 keeps 8 significant bits: ~4e-3).
+use half::bf16;
+use ovis_engine::backend::cpu::{attention, matmul, norm, rope, vision_ops};
+use ovis_engine::backend::cuda::blas::Blas;
+use ovis_engine::backend::cuda::device::{ptr, Gpu};
+use ovis_engine::backend::cuda::ops::{self, AttnDims};
+use ovis_engine::backend::cuda::{probe, sampling};
+use ovis_engine::generate::sampler::{Rng, Sampler, SamplingParams};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+
+/// The GPU, opened once; None (with a notice) when this machine has none.
+fn gpu(test: &str) -> Option<(&'static Gpu, MutexGuard<'static, ()>)> {
+    static GPU: OnceLock<Option<Gpu>> = OnceLock::new();
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+    let g = GPU.get_or_init(|| match &probe::probe().result {
+        Ok(g) if !g.is_empty() => Some(Gpu::open(0).unwrap_or_else(|e| panic!("a GPU is present but could not be opened: {e}"))),
+        Ok(_) => None,
+        Err(_) => None,
+    });
+    match g {
+        Some(g) => Some((g, ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner()))),
+        None => {
+            eprintln!("SKIPPED {test}: no CUDA GPU on this machine");
+            None
+        }
+    }
+}
+
+/// Values uniform in ±scale, rounded to bf16 (so both backends see the same inputs).
+fn randn(seed: u64, n: usize, scale: f32) -> Vec<f32> {
+    let mut r = Rng::new(seed);
+    (0..n).map(|_| bf16::from_f32(((r.next_f64() * 2.0 - 1.0) as f32) * scale).to_f32()).collect()
+}
+
+fn bits(v: &[f32]) -> Vec<u16> {
+    v.iter().map(|&x| bf16::from_f32(x).to_bits()).collect()
+}
+
+fn up(g: &Gpu, v: &[f32]) -> cudarc::driver::CudaSlice<u16> {
+    g.upload(&bits(v)).unwrap()
+}
+
+fn down(g: &Gpu, s: &cudarc::driver::CudaSlice<u16>) -> Vec<f32> {
+    g.sync().unwrap();
+    g.download(s).unwrap().into_iter().map(|b| bf16::from_bits(b).to_f32()).collect()
+}
+
+fn p<T>(g: &Gpu, s: &cudarc::driver::CudaSlice<T>) -> u64 {
+    ptr(s, &g.stream)
+}
+
+fn assert_close(what: &str, gpu: &[f32], cpu: &[f32], tol: f32) {
+    assert_eq!(gpu.len(), cpu.len(), "{what}: lengths differ");
+    let scale = cpu.iter().fold(0f32, |a, &b| a.max(b.abs())).max(1e-6);
+    let (mut worst, mut at) = (0f32, 0);
+    for (i, (a, b)) in gpu.iter().zip(cpu).enumerate() {
+        let e = (a - b).abs();
+        if e > worst || e.is_nan() {
+            worst = e;
+            at = i;
+        }
+    }
+    eprintln!("{what}: max error {:.2e} of scale {scale:.3} (at {at})", worst / scale);
+    assert!(worst / scale <= tol, "{what}: error {:.3e} > {tol:.1e} at {at}: gpu {} cpu {}", worst / scale, gpu[at], cpu[at]);
+}
+
+#[test]
+fn rmsnorm_and_fused_residual_match_the_cpu() {
+    let Some((g, _l)) = gpu("rmsnorm_and_fused_residual_match_the_cpu") else { return };
+    let (rows, dim) = (5, 2048);
+    let (x, d, w) = (randn(1, rows * dim, 2.0), randn(2, rows * dim, 1.0), randn(3, dim, 1.5));
+    let mut want = vec![0f32; rows * dim];
+    norm::rms_norm(&x, &w, 1e-6, &mut want);
+    let (xs, ws, ys) = (up(g, &x), up(g, &w), g.zeros::<u16>(rows * dim).unwrap());
+    ops::rmsnorm(g, p(g, &xs), p(g, &ws), p(g, &ys), rows, dim, 1e-6).unwrap();
+    assert_close("rmsnorm_bf16", &down(g, &ys), &want, 1e-2);
+    let mut h = x.clone();
+    norm::add_inplace(&mut h, &d);
+    norm::rms_norm(&h, &w, 1e-6, &mut want);
+    let ds = up(g, &d);
+    ops::rmsnorm_residual(g, p(g, &xs), p(g, &ds), p(g, &ws), p(g, &ys), rows, dim, 1e-6).unwrap();
+    assert_close("rmsnorm_residual_bf16 (h)", &down(g, &xs), &h, 1e-2);
+    assert_close("rmsnorm_residual_bf16 (y)", &down(g, &ys), &want, 1e-2);
+}
+
+#[test]
+fn layernorm_matches_the_cpu_for_vit_and_head_widths() {
+    let Some((g, _l)) = gpu("layernorm_matches_the_cpu_for_vit_and_head_widths") else { return };
+    for (rows, dim, eps) in [(7, 1152, 1e-6), (3, 65532, 1e-5)] {
+        let (x, gm, bt) = (randn(4, rows * dim, 3.0), randn(5, dim, 1.0), randn(6, dim, 0.5));
+        let mut want = x.clone();
+        vision_ops::layer_norm(&mut want, dim, &gm, &bt, eps);
+        let (xs, gs, bs) = (up(g, &x), up(g, &gm), up(g, &bt));
+        ops::layernorm(g, p(g, &xs), p(g, &gs), p(g, &bs), p(g, &xs), rows, dim, eps as f32).unwrap();
+        assert_close(&format!("layernorm_bf16 dim {dim}"), &down(g, &xs), &want, 1e-2);
+    }
+}
+
+#[test]
+fn qk_norm_rope_writes_queries_and_the_cache_like_the_cpu() {
+    let Some((g, _l)) = gpu("qk_norm_rope_writes_queries_and_the_cache_like_the_cpu") else { return };
+    let (len, nh, nkv, hd, max_ctx, start) = (3, 16, 8, 128, 64, 37);
+    let width = (nh + 2 * nkv) * hd;
+    let (qkv, qn, kn) = (randn(7, len * width, 2.0), randn(8, hd, 1.0), randn(9, hd, 1.0));
+    let (mut q, mut k, mut v) = (Vec::new(), Vec::new(), Vec::new());
+    for r in qkv.chunks(width) {
+        q.extend_from_slice(&r[..nh * hd]);
+        k.extend_from_slice(&r[nh * hd..(nh + nkv) * hd]);
+        v.extend_from_slice(&r[(nh + nkv) * hd..]);
+    }
+    norm::rms_norm_inplace(&mut q, &qn, 1e-6);
+    norm::rms_norm_inplace(&mut k, &kn, 1e-6);
+    let rp = rope::Rope::new(hd, 1e6, start, len);
+    rp.apply(&mut q, nh);
+    rp.apply(&mut k, nkv);
+    let inv: Vec<f32> = (0..hd / 2).map(|j| 1.0 / (1e6f32).powf((2 * j) as f32 / hd as f32)).collect();
+    let (qkvs, qns, kns, invs, pos) = (up(g, &qkv), up(g, &qn), up(g, &kn), g.upload(&inv).unwrap(), g.upload(&[start as i32]).unwrap());
+    let (qo, kc, vc) = (g.zeros::<u16>(len * nh * hd).unwrap(), g.zeros::<u16>(nkv * max_ctx * hd).unwrap(), g.zeros::<u16>(nkv * max_ctx * hd).unwrap());
+    let dims = AttnDims { heads: nh, kv_heads: nkv, max_ctx };
+    ops::qk_norm_rope(g, p(g, &qkvs), p(g, &qns), p(g, &kns), p(g, &invs), p(g, &pos), p(g, &qo), p(g, &kc), p(g, &vc), len, dims, 1e-6).unwrap();
+    assert_close("qk_norm_rope_bf16 q", &down(g, &qo), &q, 2e-2);
+    let (kd, vd) = (down(g, &kc), down(g, &vc));
+    let cache_rows = |c: &[f32]| -> Vec<f32> { (0..len).flat_map(|i| (0..nkv).flat_map(move |h| (0..hd).map(move |d| (h, i, d)))).map(|(h, i, d)| c[(h * max_ctx + start + i) * hd + d]).collect() };
+    assert_close("qk_norm_rope_bf16 k cache", &cache_rows(&kd), &k, 2e-2);
+    assert_close("qk_norm_rope_bf16 v cache", &cache_rows(&vd), &v, 0.0);
+}
+
+#[test]
+fn elementwise_kernels_match_the_cpu() {
+    let Some((g, _l)) = gpu("elementwise_kernels_match_the_cpu") else { return };
+    let (len, inter) = (3, 6144);
+    let gu = randn(10, len * 2 * inter, 4.0);
+    let (mut gate, mut upv) = (Vec::new(), Vec::new());
+    for r in gu.chunks(2 * inter) {
+        gate.extend_from_slice(&r[..inter]);
+        upv.extend_from_slice(&r[inter..]);
+    }
+    norm::swiglu(&mut gate, &upv);
+    let (gus, out) = (up(g, &gu), g.zeros::<u16>(len * inter).unwrap());
+    ops::swiglu(g, p(g, &gus), p(g, &out), len, inter).unwrap();
+    assert_close("swiglu_bf16", &down(g, &out), &gate, 1e-2);
+    let x = randn(11, 4 * 4304, 5.0);
+    let mut want = x.clone();
+    vision_ops::gelu_tanh(&mut want);
+    let xs = up(g, &x);
+    ops::gelu_tanh(g, p(g, &xs), x.len()).unwrap();
+    assert_close("gelu_tanh_bf16", &down(g, &xs), &want, 1e-2);
+    let (a, b) = (randn(12, 4096, 3.0), randn(13, 4096, 3.0));
+    let want: Vec<f32> = a.iter().zip(&b).map(|(x, y)| x + y).collect();
+    let (as_, bs) = (up(g, &a), up(g, &b));
+    ops::add(g, p(g, &as_), p(g, &bs), a.len()).unwrap();
+    assert_close("add_bf16", &down(g, &as_), &want, 1e-2);
+}
+
+#[test]
+fn embedding_gather_copies_rows() {
+    let Some((g, _l)) = gpu("embedding_gather_copies_rows") else { return };
+    let (vocab, h) = (50, 2048);
+    let table = randn(14, vocab * h, 1.0);
+    let ids = [3i32, 0, 49, 17];
+    let want: Vec<f32> = ids.iter().flat_map(|&i| table[i as usize * h..(i as usize + 1) * h].to_vec()).collect();
+    let (ts, is, out) = (up(g, &table), g.upload(&ids).unwrap(), g.zeros::<u16>(ids.len() * h).unwrap());
+    ops::embedding_gather(g, p(g, &is), p(g, &ts), p(g, &out), ids.len(), h, vocab).unwrap();
+    assert_close("embedding_gather_bf16", &down(g, &out), &want, 0.0);
+}
+
+#[test]
+fn vision_rope_and_position_embedding_match_the_cpu() {
+    let Some((g, _l)) = gpu("vision_rope_and_position_embedding_match_the_cpu") else { return };
+    let (heads, hd, side, d) = (16, 72, 32, 1152);
+    let (gh, gw) = (6, 10);
+    let pos: Vec<(usize, usize)> = (0..gh).flat_map(|y| (0..gw).map(move |x| (y, x))).collect();
+    let n = pos.len();
+    let qkv = randn(15, n * 3 * d, 2.0);
+    let (cos, sin) = vision_ops::rope2d_tables(&pos, hd);
+    let (mut q, mut k): (Vec<f32>, Vec<f32>) = (qkv.chunks(3 * d).flat_map(|r| r[..d].to_vec()).collect(), qkv.chunks(3 * d).flat_map(|r| r[d..2 * d].to_vec()).collect());
+    vision_ops::apply_rope(&mut q, heads, hd, &cos, &sin);
+    vision_ops::apply_rope(&mut k, heads, hd, &cos, &sin);
+    let pos4: Vec<[i32; 4]> = pos.iter().map(|&(y, x)| [y as i32, x as i32, gh as i32, gw as i32]).collect();
+    let (qs, ps) = (up(g, &qkv), g.upload(&pos4.concat()).unwrap());
+    ops::vision_rope2d(g, p(g, &qs), p(g, &ps), n, heads, hd).unwrap();
+    let got = down(g, &qs);
+    assert_close("vision_rope2d_bf16 q", &got.chunks(3 * d).flat_map(|r| r[..d].to_vec()).collect::<Vec<_>>(), &q, 1e-2);
+    assert_close("vision_rope2d_bf16 k", &got.chunks(3 * d).flat_map(|r| r[d..2 * d].to_vec()).collect::<Vec<_>>(), &k, 1e-2);
+    let table = randn(16, side * side * d, 1.0);
+    let x = randn(17, n * d, 1.0);
+    let pe = vision_ops::bicubic_resize(&table, side, d, gh, gw);
+    let want: Vec<f32> = (0..n * d).map(|i| x[i] + pe[(pos[i / d].0 * gw + pos[i / d].1) * d + i % d]).collect();
+    let (xs, ts) = (up(g, &x), up(g, &table));
+    ops::pos_embed_bicubic(g, p(g, &xs), p(g, &ts), p(g, &ps), n, d, side).unwrap();
+    assert_close("pos_embed_bicubic_bf16", &down(g, &xs), &want, 1e-2);
+}
+
+#[test]
+fn head_softmax_pads_zero_columns() {
+    let Some((g, _l)) = gpu("head_softmax_pads_zero_columns") else { return };
+    let (rows, cols, stride) = (3, 65532, 65536);
+    let x = randn(18, rows * cols, 8.0);
+    let mut want = x.clone();
+    vision_ops::softmax_rows(&mut want, cols);
+    let want: Vec<f32> = want.chunks(cols).flat_map(|r| r.iter().copied().chain([0.0; 4])).collect();
+    let (xs, ys) = (up(g, &x), g.zeros::<u16>(rows * stride).unwrap());
+    ops::softmax_rows(g, p(g, &xs), p(g, &ys), rows, cols, stride).unwrap();
+    assert_close("softmax_rows_bf16", &down(g, &ys), &want, 1e-2);
+}
+
+#[test]
+fn gemv_and_cublaslt_match_the_cpu_matmul() {
+    let Some((g, _l)) = gpu("gemv_and_cublaslt_match_the_cpu_matmul") else { return };
+    let (n, k) = (1000, 2048);
+    let (w, x, res) = (randn(19, n * k, 0.05), randn(20, k, 1.0), randn(21, n, 1.0));
+    let wb: Vec<bf16> = w.iter().map(|&v| bf16::from_f32(v)).collect();
+    let mut want = vec![0f32; n];
+    matmul::matmul_bf16(&x, 1, k, &wb, n, None, &mut want);
+    let (ws, xs, rs, ys) = (up(g, &w), up(g, &x), up(g, &res), g.zeros::<u16>(n).unwrap());
+    ops::gemv(g, p(g, &ws), p(g, &xs), 0, p(g, &ys), n, k).unwrap();
+    assert_close("gemv_bf16", &down(g, &ys), &want, 1e-2);
+    ops::gemv(g, p(g, &ws), p(g, &xs), p(g, &rs), p(g, &rs), n, k).unwrap();
+    let with_res: Vec<f32> = want.iter().zip(&res).map(|(a, b)| a + b).collect();
+    assert_close("gemv_bf16 + residual", &down(g, &rs), &with_res, 1e-2);
+
+    let blas = Blas::new(g).unwrap();
+    let (m, n, k) = (67, 300, 256);
+    let (x, w, b) = (randn(22, m * k, 1.0), randn(23, n * k, 0.1), randn(24, n, 0.5));
+    let wb: Vec<bf16> = w.iter().map(|&v| bf16::from_f32(v)).collect();
+    let mut want = vec![0f32; m * n];
+    matmul::matmul_bf16(&x, m, k, &wb, n, Some(&b), &mut want);
+    let (xs, ws, bs, ys) = (up(g, &x), up(g, &w), up(g, &b), g.zeros::<u16>(m * n).unwrap());
+    blas.linear(g, p(g, &xs), p(g, &ws), Some(p(g, &bs)), p(g, &ys), m, n, k).unwrap();
+    assert_close("cuBLASLt linear + bias", &down(g, &ys), &want, 1e-2);
+    let wkn = randn(25, k * n, 0.1);
+    let wknb: Vec<bf16> = wkn.iter().map(|&v| bf16::from_f32(v)).collect();
+    vision_ops::matmul_nn_bf16(&x, m, k, &wknb, n, &mut want);
+    let wks = up(g, &wkn);
+    blas.matmul_kn(g, p(g, &xs), p(g, &wks), p(g, &ys), m, n, k).unwrap();
+    assert_close("cuBLASLt x·W[k,n]", &down(g, &ys), &want, 1e-2);
+}
+
+/// A KV cache [nKV, max_ctx, 128] on the device from CPU-layout k, v [ctx, nKV, 128].
+fn cache_from(g: &Gpu, kv: &[f32], ctx: usize, nkv: usize, max_ctx: usize) -> cudarc::driver::CudaSlice<u16> {
+    let mut c = vec![0f32; nkv * max_ctx * 128];
+    for t in 0..ctx {
+        for h in 0..nkv {
+            c[(h * max_ctx + t) * 128..][..128].copy_from_slice(&kv[(t * nkv + h) * 128..][..128]);
+        }
+    }
+    up(g, &c)
+}
+
+#[test]
+fn decode_and_prefill_attention_match_the_cpu() {
+    let Some((g, _l)) = gpu("decode_and_prefill_attention_match_the_cpu") else { return };
+    let (nh, nkv, max_ctx) = (16, 8, 2048);
+    let shape = attention::AttnShape { heads: nh, kv_heads: nkv, head_dim: 128 };
+    let dims = AttnDims { heads: nh, kv_heads: nkv, max_ctx };
+    for (start, len, seed) in [(999usize, 1usize, 30u64), (40, 70, 31), (0, 33, 32)] {
+        let ctx = start + len;
+        let (k, v, q) = (randn(seed, ctx * nkv * 128, 2.0), randn(seed + 100, ctx * nkv * 128, 1.0), randn(seed + 200, len * nh * 128, 2.0));
+        let mut want = vec![0f32; len * nh * 128];
+        attention::causal_attention(&q, start, &k, &v, shape, &mut want);
+        let (kc, vc, qs, pos) = (cache_from(g, &k, ctx, nkv, max_ctx), cache_from(g, &v, ctx, nkv, max_ctx), up(g, &q), g.upload(&[start as i32]).unwrap());
+        let out = g.zeros::<u16>(len * nh * 128).unwrap();
+        if len == 1 {
+            let splits = 16;
+            let (po, pm) = (g.zeros::<f32>(nh * splits * 128).unwrap(), g.zeros::<f32>(nh * splits * 2).unwrap());
+            ops::decode_attention(g, p(g, &qs), p(g, &kc), p(g, &vc), p(g, &pos), p(g, &po), p(g, &pm), p(g, &out), dims, splits).unwrap();
+            assert_close(&format!("decode_attention_bf16 ctx {ctx}"), &down(g, &out), &want, 1e-2);
+        }
+        ops::prefill_attention(g, p(g, &qs), p(g, &kc), p(g, &vc), p(g, &out), p(g, &pos), len, dims).unwrap();
+        assert_close(&format!("prefill_attention_bf16 start {start} len {len}"), &down(g, &out), &want, 1e-2);
+    }
+}
+
+#[test]
+fn segment_attention_keeps_segments_apart() {
+    let Some((g, _l)) = gpu("segment_attention_keeps_segments_apart") else { return };
+    let (heads, hd) = (16, 72);
+    let d = heads * hd;
+    let segs = [(0usize, 100usize), (100, 37), (137, 64)];
+    let n = 201;
+    let qkv = randn(40, n * 3 * d, 2.0);
+    let part = |c: usize| -> Vec<f32> { qkv.chunks(3 * d).flat_map(|r| r[c * d..(c + 1) * d].to_vec()).collect() };
+    let mut want = vec![0f32; n * d];
+    vision_ops::segment_attention(&part(0), &part(1), &part(2), n, heads, hd, &segs, &mut want);
+    let tiles = ops::segment_tiles(&segs);
+    let (qs, ts, out) = (up(g, &qkv), g.upload(&tiles.concat()).unwrap(), g.zeros::<u16>(n * d).unwrap());
+    ops::segment_attention(g, p(g, &qs), p(g, &out), p(g, &ts), tiles.len(), heads).unwrap();
+    assert_close("segment_attention_bf16", &down(g, &out), &want, 1e-2);
+}
+
+#[test]
+fn device_sampling_picks_what_the_cpu_sampler_picks() {
+    let Some((g, _l)) = gpu("device_sampling_picks_what_the_cpu_sampler_picks") else { return };
+    let vocab = 151_936;
+    let history = [5u32, 77, 151_000];
+    for (seed, t, k, tp) in [(1u64, 0.0f32, 0usize, 1.0f32), (2, 0.7, 50, 0.9), (3, 1.0, 0, 0.8), (4, 0.6, 20, 1.0)] {
+        let logits = randn(50 + seed, vocab, 12.0);
+        let params = SamplingParams { temperature: t, top_k: k, top_p: tp, repetition_penalty: 1.05, seed };
+        let mut z = logits.clone();
+        let cpu = Sampler::new(params).sample(&mut z, &history, 5);
+        let mut seen = vec![0u8; vocab];
+        history.iter().for_each(|&i| seen[i as usize] = 1);
+        let dp = sampling::SampleParams { temperature: t, top_k: k as i32, top_p: tp, rep_penalty: 1.05, u: Rng::new(seed).next_f64(), top_n: 5, vocab: vocab as i32 };
+        let (ls, ss, zs) = (up(g, &logits), g.upload(&seen).unwrap(), g.zeros::<f32>(vocab).unwrap());
+        let (ps, rs, next) = (g.upload(&[dp]).unwrap(), g.zeros::<sampling::SampleResult>(1).unwrap(), g.zeros::<i32>(1).unwrap());
+        sampling::logits_penalty(g, p(g, &ls), p(g, &ss), p(g, &zs), p(g, &ps), vocab).unwrap();
+        sampling::sample(g, p(g, &zs), p(g, &ps), p(g, &rs), p(g, &ss), p(g, &next)).unwrap();
+        g.sync().unwrap();
+        let r = g.download(&rs).unwrap()[0];
+        assert_eq!(r.id as u32, cpu.id, "seed {seed}: device picked {} where the CPU sampler picked {}", r.id, cpu.id);
+        assert!((r.logprob - cpu.logprob).abs() < 1e-4, "seed {seed}: logprob {} vs {}", r.logprob, cpu.logprob);
+        let top = r.top();
+        assert_eq!(top.iter().map(|t| t.0).collect::<Vec<_>>(), cpu.top.iter().map(|t| t.0).collect::<Vec<_>>(), "seed {seed}: top ids");
+        assert_eq!(g.download(&next).unwrap()[0], r.id);
+        assert_eq!(g.download(&ss).unwrap()[r.id as usize], 1);
+    }
+}
