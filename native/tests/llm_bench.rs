@@ -1,5 +1,6 @@
 //! CPU throughput of the Qwen3-1.7B shape (the LLM of Ovis2.5-2B) with synthetic bf16 weights.
-//! Ignored by default; run: cargo test --release --test llm_bench -- --ignored --nocapture
+//! Ignored by default; run one at a time (they would compete for the cores):
+//!   cargo test --release --test llm_bench -- --ignored --nocapture --test-threads=1
 //! Prints numbers only (no timed assertions). Targets (docs/performance.md, 2 cores): prefill ≥ 52
 //! tokens/s for a 128-token prompt, decode ≥ 13 tokens/s (≤ 77 ms/token).
 use half::bf16;
@@ -101,5 +102,29 @@ fn matmul_shapes_throughput() {
         }
         let s = best(&times);
         println!("m={m:5} k={k:5} n={n:6}: {:8.2} ms  {:7.1} GFLOP/s  {:6.1} GB/s of weights", s * 1e3, 2.0 * (m * k * n) as f64 / s / 1e9, (2 * k * n) as f64 / s / 1e9);
+    }
+}
+
+/// Causal attention of a 512-position prefill chunk over 512 cached + 512 new positions (1.7B heads).
+#[test]
+#[ignore]
+fn attention_throughput() {
+    use ovis_engine::backend::cpu::attention::{causal_attention, AttnShape};
+    let s = AttnShape { heads: 16, kv_heads: 8, head_dim: 128 };
+    for &(start, len) in &[(0usize, 128usize), (512, 512), (4096, 1)] {
+        let ctx = start + len;
+        let q: Vec<f32> = (0..len * 16 * 128).map(|i| ((i % 97) as f32 - 48.0) * 0.01).collect();
+        let k: Vec<f32> = (0..ctx * 8 * 128).map(|i| ((i % 89) as f32 - 44.0) * 0.01).collect();
+        let v = k.clone();
+        let mut out = vec![0f32; q.len()];
+        let mut times = Vec::new();
+        for _ in 0..5 {
+            let t = Instant::now();
+            causal_attention(&q, start, &k, &v, s, &mut out);
+            times.push(t.elapsed().as_secs_f64());
+        }
+        let t = best(&times);
+        let flops = 4.0 * 16.0 * 128.0 * (0..len).map(|i| (start + i + 1) as f64).sum::<f64>();
+        println!("attention start={start:5} len={len:4}: {:8.2} ms  {:6.1} GFLOP/s", t * 1e3, flops / t / 1e9);
     }
 }

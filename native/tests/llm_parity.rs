@@ -223,3 +223,17 @@ fn param_count_matches_the_tensors() {
     let per_layer = 2 * 32 + 2 * 16 + 64 * 32 + 2 * 32 * 32 + 32 * 64 + 3 * 96 * 32;
     assert_eq!(model.param_count(), 151_936 * 32 + 2 * per_layer + 32);
 }
+
+#[test]
+fn synthetic_model_is_reproducible_and_finite() {
+    let cfg = ModelConfig::from_dir(&fixture()).unwrap().llm;
+    let run = |seed| {
+        let model = Qwen3::synthetic(&cfg, seed);
+        assert_eq!(model.param_count(), load(&fixture()).unwrap().param_count());
+        forward_ids(&model, &mut KvCache::new(&cfg), &[1, 2, 3, 151_000])
+    };
+    let (a, b, c) = (run(5), run(5), run(6));
+    assert!(a.iter().all(|v| v.is_finite()));
+    assert_eq!(a, b);
+    assert_ne!(a, c);
+}

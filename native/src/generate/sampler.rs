@@ -56,31 +56,27 @@ impl Sampler {
         if p.repetition_penalty != 1.0 {
             apply_repetition_penalty(logits, history, p.repetition_penalty);
         }
-        let lse = log_sum_exp(logits);
+        let lse = LogSumExp::of(logits);
         let top = top_logprobs(logits, top_n, &lse);
-        let id = if p.temperature <= 0.0 {
-            argmax(logits)
-        } else {
-            if p.temperature != 1.0 {
-                for z in logits.iter_mut() {
-                    *z /= p.temperature;
-                }
+        if p.temperature <= 0.0 {
+            let id = argmax(logits);
+            return Sampled { id: id as u32, logprob: lse.logprob(logits[id]), top };
+        }
+        // The logprob convention needs the penalised value of the chosen id after truncation.
+        let penalised = logits.to_vec();
+        if p.temperature != 1.0 {
+            for z in logits.iter_mut() {
+                *z /= p.temperature;
             }
-            if p.top_k > 0 {
-                top_k_filter(logits, p.top_k);
-            }
-            if p.top_p < 1.0 {
-                top_p_filter(logits, p.top_p);
-            }
-            self.multinomial(logits)
-        };
-        let logprob = self.logprob_of(id, &top, &lse);
-        Sampled { id: id as u32, logprob, top }
-    }
-
-    /// The chosen id's logprob: from `top` when listed, else recomputed from the saved log-sum-exp.
-    fn logprob_of(&self, id: usize, top: &[(u32, f32)], lse: &LogSumExp) -> f32 {
-        top.iter().find(|t| t.0 as usize == id).map_or_else(|| lse.logprob(lse.penalised[id]), |t| t.1)
+        }
+        if p.top_k > 0 {
+            top_k_filter(logits, p.top_k);
+        }
+        if p.top_p < 1.0 {
+            top_p_filter(logits, p.top_p);
+        }
+        let id = self.multinomial(logits);
+        Sampled { id: id as u32, logprob: lse.logprob(penalised[id]), top }
     }
 
     /// Draws from softmax(z) over the finite entries (−∞ = removed).
@@ -165,23 +161,22 @@ pub fn top_p_filter(z: &mut [f32], top_p: f32) {
     }
 }
 
-/// log Σ exp(z) of the penalised logits, with those logits kept for a later logprob lookup.
+/// log Σ exp(z) of the penalised logits (NaN entries ignored), in f64.
 struct LogSumExp {
     max: f32,
     log_total: f64,
-    penalised: Vec<f32>,
 }
 
 impl LogSumExp {
+    fn of(z: &[f32]) -> LogSumExp {
+        let max = z.iter().copied().filter(|v| !v.is_nan()).fold(f32::NEG_INFINITY, f32::max);
+        let total: f64 = if max == f32::NEG_INFINITY { 1.0 } else { z.iter().filter(|v| !v.is_nan()).map(|&v| ((v - max) as f64).exp()).sum() };
+        LogSumExp { max, log_total: total.ln() }
+    }
+
     fn logprob(&self, z: f32) -> f32 {
         ((z - self.max) as f64 - self.log_total) as f32
     }
-}
-
-fn log_sum_exp(z: &[f32]) -> LogSumExp {
-    let max = z.iter().copied().filter(|v| !v.is_nan()).fold(f32::NEG_INFINITY, f32::max);
-    let total: f64 = if max == f32::NEG_INFINITY { 1.0 } else { z.iter().filter(|v| !v.is_nan()).map(|&v| ((v - max) as f64).exp()).sum() };
-    LogSumExp { max, log_total: total.ln(), penalised: z.to_vec() }
 }
 
 /// The n largest (id, logprob), descending, lower id first on ties.

@@ -1,4 +1,5 @@
 //! Causal grouped-query attention of new positions over a KV cache, float32 (model-spec.md §7).
+//! AVX-512 kernels in `attention_avx512` (tiled for prefill, per row for decode); a portable loop here.
 use rayon::prelude::*;
 
 /// Shapes of one attention call.
@@ -14,10 +15,26 @@ pub struct AttnShape {
 /// q, out: [len, heads, d]; k, v: [start + len (or more), kv_heads, d] (the cache after appending).
 pub fn causal_attention(q: &[f32], start: usize, k: &[f32], v: &[f32], s: AttnShape, out: &mut [f32]) {
     let d = s.head_dim;
-    let kv_dim = s.kv_heads * d;
-    assert!(s.heads.is_multiple_of(s.kv_heads) && q.len().is_multiple_of(s.heads * d) && out.len() == q.len(), "attention: bad shapes");
+    assert!(s.kv_heads > 0 && s.heads.is_multiple_of(s.kv_heads) && q.len().is_multiple_of(s.heads * d) && out.len() == q.len(), "attention: bad shapes");
     let len = q.len() / (s.heads * d);
-    assert!(k.len() >= (start + len) * kv_dim && v.len() == k.len(), "attention: the cache is shorter than start + len");
+    assert!(k.len() >= (start + len) * s.kv_heads * d && v.len() == k.len(), "attention: the cache is shorter than start + len");
+    if len == 0 {
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        if d.is_multiple_of(16) && std::arch::is_x86_feature_detected!("avx512f") {
+            super::attention_avx512::causal_attention(q, len, start, k, v, s, out);
+            return;
+        }
+    }
+    portable(q, start, k, v, s, out);
+}
+
+/// One task per (query row, head): scores, softmax, weighted sum of V.
+fn portable(q: &[f32], start: usize, k: &[f32], v: &[f32], s: AttnShape, out: &mut [f32]) {
+    let d = s.head_dim;
+    let kv_dim = s.kv_heads * d;
     let group = s.heads / s.kv_heads;
     let scale = 1.0 / (d as f32).sqrt();
     out.par_chunks_mut(d).enumerate().for_each_init(Vec::new, |scores, (t, o)| {
@@ -26,7 +43,7 @@ pub fn causal_attention(q: &[f32], start: usize, k: &[f32], v: &[f32], s: AttnSh
         let g = h / group;
         let qh = &q[t * d..(t + 1) * d];
         scores.clear();
-        scores.extend((0..ctx).map(|j| dot(qh, &k[j * kv_dim + g * d..j * kv_dim + (g + 1) * d]) * scale));
+        scores.extend((0..ctx).map(|j| super::matmul::dot(qh, &k[j * kv_dim + g * d..j * kv_dim + (g + 1) * d]) * scale));
         let max = scores.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
         let mut sum = 0f32;
         for e in scores.iter_mut() {
@@ -44,6 +61,24 @@ pub fn causal_attention(q: &[f32], start: usize, k: &[f32], v: &[f32], s: AttnSh
     });
 }
 
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    super::matmul::dot(a, b)
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The AVX-512 paths (tiled for ≥ 12 rows, per row below) agree with the portable loop.
+    #[test]
+    fn kernels_match_portable() {
+        for &(start, len, heads, kv_heads, d) in &[(0, 1, 4, 2, 16), (5, 3, 4, 2, 16), (0, 13, 4, 2, 16), (7, 30, 16, 8, 128), (40, 25, 32, 8, 128), (3, 12, 2, 2, 48)] {
+            let s = AttnShape { heads, kv_heads, head_dim: d };
+            let q: Vec<f32> = (0..len * heads * d).map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.05).collect();
+            let k: Vec<f32> = (0..(start + len) * kv_heads * d).map(|i| ((i * 53 % 89) as f32 - 44.0) * 0.05).collect();
+            let v: Vec<f32> = (0..k.len()).map(|i| ((i * 29 % 83) as f32 - 41.0) * 0.02).collect();
+            let (mut a, mut b) = (vec![0f32; q.len()], vec![0f32; q.len()]);
+            causal_attention(&q, start, &k, &v, s, &mut a);
+            portable(&q, start, &k, &v, s, &mut b);
+            for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+                assert!((x - y).abs() <= 2e-5 * (1.0 + y.abs()), "start={start} len={len} d={d}: out[{i}] = {x} vs {y}");
+            }
+        }
+    }
 }

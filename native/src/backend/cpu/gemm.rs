@@ -9,11 +9,10 @@
 //!   read bf16 pairs (k, k+1) of 16 rows at a time, transposing and widening in one pass.
 //! * Micro-kernel: a 12 × 32 tile of y in 24 zmm accumulators; per k-step 2 loads of W, 12 broadcasts
 //!   of x, 24 FMAs. The W panel (32 KiB) stays in L1 while the x panels stream from L2.
-use super::matmul::SharedOut;
 use half::bf16;
 
 /// Returns false when the CPU lacks AVX-512F (the caller then uses the portable loop).
-pub fn gemm_bf16(x: &[f32], m: usize, k: usize, w: &[bf16], n: usize, bias: Option<&[f32]>, y: &mut [f32]) -> bool {
+pub(super) fn gemm_bf16(x: &[f32], m: usize, k: usize, w: &[bf16], n: usize, bias: Option<&[f32]>, y: &mut [f32]) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx512f") {
@@ -27,12 +26,12 @@ pub fn gemm_bf16(x: &[f32], m: usize, k: usize, w: &[bf16], n: usize, bias: Opti
 
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    use super::*;
+    use crate::backend::cpu::matmul::SharedOut;
     use crate::backend::cpu::scratch::with_scratch;
     use half::bf16;
-    use std::cell::RefCell;
     use rayon::prelude::*;
     use std::arch::x86_64::*;
+    use std::cell::RefCell;
     use std::ops::Range;
 
     const MR: usize = 12;
@@ -48,6 +47,7 @@ mod avx512 {
     }
 
     pub(super) fn gemm(x: &[f32], m: usize, k: usize, w: &[bf16], n: usize, bias: Option<&[f32]>, y: &mut [f32]) {
+        assert!(62 * k < i32::MAX as usize, "gemm: k = {k} is too large for 32-bit gather offsets");
         with_scratch(&X_PACK, m.div_ceil(MR) * k * MR, |ap| {
             pack_x(x, m, k, ap);
             let threads = rayon::current_num_threads().max(1);
@@ -100,9 +100,7 @@ mod avx512 {
             let kc = KC.min(k - pc);
             for p in 0..np {
                 let c0 = cols.start + p * NR;
-                let nv = NR.min(cols.end - c0);
-                pack_w(w, k, c0, nv, pc, kc, bp.as_mut_ptr().add(p * KC * NR));
-                prefetch_rows(w, k, c0, nv, pc + kc, KC.min(k - pc - kc));
+                pack_w(w, k, c0, NR.min(cols.end - c0), pc, kc, bp.as_mut_ptr().add(p * KC * NR));
             }
             for p in 0..np {
                 let c0 = cols.start + p * NR;
@@ -157,24 +155,6 @@ mod avx512 {
             let d = dst.add(kk * NR);
             for j in 0..NR {
                 *d.add(j) = if j < nv { w[(r0 + j) * k + pc + kk].to_f32() } else { 0.0 };
-            }
-        }
-    }
-
-    /// Asks for W[r0..r0+nv, from..from+len] to be brought into L2 while the current k-block is
-    /// computed: the packing gathers touch 32 rows at once, too many streams for the hardware
-    /// prefetcher, and would otherwise wait on DRAM.
-    #[inline(always)]
-    unsafe fn prefetch_rows(w: &[bf16], k: usize, r0: usize, nv: usize, from: usize, len: usize) {
-        if len == 0 {
-            return;
-        }
-        for j in 0..nv {
-            let p = w.as_ptr().add((r0 + j) * k + from) as *const i8;
-            let mut off = 0;
-            while off < 2 * len + 63 {
-                _mm_prefetch::<_MM_HINT_T1>(p.add(off));
-                off += 64;
             }
         }
     }

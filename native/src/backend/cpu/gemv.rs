@@ -5,15 +5,13 @@
 //! in the high half of lane i; `lane << 16` is element 2i as f32 and `lane & 0xFFFF0000` is 2i+1.
 //! x is deinterleaved once per call into the same even/odd order, so each 64 bytes of W cost one
 //! load, one shift, one and, and two FMAs.
-use super::matmul::SharedOut;
 use half::bf16;
-use rayon::prelude::*;
 
 /// The most rows of x handled here; more go to the GEMM.
-pub const MAX_ROWS: usize = 4;
+pub(super) const MAX_ROWS: usize = 4;
 
 /// Returns false when the CPU lacks AVX-512F (the caller then uses the portable loop).
-pub fn gemv_bf16(x: &[f32], m: usize, k: usize, w: &[bf16], n: usize, bias: Option<&[f32]>, y: &mut [f32]) -> bool {
+pub(super) fn gemv_bf16(x: &[f32], m: usize, k: usize, w: &[bf16], n: usize, bias: Option<&[f32]>, y: &mut [f32]) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx512f") {
@@ -25,17 +23,18 @@ pub fn gemv_bf16(x: &[f32], m: usize, k: usize, w: &[bf16], n: usize, bias: Opti
     false
 }
 
-/// W rows per task: about 16 tasks per thread so rayon can balance, in multiples of 4 rows.
-fn rows_per_task(n: usize) -> usize {
-    let tasks = 16 * rayon::current_num_threads().max(1);
-    (n.div_ceil(tasks).div_ceil(4) * 4).max(16)
-}
-
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    use super::*;
+    use crate::backend::cpu::matmul::SharedOut;
     use half::bf16;
+    use rayon::prelude::*;
     use std::arch::x86_64::*;
+
+    /// W rows per task: about 16 tasks per thread so rayon can balance, in multiples of 4 rows.
+    fn rows_per_task(n: usize) -> usize {
+        let tasks = 16 * rayon::current_num_threads().max(1);
+        (n.div_ceil(tasks).div_ceil(4) * 4).max(16)
+    }
 
     /// Deinterleaves each row of x [m, k] per 32-element chunk: [x0 x2 … x30 | x1 x3 … x31].
     /// Returns [m, k32] with k32 = k rounded down to 32 (the tail is handled with the original x).

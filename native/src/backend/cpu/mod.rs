@@ -1,7 +1,9 @@
 //! The CPU backend: float32 arithmetic on bf16 weights, all cores (rayon).
 pub mod attention;
-pub mod gemm;
-pub mod gemv;
+#[cfg(target_arch = "x86_64")]
+mod attention_avx512;
+mod gemm;
+mod gemv;
 pub mod matmul;
 pub mod norm;
 pub mod rope;
