@@ -2,33 +2,19 @@
 // the one in src/errors.ts (2 usage, 3 input, 4 model, 5 engine).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { copyFileSync, mkdtempSync, readdirSync, readFileSync, writeFileSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fixtureDir, jsonLines, root, runOvis } from '../helpers/cli.js';
+import { fixtureWeights, modelWith, safetensorsBytes } from '../helpers/model-copy.js';
 
-/** A copy of the fixture model directory whose model.safetensors is replaced by `weights`. */
-function modelWith(weights: Buffer): string {
-  const dir = mkdtempSync(join(tmpdir(), 'ovis-model-'));
-  for (const f of readdirSync(fixtureDir)) {
-    if (statSync(join(fixtureDir, f)).isFile() && f !== 'model.safetensors' && f !== 'expected.safetensors') copyFileSync(join(fixtureDir, f), join(dir, f));
-  }
-  writeFileSync(join(dir, 'model.safetensors'), weights);
-  return dir;
-}
-
-/** Rewrites the fixture's safetensors header with `edit` (data blob unchanged). */
+/** The fixture's weights with their header edited by `edit` (data blob unchanged). */
 function editedWeights(edit: (header: Record<string, any>) => void): Buffer {
-  const buf = readFileSync(join(fixtureDir, 'model.safetensors'));
-  const n = Number(buf.readBigUInt64LE(0));
-  const header = JSON.parse(buf.subarray(8, 8 + n).toString('utf8'));
+  const { header, blob } = fixtureWeights();
   edit(header);
-  let text = JSON.stringify(header);
-  text += ' '.repeat((8 - (text.length % 8)) % 8);
-  const len = Buffer.alloc(8);
-  len.writeBigUInt64LE(BigInt(text.length));
-  return Buffer.concat([len, Buffer.from(text), buf.subarray(8 + n)]);
+  return safetensorsBytes(header, blob);
 }
+
+const modelWithWeights = (weights: Buffer) => modelWith({ 'model.safetensors': weights });
 
 const ask = (model: string, extra: string[] = []) => runOvis(['ask', '--model', model, '--max-new-tokens', '1', ...extra, 'Hi']);
 
@@ -76,21 +62,21 @@ test('no --model and no OVIS_MODEL is a usage error', async () => {
 
 test('a truncated safetensors file is a model error naming the file', async () => {
   const full = readFileSync(join(fixtureDir, 'model.safetensors'));
-  const r = await ask(modelWith(full.subarray(0, full.length - 1000)));
+  const r = await ask(modelWithWeights(full.subarray(0, full.length - 1000)));
   assert.is(r.code, 4, r.stderr);
   assert.match(r.stderr, /model\.safetensors is truncated/);
 });
 
 test('a missing tensor is a model error naming the tensor', async () => {
   const name = 'llm.model.layers.1.mlp.down_proj.weight';
-  const r = await ask(modelWith(editedWeights((h) => delete h[name])));
+  const r = await ask(modelWithWeights(editedWeights((h) => delete h[name])));
   assert.is(r.code, 4, r.stderr);
   assert.ok(r.stderr.includes(name), r.stderr);
 });
 
 test('a tensor of the wrong shape is a model error naming tensor and shapes', async () => {
   const name = 'llm.model.layers.0.self_attn.q_proj.weight';
-  const r = await ask(modelWith(editedWeights((h) => {
+  const r = await ask(modelWithWeights(editedWeights((h) => {
     const [a, b] = h[name].shape;
     h[name].shape = [b, a];
   })));
@@ -100,7 +86,7 @@ test('a tensor of the wrong shape is a model error naming tensor and shapes', as
 });
 
 test('garbage instead of a safetensors file is a model error', async () => {
-  const r = await ask(modelWith(Buffer.from('this is not a safetensors file at all')));
+  const r = await ask(modelWithWeights(Buffer.from('this is not a safetensors file at all')));
   assert.is(r.code, 4, r.stderr);
   assert.match(r.stderr, /model\.safetensors/);
 });

@@ -3,36 +3,24 @@
 // with a different lm_head the logits change, so the engine really reads it.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { copyFileSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fixtureDir, jsonLines, runOvis } from '../helpers/cli.js';
 import { comparableIds } from '../helpers/reference.js';
+import { fixtureWeights, modelWith, safetensorsBytes } from '../helpers/model-copy.js';
 
 /** The fixture with an untied lm_head made from the embedding by `transform` (on bf16 bits). */
 function untiedModel(transform: (bits: Uint16Array) => void): string {
-  const dir = mkdtempSync(join(tmpdir(), 'ovis-untied-'));
-  for (const f of readdirSync(fixtureDir)) {
-    if (statSync(join(fixtureDir, f)).isFile() && !f.endsWith('.safetensors') && f !== 'config.json') copyFileSync(join(fixtureDir, f), join(dir, f));
-  }
   const config = JSON.parse(readFileSync(join(fixtureDir, 'config.json'), 'utf8'));
   config.llm_config.tie_word_embeddings = false;
-  writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
-  const buf = readFileSync(join(fixtureDir, 'model.safetensors'));
-  const n = Number(buf.readBigUInt64LE(0));
-  const header = JSON.parse(buf.subarray(8, 8 + n).toString('utf8'));
-  const blob = buf.subarray(8 + n);
+  const { header, blob } = fixtureWeights();
   const embed = header['llm.model.embed_tokens.weight'];
   const [b, e] = embed.data_offsets;
   const head = new Uint16Array(new Uint8Array(blob.subarray(b, e)).buffer);
   transform(head);
   header['llm.lm_head.weight'] = { dtype: 'BF16', shape: embed.shape, data_offsets: [blob.length, blob.length + (e - b)] };
-  let text = JSON.stringify(header);
-  text += ' '.repeat((8 - (text.length % 8)) % 8);
-  const len = Buffer.alloc(8);
-  len.writeBigUInt64LE(BigInt(text.length));
-  writeFileSync(join(dir, 'model.safetensors'), Buffer.concat([len, Buffer.from(text), blob, Buffer.from(head.buffer)]));
-  return dir;
+  const weights = safetensorsBytes(header, Buffer.concat([blob, Buffer.from(head.buffer)]));
+  return modelWith({ 'config.json': JSON.stringify(config), 'model.safetensors': weights });
 }
 
 const greedy = (model: string) => runOvis(['ask', '--model', model, '--temperature', '0', '--max-new-tokens', '8', '--json', 'Describe the Yellow Mountain in one sentence.']);

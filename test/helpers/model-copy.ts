@@ -1,0 +1,31 @@
+// Copies of the fixture model directory with edited files, for error-path and layout tests.
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fixtureDir } from './cli.js';
+
+/** A temp copy of the fixture (without expected.safetensors) with `files` written over it. */
+export function modelWith(files: Record<string, Buffer | string>): string {
+  const dir = mkdtempSync(join(tmpdir(), 'ovis-model-'));
+  for (const f of readdirSync(fixtureDir)) {
+    if (statSync(join(fixtureDir, f)).isFile() && f !== 'expected.safetensors') copyFileSync(join(fixtureDir, f), join(dir, f));
+  }
+  for (const [name, data] of Object.entries(files)) writeFileSync(join(dir, name), data);
+  return dir;
+}
+
+/** The fixture's safetensors parts: parsed header and the data blob. */
+export function fixtureWeights(): { header: Record<string, any>; blob: Buffer } {
+  const buf = readFileSync(join(fixtureDir, 'model.safetensors'));
+  const n = Number(buf.readBigUInt64LE(0));
+  return { header: JSON.parse(buf.subarray(8, 8 + n).toString('utf8')), blob: buf.subarray(8 + n) };
+}
+
+/** A safetensors file from a header and blob (header padded to 8 bytes as writers do). */
+export function safetensorsBytes(header: Record<string, any>, blob: Buffer): Buffer {
+  let text = JSON.stringify(header);
+  text += ' '.repeat((8 - (text.length % 8)) % 8);
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(text.length));
+  return Buffer.concat([len, Buffer.from(text), blob]);
+}
