@@ -60,12 +60,21 @@ export async function runAsk(args: string[], opts: AskOptions): Promise<void> {
     abort.abort();
   };
   process.on('SIGINT', onSigint);
+  // A reader that goes away (`ovis ask … | head -1`) ends generation quietly, as Unix tools do.
+  let readerGone = false;
+  // The listener stays for the life of the process: later writes fail the same way.
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EPIPE') throw e;
+    readerGone = true;
+    abort.abort();
+  });
   try {
     const result = await runTurn(engine, detokenizerFor(prompts), {
       session: 'ask', keep: 0, ids, media: loaded.map((m) => ({ kind: m.kind, grid: m.grid })), pixels: loaded.map((m) => m.pixels),
       maxNewTokens: opts.maxNewTokens, sampling: samplingFrom(opts, defaults), stopIds: defaults.stopIds,
       topLogprobs: opts.topLogprobs, thinking: opts.think,
     }, (t) => writer.token(t), abort.signal);
+    if (readerGone) return;
     if (writer instanceof TextWriter) {
       if (result.tail) writer.token({ id: -1, text: result.tail, channel: result.tailChannel, logprob: 0 });
       writer.end();
@@ -74,7 +83,7 @@ export async function runAsk(args: string[], opts: AskOptions): Promise<void> {
     }
     const t = result.done.timings;
     log.verbose(`${result.done.completion_tokens} tokens (${result.done.finish_reason}); vision ${t.vision_ms.toFixed(1)} ms, prefill ${t.prefill_ms.toFixed(1)} ms, first token ${t.first_token_ms.toFixed(1)} ms, decode ${t.decode_ms.toFixed(1)} ms`);
-    if (result.done.finish_reason === 'cancelled') throw new InterruptedError('interrupted: generation cancelled', opts.json);
+    if (result.done.finish_reason === 'cancelled' && !readerGone) throw new InterruptedError('interrupted: generation cancelled', opts.json);
   } finally {
     process.off('SIGINT', onSigint);
     await engine.close();
