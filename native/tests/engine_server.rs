@@ -209,3 +209,36 @@ fn a_cancel_sent_right_after_the_request_stops_it_early() {
     assert_eq!(done.1["finish_reason"], "cancelled");
     assert!(done.1["completion_tokens"].as_u64().unwrap() < 1000);
 }
+
+/// Accepts `ok` writes, then fails every write as a closed pipe does; counts the attempts.
+#[derive(Clone)]
+struct ClosingPipe {
+    ok: usize,
+    attempts: Arc<Mutex<usize>>,
+}
+impl Write for ClosingPipe {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        let mut n = self.attempts.lock().unwrap();
+        *n += 1;
+        if *n > self.ok {
+            return Err(std::io::Error::new(std::io::ErrorKind::BrokenPipe, "closed"));
+        }
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_client_that_stops_reading_cancels_its_generation() {
+    let mut input = hello();
+    input.extend(load(1, &fixture()));
+    input.extend(generate_in(2, "s", 0, &[151644, 872, 198], 40_000));
+    // hello_ok and model_loaded go through, then the pipe closes.
+    let pipe = ClosingPipe { ok: 2, attempts: Arc::new(Mutex::new(0)) };
+    let status = serve(Cursor::new(input), FrameWriter::new(Box::new(pipe.clone())));
+    assert_eq!(status, 0);
+    let attempts = *pipe.attempts.lock().unwrap();
+    assert!(attempts < 10, "the engine kept writing {attempts} frames into a closed pipe");
+}

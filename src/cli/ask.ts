@@ -10,7 +10,7 @@ import { TextWriter } from '../output/text-writer.js';
 import { runTurn } from '../session/turn.js';
 import { addGenerationOptions, type AskOptions } from './ask-options.js';
 import { loadMedia, type LoadedMedium } from './load-media.js';
-import { splitPositionals, type MediaArg } from './media-args.js';
+import { mediaKindOfPath, splitPositionals, type MediaArg } from './media-args.js';
 import { startEngine } from './start-engine.js';
 import { readStdinText, joinPrompt } from './stdin.js';
 import { readMessagesFile, type Conversation } from './messages-file.js';
@@ -28,7 +28,8 @@ export function askCommand(): Command {
 export async function runAsk(args: string[], opts: AskOptions): Promise<void> {
   const log = createLogger({ verbose: opts.verbose });
   const { media, words } = splitPositionals(args);
-  for (const a of opts.attach) media.push({ kind: a === '-' ? 'image' : kindOfAttachment(a), source: a });
+  // An attachment of unknown extension is tried as an image (the decoder reports unreadable files).
+  for (const a of opts.attach) media.push({ kind: a === '-' ? 'image' : (mediaKindOfPath(a) ?? 'image'), source: a });
   const stdinUsedForImage = opts.attach.includes('-');
   const piped = stdinUsedForImage ? '' : await readStdinText();
   const text = joinPrompt(piped, words);
@@ -83,7 +84,7 @@ export async function runAsk(args: string[], opts: AskOptions): Promise<void> {
     }
     const t = result.done.timings;
     log.verbose(`${result.done.completion_tokens} tokens (${result.done.finish_reason}); vision ${t.vision_ms.toFixed(1)} ms, prefill ${t.prefill_ms.toFixed(1)} ms, first token ${t.first_token_ms.toFixed(1)} ms, decode ${t.decode_ms.toFixed(1)} ms`);
-    if (result.done.finish_reason === 'cancelled' && !readerGone) throw new InterruptedError('interrupted: generation cancelled', opts.json);
+    if (result.done.finish_reason === 'cancelled') throw new InterruptedError('interrupted: generation cancelled', opts.json);
   } finally {
     process.off('SIGINT', onSigint);
     await engine.close();
@@ -108,13 +109,3 @@ async function preparePrompt(text: string, media: MediaArg[], history: Conversat
   log.verbose(`prompt: ${ids.length} positions, ${loaded.length} media`);
   return { ids, loaded, prompts };
 }
-
-function kindOfAttachment(path: string): 'image' | 'video' {
-  const v = /\.(mp4|mkv|mov|webm|avi|m4v|mpg|mpeg|wmv|flv|ts|3gp|ogv)$/i.test(path);
-  if (!v && !/\.(jpe?g|png|webp|gif|tiff?|avif)$/i.test(path)) {
-    // Unknown extension: let the image decoder decide (it reports unreadable files clearly).
-    return 'image';
-  }
-  return v ? 'video' : 'image';
-}
-

@@ -92,7 +92,9 @@ impl Worker {
         let result = self.run_generate(&req, body, &flag);
         self.cancels.lock().unwrap().remove(&req.id);
         match result {
-            Ok(done) => self.writer.send_msg(kind::DONE, &done),
+            Ok(done) => {
+                self.writer.send_msg(kind::DONE, &done);
+            }
             Err(e) => self.writer.error(Some(req.id), e.code(), e.to_string()),
         }
     }
@@ -110,7 +112,12 @@ impl Worker {
         let pixels: Vec<f32> = rest.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
         let cache = self.sessions.get_or_create(&req.session, &model.cfg.llm);
         let writer = self.writer.clone();
-        let mut emit = |tok: crate::protocol::Token| writer.send_msg(kind::TOKEN, &tok);
+        // A client that stopped reading cancels its request instead of leaving the engine generating.
+        let mut emit = |tok: crate::protocol::Token| {
+            if !writer.send_msg(kind::TOKEN, &tok) {
+                cancel.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+        };
         generate(model, cache, req, &ids, &pixels, cancel, &mut emit)
     }
 }

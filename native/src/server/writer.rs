@@ -13,16 +13,20 @@ impl FrameWriter {
         FrameWriter { out: Arc::new(Mutex::new(out)) }
     }
 
-    /// Writes one frame; a closed stdout (the client went away) is reported to stderr only.
-    pub fn send(&self, frame: &Frame) {
+    /// Writes one frame; false when stdout is closed (the client went away; reported on stderr).
+    pub fn send(&self, frame: &Frame) -> bool {
         let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
-        if let Err(e) = frame.write_to(&mut *out) {
-            eprintln!("ovis-engine: cannot write to stdout: {e}");
+        match frame.write_to(&mut *out) {
+            Ok(()) => true,
+            Err(e) => {
+                eprintln!("ovis-engine: cannot write to stdout: {e}");
+                false
+            }
         }
     }
 
-    pub fn send_msg<T: serde::Serialize>(&self, k: u8, msg: &T) {
-        self.send(&frame_of(k, msg, Vec::new()));
+    pub fn send_msg<T: serde::Serialize>(&self, k: u8, msg: &T) -> bool {
+        self.send(&frame_of(k, msg, Vec::new()))
     }
 
     pub fn error(&self, id: Option<u64>, code: &str, message: impl Into<String>) {
