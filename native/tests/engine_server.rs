@@ -242,3 +242,37 @@ fn a_client_that_stops_reading_cancels_its_generation() {
     let attempts = *pipe.attempts.lock().unwrap();
     assert!(attempts < 10, "the engine kept writing {attempts} frames into a closed pipe");
 }
+
+fn generate_media(id: u64, session: &str, keep: usize, ids: &[i32], pixels: &[f32], max_new: usize) -> Vec<u8> {
+    let media = if pixels.is_empty() { vec![] } else { vec![MediaSpec { kind: "image".into(), grid: [1, 2, 2] }] };
+    let g = Generate { id, session: session.into(), keep, n_ids: ids.len(), media, max_new_tokens: max_new, sampling: Sampling { temperature: 0.0, top_k: 0, top_p: 1.0, repetition_penalty: 1.0, seed: 0 }, stop_ids: vec![], top_logprobs: 0 };
+    let mut body: Vec<u8> = ids.iter().flat_map(|i| i.to_le_bytes()).collect();
+    body.extend(pixels.iter().flat_map(|p| p.to_le_bytes()));
+    frame_of(kind::GENERATE, &g, body).encode()
+}
+
+#[test]
+fn a_turn_after_an_image_keeps_the_image_in_the_cache() {
+    // One 32×32 image (grid 1×2×2 = one visual atom), then a text follow-up in the same session.
+    let pixels: Vec<f32> = (0..4 * 768).map(|i| ((i * 37) % 255) as f32 / 127.5 - 1.0).collect();
+    let turn1 = [151644, 872, 198, -301, -300, -302, 198, 3838, 151645, 198, 151644, 77091, 198];
+    let mut input = hello();
+    input.extend(load(1, &fixture()));
+    input.extend(generate_media(2, "chat", 0, &turn1, &pixels, 3));
+    let (_, frames) = run(input.clone());
+    let first = tokens_of(&frames, 2);
+    let follow = [first[2] as i32, 151645, 198, 151644, 872, 198, 9707];
+    input.extend(generate_media(3, "chat", turn1.len() + 2, &follow, &[], 3));
+    let (_, frames) = run(input);
+    let continued = tokens_of(&frames, 3);
+    assert_eq!(continued.len(), 3);
+    // The whole conversation, image included, sent afresh gives the same tokens.
+    let mut whole: Vec<i32> = turn1.to_vec();
+    whole.extend(first.iter().map(|&t| t as i32));
+    whole.extend(&follow[1..]);
+    let mut input = hello();
+    input.extend(load(1, &fixture()));
+    input.extend(generate_media(4, "fresh", 0, &whole, &pixels, 3));
+    let (_, frames) = run(input);
+    assert_eq!(tokens_of(&frames, 4), continued);
+}
