@@ -76,11 +76,14 @@ pub fn read_frame(r: &mut impl Read) -> Result<Frame, ReadError> {
     if len == 0 || len > MAX_FRAME {
         return Err(ReadError::Fatal(format!("frame length {len} is outside 1..={MAX_FRAME}")));
     }
-    let mut payload = vec![0u8; len];
-    if !read_full(r, &mut payload)? {
-        return Err(ReadError::Fatal(format!("stream ended after a frame length of {len}")));
+    // Grow with the bytes that actually arrive: a garbage length near the limit costs nothing
+    // until that much data comes.
+    let mut payload = Vec::with_capacity(len.min(1 << 20));
+    match r.take(len as u64).read_to_end(&mut payload) {
+        Ok(n) if n == len => decode_payload(payload),
+        Ok(n) => Err(ReadError::Fatal(format!("stream ended inside a frame ({n} of {len} bytes)"))),
+        Err(e) => Err(ReadError::Io(e)),
     }
-    decode_payload(payload)
 }
 
 /// Splits kind + payload (everything after the length) into a frame.
