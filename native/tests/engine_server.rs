@@ -44,8 +44,20 @@ fn run(input: Vec<u8>) -> (i32, Vec<(u8, serde_json::Value)>) {
 }
 
 fn generate(id: u64, ids: &[i32], max_new: usize) -> Vec<u8> {
-    let g = Generate { id, session: "s".into(), keep: 0, n_ids: ids.len(), media: vec![], max_new_tokens: max_new, sampling: Sampling { temperature: 0.0, top_k: 0, top_p: 1.0, repetition_penalty: 1.0, seed: 0 }, stop_ids: vec![151645], top_logprobs: 0 };
-    frame_of(kind::GENERATE, &g, ids.iter().flat_map(|i| i.to_le_bytes()).collect()).encode()
+    generate_media(id, "s", 0, ids, &[], max_new, vec![151645])
+}
+
+/// A greedy generate frame; `pixels` (if any) are one 32×32 image (grid 1×2×2).
+fn generate_media(id: u64, session: &str, keep: usize, ids: &[i32], pixels: &[f32], max_new: usize, stop_ids: Vec<u32>) -> Vec<u8> {
+    let media = if pixels.is_empty() { vec![] } else { vec![MediaSpec { kind: "image".into(), grid: [1, 2, 2] }] };
+    let g = Generate { id, session: session.into(), keep, n_ids: ids.len(), media, max_new_tokens: max_new, sampling: Sampling { temperature: 0.0, top_k: 0, top_p: 1.0, repetition_penalty: 1.0, seed: 0 }, stop_ids, top_logprobs: 0 };
+    let mut body: Vec<u8> = ids.iter().flat_map(|i| i.to_le_bytes()).collect();
+    body.extend(pixels.iter().flat_map(|p| p.to_le_bytes()));
+    frame_of(kind::GENERATE, &g, body).encode()
+}
+
+fn generate_in(id: u64, session: &str, keep: usize, ids: &[i32], max_new: usize) -> Vec<u8> {
+    generate_media(id, session, keep, ids, &[], max_new, vec![])
 }
 
 fn load(id: u64, dir: &str) -> Vec<u8> {
@@ -145,11 +157,6 @@ fn bad_model_dir_then_good_one_then_bad_requests_then_generation() {
     assert_eq!(done.1["completion_tokens"], 3);
 }
 
-fn generate_in(id: u64, session: &str, keep: usize, ids: &[i32], max_new: usize) -> Vec<u8> {
-    let g = Generate { id, session: session.into(), keep, n_ids: ids.len(), media: vec![], max_new_tokens: max_new, sampling: Sampling { temperature: 0.0, top_k: 0, top_p: 1.0, repetition_penalty: 1.0, seed: 0 }, stop_ids: vec![], top_logprobs: 0 };
-    frame_of(kind::GENERATE, &g, ids.iter().flat_map(|i| i.to_le_bytes()).collect()).encode()
-}
-
 fn tokens_of(frames: &[(u8, serde_json::Value)], id: u64) -> Vec<i64> {
     frames.iter().filter(|f| f.0 == kind::TOKEN && f.1["id"] == id).map(|f| f.1["token"].as_i64().unwrap()).collect()
 }
@@ -243,14 +250,6 @@ fn a_client_that_stops_reading_cancels_its_generation() {
     assert!(attempts < 10, "the engine kept writing {attempts} frames into a closed pipe");
 }
 
-fn generate_media(id: u64, session: &str, keep: usize, ids: &[i32], pixels: &[f32], max_new: usize) -> Vec<u8> {
-    let media = if pixels.is_empty() { vec![] } else { vec![MediaSpec { kind: "image".into(), grid: [1, 2, 2] }] };
-    let g = Generate { id, session: session.into(), keep, n_ids: ids.len(), media, max_new_tokens: max_new, sampling: Sampling { temperature: 0.0, top_k: 0, top_p: 1.0, repetition_penalty: 1.0, seed: 0 }, stop_ids: vec![], top_logprobs: 0 };
-    let mut body: Vec<u8> = ids.iter().flat_map(|i| i.to_le_bytes()).collect();
-    body.extend(pixels.iter().flat_map(|p| p.to_le_bytes()));
-    frame_of(kind::GENERATE, &g, body).encode()
-}
-
 #[test]
 fn a_turn_after_an_image_keeps_the_image_in_the_cache() {
     // One 32×32 image (grid 1×2×2 = one visual atom), then a text follow-up in the same session.
@@ -258,11 +257,11 @@ fn a_turn_after_an_image_keeps_the_image_in_the_cache() {
     let turn1 = [151644, 872, 198, -301, -300, -302, 198, 3838, 151645, 198, 151644, 77091, 198];
     let mut input = hello();
     input.extend(load(1, &fixture()));
-    input.extend(generate_media(2, "chat", 0, &turn1, &pixels, 3));
+    input.extend(generate_media(2, "chat", 0, &turn1, &pixels, 3, vec![]));
     let (_, frames) = run(input.clone());
     let first = tokens_of(&frames, 2);
     let follow = [first[2] as i32, 151645, 198, 151644, 872, 198, 9707];
-    input.extend(generate_media(3, "chat", turn1.len() + 2, &follow, &[], 3));
+    input.extend(generate_media(3, "chat", turn1.len() + 2, &follow, &[], 3, vec![]));
     let (_, frames) = run(input);
     let continued = tokens_of(&frames, 3);
     assert_eq!(continued.len(), 3);
@@ -272,7 +271,7 @@ fn a_turn_after_an_image_keeps_the_image_in_the_cache() {
     whole.extend(&follow[1..]);
     let mut input = hello();
     input.extend(load(1, &fixture()));
-    input.extend(generate_media(4, "fresh", 0, &whole, &pixels, 3));
+    input.extend(generate_media(4, "fresh", 0, &whole, &pixels, 3, vec![]));
     let (_, frames) = run(input);
     assert_eq!(tokens_of(&frames, 4), continued);
 }

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { InputError } from '../../src/errors.js';
+import { rejectsWith } from '../helpers/assert-errors.js';
 import {
   encodePrompt,
   PromptBuilder,
@@ -19,16 +20,7 @@ test.before(async () => {
   tok = pb.tokenizer;
 });
 
-function rejects(fn: () => unknown, pattern: RegExp): void {
-  try {
-    fn();
-  } catch (err) {
-    assert.instance(err, InputError);
-    assert.match((err as Error).message, pattern);
-    return;
-  }
-  assert.unreachable(`expected an InputError matching ${pattern}`);
-}
+const rejects = (fn: () => unknown, pattern: RegExp): void => rejectsWith(InputError, fn, pattern);
 
 const describe: ChatMessage[] = [{ role: 'user', content: [{ type: 'image' }, { type: 'text', text: 'Describe this image.' }] }];
 

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { InputError } from '../../src/errors.js';
+import { rejectsWith } from '../helpers/assert-errors.js';
 import {
   buildUserContent,
   IMAGE_END,
@@ -27,16 +28,7 @@ test.before(async () => {
 const render = (text: string, media: MediaKind[]): string =>
   pb.render([{ role: 'user', content: buildUserContent(text, media) }], { enableThinking: false });
 
-function rejects(fn: () => unknown, pattern: RegExp): void {
-  try {
-    fn();
-  } catch (err) {
-    assert.instance(err, InputError);
-    assert.match((err as Error).message, pattern);
-    return;
-  }
-  assert.unreachable(`expected an InputError matching ${pattern}`);
-}
+const rejects = (fn: () => unknown, pattern: RegExp): void => rejectsWith(InputError, fn, pattern);
 
 test('without markers: media first, in order, then the text', () => {
   assert.equal(buildUserContent('Hi', ['image', 'image']), [{ type: 'image' }, { type: 'image' }, { type: 'text', text: 'Hi' }]);
