@@ -3,7 +3,7 @@
 import { execa, type ResultPromise } from 'execa';
 import { EngineError, ModelError, InputError, OvisError } from '../errors.js';
 import {
-  FrameDecoder, Kind, encodeCancel, encodeCloseSession, encodeGenerate, encodeHello, encodeLoadModel, encodeShutdown,
+  FrameDecoder, FrameError, Kind, encodeCancel, encodeCloseSession, encodeGenerate, encodeHello, encodeLoadModel, encodeShutdown,
   type DoneEvent, type ErrorEvent, type Frame, type GenerateRequest, type HelloOk, type ModelInfo, type TokenEvent,
 } from '../protocol/index.js';
 import { locateEngine } from './locate.js';
@@ -41,6 +41,8 @@ export class EngineProcess {
   private stderrTail: string[] = [];
   private exited = false;
   private exitError?: Error;
+  /** Set once the engine wrote something that is not a frame: every later request fails with it. */
+  private broken?: EngineError;
   hello?: HelloOk;
 
   private constructor(binary: string, opts: EngineOptions) {
@@ -110,6 +112,7 @@ export class EngineProcess {
   }
 
   private request<T>(id: number, frame: Buffer, onToken?: (t: TokenEvent) => void): Promise<T> {
+    if (this.broken) return Promise.reject(this.broken);
     if (this.exited) return Promise.reject(this.exitError ?? new EngineError('the engine is not running'));
     return new Promise<T>((resolve, reject) => {
       this.pending.set(id, { resolve, reject, onToken });
@@ -122,11 +125,15 @@ export class EngineProcess {
   }
 
   private onData(chunk: Buffer): void {
+    if (this.broken) return;
     let frames: Frame[];
     try {
       frames = this.decoder.push(chunk);
     } catch (e) {
-      this.failAll(new EngineError(`the engine wrote an unreadable frame: ${(e as Error).message}`));
+      // Frames before the bad one are still answers; after it the stream cannot be trusted.
+      for (const f of (e as FrameError).frames ?? []) this.dispatch(f);
+      this.broken = new EngineError(`the engine wrote an unreadable frame: ${(e as Error).message}`);
+      this.failAll(this.broken);
       this.kill();
       return;
     }

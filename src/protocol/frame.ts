@@ -10,7 +10,10 @@ export interface Frame {
   body: Buffer;
 }
 
-export class FrameError extends Error {}
+export class FrameError extends Error {
+  /** Whole frames that arrived before the bad one, in the same chunk (still to be handled). */
+  frames: Frame[] = [];
+}
 
 /** Encodes one frame; `header` is serialised compactly in its key order. */
 export function encodeFrame(kind: number, header: object, body: Uint8Array = new Uint8Array(0)): Buffer {
@@ -43,14 +46,19 @@ export class FrameDecoder {
     this.chunks.push(chunk);
     this.buffered += chunk.length;
     const frames: Frame[] = [];
-    for (;;) {
-      if (this.buffered < 4) break;
-      const head = this.peek(4);
-      const len = head.readUInt32LE(0);
-      if (len < 5 || len > MAX_FRAME) throw new FrameError(`bad frame length ${len}`);
-      if (this.buffered < 4 + len) break;
-      const whole = this.take(4 + len);
-      frames.push(parsePayload(whole.subarray(4)));
+    try {
+      for (;;) {
+        if (this.buffered < 4) break;
+        const head = this.peek(4);
+        const len = head.readUInt32LE(0);
+        if (len < 5 || len > MAX_FRAME) throw new FrameError(`bad frame length ${len}`);
+        if (this.buffered < 4 + len) break;
+        const whole = this.take(4 + len);
+        frames.push(parsePayload(whole.subarray(4)));
+      }
+    } catch (e) {
+      if (e instanceof FrameError) e.frames = frames;
+      throw e;
     }
     return frames;
   }

@@ -27,8 +27,9 @@ process.stdin.on('data', (chunk) => {
     const header = JSON.parse(buf.subarray(9, 9 + hlen).toString());
     buf = buf.subarray(4 + len);
     if (kind === 0x01) {
-      process.stdout.write(frame(0x81, { protocol: 1, engine: 'fake', backend: 'cpu', device: 'fake', threads: 1 }));
-      if (mode === 'garbage') process.stdout.write(Buffer.from([0, 0, 0, 0, 0xde, 0xad]));
+      const ok = frame(0x81, { protocol: 1, engine: 'fake', backend: 'cpu', device: 'fake', threads: 1 });
+      // In garbage mode the bad bytes share one write with hello_ok, so they arrive in one chunk.
+      process.stdout.write(mode === 'garbage' ? Buffer.concat([ok, Buffer.from([0, 0, 0, 0, 0xde, 0xad])]) : ok);
     } else if (kind === 0x02) {
       const info = { model_type: 'ovis2_5', backend: 'cpu', device: 'fake', llm: { hidden: 32, layers: 2, heads: 4, kv_heads: 2, head_dim: 16, intermediate: 96, vocab: 151936, tie_embeddings: true, max_positions: 40960 }, vit: { hidden: 48, layers: 2, heads: 2, patch: 16, hidden_stride: 2 }, visual_vocab: 1024, params: 1, weight_bytes: 2 };
       process.stdout.write(frame(0x82, { id: header.id, info }));

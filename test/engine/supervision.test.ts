@@ -20,10 +20,11 @@ test('an engine crash mid-request fails the request with its last stderr lines',
   assert.match(err.message, /segmentation fault in the decoder/);
 });
 
-test('garbage on the engine stdout is reported, not hung on', async () => {
+test('garbage right after the handshake (same chunk) fails the next request, not the handshake', async () => {
   const engine = await EngineProcess.start({ binary: fake, env: env('garbage') });
   const err = await engine.loadModel('/x', 'auto').then(() => undefined, (e) => e);
   assert.ok(err instanceof EngineError);
+  assert.match(err.message, /unreadable frame/);
 });
 
 test('an engine that exits before the handshake fails start() with its message', async () => {

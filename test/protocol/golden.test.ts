@@ -56,6 +56,17 @@ test('decoder reassembles frames split at every byte boundary', () => {
   }
 });
 
+test('frames before a bad one in the same chunk are kept on the error', () => {
+  try {
+    new FrameDecoder().push(Buffer.concat([bin('token'), Buffer.from([0, 0, 0, 0, 1])]));
+  } catch (e) {
+    assert.ok(e instanceof FrameError);
+    assert.equal((e as FrameError).frames.map((f) => f.kind), [Kind.token]);
+    return;
+  }
+  assert.unreachable('a zero length must throw');
+});
+
 test('decoder rejects a zero or huge length and a non-JSON header', () => {
   assert.throws(() => new FrameDecoder().push(Buffer.from([0, 0, 0, 0, 1])), (e: unknown) => e instanceof FrameError);
   assert.throws(() => new FrameDecoder().push(Buffer.from([0xff, 0xff, 0xff, 0x7f, 1])), (e: unknown) => e instanceof FrameError);
