@@ -3,7 +3,7 @@ _ovis() {
   local cur prev words cword
   _init_completion 2>/dev/null || { cur="${COMP_WORDS[COMP_CWORD]}"; prev="${COMP_WORDS[COMP_CWORD-1]}"; }
   local cmds="ask info bench completion help"
-  local ask_opts="--model --system --messages --think --no-think --max-new-tokens --temperature --top-p --top-k --repetition-penalty --seed --attach --min-pixels --max-pixels --frames --max-input-pixels --device --json --top-logprobs --verbose --help"
+  local ask_opts="--model --system --messages --think --no-think --think-budget --max-new-tokens --temperature --top-p --top-k --repetition-penalty --seed --attach --min-pixels --max-pixels --frames --max-input-pixels --device --json --top-logprobs --verbose --help"
   local info_opts="--model --device --json --verbose --help"
   local bench_opts="--synthetic --model --device --images --prompt-tokens --decode-tokens --repeats --warmup --json --help"
   if [[ ${COMP_CWORD} -eq 1 ]]; then
@@ -16,7 +16,7 @@ _ovis() {
     --device) COMPREPLY=($(compgen -W "auto cpu cuda cuda:0" -- "${cur}")); return ;;
     --synthetic) COMPREPLY=($(compgen -W "2b 9b" -- "${cur}")); return ;;
     --images|--prompt-tokens|--decode-tokens|--repeats|--warmup) return ;;
-    --system|-s|--max-new-tokens|-n|--temperature|-t|--top-p|--top-k|--repetition-penalty|--seed|--min-pixels|--max-pixels|--frames|--max-input-pixels|--top-logprobs) return ;;
+    --system|-s|--think-budget|--max-new-tokens|-n|--temperature|-t|--top-p|--top-k|--repetition-penalty|--seed|--min-pixels|--max-pixels|--frames|--max-input-pixels|--top-logprobs) return ;;
   esac
   case "${COMP_WORDS[1]}" in
     ask) if [[ ${cur} == -* ]]; then COMPREPLY=($(compgen -W "${ask_opts}" -- "${cur}")); else COMPREPLY=($(compgen -f -- "${cur}")); fi ;;

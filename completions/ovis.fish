@@ -21,6 +21,7 @@ complete -c ovis -n '__fish_seen_subcommand_from ask' -s s -l system -x -d 'syst
 complete -c ovis -n '__fish_seen_subcommand_from ask' -l messages -r -F -d 'earlier turns as OpenAI-style JSON'
 complete -c ovis -n '__fish_seen_subcommand_from ask' -l think -d 'let the model think first'
 complete -c ovis -n '__fish_seen_subcommand_from ask' -l no-think -d 'answer directly'
+complete -c ovis -n '__fish_seen_subcommand_from ask' -l think-budget -x -d 'think at most n tokens, then answer'
 complete -c ovis -n '__fish_seen_subcommand_from ask' -s n -l max-new-tokens -x -d 'most tokens to generate'
 complete -c ovis -n '__fish_seen_subcommand_from ask' -s t -l temperature -x -d 'sampling temperature, 0 = greedy'
 complete -c ovis -n '__fish_seen_subcommand_from ask' -l top-p -x -d 'nucleus sampling threshold'

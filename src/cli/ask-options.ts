@@ -7,6 +7,7 @@ export interface AskOptions {
   system?: string;
   messages?: string;
   think: boolean;
+  thinkBudget?: number;
   maxNewTokens: number;
   temperature?: number;
   topP?: number;
@@ -33,6 +34,7 @@ export function addGenerationOptions(cmd: Command): Command {
     .option('--messages <file>', 'earlier turns as an OpenAI-style JSON array of {role, content} (media parts are files)')
     .option('--think', 'let the model think first; thinking goes to stderr', false)
     .option('--no-think', 'answer directly (default)')
+    .option('--think-budget <n>', 'think at most n tokens, then answer (implies --think)', intOption('--think-budget', 1, 40960))
     .option('-n, --max-new-tokens <n>', 'most tokens to generate', intOption('--max-new-tokens', 1, 40960), 1024)
     .option('-t, --temperature <t>', "sampling temperature; 0 = greedy (default: the model's generation_config.json)", floatOption('--temperature', 0, 100))
     .option('--top-p <p>', 'nucleus sampling: keep the smallest set of tokens with this much probability', floatOption('--top-p', 0, 1, { minExclusive: true }))

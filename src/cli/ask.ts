@@ -7,7 +7,8 @@ import { PromptBuilder, buildUserContent, type ChatMessage } from '../prompt/ind
 import { JsonlWriter } from '../output/jsonl-writer.js';
 import { createLogger, type Logger } from '../output/logger.js';
 import { TextWriter } from '../output/text-writer.js';
-import { runTurn } from '../session/turn.js';
+import { runTurn, type TokenOut, type TurnRequest } from '../session/turn.js';
+import { runBudgetedTurn } from '../session/think-budget.js';
 import { addGenerationOptions, type AskOptions } from './ask-options.js';
 import { loadMedia, type LoadedMedium } from './load-media.js';
 import { mediaKindOfPath, splitPositionals, type MediaArg } from './media-args.js';
@@ -39,6 +40,7 @@ export async function runAsk(args: string[], opts: AskOptions): Promise<void> {
     throw new UsageError('no prompt: give it as arguments or on standard input, e.g. ovis ask "Why is the sky blue?"');
   }
   if (opts.topLogprobs > 0 && !opts.json) throw new UsageError('--top-logprobs needs --json (log-probabilities are only printed as JSON)');
+  if (opts.thinkBudget !== undefined) opts.think = true;
   const modelDir = resolveModelDir(opts.model);
   const defaults = readGenerationDefaults(modelDir);
   // The engine validates the model first (milliseconds), so a broken model directory fails at once,
@@ -70,11 +72,15 @@ export async function runAsk(args: string[], opts: AskOptions): Promise<void> {
     abort.abort();
   });
   try {
-    const result = await runTurn(engine, detokenizerFor(prompts), {
+    const request: TurnRequest = {
       session: 'ask', keep: 0, ids, media: loaded.map((m) => ({ kind: m.kind, grid: m.grid })), pixels: loaded.map((m) => m.pixels),
       maxNewTokens: opts.maxNewTokens, sampling: samplingFrom(opts, defaults), stopIds: defaults.stopIds,
       topLogprobs: opts.topLogprobs, thinking: opts.think,
-    }, (t) => writer.token(t), abort.signal);
+    };
+    const onToken = (t: TokenOut) => writer.token(t);
+    const result = opts.thinkBudget !== undefined
+      ? await runBudgetedTurn(engine, detokenizerFor(prompts), request, opts.thinkBudget, onToken, abort.signal)
+      : await runTurn(engine, detokenizerFor(prompts), request, onToken, abort.signal);
     if (readerGone) return;
     if (writer instanceof TextWriter) {
       if (result.tail) writer.token({ id: -1, text: result.tail, channel: result.tailChannel, logprob: 0 });

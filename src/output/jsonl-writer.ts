@@ -10,8 +10,9 @@ export class JsonlWriter {
   }
 
   token(t: TokenOut): void {
-    const ev: Record<string, unknown> = { type: 'token', id: t.id, text: t.text, channel: t.channel, logprob: t.logprob };
+    const ev: Record<string, unknown> = { type: 'token', id: t.id, text: t.text, channel: t.channel, logprob: t.forced ? null : t.logprob };
     if (t.top) ev.top_logprobs = t.top;
+    if (t.forced) ev.forced = true;
     this.line(ev);
   }
 

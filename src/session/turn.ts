@@ -14,12 +14,19 @@ export interface TokenOut {
   channel: Channel;
   logprob: number;
   top?: Array<{ id: number; text: string; logprob: number }>;
+  /** Appended by ovis (the thinking budget's early-stop text), not sampled by the model. */
+  forced?: boolean;
 }
 
 /** What the turn needs from the tokenizer. */
+export interface TextStream {
+  push(id: number): string;
+  flush(): string;
+}
+
 export interface TurnDetokenizer {
   /** A fresh streaming decoder: push(id) returns newly completed text. */
-  stream(): { push(id: number): string; flush(): string };
+  stream(): TextStream;
   /** One token's text, for alternatives in top log-probabilities. */
   tokenText(id: number): string;
 }
@@ -54,8 +61,11 @@ export async function runTurn(
   req: TurnRequest,
   onToken: (t: TokenOut) => void,
   signal?: AbortSignal,
+  /** Continue an earlier turn's text stream (a character may span the two); flushed at the end. */
+  stream: TextStream = detok.stream(),
+  /** False leaves held-back bytes in `stream` for a turn that continues this one. */
+  flush = true,
 ): Promise<TurnResult> {
-  const stream = detok.stream();
   let channel: Channel = req.thinking ? 'thinking' : 'answer';
   const ids: number[] = [];
   const { id, done } = engine.generate(
@@ -79,7 +89,7 @@ export async function runTurn(
   if (signal?.aborted) onAbort();
   try {
     const result = await done;
-    return { done: result, ids, tail: stream.flush(), tailChannel: channel };
+    return { done: result, ids, tail: flush ? stream.flush() : '', tailChannel: channel };
   } finally {
     signal?.removeEventListener('abort', onAbort);
   }
