@@ -1,5 +1,6 @@
 // The options of `ovis ask` (and later `ovis chat`): one definition for --help, parsing and checks.
 import { Command, Option } from 'commander';
+import { DEFAULT_MAX_INPUT_PIXELS } from '../media/decode-image.js';
 import { deviceOption, floatOption, intOption } from './options.js';
 
 export interface AskOptions {
@@ -45,7 +46,7 @@ export function addGenerationOptions(cmd: Command): Command {
     .option('--min-pixels <n>', 'smallest resized image area in pixels', intOption('--min-pixels', 1), 448 * 448)
     .option('--max-pixels <n>', 'largest resized image area (default 1792·1792; 896·896 per video frame)', intOption('--max-pixels', 1))
     .option('--frames <n>', 'frames sampled from a video', intOption('--frames', 1, 256), 8)
-    .option('--max-input-pixels <n>', 'refuse images whose decoded size exceeds this many pixels', intOption('--max-input-pixels', 1), 178_956_970)
+    .option('--max-input-pixels <n>', 'refuse images whose decoded size exceeds this many pixels', intOption('--max-input-pixels', 1), DEFAULT_MAX_INPUT_PIXELS)
     .addOption(new Option('--device <device>', 'where the engine runs: auto, cpu, cuda, cuda:N').argParser(deviceOption).default('auto'))
     .option('--json', 'write JSON lines (token events, then done) to stdout', false)
     .option('--top-logprobs <n>', 'with --json, the n most likely tokens at each step', intOption('--top-logprobs', 0, 20), 0)

@@ -9,8 +9,9 @@ import { readFile } from 'node:fs/promises';
 import sharp, { type Metadata, type OutputInfo } from 'sharp';
 import { InputError } from '../errors.js';
 
-/** Decompression-bomb guard: largest decoded image accepted (width·height, pixels). */
-export const DEFAULT_MAX_INPUT_PIXELS = 100_000_000;
+/** Decompression-bomb guard: largest decoded image accepted (width·height, pixels). Pillow's own
+ * hard limit (2 × Image.MAX_IMAGE_PIXELS), so whatever the reference opens, ovis opens too. */
+export const DEFAULT_MAX_INPUT_PIXELS = 178_956_970;
 
 /** What sharp calls the formats we accept (AVIF arrives as "heif"). */
 const ACCEPTED_FORMATS = new Set(['jpeg', 'png', 'webp', 'gif', 'tiff', 'heif']);

@@ -9,7 +9,7 @@ export interface PrepareImageOptions {
   /** Pixel budget after resizing (default 448·448 .. 1792·1792, model-spec.md §2.2). */
   minPixels?: number;
   maxPixels?: number;
-  /** Decompression-bomb guard on the decoded image (default 100 megapixels). */
+  /** Decompression-bomb guard on the decoded image (default DEFAULT_MAX_INPUT_PIXELS). */
   maxInputPixels?: number;
   /** Name for error messages when `source` is a buffer. */
   name?: string;

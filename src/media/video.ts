@@ -22,7 +22,7 @@ export interface PrepareVideoOptions extends FindFfmpegOptions {
   /** Per-frame pixel budget after resizing (default 448·448 .. 896·896). */
   minPixels?: number;
   maxPixels?: number;
-  /** Largest decoded frame accepted (width·height, default 100 megapixels). */
+  /** Largest decoded frame accepted (width·height, default DEFAULT_MAX_INPUT_PIXELS). */
   maxInputPixels?: number;
   signal?: AbortSignal;
 }

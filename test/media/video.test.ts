@@ -1,6 +1,6 @@
 // Video: frame sampling, ffmpeg lookup and probing, and the whole pipeline on a lossless video made
 // from the fixture's frames (README: FFV1/Matroska decodes to the same pixels). Needs an ffmpeg
-// (ffmpeg-static, OVIS_FFMPEG or PATH); without one the ffmpeg-dependent tests are skipped.
+// (ffmpeg-static, OVIS_FFMPEG or PATH; .ci/run installs one); without one those tests fail.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -24,12 +24,12 @@ test.after(() => rmSync(dir, { recursive: true, force: true }));
 let ffmpeg: Ffmpeg | undefined;
 test.before(async () => {
   ffmpeg = await findFfmpeg().catch(() => undefined);
-  if (!ffmpeg) console.log('  (no ffmpeg here: the tests that decode videos pass vacuously)');
 });
-/** A test that needs ffmpeg; without one it returns at once (uvu cannot skip at run time). */
+/** A test that needs ffmpeg; without one it fails saying so (it must not pass without decoding). */
 function withFfmpeg(name: string, fn: () => Promise<void>): void {
   test(name, async () => {
-    if (ffmpeg) await fn();
+    if (!ffmpeg) throw new Error('ffmpeg is needed for the video tests: install it (.ci/run does) or set OVIS_FFMPEG');
+    await fn();
   });
 }
 

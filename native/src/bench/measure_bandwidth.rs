@@ -29,7 +29,8 @@ pub fn bandwidth() -> (f64, f64) {
     (BYTES as f64 / read, (2 * BYTES) as f64 / copy)
 }
 
-/// XOR-folds a slice with the widest loads this CPU has (the portable build targets SSE2 only).
+/// Folds a slice into one word with the widest loads this CPU has (the portable build targets SSE2
+/// only); the value only keeps the loads from being optimised away.
 fn sum_words(c: &[u64]) -> u64 {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx512f") {
