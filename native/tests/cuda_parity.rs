@@ -119,7 +119,7 @@ fn qk_norm_rope_writes_queries_and_the_cache_like_the_cpu() {
     let inv: Vec<f32> = (0..hd / 2).map(|j| 1.0 / (1e6f32).powf((2 * j) as f32 / hd as f32)).collect();
     let (qkvs, qns, kns, invs, pos) = (up(g, &qkv), up(g, &qn), up(g, &kn), g.upload(&inv).unwrap(), g.upload(&[start as i32]).unwrap());
     let (qo, kc, vc) = (g.zeros::<u16>(len * nh * hd).unwrap(), g.zeros::<u16>(nkv * max_ctx * hd).unwrap(), g.zeros::<u16>(nkv * max_ctx * hd).unwrap());
-    let dims = AttnDims { heads: nh, kv_heads: nkv, max_ctx };
+    let dims = AttnDims { heads: nh, kv_heads: nkv, max_ctx, head_dim: 128 };
     ops::qk_norm_rope(g, p(g, &qkvs), p(g, &qns), p(g, &kns), p(g, &invs), p(g, &pos), p(g, &qo), p(g, &kc), p(g, &vc), len, dims, 1e-6).unwrap();
     assert_close("qk_norm_rope_bf16 q", &down(g, &qo), &q, 2e-2);
     let (kd, vd) = (down(g, &kc), down(g, &vc));
@@ -255,7 +255,7 @@ fn decode_and_prefill_attention_match_the_cpu() {
     let Some((g, _l)) = gpu("decode_and_prefill_attention_match_the_cpu") else { return };
     let (nh, nkv, max_ctx) = (16, 8, 2048);
     let shape = attention::AttnShape { heads: nh, kv_heads: nkv, head_dim: 128 };
-    let dims = AttnDims { heads: nh, kv_heads: nkv, max_ctx };
+    let dims = AttnDims { heads: nh, kv_heads: nkv, max_ctx, head_dim: 128 };
     for (start, len, seed) in [(999usize, 1usize, 30u64), (40, 70, 31), (0, 33, 32)] {
         let ctx = start + len;
         let (k, v, q) = (randn(seed, ctx * nkv * 128, 2.0), randn(seed + 100, ctx * nkv * 128, 1.0), randn(seed + 200, len * nh * 128, 2.0));

@@ -37,6 +37,8 @@ pub struct AttnDims {
     pub heads: usize,
     pub kv_heads: usize,
     pub max_ctx: usize,
+    /// Per-head width (128 in the released models, 16 in the test fixture).
+    pub head_dim: usize,
 }
 
 /// q/k RMSNorm + RoPE + cache write for L rows of the fused qkv [L, (nH+2nKV)·128]; `pos0` a device int.

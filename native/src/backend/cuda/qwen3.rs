@@ -103,7 +103,7 @@ impl CudaQwen3 {
     }
 
     fn dims(&self, s: &Session) -> AttnDims {
-        AttnDims { heads: self.cfg.heads, kv_heads: self.cfg.kv_heads, max_ctx: s.max_ctx }
+        AttnDims { heads: self.cfg.heads, kv_heads: self.cfg.kv_heads, max_ctx: s.max_ctx, head_dim: self.cfg.head_dim }
     }
 
     /// Runs `len` input rows already in `s.x` ([len, H] bf16) at positions s.len()..: appends their K/V,
