@@ -5,6 +5,7 @@ use ovis_engine::generate::kv_cache::KvCache;
 use ovis_engine::generate::sampler::{Sampler, SamplingParams};
 use ovis_engine::model::config::ModelConfig;
 use ovis_engine::model::qwen3::Qwen3;
+use ovis_engine::model::source::WeightSource;
 use ovis_engine::model::weights::Weights;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -16,7 +17,7 @@ fn fixture() -> PathBuf {
 
 fn load(dir: &Path) -> Result<Qwen3, EngineError> {
     let cfg = ModelConfig::from_dir(dir)?;
-    Qwen3::load(&cfg.llm, &Arc::new(Weights::open_dir(dir)?))
+    Qwen3::load(&cfg.llm, &WeightSource::Files(Arc::new(Weights::open_dir(dir)?)))
 }
 
 /// Raw little-endian tensors of expected.safetensors.

@@ -10,6 +10,7 @@ use ovis_engine::model::qwen3::Qwen3;
 use ovis_engine::model::vision::layout::window_index;
 use ovis_engine::model::vision::VisionEncoder;
 use ovis_engine::model::visual_head::VisualHead;
+use ovis_engine::model::source::WeightSource;
 use ovis_engine::model::weights::{DType, Weights};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -30,6 +31,7 @@ fn fixture_dir() -> PathBuf {
 struct Fixture {
     cfg: ModelConfig,
     weights: Arc<Weights>,
+    source: WeightSource,
     expected: Weights,
 }
 
@@ -38,7 +40,8 @@ fn fixture() -> Fixture {
     let cfg = ModelConfig::from_dir(&dir).expect("fixture config");
     let weights = Arc::new(Weights::open_dir(&dir).expect("fixture weights"));
     let expected = Weights::open_files(&[dir.join("expected.safetensors")]).expect("expected.safetensors");
-    Fixture { cfg, weights, expected }
+    let source = WeightSource::Files(Arc::clone(&weights));
+    Fixture { cfg, weights, source, expected }
 }
 
 fn raw<'a>(exp: &'a Weights, name: &str, dtype: DType) -> (&'a [u8], Vec<usize>) {
@@ -143,8 +146,8 @@ fn resized_pixels_match_reference_pixel_values() {
 #[test]
 fn vision_and_head_match_reference() {
     let f = fixture();
-    let vit = VisionEncoder::load(&f.cfg.vit, &f.weights).expect("load ViT");
-    let head = VisualHead::load(&f.cfg, &f.weights).expect("load head");
+    let vit = VisionEncoder::load(&f.cfg.vit, &f.source).expect("load ViT");
+    let head = VisualHead::load(&f.cfg, &f.source).expect("load head");
     for case in IMAGE_CASES {
         let (pixels, source) = case_pixels(&f.expected, case);
         let g = grids(&f.expected, case);
@@ -171,7 +174,7 @@ fn vision_and_head_match_reference() {
 #[test]
 fn merged_embeddings_follow_input_ids() {
     let f = fixture();
-    let head = VisualHead::load(&f.cfg, &f.weights).unwrap();
+    let head = VisualHead::load(&f.cfg, &f.source).unwrap();
     let h = f.cfg.llm.hidden;
     let table = f.weights.bf16("llm.model.embed_tokens.weight", &[f.cfg.llm.vocab, h]).unwrap();
     let text_embed = |ids: &[u32], out: &mut [f32]| {
@@ -236,9 +239,9 @@ fn cases_json() -> std::collections::HashMap<String, Vec<f32>> {
 #[test]
 fn end_to_end_logits_and_greedy_ids() {
     let f = fixture();
-    let vit = VisionEncoder::load(&f.cfg.vit, &f.weights).unwrap();
-    let head = VisualHead::load(&f.cfg, &f.weights).unwrap();
-    let llm = Qwen3::load(&f.cfg.llm, &f.weights).expect("load Qwen3");
+    let vit = VisionEncoder::load(&f.cfg.vit, &f.source).unwrap();
+    let head = VisualHead::load(&f.cfg, &f.source).unwrap();
+    let llm = Qwen3::load(&f.cfg.llm, &f.source).expect("load Qwen3");
     let h = f.cfg.llm.hidden;
     for case in IMAGE_CASES {
         let ids: Vec<i32> = i64s(&f.expected, &format!("{case}.input_ids")).iter().map(|&i| i as i32).collect();
@@ -274,16 +277,16 @@ fn window_attention_permutation_is_undone() {
     let f = fixture();
     let (pixels, _) = case_pixels(&f.expected, "video");
     let g = grids(&f.expected, "video");
-    let base = VisionEncoder::load(&f.cfg.vit, &f.weights).unwrap().encode(&pixels, &g).unwrap();
+    let base = VisionEncoder::load(&f.cfg.vit, &f.source).unwrap().encode(&pixels, &g).unwrap();
     // Every layer full: the window permutation is a pure reorder within frames, so the output is unchanged.
     let mut cfg = f.cfg.vit.clone();
     cfg.fullatt_blocks = Some((0..cfg.layers).collect());
-    let all_full = VisionEncoder::load(&cfg, &f.weights).unwrap().encode(&pixels, &g).unwrap();
+    let all_full = VisionEncoder::load(&cfg, &f.source).unwrap().encode(&pixels, &g).unwrap();
     let e = max_abs(&all_full, &base);
     assert!(e < 1e-5, "permuted full attention differs by {e}");
     // Layer 0 windowed: the result must change (attention is now local), but stay finite and ordered.
     cfg.fullatt_blocks = Some(vec![1]);
-    let windowed = VisionEncoder::load(&cfg, &f.weights).unwrap().encode(&pixels, &g).unwrap();
+    let windowed = VisionEncoder::load(&cfg, &f.source).unwrap().encode(&pixels, &g).unwrap();
     assert!(max_abs(&windowed, &base) > 1e-3 && windowed.iter().all(|v| v.is_finite()));
 }
 
@@ -298,7 +301,7 @@ fn is_bad_request<T>(r: Result<T, EngineError>, needle: &str) {
 #[test]
 fn bad_vision_inputs_are_rejected() {
     let f = fixture();
-    let vit = VisionEncoder::load(&f.cfg.vit, &f.weights).unwrap();
+    let vit = VisionEncoder::load(&f.cfg.vit, &f.source).unwrap();
     let px = vec![0f32; 4 * 768];
     is_bad_request(vit.encode(&px[..3 * 768], &[[1, 2, 2]]), "pixel_values has 2304 floats");
     is_bad_request(vit.encode(&px, &[[1, 2, 3]]), "multiples of the merge stride");
@@ -309,7 +312,7 @@ fn bad_vision_inputs_are_rejected() {
     is_bad_request(vit.encode(&nan, &[[1, 2, 2]]), "not a finite number");
     assert_eq!(vit.encode(&px, &[[1, 2, 2]]).unwrap().len(), 4 * 48);
 
-    let head = VisualHead::load(&f.cfg, &f.weights).unwrap();
+    let head = VisualHead::load(&f.cfg, &f.source).unwrap();
     is_bad_request(head.probabilities(&[0.0; 48 * 3]), "merge cell");
     is_bad_request(head.indicator(-300), "not a visual indicator");
     let h = f.cfg.llm.hidden;
@@ -324,13 +327,13 @@ fn load_names_missing_and_misshapen_tensors() {
     let f = fixture();
     let mut cfg = f.cfg.vit.clone();
     cfg.layers = 3;
-    match VisionEncoder::load(&cfg, &f.weights) {
+    match VisionEncoder::load(&cfg, &f.source) {
         Err(EngineError::Model(m)) => assert!(m.contains("encoder.layers.2.layer_norm1.weight") && m.contains("missing"), "{m}"),
         other => panic!("expected a model error, got {:?}", other.err()),
     }
     let mut cfg = f.cfg.vit.clone();
     cfg.intermediate = 100;
-    match VisionEncoder::load(&cfg, &f.weights) {
+    match VisionEncoder::load(&cfg, &f.source) {
         Err(EngineError::Model(m)) => assert!(m.contains("mlp.fc1.weight") && m.contains("[96, 48]") && m.contains("[100, 48]"), "{m}"),
         other => panic!("expected a model error, got {:?}", other.err()),
     }

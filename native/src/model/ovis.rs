@@ -4,6 +4,7 @@ use crate::model::config::ModelConfig;
 use crate::model::qwen3::Qwen3;
 use crate::model::vision::VisionEncoder;
 use crate::model::visual_head::VisualHead;
+use crate::model::source::WeightSource;
 use crate::model::weights::Weights;
 use serde_json::json;
 use std::path::Path;
@@ -22,53 +23,72 @@ pub struct OvisModel {
 impl OvisModel {
     /// Reads config.json and maps the weights; every tensor's name and shape is checked here.
     pub fn load(dir: &Path) -> Result<Self> {
-        if !dir.is_dir() {
-            return Err(model_err(format!("model directory {} does not exist or is not a directory", dir.display())));
-        }
-        let cfg = ModelConfig::from_dir(dir)?;
-        let weights = Arc::new(Weights::open_dir(dir)?);
-        let llm = Qwen3::load(&cfg.llm, &weights)?;
-        let vision = VisionEncoder::load(&cfg.vit, &weights)?;
-        let head = VisualHead::load(&cfg, &weights)?;
-        let (mut params, mut weight_bytes) = (0u64, 0u64);
-        for name in weights.names() {
-            let info = weights.info(name).expect("listed tensor");
-            let n: usize = info.shape.iter().product();
-            params += n as u64;
-            weight_bytes += (n * info.dtype.size()) as u64;
-        }
-        Ok(OvisModel { cfg, llm, vision, head, params, weight_bytes })
+        let (cfg, source) = open_dir(dir)?;
+        Self::from_source(cfg, &source)
     }
 
     /// Random weights of `cfg`'s shapes, in memory (benchmarks of released shapes without files).
     pub fn synthetic(cfg: ModelConfig, seed: u64) -> Self {
-        let llm = Qwen3::synthetic(&cfg.llm, seed);
-        let vision = VisionEncoder::synthetic(&cfg.vit, seed ^ 1);
-        let head = VisualHead::synthetic(&cfg, seed ^ 2);
-        let v = &cfg.vit;
-        let vit_params = (v.hidden * 768 + v.hidden + 1024 * v.hidden + v.layers * (4 * (v.hidden * v.hidden + v.hidden) + 2 * v.hidden * v.intermediate + v.intermediate + v.hidden + 4 * v.hidden) + 2 * v.hidden) as u64;
-        let head_params = ((cfg.visual_vocab - 4) * (4 * v.hidden + 2) + cfg.visual_vocab * cfg.llm.hidden) as u64;
-        let params = llm.param_count() + vit_params + head_params;
-        OvisModel { cfg, llm, vision, head, params, weight_bytes: 2 * params }
+        Self::from_source(cfg, &WeightSource::Synthetic(seed)).expect("synthetic weights always have the configured shapes")
+    }
+
+    /// Builds every part from `source`, checking each tensor.
+    pub fn from_source(cfg: ModelConfig, source: &WeightSource) -> Result<Self> {
+        let llm = Qwen3::load(&cfg.llm, source)?;
+        let vision = VisionEncoder::load(&cfg.vit, source)?;
+        let head = VisualHead::load(&cfg, source)?;
+        let (params, weight_bytes) = model_size(&cfg, source);
+        Ok(OvisModel { cfg, llm, vision, head, params, weight_bytes })
     }
 
     /// The `info` object of `model_loaded` (docs/protocol.md).
     pub fn info(&self, backend: &str, device: &str) -> serde_json::Value {
-        let l = &self.cfg.llm;
-        let v = &self.cfg.vit;
-        json!({
-            "model_type": "ovis2_5",
-            "backend": backend,
-            "device": device,
-            "llm": {
-                "hidden": l.hidden, "layers": l.layers, "heads": l.heads, "kv_heads": l.kv_heads,
-                "head_dim": l.head_dim, "intermediate": l.intermediate, "vocab": l.vocab,
-                "tie_embeddings": l.tie_embeddings, "max_positions": l.max_positions
-            },
-            "vit": { "hidden": v.hidden, "layers": v.layers, "heads": v.heads, "patch": v.patch, "hidden_stride": v.hidden_stride },
-            "visual_vocab": self.cfg.visual_vocab,
-            "params": self.params,
-            "weight_bytes": self.weight_bytes
-        })
+        model_info(&self.cfg, self.params, self.weight_bytes, backend, device)
     }
+}
+
+/// config.json and the memory-mapped weights of a model directory.
+pub fn open_dir(dir: &Path) -> Result<(ModelConfig, WeightSource)> {
+    if !dir.is_dir() {
+        return Err(model_err(format!("model directory {} does not exist or is not a directory", dir.display())));
+    }
+    let cfg = ModelConfig::from_dir(dir)?;
+    let weights = Arc::new(Weights::open_dir(dir)?);
+    Ok((cfg, WeightSource::Files(weights)))
+}
+
+/// (parameters, bytes) of the model: as stored in the files, or as bf16 for synthetic weights.
+pub fn model_size(cfg: &ModelConfig, source: &WeightSource) -> (u64, u64) {
+    if let Some(sizes) = source.stored_size() {
+        return sizes;
+    }
+    let (l, v) = (&cfg.llm, &cfg.vit);
+    let per_layer = 2 * l.hidden + 2 * l.head_dim + (l.heads + 2 * l.kv_heads) * l.head_dim * l.hidden + l.hidden * l.heads * l.head_dim + 3 * l.intermediate * l.hidden;
+    let llm = l.vocab * l.hidden * if l.tie_embeddings { 1 } else { 2 } + l.hidden + l.layers * per_layer;
+    let vit = v.hidden * v.channels * v.patch * v.patch + v.hidden + (v.image_size / v.patch).pow(2) * v.hidden
+        + v.layers * (4 * (v.hidden * v.hidden + v.hidden) + 2 * v.hidden * v.intermediate + v.intermediate + v.hidden + 4 * v.hidden)
+        + 2 * v.hidden;
+    let head = (cfg.visual_vocab - 4) * (v.hidden_stride * v.hidden_stride * v.hidden + 2) + cfg.visual_vocab * l.hidden;
+    let params = (llm + vit + head) as u64;
+    (params, 2 * params)
+}
+
+/// The `info` object of `model_loaded` for a model of `cfg` on `backend`/`device`.
+pub fn model_info(cfg: &ModelConfig, params: u64, weight_bytes: u64, backend: &str, device: &str) -> serde_json::Value {
+    let l = &cfg.llm;
+    let v = &cfg.vit;
+    json!({
+        "model_type": "ovis2_5",
+        "backend": backend,
+        "device": device,
+        "llm": {
+            "hidden": l.hidden, "layers": l.layers, "heads": l.heads, "kv_heads": l.kv_heads,
+            "head_dim": l.head_dim, "intermediate": l.intermediate, "vocab": l.vocab,
+            "tie_embeddings": l.tie_embeddings, "max_positions": l.max_positions
+        },
+        "vit": { "hidden": v.hidden, "layers": v.layers, "heads": v.heads, "patch": v.patch, "hidden_stride": v.hidden_stride },
+        "visual_vocab": cfg.visual_vocab,
+        "params": params,
+        "weight_bytes": weight_bytes
+    })
 }

@@ -4,14 +4,14 @@ use crate::backend::cpu::attention::{causal_attention, AttnShape};
 use crate::backend::cpu::matmul::matmul_bf16;
 use crate::backend::cpu::norm::{add_inplace, rms_norm, rms_norm_inplace, swiglu};
 use crate::backend::cpu::rope::Rope;
-use crate::error::{bad_request, model_err, EngineError, Result};
+use crate::error::{bad_request, EngineError, Result};
 use crate::generate::kv_cache::KvCache;
 use crate::generate::sampler::Rng;
 use crate::model::config::LlmConfig;
-use crate::model::weights::{WeightRef, Weights};
+use crate::model::source::{name_hash, WeightSource};
+use crate::model::weights::WeightRef;
 use half::bf16;
 use rayon::prelude::*;
-use std::sync::Arc;
 
 /// One decoder layer. Norm weights are tiny and widened to f32 once; matrices stay bf16 [out, in].
 struct Layer {
@@ -59,25 +59,15 @@ fn layer_tensors(c: &LlmConfig, l: usize) -> [(String, Vec<usize>); 11] {
 }
 
 impl Qwen3 {
-    /// Maps every decoder tensor from `w`, checking each name, dtype and shape against `cfg`.
-    pub fn load(cfg: &LlmConfig, w: &Arc<Weights>) -> Result<Qwen3> {
-        Self::build(cfg, |name, shape| {
-            if !w.contains(name) {
-                return Err(model_err(format!("tensor {name} (expected shape {shape:?} from config.json) is missing from the weights")));
-            }
-            w.bf16(name, shape)
-        })
+    /// Maps every decoder tensor from `src`, checking each name, dtype and shape against `cfg`.
+    pub fn load(cfg: &LlmConfig, src: &WeightSource) -> Result<Qwen3> {
+        Self::build(cfg, |name, shape| src.get(name, shape))
     }
 
     /// A model of `cfg`'s shapes with random bf16 weights held in memory (benchmarks, tests):
     /// matrices uniform with standard deviation 0.02, norm weights 1 ± 0.1; reproducible from `seed`.
     pub fn synthetic(cfg: &LlmConfig, seed: u64) -> Qwen3 {
-        let mut index = 0u64;
-        Self::build(cfg, |_, shape| {
-            index += 1;
-            Ok(random_tensor(shape, seed, index))
-        })
-        .expect("synthetic weights always have the configured shapes")
+        Self::build(cfg, |name, shape| Ok(synthetic_tensor(seed, name, shape))).expect("synthetic weights always have the configured shapes")
     }
 
     fn build(cfg: &LlmConfig, mut get: impl FnMut(&str, &[usize]) -> Result<WeightRef>) -> Result<Qwen3> {
@@ -202,10 +192,11 @@ impl Qwen3 {
     }
 }
 
-/// Random bf16 tensor: 1-D (norm weights) 1 ± 0.1, else uniform ±0.02·√3 (standard deviation 0.02).
-/// Filled in parallel in chunks of 64 Ki values, each with its own generator seeded from
-/// (seed, tensor, chunk), so the result does not depend on the thread count.
-fn random_tensor(shape: &[usize], seed: u64, tensor: u64) -> WeightRef {
+/// Random bf16 tensor `name`: 1-D (norm weights) 1 ± 0.1, else uniform ±0.02·√3 (standard deviation
+/// 0.02). Filled in parallel in chunks of 64 Ki values, each with its own generator seeded from
+/// (seed, name, chunk), so the result depends neither on the thread count nor on the load order.
+pub fn synthetic_tensor(seed: u64, name: &str, shape: &[usize]) -> WeightRef {
+    let tensor = name_hash(name);
     let n: usize = shape.iter().product();
     let (center, half_width) = if shape.len() == 1 { (1.0f32, 0.1f32) } else { (0.0, 0.02 * 3f32.sqrt()) };
     let mut data = vec![bf16::ZERO; n];

@@ -7,13 +7,12 @@ use crate::backend::cpu::matmul::matmul_bf16;
 use crate::backend::cpu::vision_ops::{apply_rope, bicubic_resize, gelu_tanh, layer_norm, rope2d_tables, segment_attention};
 use crate::error::{bad_request, model_err, Result};
 use crate::model::config::VitConfig;
-use crate::model::weights::{WeightRef, Weights};
+use crate::model::source::{name_hash, WeightSource, VIT_PREFIX};
+use crate::model::weights::WeightRef;
 use half::bf16;
 use rayon::prelude::*;
 use layout::{check_grids, frame_segments, permute_cells, positions, segments_from_cu, unpermute_cells, window_index};
-use std::sync::Arc;
 
-const PREFIX: &str = "visual_tokenizer.vit.vision_model.";
 
 struct Layer {
     ln1: (Vec<f32>, Vec<f32>),
@@ -60,6 +59,18 @@ pub(crate) fn random_bf16(seed: u64, len: usize, center: f32, scale: f32) -> Vec
     out
 }
 
+/// Random ViT tensor `name` (without the `visual_tokenizer.vit.vision_model.` prefix): LayerNorm
+/// weights 1 ± 0.1, biases ± 0.02, matrices ± 1/√fan_in; depends only on (seed, name).
+pub fn synthetic_tensor(seed: u64, name: &str, shape: &[usize]) -> WeightRef {
+    let n: usize = shape.iter().product();
+    let (center, scale) = match (shape.len(), name.contains("norm") && name.ends_with(".weight")) {
+        (1, true) => (1.0, 0.1),
+        (1, false) => (0.0, 0.02),
+        _ => (0.0, 1.0 / (shape[1..].iter().product::<usize>() as f32).sqrt()),
+    };
+    WeightRef::from_vec(random_bf16(seed ^ name_hash(name), n, center, scale), shape)
+}
+
 type Getter<'a> = dyn FnMut(&str, &[usize]) -> Result<WeightRef> + 'a;
 
 /// A Linear `name` with weight [out, inp] and bias [out].
@@ -74,24 +85,13 @@ fn norm(get: &mut Getter, name: &str, d: usize) -> Result<(Vec<f32>, Vec<f32>)> 
 
 impl VisionEncoder {
     /// Maps every ViT tensor (prefix `visual_tokenizer.vit.vision_model.`), checking dtype and shape.
-    pub fn load(cfg: &VitConfig, w: &Arc<Weights>) -> Result<Self> {
-        Self::build(cfg, |name, shape| w.bf16(&format!("{PREFIX}{name}"), shape))
+    pub fn load(cfg: &VitConfig, src: &WeightSource) -> Result<Self> {
+        Self::build(cfg, |name, shape| src.get(&format!("{VIT_PREFIX}{name}"), shape))
     }
 
     /// Random weights of the configured shapes (benchmarks and tests; outputs are meaningless).
     pub fn synthetic(cfg: &VitConfig, seed: u64) -> Self {
-        let mut i = 0u64;
-        let get = |name: &str, shape: &[usize]| {
-            i += 1;
-            let n: usize = shape.iter().product();
-            let (center, scale) = match (shape.len(), name.contains("norm") && name.ends_with(".weight")) {
-                (1, true) => (1.0, 0.1),
-                (1, false) => (0.0, 0.02),
-                _ => (0.0, 1.0 / (shape[1..].iter().product::<usize>() as f32).sqrt()),
-            };
-            Ok(WeightRef::from_vec(random_bf16(seed ^ (i << 32), n, center, scale), shape))
-        };
-        Self::build(cfg, get).expect("synthetic weights always have the configured shapes")
+        Self::build(cfg, |name, shape| Ok(synthetic_tensor(seed, name, shape))).expect("synthetic weights always have the configured shapes")
     }
 
     fn build(cfg: &VitConfig, mut get: impl FnMut(&str, &[usize]) -> Result<WeightRef>) -> Result<Self> {

@@ -1,0 +1,57 @@
+//! Where a model's tensors come from: the memory-mapped safetensors of a model directory, or random
+//! values of the released shapes generated on demand (benchmarks and tests without files). Both the CPU
+//! model and the CUDA upload read through this, so a synthetic model is the same on both backends.
+use crate::error::{model_err, Result};
+use crate::model::weights::{WeightRef, Weights};
+use crate::model::{qwen3, vision, visual_head};
+use std::sync::Arc;
+
+#[derive(Clone)]
+pub enum WeightSource {
+    Files(Arc<Weights>),
+    /// Random weights from this seed; each tensor depends only on (seed, its name), never on load order.
+    Synthetic(u64),
+}
+
+/// Prefix of the ViT's tensors (model-spec §1.3).
+pub const VIT_PREFIX: &str = "visual_tokenizer.vit.vision_model.";
+
+/// FNV-1a of a tensor name: the per-tensor part of a synthetic seed.
+pub fn name_hash(name: &str) -> u64 {
+    name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3))
+}
+
+impl WeightSource {
+    /// The bf16 tensor `name` (full checkpoint name) of exactly `shape`; a clear model error when the
+    /// files lack it or hold another shape or dtype.
+    pub fn get(&self, name: &str, shape: &[usize]) -> Result<WeightRef> {
+        match self {
+            WeightSource::Files(w) => {
+                if !w.contains(name) {
+                    return Err(model_err(format!("tensor {name} (expected shape {shape:?} from config.json) is missing from the weights")));
+                }
+                w.bf16(name, shape)
+            }
+            WeightSource::Synthetic(seed) => Ok(if name.starts_with("llm.") {
+                qwen3::synthetic_tensor(*seed, name, shape)
+            } else if let Some(rest) = name.strip_prefix(VIT_PREFIX) {
+                vision::synthetic_tensor(*seed ^ 1, rest, shape)
+            } else {
+                visual_head::synthetic_tensor(*seed ^ 2, name, shape)
+            }),
+        }
+    }
+
+    /// Parameters and bytes of every stored tensor, when the source is files (synthetic: None).
+    pub fn stored_size(&self) -> Option<(u64, u64)> {
+        let WeightSource::Files(w) = self else { return None };
+        let (mut params, mut bytes) = (0u64, 0u64);
+        for name in w.names() {
+            let info = w.info(name).expect("listed tensor");
+            let n: usize = info.shape.iter().product();
+            params += n as u64;
+            bytes += (n * info.dtype.size()) as u64;
+        }
+        Some((params, bytes))
+    }
+}
