@@ -2,20 +2,32 @@
 // shared memory with an online softmax (f32), so the score matrix never exists in memory (a
 // 12 544-patch image would need 12 544² scores per head).
 //
-// prefill_attention_bf16  causal GQA attention of L new tokens over the KV cache (model-spec §7)
-//   q [L, nH, 128] bf16 (q_out of qk_norm_rope_bf16), k_cache, v_cache [nKV, max_ctx, 128] bf16 (this
-//   layer, already holding positions 0..*pos0+L−1), out [L, nH·128] bf16; query i sits at *pos0 + i and
-//   sees keys 0..*pos0+i; head h reads kv head h / (nH / nKV).
+// Both kernels are the template flash_tile<HD, CAUSAL>, instantiated per head width HD with the suffix
+// _hd<HD>; the Rust launchers pick the instantiation by the model's head width and refuse others.
+//
+// prefill_attention_bf16_hd{16,32,64,128}  causal GQA attention of L new tokens over the KV cache
+//   (model-spec §7; the released LLMs have HD 128, the test fixture 16)
+//   q [L, nH, HD] bf16 (q_out of qk_norm_rope), k_cache, v_cache [nKV, max_ctx, HD] bf16 (this layer,
+//   already holding positions 0..*pos0+L−1), out [L, nH·HD] bf16; query i sits at *pos0 + i and sees
+//   keys 0..*pos0+i; head h reads kv head h / (nH / nKV).
 //   Launch: grid (ceil(L / 32), nH), block 128.
-// segment_attention_bf16  bidirectional attention inside segments (ViT §4.5: one image or one video
-//   frame; no mask inside a segment, nothing across)
-//   qkv [N, 3·D] bf16 (fused projection; q | k | v, heads of 72 = D / heads), out [N, D] bf16,
+// segment_attention_bf16_hd{24,32,64,72,80}  bidirectional attention inside segments (ViT §4.5: one
+//   image or one video frame; no mask inside a segment, nothing across; the released ViT has HD 72 =
+//   1152 / 16, the test fixture 24 = 48 / 2)
+//   qkv [N, 3·D] bf16 (fused projection; q | k | v, D = heads·HD), out [N, D] bf16,
 //   tiles [T] int4 {q_begin, q_count ≤ 32, seg_begin, seg_len}: the host cuts every segment into
 //   tiles of 32 queries. Launch: grid (T, heads), block 128.
-// Both: scale = head_dim^−0.5, scores and softmax in f32, output rounded to bf16 once.
+// Both: scale = HD^−0.5, scores and softmax in f32, output rounded to bf16 once.
 // Thread t owns query row t / 4 of the tile; its 4 threads split the tile's keys (key = 4·i + t % 4) for
-// the scores and the head dims (dim = 4·i + t % 4) for P·V. Shared rows are padded against bank
-// conflicts. Plain FMA arithmetic (no tensor cores yet): correct first, see docs/cuda.md.
+// the scores and the head dims (dim = 4·i + t % 4, HD/4 per thread) for P·V. Shared rows are padded
+// against bank conflicts. Plain FMA arithmetic (no tensor cores yet): correct first, see docs/cuda.md.
+// Valid shapes: K and V rows are copied to shared memory as 16-byte vectors (load_tile), so every row
+//   start must be 16-byte aligned: with the buffers' base pointers 16-byte aligned (cudaMalloc gives
+//   256), row r of head h starts at (r·stride + h·HD [+ D or 2·D]) · 2 bytes with stride HD (cache) or
+//   3·D (qkv). HD a multiple of 8 makes h·HD·2 a multiple of 16, and since D = heads·HD then so are
+//   D·2 and 3·D·2: every HD in the lists above is a multiple of 8, so every (HD, heads) pair is valid;
+//   HD = 40 or 48 would be too, but HD 36 (not a multiple of 8) would not. The launchers check HD.
+//   Shared memory per block: 256·HD + 5376 bytes (38 144 for HD 128), within the 48 KB static limit.
 #include "common.cuh"
 
 #define FA_BR 32
@@ -44,6 +56,8 @@ __device__ __forceinline__ void load_tile(bf16 (*dst)[HD + 8], const bf16* src, 
 template <int HD, bool CAUSAL>
 __device__ void flash_tile(const bf16* q, int q_stride, int q_rows, int q_pos0, const bf16* k, const bf16* v, int kv_stride,
                            int kv_len, bf16* o, int o_stride, float scale) {
+    // 16-byte rows in load_tile, 4-byte bf16 pairs in the score loop, HD/4 dims per thread.
+    static_assert(HD % 8 == 0, "HD must be a multiple of 8 (see the header: alignment)");
     __shared__ FlashSmem<HD> sm;
     constexpr int DPT = HD / 4;  // output dims per thread
     const int tid = threadIdx.x, row = tid >> 2, sub = tid & 3;
@@ -108,23 +122,41 @@ __device__ void flash_tile(const bf16* q, int q_stride, int q_rows, int q_pos0, 
     }
 }
 
-extern "C" __global__ void __launch_bounds__(128)
-prefill_attention_bf16(const bf16* __restrict__ q, const bf16* __restrict__ k_cache, const bf16* __restrict__ v_cache,
-                       bf16* __restrict__ out, const int* __restrict__ pos0, int L, int nH, int nKV, int max_ctx, float scale) {
+template <int HD>
+__device__ __forceinline__ void prefill_attention(const bf16* __restrict__ q, const bf16* __restrict__ k_cache, const bf16* __restrict__ v_cache,
+                                                  bf16* __restrict__ out, const int* __restrict__ pos0, int L, int nH, int nKV, int max_ctx, float scale) {
     const int i0 = blockIdx.x * FA_BR, h = blockIdx.y, g = h / (nH / nKV);
     const int start = *pos0;
     const int rows = min(FA_BR, L - i0);
-    flash_tile<128, true>(q + ((size_t)i0 * nH + h) * 128, nH * 128, rows, start + i0,
-                          k_cache + (size_t)g * max_ctx * 128, v_cache + (size_t)g * max_ctx * 128, 128,
-                          start + L, out + (size_t)i0 * nH * 128 + h * 128, nH * 128, scale);
+    flash_tile<HD, true>(q + ((size_t)i0 * nH + h) * HD, nH * HD, rows, start + i0,
+                         k_cache + (size_t)g * max_ctx * HD, v_cache + (size_t)g * max_ctx * HD, HD,
+                         start + L, out + (size_t)i0 * nH * HD + h * HD, nH * HD, scale);
 }
 
-extern "C" __global__ void __launch_bounds__(128)
-segment_attention_bf16(const bf16* __restrict__ qkv, bf16* __restrict__ out, const int4* __restrict__ tiles, int heads, float scale) {
-    constexpr int HD = 72;
+template <int HD>
+__device__ __forceinline__ void segment_attention(const bf16* __restrict__ qkv, bf16* __restrict__ out, const int4* __restrict__ tiles, int heads, float scale) {
     const int4 t = tiles[blockIdx.x];  // {q_begin, q_count, seg_begin, seg_len}
     const int h = blockIdx.y, D = heads * HD;
     const bf16* base = qkv + (size_t)t.z * 3 * D + h * HD;
     flash_tile<HD, false>(qkv + (size_t)t.x * 3 * D + h * HD, 3 * D, t.y, 0, base + D, base + 2 * D, 3 * D,
                           t.w, out + (size_t)t.x * D + h * HD, D, scale);
 }
+
+// The instantiations: one extern "C" entry per supported head width (names listed in kernels.rs).
+#define PREFILL_PARAMS                                                                                                              \
+    const bf16 *__restrict__ q, const bf16 *__restrict__ k_cache, const bf16 *__restrict__ v_cache, bf16 *__restrict__ out,        \
+        const int *__restrict__ pos0, int L, int nH, int nKV, int max_ctx, float scale
+#define PREFILL_ARGS q, k_cache, v_cache, out, pos0, L, nH, nKV, max_ctx, scale
+#define SEGMENT_PARAMS const bf16 *__restrict__ qkv, bf16 *__restrict__ out, const int4 *__restrict__ tiles, int heads, float scale
+#define SEGMENT_ARGS qkv, out, tiles, heads, scale
+
+extern "C" __global__ void __launch_bounds__(128) prefill_attention_bf16_hd16(PREFILL_PARAMS) { prefill_attention<16>(PREFILL_ARGS); }
+extern "C" __global__ void __launch_bounds__(128) prefill_attention_bf16_hd32(PREFILL_PARAMS) { prefill_attention<32>(PREFILL_ARGS); }
+extern "C" __global__ void __launch_bounds__(128) prefill_attention_bf16_hd64(PREFILL_PARAMS) { prefill_attention<64>(PREFILL_ARGS); }
+extern "C" __global__ void __launch_bounds__(128) prefill_attention_bf16_hd128(PREFILL_PARAMS) { prefill_attention<128>(PREFILL_ARGS); }
+
+extern "C" __global__ void __launch_bounds__(128) segment_attention_bf16_hd24(SEGMENT_PARAMS) { segment_attention<24>(SEGMENT_ARGS); }
+extern "C" __global__ void __launch_bounds__(128) segment_attention_bf16_hd32(SEGMENT_PARAMS) { segment_attention<32>(SEGMENT_ARGS); }
+extern "C" __global__ void __launch_bounds__(128) segment_attention_bf16_hd64(SEGMENT_PARAMS) { segment_attention<64>(SEGMENT_ARGS); }
+extern "C" __global__ void __launch_bounds__(128) segment_attention_bf16_hd72(SEGMENT_PARAMS) { segment_attention<72>(SEGMENT_ARGS); }
+extern "C" __global__ void __launch_bounds__(128) segment_attention_bf16_hd80(SEGMENT_PARAMS) { segment_attention<80>(SEGMENT_ARGS); }

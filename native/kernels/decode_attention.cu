@@ -3,39 +3,55 @@
 // kernel merges the splits. GQA: the G = nH / nKV query heads that share a kv head are served by one
 // block, so each key and value row is read from memory once per step.
 //
-// decode_attention_bf16
-//   q        [nH, 128] bf16        this token's normed + rotated queries (q_out of qk_norm_rope_bf16)
-//   k_cache, v_cache [nKV, max_ctx, 128] bf16, this layer; the token itself was written at *pos
-//   pos      device int            position of the token: keys 0..*pos are attended (ctx = *pos + 1)
-//   part_o   [nH, S, 128] f32      each split's softmax-normalised output
-//   part_ml  [nH, S, 2] f32        each split's (max score, Σ exp) for the merge; (−inf, 0) if empty
-//   scale    1/√128; G ≤ 8
-// Launch: grid (nKV, S), block 128 (4 warps). Keys go in tiles of 64: a half-warp computes one key's
-//   dot products (16 lanes × 16-byte loads = one 256-byte row) for all G heads, then each thread keeps
-//   8 output dims × G heads and streams V rows the same way. S is fixed per model so that a captured
-//   decode graph serves every context length; splits past the context exit at once.
+// Both kernels are instantiated per head width HD ∈ {16, 32, 64, 128} (suffix _hd16 … _hd128; the
+// released models have 128, the test fixture 16); the Rust launcher picks them by AttnDims::head_dim.
 //
-// decode_attention_combine_bf16  out[h, d] = bf16(Σ_s w_s·o_s[d] / Σ_s w_s), w_s = l_s·exp(m_s − max m)
-//   Launch: grid nH, block 128 (one thread per dim).
+// decode_attention_bf16_hd{16,32,64,128}
+//   q        [nH, HD] bf16         this token's normed + rotated queries (q_out of qk_norm_rope)
+//   k_cache, v_cache [nKV, max_ctx, HD] bf16, this layer; the token itself was written at *pos
+//   pos      device int            position of the token: keys 0..*pos are attended (ctx = *pos + 1)
+//   part_o   [nH, S, HD] f32       each split's softmax-normalised output
+//   part_ml  [nH, S, 2] f32        each split's (max score, Σ exp) for the merge; (−inf, 0) if empty
+//   scale    1/√HD; G = nH / nKV ≤ 8 (the launcher checks)
+// Launch: grid (nKV, S), block 128 (4 warps). A key row of HD bf16 is HD/8 16-byte vectors, so
+//   LPK = HD/8 adjacent lanes (2, 4, 8 or 16) read one key and own 8 of its dims each; the block is
+//   NGRP = 128/LPK such lane groups (64, 32, 16 or 8), i.e. NGRP keys per pass. Keys go in tiles of 64
+//   (a multiple of every NGRP, so all groups run the same number of passes and every lane reaches each
+//   shuffle): group `grp` computes the dot products of keys grp, grp + NGRP, … with all G heads,
+//   reduced over its LPK lanes by xor shuffles with offsets < LPK (full-warp masks: the groups are
+//   aligned runs of LPK lanes, so an xor never leaves its group); then each thread keeps 8 output dims ×
+//   G heads and streams V rows the same way. At the end the NGRP groups' partial outputs are summed
+//   through shared memory (NGRP·HD = 1024 floats for every HD). S is fixed per model so that a
+//   captured decode graph serves every context length; splits past the context exit at once.
+//   Alignment: key rows start at multiples of HD·2 bytes (≥ 32), so the 16-byte loads are aligned.
+//   Shared memory: qs 8·HD + ps 8·64 + red 1024 + 24 floats: 10 336 bytes at HD 128, less below.
+//
+// decode_attention_combine_bf16_hd{16,32,64,128}
+//   out[h, d] = bf16(Σ_s w_s·o_s[d] / Σ_s w_s), w_s = l_s·exp(m_s − max m) over splits with l_s > 0
+//   part_o, part_ml as above, out [nH, HD] bf16. Launch: grid nH, block HD (one thread per dim).
 #include "common.cuh"
 
 #define DA_TILE 64
 #define DA_MAXG 8
 
-extern "C" __global__ void __launch_bounds__(128)
-decode_attention_bf16(const bf16* __restrict__ q, const bf16* __restrict__ k_cache, const bf16* __restrict__ v_cache,
-                      const int* __restrict__ pos, float* __restrict__ part_o, float* __restrict__ part_ml,
-                      int nH, int nKV, int max_ctx, int S, float scale) {
-    __shared__ float qs[DA_MAXG][128];
+template <int HD>
+__device__ __forceinline__ void decode_attention(const bf16* __restrict__ q, const bf16* __restrict__ k_cache, const bf16* __restrict__ v_cache,
+                                                 const int* __restrict__ pos, float* __restrict__ part_o, float* __restrict__ part_ml,
+                                                 int nH, int nKV, int max_ctx, int S, float scale) {
+    static_assert(HD % 8 == 0 && HD >= 16 && HD <= 128 && (HD & (HD - 1)) == 0, "HD/8 lanes per key must divide 32");
+    constexpr int LPK = HD / 8;      // lanes per key row
+    constexpr int NGRP = 128 / LPK;  // lane groups per block = keys per pass
+    static_assert(DA_TILE % NGRP == 0, "every group must make the same number of passes over a tile");
+    __shared__ float qs[DA_MAXG][HD];
     __shared__ float ps[DA_MAXG][DA_TILE];
     __shared__ float m_s[DA_MAXG], l_s[DA_MAXG], alpha_s[DA_MAXG];
-    __shared__ float red[8][128];
+    __shared__ float red[NGRP][HD];
     const int g = blockIdx.x, split = blockIdx.y, G = nH / nKV;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int ctx = *pos + 1;
     const int chunk = (ctx + S - 1) / S;
     const int k0 = split * chunk, k1 = min(ctx, k0 + chunk);
-    if (k0 >= k1) {
+    if (k0 >= k1) {  // uniform over the block, before any barrier
         if (tid < G) {
             const int h = g * G + tid;
             part_ml[(h * S + split) * 2] = -OVIS_INF;
@@ -43,11 +59,11 @@ decode_attention_bf16(const bf16* __restrict__ q, const bf16* __restrict__ k_cac
         }
         return;
     }
-    for (int i = tid; i < G * 128; i += blockDim.x) qs[i / 128][i % 128] = bf2f(q[(size_t)(g * G) * 128 + i]) * scale;
+    for (int i = tid; i < G * HD; i += blockDim.x) qs[i / HD][i % HD] = bf2f(q[(size_t)(g * G) * HD + i]) * scale;
     if (tid < DA_MAXG) { m_s[tid] = -OVIS_INF; l_s[tid] = 0.f; }
-    const bf16* kh = k_cache + (size_t)g * max_ctx * 128;
-    const bf16* vh = v_cache + (size_t)g * max_ctx * 128;
-    const int half = tid >> 4, l16 = tid & 15;  // 8 half-warps; lane l16 owns dims 8·l16 .. 8·l16+7
+    const bf16* kh = k_cache + (size_t)g * max_ctx * HD;
+    const bf16* vh = v_cache + (size_t)g * max_ctx * HD;
+    const int grp = tid / LPK, sub = tid % LPK;  // lane `sub` of group `grp` owns dims 8·sub .. 8·sub+7
     float acc[DA_MAXG][8];
 #pragma unroll
     for (int h = 0; h < DA_MAXG; h++)
@@ -56,27 +72,28 @@ decode_attention_bf16(const bf16* __restrict__ q, const bf16* __restrict__ k_cac
     __syncthreads();
 
     for (int t0 = k0; t0 < k1; t0 += DA_TILE) {
-        // Scores of this tile: half-warp `half` takes keys half, half+8, …
-        for (int kk = half; kk < DA_TILE; kk += 8) {
+        // Scores of this tile: group `grp` takes keys grp, grp + NGRP, … (DA_TILE / NGRP passes for all).
+        for (int kk = grp; kk < DA_TILE; kk += NGRP) {
             const int key = t0 + kk;
             float kf[8];
-            if (key < k1) unpack8(*reinterpret_cast<const uint4*>(kh + (size_t)key * 128 + l16 * 8), kf);
+            if (key < k1) unpack8(*reinterpret_cast<const uint4*>(kh + (size_t)key * HD + sub * 8), kf);
 #pragma unroll
             for (int h = 0; h < DA_MAXG; h++) {
-                if (h < G) {
+                if (h < G) {  // G is uniform over the block
                     float d = 0.f;
                     if (key < k1) {
 #pragma unroll
-                        for (int j = 0; j < 8; j++) d = fmaf(qs[h][l16 * 8 + j], kf[j], d);
+                        for (int j = 0; j < 8; j++) d = fmaf(qs[h][sub * 8 + j], kf[j], d);
                     }
+                    // Sum over the LPK lanes of this group; every lane of the warp executes it.
 #pragma unroll
-                    for (int o = 8; o > 0; o >>= 1) d += __shfl_xor_sync(0xffffffffu, d, o);
-                    if (l16 == 0) ps[h][kk] = key < k1 ? d : -OVIS_INF;
+                    for (int o = LPK / 2; o > 0; o >>= 1) d += __shfl_xor_sync(0xffffffffu, d, o);
+                    if (sub == 0) ps[h][kk] = key < k1 ? d : -OVIS_INF;
                 }
             }
         }
         __syncthreads();
-        // Online softmax per head: warp w updates heads w, w+4.
+        // Online softmax per head over the tile's 64 scores (2 per lane): warp w updates heads w, w+4.
         for (int h = warp; h < G; h += 4) {
             const float a = ps[h][lane], b = ps[h][lane + 32];
             const float m_old = m_s[h];
@@ -94,15 +111,15 @@ decode_attention_bf16(const bf16* __restrict__ q, const bf16* __restrict__ k_cac
             }
         }
         __syncthreads();
-        // P·V: half-warp `half` takes value rows half, half+8, … of the tile.
+        // P·V: group `grp` takes value rows grp, grp + NGRP, … of the tile (no shuffles in here).
 #pragma unroll
         for (int h = 0; h < DA_MAXG; h++)
             if (h < G)
 #pragma unroll
                 for (int j = 0; j < 8; j++) acc[h][j] *= alpha_s[h];
-        for (int kk = half; kk < DA_TILE && t0 + kk < k1; kk += 8) {
+        for (int kk = grp; kk < DA_TILE && t0 + kk < k1; kk += NGRP) {
             float vf[8];
-            unpack8(*reinterpret_cast<const uint4*>(vh + (size_t)(t0 + kk) * 128 + l16 * 8), vf);
+            unpack8(*reinterpret_cast<const uint4*>(vh + (size_t)(t0 + kk) * HD + sub * 8), vf);
 #pragma unroll
             for (int h = 0; h < DA_MAXG; h++)
                 if (h < G) {
@@ -113,18 +130,20 @@ decode_attention_bf16(const bf16* __restrict__ q, const bf16* __restrict__ k_cac
         }
         __syncthreads();
     }
-    // Sum the 8 half-warps' partial outputs of each head, normalise by this split's Σ exp.
+    // Sum the NGRP groups' partial outputs of each head, normalise by this split's Σ exp. The barriers
+    // sit under `h < G` only, which is uniform over the block.
 #pragma unroll
     for (int h = 0; h < DA_MAXG; h++) {
         if (h < G) {
 #pragma unroll
-            for (int j = 0; j < 8; j++) red[half][l16 * 8 + j] = acc[h][j];
+            for (int j = 0; j < 8; j++) red[grp][sub * 8 + j] = acc[h][j];
             __syncthreads();
-            float o = 0.f;
-#pragma unroll
-            for (int r = 0; r < 8; r++) o += red[r][tid];
             const int head = g * G + h;
-            part_o[((size_t)head * S + split) * 128 + tid] = o / l_s[h];
+            if (tid < HD) {
+                float o = 0.f;
+                for (int r = 0; r < NGRP; r++) o += red[r][tid];
+                part_o[((size_t)head * S + split) * HD + tid] = o / l_s[h];
+            }
             if (tid == 0) {
                 part_ml[(head * S + split) * 2] = m_s[h];
                 part_ml[(head * S + split) * 2 + 1] = l_s[h];
@@ -134,9 +153,11 @@ decode_attention_bf16(const bf16* __restrict__ q, const bf16* __restrict__ k_cac
     }
 }
 
-extern "C" __global__ void __launch_bounds__(128)
-decode_attention_combine_bf16(const float* __restrict__ part_o, const float* __restrict__ part_ml, bf16* __restrict__ out, int S) {
+// Merges the S splits of one head; blockDim.x == HD.
+template <int HD>
+__device__ __forceinline__ void decode_attention_combine(const float* __restrict__ part_o, const float* __restrict__ part_ml, bf16* __restrict__ out, int S) {
     const int h = blockIdx.x, d = threadIdx.x;
+    if (d >= HD) return;
     float m = -OVIS_INF;
     for (int s = 0; s < S; s++) m = fmaxf(m, part_ml[(h * S + s) * 2]);
     float num = 0.f, den = 0.f;
@@ -144,9 +165,27 @@ decode_attention_combine_bf16(const float* __restrict__ part_o, const float* __r
         const float ms = part_ml[(h * S + s) * 2], ls = part_ml[(h * S + s) * 2 + 1];
         if (ls > 0.f) {
             const float w = ls * expf(ms - m);
-            num += w * part_o[((size_t)h * S + s) * 128 + d];
+            num += w * part_o[((size_t)h * S + s) * HD + d];
             den += w;
         }
     }
-    out[(size_t)h * 128 + d] = f2bf(num / den);
+    out[(size_t)h * HD + d] = f2bf(num / den);
 }
+
+// The instantiations: one extern "C" entry per supported head width (names listed in kernels.rs).
+#define DECODE_ATTENTION_PARAMS                                                                                                   \
+    const bf16 *__restrict__ q, const bf16 *__restrict__ k_cache, const bf16 *__restrict__ v_cache, const int *__restrict__ pos, \
+        float *__restrict__ part_o, float *__restrict__ part_ml, int nH, int nKV, int max_ctx, int S, float scale
+#define DECODE_ATTENTION_ARGS q, k_cache, v_cache, pos, part_o, part_ml, nH, nKV, max_ctx, S, scale
+#define COMBINE_PARAMS const float *__restrict__ part_o, const float *__restrict__ part_ml, bf16 *__restrict__ out, int S
+#define COMBINE_ARGS part_o, part_ml, out, S
+
+extern "C" __global__ void __launch_bounds__(128) decode_attention_bf16_hd16(DECODE_ATTENTION_PARAMS) { decode_attention<16>(DECODE_ATTENTION_ARGS); }
+extern "C" __global__ void __launch_bounds__(128) decode_attention_bf16_hd32(DECODE_ATTENTION_PARAMS) { decode_attention<32>(DECODE_ATTENTION_ARGS); }
+extern "C" __global__ void __launch_bounds__(128) decode_attention_bf16_hd64(DECODE_ATTENTION_PARAMS) { decode_attention<64>(DECODE_ATTENTION_ARGS); }
+extern "C" __global__ void __launch_bounds__(128) decode_attention_bf16_hd128(DECODE_ATTENTION_PARAMS) { decode_attention<128>(DECODE_ATTENTION_ARGS); }
+
+extern "C" __global__ void __launch_bounds__(128) decode_attention_combine_bf16_hd16(COMBINE_PARAMS) { decode_attention_combine<16>(COMBINE_ARGS); }
+extern "C" __global__ void __launch_bounds__(128) decode_attention_combine_bf16_hd32(COMBINE_PARAMS) { decode_attention_combine<32>(COMBINE_ARGS); }
+extern "C" __global__ void __launch_bounds__(128) decode_attention_combine_bf16_hd64(COMBINE_PARAMS) { decode_attention_combine<64>(COMBINE_ARGS); }
+extern "C" __global__ void __launch_bounds__(128) decode_attention_combine_bf16_hd128(COMBINE_PARAMS) { decode_attention_combine<128>(COMBINE_ARGS); }

@@ -99,12 +99,23 @@ fn layernorm_matches_the_cpu_for_vit_and_head_widths() {
     }
 }
 
+/// LLM attention shapes (query heads, kv heads, head_dim) the rope and attention tests run: the test
+/// fixture (head_dim 16), every other kernel instantiation, the released 2B (16/8) and 9B (32/8)
+/// models, and the largest GQA group a decode block serves (8).
+const LLM_SHAPES: [(usize, usize, usize); 5] = [(4, 2, 16), (8, 1, 32), (12, 3, 64), (16, 8, 128), (32, 8, 128)];
+
 #[test]
 fn qk_norm_rope_writes_queries_and_the_cache_like_the_cpu() {
     let Some((g, _l)) = gpu("qk_norm_rope_writes_queries_and_the_cache_like_the_cpu") else { return };
-    let (len, nh, nkv, hd, max_ctx, start) = (3, 16, 8, 128, 64, 37);
+    for (nh, nkv, hd) in LLM_SHAPES {
+        qk_norm_rope_case(g, nh, nkv, hd);
+    }
+}
+
+fn qk_norm_rope_case(g: &Gpu, nh: usize, nkv: usize, hd: usize) {
+    let (len, max_ctx, start) = (3, 64, 37);
     let width = (nh + 2 * nkv) * hd;
-    let (qkv, qn, kn) = (randn(7, len * width, 2.0), randn(8, hd, 1.0), randn(9, hd, 1.0));
+    let (qkv, qn, kn) = (randn(7 + hd as u64, len * width, 2.0), randn(8 + hd as u64, hd, 1.0), randn(9 + hd as u64, hd, 1.0));
     let (mut q, mut k, mut v) = (Vec::new(), Vec::new(), Vec::new());
     for r in qkv.chunks(width) {
         q.extend_from_slice(&r[..nh * hd]);
@@ -119,13 +130,29 @@ fn qk_norm_rope_writes_queries_and_the_cache_like_the_cpu() {
     let inv: Vec<f32> = (0..hd / 2).map(|j| 1.0 / (1e6f32).powf((2 * j) as f32 / hd as f32)).collect();
     let (qkvs, qns, kns, invs, pos) = (up(g, &qkv), up(g, &qn), up(g, &kn), g.upload(&inv).unwrap(), g.upload(&[start as i32]).unwrap());
     let (qo, kc, vc) = (g.zeros::<u16>(len * nh * hd).unwrap(), g.zeros::<u16>(nkv * max_ctx * hd).unwrap(), g.zeros::<u16>(nkv * max_ctx * hd).unwrap());
-    let dims = AttnDims { heads: nh, kv_heads: nkv, max_ctx, head_dim: 128 };
+    let dims = AttnDims { heads: nh, kv_heads: nkv, max_ctx, head_dim: hd };
     ops::qk_norm_rope(g, p(g, &qkvs), p(g, &qns), p(g, &kns), p(g, &invs), p(g, &pos), p(g, &qo), p(g, &kc), p(g, &vc), len, dims, 1e-6).unwrap();
-    assert_close("qk_norm_rope_bf16 q", &down(g, &qo), &q, 2e-2);
+    let what = format!("qk_norm_rope_bf16_hd{hd} ({nh}/{nkv} heads)");
+    assert_close(&format!("{what} q"), &down(g, &qo), &q, 2e-2);
     let (kd, vd) = (down(g, &kc), down(g, &vc));
     let cache_rows = |c: &[f32]| -> Vec<f32> { (0..len).flat_map(|i| (0..nkv).flat_map(move |h| (0..hd).map(move |d| (h, i, d)))).map(|(h, i, d)| c[(h * max_ctx + start + i) * hd + d]).collect() };
-    assert_close("qk_norm_rope_bf16 k cache", &cache_rows(&kd), &k, 2e-2);
-    assert_close("qk_norm_rope_bf16 v cache", &cache_rows(&vd), &v, 0.0);
+    assert_close(&format!("{what} k cache"), &cache_rows(&kd), &k, 2e-2);
+    assert_close(&format!("{what} v cache"), &cache_rows(&vd), &v, 0.0);
+    // Nothing but the L rows at start.. was written (a lane of a small head must not write past it).
+    let untouched = |c: &[f32]| (0..nkv).all(|h| (0..max_ctx).filter(|t| !(start..start + len).contains(t)).all(|t| c[(h * max_ctx + t) * hd..][..hd].iter().all(|&x| x == 0.0)));
+    assert!(untouched(&kd) && untouched(&vd), "{what}: cache rows outside the new positions were written");
+}
+
+#[test]
+fn unsupported_head_widths_fail_before_launching() {
+    let Some((g, _l)) = gpu("unsupported_head_widths_fail_before_launching") else { return };
+    let dims = AttnDims { heads: 4, kv_heads: 2, max_ctx: 64, head_dim: 96 };
+    assert!(ops::qk_norm_rope(g, 0, 0, 0, 0, 0, 0, 0, 0, 1, dims, 1e-6).is_err());
+    assert!(ops::decode_attention(g, 0, 0, 0, 0, 0, 0, 0, dims, 4).is_err());
+    assert!(ops::prefill_attention(g, 0, 0, 0, 0, 0, 1, dims).is_err());
+    assert!(ops::segment_attention(g, 0, 0, 0, 1, 2, 36).is_err());
+    let wide_group = AttnDims { heads: 32, kv_heads: 2, max_ctx: 64, head_dim: 128 };
+    assert!(ops::decode_attention(g, 0, 0, 0, 0, 0, 0, 0, wide_group, 4).is_err());
 }
 
 #[test]
@@ -239,12 +266,12 @@ fn gemv_and_cublaslt_match_the_cpu_matmul() {
     assert_close("cuBLASLt x·W[k,n]", &down(g, &ys), &want, 1e-2);
 }
 
-/// A KV cache [nKV, max_ctx, 128] on the device from CPU-layout k, v [ctx, nKV, 128].
-fn cache_from(g: &Gpu, kv: &[f32], ctx: usize, nkv: usize, max_ctx: usize) -> cudarc::driver::CudaSlice<u16> {
-    let mut c = vec![0f32; nkv * max_ctx * 128];
+/// A KV cache [nKV, max_ctx, hd] on the device from CPU-layout k, v [ctx, nKV, hd].
+fn cache_from(g: &Gpu, kv: &[f32], ctx: usize, nkv: usize, hd: usize, max_ctx: usize) -> cudarc::driver::CudaSlice<u16> {
+    let mut c = vec![0f32; nkv * max_ctx * hd];
     for t in 0..ctx {
         for h in 0..nkv {
-            c[(h * max_ctx + t) * 128..][..128].copy_from_slice(&kv[(t * nkv + h) * 128..][..128]);
+            c[(h * max_ctx + t) * hd..][..hd].copy_from_slice(&kv[(t * nkv + h) * hd..][..hd]);
         }
     }
     up(g, &c)
@@ -253,42 +280,53 @@ fn cache_from(g: &Gpu, kv: &[f32], ctx: usize, nkv: usize, max_ctx: usize) -> cu
 #[test]
 fn decode_and_prefill_attention_match_the_cpu() {
     let Some((g, _l)) = gpu("decode_and_prefill_attention_match_the_cpu") else { return };
-    let (nh, nkv, max_ctx) = (16, 8, 2048);
-    let shape = attention::AttnShape { heads: nh, kv_heads: nkv, head_dim: 128 };
-    let dims = AttnDims { heads: nh, kv_heads: nkv, max_ctx, head_dim: 128 };
-    for (start, len, seed) in [(999usize, 1usize, 30u64), (40, 70, 31), (0, 33, 32)] {
+    for (nh, nkv, hd) in LLM_SHAPES {
+        attention_case(g, nh, nkv, hd);
+    }
+}
+
+fn attention_case(g: &Gpu, nh: usize, nkv: usize, hd: usize) {
+    let max_ctx = 2048;
+    let shape = attention::AttnShape { heads: nh, kv_heads: nkv, head_dim: hd };
+    let dims = AttnDims { heads: nh, kv_heads: nkv, max_ctx, head_dim: hd };
+    // Decode at ctx 1000 (every split busy, the last tile of each partial) and at ctx 6 (10 of the 16
+    // splits empty); prefill across tiles of 32 with and without a cached prefix.
+    for (start, len, seed) in [(999usize, 1usize, 30u64), (5, 1, 33), (40, 70, 31), (0, 33, 32)] {
         let ctx = start + len;
-        let (k, v, q) = (randn(seed, ctx * nkv * 128, 2.0), randn(seed + 100, ctx * nkv * 128, 1.0), randn(seed + 200, len * nh * 128, 2.0));
-        let mut want = vec![0f32; len * nh * 128];
+        let (k, v, q) = (randn(seed, ctx * nkv * hd, 2.0), randn(seed + 100, ctx * nkv * hd, 1.0), randn(seed + 200, len * nh * hd, 2.0));
+        let mut want = vec![0f32; len * nh * hd];
         attention::causal_attention(&q, start, &k, &v, shape, &mut want);
-        let (kc, vc, qs, pos) = (cache_from(g, &k, ctx, nkv, max_ctx), cache_from(g, &v, ctx, nkv, max_ctx), up(g, &q), g.upload(&[start as i32]).unwrap());
-        let out = g.zeros::<u16>(len * nh * 128).unwrap();
+        let (kc, vc, qs, pos) = (cache_from(g, &k, ctx, nkv, hd, max_ctx), cache_from(g, &v, ctx, nkv, hd, max_ctx), up(g, &q), g.upload(&[start as i32]).unwrap());
+        let out = g.zeros::<u16>(len * nh * hd).unwrap();
+        let what = format!("hd{hd} ({nh}/{nkv} heads)");
         if len == 1 {
             let splits = 16;
-            let (po, pm) = (g.zeros::<f32>(nh * splits * 128).unwrap(), g.zeros::<f32>(nh * splits * 2).unwrap());
+            let (po, pm) = (g.zeros::<f32>(nh * splits * hd).unwrap(), g.zeros::<f32>(nh * splits * 2).unwrap());
             ops::decode_attention(g, p(g, &qs), p(g, &kc), p(g, &vc), p(g, &pos), p(g, &po), p(g, &pm), p(g, &out), dims, splits).unwrap();
-            assert_close(&format!("decode_attention_bf16 ctx {ctx}"), &down(g, &out), &want, 1e-2);
+            assert_close(&format!("decode_attention_bf16_{what} ctx {ctx}"), &down(g, &out), &want, 1e-2);
         }
         ops::prefill_attention(g, p(g, &qs), p(g, &kc), p(g, &vc), p(g, &out), p(g, &pos), len, dims).unwrap();
-        assert_close(&format!("prefill_attention_bf16 start {start} len {len}"), &down(g, &out), &want, 1e-2);
+        assert_close(&format!("prefill_attention_bf16_{what} start {start} len {len}"), &down(g, &out), &want, 1e-2);
     }
 }
 
 #[test]
 fn segment_attention_keeps_segments_apart() {
     let Some((g, _l)) = gpu("segment_attention_keeps_segments_apart") else { return };
-    let (heads, hd) = (16, 72);
-    let d = heads * hd;
-    let segs = [(0usize, 100usize), (100, 37), (137, 64)];
-    let n = 201;
-    let qkv = randn(40, n * 3 * d, 2.0);
-    let part = |c: usize| -> Vec<f32> { qkv.chunks(3 * d).flat_map(|r| r[c * d..(c + 1) * d].to_vec()).collect() };
-    let mut want = vec![0f32; n * d];
-    vision_ops::segment_attention(&part(0), &part(1), &part(2), n, heads, hd, &segs, &mut want);
-    let tiles = ops::segment_tiles(&segs);
-    let (qs, ts, out) = (up(g, &qkv), g.upload(&tiles.concat()).unwrap(), g.zeros::<u16>(n * d).unwrap());
-    ops::segment_attention(g, p(g, &qs), p(g, &out), p(g, &ts), tiles.len(), heads).unwrap();
-    assert_close("segment_attention_bf16", &down(g, &out), &want, 1e-2);
+    // The test fixture's ViT (2 heads of 24), every other instantiation, the released ViT (16 × 72).
+    for (heads, hd) in [(2usize, 24usize), (3, 32), (4, 64), (16, 72), (2, 80)] {
+        let d = heads * hd;
+        let segs = [(0usize, 100usize), (100, 37), (137, 64)];
+        let n = 201;
+        let qkv = randn(40 + hd as u64, n * 3 * d, 2.0);
+        let part = |c: usize| -> Vec<f32> { qkv.chunks(3 * d).flat_map(|r| r[c * d..(c + 1) * d].to_vec()).collect() };
+        let mut want = vec![0f32; n * d];
+        vision_ops::segment_attention(&part(0), &part(1), &part(2), n, heads, hd, &segs, &mut want);
+        let tiles = ops::segment_tiles(&segs);
+        let (qs, ts, out) = (up(g, &qkv), g.upload(&tiles.concat()).unwrap(), g.zeros::<u16>(n * d).unwrap());
+        ops::segment_attention(g, p(g, &qs), p(g, &out), p(g, &ts), tiles.len(), heads, hd).unwrap();
+        assert_close(&format!("segment_attention_bf16_hd{hd} ({heads} heads)"), &down(g, &out), &want, 1e-2);
+    }
 }
 
 #[test]

@@ -111,7 +111,12 @@ fn the_kernel_directory_and_the_embedded_list_agree() {
     for f in FILES {
         assert!(f.source.starts_with(&format!("// {}: ", f.name)), "{} must start with `// {}: what it computes`", f.name, f.name);
         for k in f.kernels {
-            assert!(k.ends_with("_bf16") || k.ends_with("_f32") || k.ends_with("_i32"), "kernel {k} is not named <op>_<dtype>");
+            // A template instantiated per head width adds `_hd<N>` after the dtype.
+            let base = match k.rsplit_once("_hd") {
+                Some((b, n)) if !n.is_empty() && n.bytes().all(|c| c.is_ascii_digit()) => b,
+                _ => k,
+            };
+            assert!(base.ends_with("_bf16") || base.ends_with("_f32") || base.ends_with("_i32"), "kernel {k} is not named <op>_<dtype>[_hd<N>]");
             assert!(f.source.contains(&format!("{k}(")), "{}: no kernel named {k}", f.name);
         }
     }

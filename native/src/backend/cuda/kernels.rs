@@ -22,14 +22,39 @@ macro_rules! kernel_file {
 /// Every kernel file (the NVRTC compile test walks this list and the directory, and checks they agree).
 pub const FILES: &[KernelFile] = &[
     kernel_file!("norm.cu", ["rmsnorm_bf16", "rmsnorm_residual_bf16", "layernorm_bf16"]),
-    kernel_file!("rope.cu", ["qk_norm_rope_bf16"]),
+    kernel_file!("rope.cu", ["qk_norm_rope_bf16_hd16", "qk_norm_rope_bf16_hd32", "qk_norm_rope_bf16_hd64", "qk_norm_rope_bf16_hd128"]),
     kernel_file!("activation.cu", ["swiglu_bf16", "gelu_tanh_bf16", "add_bf16", "add_bias_bf16"]),
     kernel_file!("embedding.cu", ["embedding_gather_bf16", "merge_rows_bf16", "advance_position_i32"]),
     kernel_file!("vision.cu", ["vision_rope2d_bf16", "pos_embed_bicubic_bf16"]),
     kernel_file!("softmax.cu", ["softmax_rows_bf16"]),
     kernel_file!("gemv.cu", ["gemv_bf16"]),
-    kernel_file!("decode_attention.cu", ["decode_attention_bf16", "decode_attention_combine_bf16"]),
-    kernel_file!("attention.cu", ["prefill_attention_bf16", "segment_attention_bf16"]),
+    kernel_file!(
+        "decode_attention.cu",
+        [
+            "decode_attention_bf16_hd16",
+            "decode_attention_bf16_hd32",
+            "decode_attention_bf16_hd64",
+            "decode_attention_bf16_hd128",
+            "decode_attention_combine_bf16_hd16",
+            "decode_attention_combine_bf16_hd32",
+            "decode_attention_combine_bf16_hd64",
+            "decode_attention_combine_bf16_hd128",
+        ]
+    ),
+    kernel_file!(
+        "attention.cu",
+        [
+            "prefill_attention_bf16_hd16",
+            "prefill_attention_bf16_hd32",
+            "prefill_attention_bf16_hd64",
+            "prefill_attention_bf16_hd128",
+            "segment_attention_bf16_hd24",
+            "segment_attention_bf16_hd32",
+            "segment_attention_bf16_hd64",
+            "segment_attention_bf16_hd72",
+            "segment_attention_bf16_hd80",
+        ]
+    ),
     kernel_file!("sampling.cu", ["logits_penalty_bf16", "sample_f32"]),
 ];
 

@@ -6,7 +6,7 @@
 // Launchers take one argument per kernel parameter: a struct per kernel would only rename them.
 #![allow(clippy::too_many_arguments)]
 use super::device::{DPtr, Gpu};
-use crate::error::Result;
+use crate::error::{EngineError, Result};
 use crate::cuda_args as args;
 
 fn blocks(n: usize, per: usize) -> u32 {
@@ -41,11 +41,61 @@ pub struct AttnDims {
     pub head_dim: usize,
 }
 
-/// q/k RMSNorm + RoPE + cache write for L rows of the fused qkv [L, (nH+2nKV)·128]; `pos0` a device int.
+/// LLM head widths the kernels of rope.cu, decode_attention.cu and attention.cu (prefill) are
+/// instantiated for: each kernel has one entry `<name>_hd<HD>` per width, in this order.
+pub const LLM_HEAD_DIMS: [usize; 4] = [16, 32, 64, 128];
+/// ViT head widths segment_attention_bf16 is instantiated for (multiples of 8: see attention.cu).
+pub const VIT_HEAD_DIMS: [usize; 5] = [24, 32, 64, 72, 80];
+
+const QK_NORM_ROPE: [&str; 4] = ["qk_norm_rope_bf16_hd16", "qk_norm_rope_bf16_hd32", "qk_norm_rope_bf16_hd64", "qk_norm_rope_bf16_hd128"];
+const DECODE_ATTENTION: [&str; 4] = ["decode_attention_bf16_hd16", "decode_attention_bf16_hd32", "decode_attention_bf16_hd64", "decode_attention_bf16_hd128"];
+const DECODE_COMBINE: [&str; 4] = ["decode_attention_combine_bf16_hd16", "decode_attention_combine_bf16_hd32", "decode_attention_combine_bf16_hd64", "decode_attention_combine_bf16_hd128"];
+const PREFILL_ATTENTION: [&str; 4] = ["prefill_attention_bf16_hd16", "prefill_attention_bf16_hd32", "prefill_attention_bf16_hd64", "prefill_attention_bf16_hd128"];
+const SEGMENT_ATTENTION: [&str; 5] = ["segment_attention_bf16_hd24", "segment_attention_bf16_hd32", "segment_attention_bf16_hd64", "segment_attention_bf16_hd72", "segment_attention_bf16_hd80"];
+
+/// "a, b, c or d" for error messages.
+fn list(dims: &[usize]) -> String {
+    let s: Vec<String> = dims.iter().map(|d| d.to_string()).collect();
+    match s.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+        _ => s.join(""),
+    }
+}
+
+/// Ok when the LLM kernels have an instantiation for head width `hd`; otherwise the device error to
+/// show (model loading should call this before allocating anything).
+pub fn check_llm_head_dim(hd: usize) -> Result<()> {
+    if LLM_HEAD_DIMS.contains(&hd) {
+        return Ok(());
+    }
+    Err(EngineError::Device(format!("the CUDA kernels support LLM head_dim {}; this model has {hd}: use --device cpu", list(&LLM_HEAD_DIMS))))
+}
+
+/// Ok when segment_attention has an instantiation for ViT head width `hd` and `hidden` (the ViT's
+/// width, heads·hd) is a whole number of such heads; otherwise the device error to show.
+pub fn check_vit_head_dim(hd: usize, hidden: usize) -> Result<()> {
+    if !VIT_HEAD_DIMS.contains(&hd) {
+        return Err(EngineError::Device(format!("the CUDA kernels support ViT head_dim {}; this model has {hd}: use --device cpu", list(&VIT_HEAD_DIMS))));
+    }
+    if hidden == 0 || !hidden.is_multiple_of(hd) {
+        return Err(EngineError::Device(format!("the ViT hidden size {hidden} is not a whole number of heads of {hd}: use --device cpu")));
+    }
+    Ok(())
+}
+
+/// The instantiation of an LLM kernel for `hd` (names in LLM_HEAD_DIMS order).
+fn llm_kernel(names: &[&'static str; 4], hd: usize) -> Result<&'static str> {
+    check_llm_head_dim(hd)?;
+    Ok(names[LLM_HEAD_DIMS.iter().position(|&d| d == hd).expect("checked above")])
+}
+
+/// q/k RMSNorm + RoPE + cache write for L rows of the fused qkv [L, (nH+2nKV)·HD], HD = a.head_dim;
+/// inv_freq [HD/2] f32 (1/θ^(2i/HD)); `pos0` a device int. Fails for an unsupported head width.
 pub fn qk_norm_rope(g: &Gpu, qkv: DPtr, q_norm: DPtr, k_norm: DPtr, inv_freq: DPtr, pos0: DPtr, q_out: DPtr, k_cache: DPtr, v_cache: DPtr, len: usize, a: AttnDims, eps: f32) -> Result<()> {
+    let kernel = llm_kernel(&QK_NORM_ROPE, a.head_dim)?;
     let (l, nh, nkv, mc) = (len as i32, a.heads as i32, a.kv_heads as i32, a.max_ctx as i32);
     let grid = (len as u32, blocks(a.heads + 2 * a.kv_heads, 4), 1);
-    g.launch("qk_norm_rope_bf16", grid, 128, 0, &mut args![qkv, q_norm, k_norm, inv_freq, pos0, q_out, k_cache, v_cache, l, nh, nkv, mc, eps])
+    g.launch(kernel, grid, 128, 0, &mut args![qkv, q_norm, k_norm, inv_freq, pos0, q_out, k_cache, v_cache, l, nh, nkv, mc, eps])
 }
 
 /// out [L, I] = swiglu of the fused gate|up gu [L, 2I].
@@ -110,17 +160,31 @@ pub fn gemv(g: &Gpu, w: DPtr, x: DPtr, residual: DPtr, y: DPtr, n: usize, k: usi
     g.launch("gemv_bf16", (blocks(n, 8), 1, 1), 256, (2 * k) as u32, &mut args![w, x, residual, y, nn, kk])
 }
 
-/// Scratch of the split decode attention: part_o [nH, splits, 128] f32 and part_ml [nH, splits, 2] f32.
+/// Largest GQA group (query heads per kv head) one decode_attention block serves (DA_MAXG).
+pub const DECODE_MAX_GROUP: usize = 8;
+
+/// out [nH, HD] = attention of this token's q [nH, HD] over the cache positions 0..=*pos, HD =
+/// a.head_dim. Scratch of the split decode attention: part_o [nH, splits, HD] f32 and part_ml
+/// [nH, splits, 2] f32. Fails for an unsupported head width or a GQA group over 8.
 pub fn decode_attention(g: &Gpu, q: DPtr, k_cache: DPtr, v_cache: DPtr, pos: DPtr, part_o: DPtr, part_ml: DPtr, out: DPtr, a: AttnDims, splits: usize) -> Result<()> {
-    let (nh, nkv, mc, s, scale) = (a.heads as i32, a.kv_heads as i32, a.max_ctx as i32, splits as i32, 1.0f32 / (128f32).sqrt());
-    g.launch("decode_attention_bf16", (a.kv_heads as u32, splits as u32, 1), 128, 0, &mut args![q, k_cache, v_cache, pos, part_o, part_ml, nh, nkv, mc, s, scale])?;
-    g.launch("decode_attention_combine_bf16", (a.heads as u32, 1, 1), 128, 0, &mut args![part_o, part_ml, out, s])
+    let (kernel, combine) = (llm_kernel(&DECODE_ATTENTION, a.head_dim)?, llm_kernel(&DECODE_COMBINE, a.head_dim)?);
+    if a.kv_heads == 0 || !a.heads.is_multiple_of(a.kv_heads) || a.heads / a.kv_heads > DECODE_MAX_GROUP {
+        return Err(EngineError::Device(format!(
+            "the CUDA decode attention serves up to {DECODE_MAX_GROUP} query heads per kv head; this model has {} heads over {} kv heads: use --device cpu",
+            a.heads, a.kv_heads
+        )));
+    }
+    let (nh, nkv, mc, s, scale) = (a.heads as i32, a.kv_heads as i32, a.max_ctx as i32, splits as i32, 1.0f32 / (a.head_dim as f32).sqrt());
+    g.launch(kernel, (a.kv_heads as u32, splits as u32, 1), 128, 0, &mut args![q, k_cache, v_cache, pos, part_o, part_ml, nh, nkv, mc, s, scale])?;
+    g.launch(combine, (a.heads as u32, 1, 1), a.head_dim as u32, 0, &mut args![part_o, part_ml, out, s])
 }
 
-/// out [L, nH·128] = causal attention of q [L, nH, 128] over the cache (positions *pos0 + i).
+/// out [L, nH·HD] = causal attention of q [L, nH, HD] over the cache (positions *pos0 + i), HD =
+/// a.head_dim. Fails for an unsupported head width.
 pub fn prefill_attention(g: &Gpu, q: DPtr, k_cache: DPtr, v_cache: DPtr, out: DPtr, pos0: DPtr, len: usize, a: AttnDims) -> Result<()> {
-    let (l, nh, nkv, mc, scale) = (len as i32, a.heads as i32, a.kv_heads as i32, a.max_ctx as i32, 1.0f32 / (128f32).sqrt());
-    g.launch("prefill_attention_bf16", (blocks(len, 32), a.heads as u32, 1), 128, 0, &mut args![q, k_cache, v_cache, out, pos0, l, nh, nkv, mc, scale])
+    let kernel = llm_kernel(&PREFILL_ATTENTION, a.head_dim)?;
+    let (l, nh, nkv, mc, scale) = (len as i32, a.heads as i32, a.kv_heads as i32, a.max_ctx as i32, 1.0f32 / (a.head_dim as f32).sqrt());
+    g.launch(kernel, (blocks(len, 32), a.heads as u32, 1), 128, 0, &mut args![q, k_cache, v_cache, out, pos0, l, nh, nkv, mc, scale])
 }
 
 /// Query tiles {q_begin, q_count, seg_begin, seg_len} of 32 rows for segments (start, len).
@@ -134,8 +198,53 @@ pub fn segment_tiles(segments: &[(usize, usize)]) -> Vec<[i32; 4]> {
     tiles
 }
 
-/// out [N, heads·72] = per-segment attention of the ViT's fused qkv [N, 3·heads·72]; tiles: device int4.
-pub fn segment_attention(g: &Gpu, qkv: DPtr, out: DPtr, tiles: DPtr, n_tiles: usize, heads: usize) -> Result<()> {
-    let (h, scale) = (heads as i32, 1.0f32 / (72f32).sqrt());
-    g.launch("segment_attention_bf16", (n_tiles as u32, heads as u32, 1), 128, 0, &mut args![qkv, out, tiles, h, scale])
+/// out [N, heads·hd] = per-segment attention of the ViT's fused qkv [N, 3·heads·hd] (both 16-byte
+/// aligned); tiles: device int4 from `segment_tiles`. Fails for an unsupported head width.
+pub fn segment_attention(g: &Gpu, qkv: DPtr, out: DPtr, tiles: DPtr, n_tiles: usize, heads: usize, head_dim: usize) -> Result<()> {
+    check_vit_head_dim(head_dim, heads * head_dim)?;
+    let kernel = SEGMENT_ATTENTION[VIT_HEAD_DIMS.iter().position(|&d| d == head_dim).expect("checked above")];
+    let (h, scale) = (heads as i32, 1.0f32 / (head_dim as f32).sqrt());
+    g.launch(kernel, (n_tiles as u32, heads as u32, 1), 128, 0, &mut args![qkv, out, tiles, h, scale])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::cuda::kernels::FILES;
+
+    /// Every name a launcher may pick is a kernel of FILES, and names the width it is picked for.
+    #[test]
+    fn picked_kernels_exist_and_match_their_head_width() {
+        let all: Vec<&str> = FILES.iter().flat_map(|f| f.kernels.iter().copied()).collect();
+        for names in [&QK_NORM_ROPE, &DECODE_ATTENTION, &DECODE_COMBINE, &PREFILL_ATTENTION] {
+            for hd in LLM_HEAD_DIMS {
+                let k = llm_kernel(names, hd).unwrap();
+                assert!(k.ends_with(&format!("_hd{hd}")) && all.contains(&k), "{k} for head_dim {hd}");
+            }
+        }
+        for (k, hd) in SEGMENT_ATTENTION.iter().zip(VIT_HEAD_DIMS) {
+            assert!(k.ends_with(&format!("_hd{hd}")) && all.contains(k), "{k} for head_dim {hd}");
+        }
+        // Nothing instantiated is left unreachable from a launcher.
+        let picked: Vec<&str> = [&QK_NORM_ROPE[..], &DECODE_ATTENTION, &DECODE_COMBINE, &PREFILL_ATTENTION, &SEGMENT_ATTENTION].concat();
+        for k in all.iter().filter(|k| k.contains("_hd")) {
+            assert!(picked.contains(k), "kernel {k} has no launcher");
+        }
+    }
+
+    #[test]
+    fn unsupported_head_widths_are_device_errors_that_say_what_to_do() {
+        for hd in LLM_HEAD_DIMS {
+            check_llm_head_dim(hd).unwrap();
+        }
+        let e = check_llm_head_dim(96).unwrap_err();
+        assert!(matches!(e, EngineError::Device(_)));
+        assert!(e.to_string().contains("support LLM head_dim 16, 32, 64 or 128; this model has 96: use --device cpu"), "{e}");
+        check_vit_head_dim(72, 1152).unwrap();
+        check_vit_head_dim(24, 48).unwrap();
+        let e = check_vit_head_dim(36, 1152).unwrap_err();
+        assert!(e.to_string().contains("support ViT head_dim 24, 32, 64, 72 or 80; this model has 36: use --device cpu"), "{e}");
+        assert!(matches!(check_vit_head_dim(72, 1000), Err(EngineError::Device(_))));
+        assert!(matches!(check_vit_head_dim(72, 0), Err(EngineError::Device(_))));
+    }
 }
