@@ -8,13 +8,13 @@ use crate::model::ovis::OvisModel;
 use serde_json::json;
 use std::time::Instant;
 
-fn median(mut v: Vec<f64>) -> f64 {
+pub(super) fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     v[v.len() / 2]
 }
 
 /// Runs `f` warmup + repeats times; the median of the timed runs in ms.
-fn timed(args: &BenchArgs, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
+pub(super) fn timed(args: &BenchArgs, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
     for _ in 0..args.warmup {
         f()?;
     }
@@ -28,7 +28,7 @@ fn timed(args: &BenchArgs, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
 }
 
 /// Deterministic pseudo-random text ids below the special tokens.
-fn text_ids(n: usize, salt: u64) -> Vec<i32> {
+pub(super) fn text_ids(n: usize, salt: u64) -> Vec<i32> {
     let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ salt;
     (0..n).map(|_| {
         x ^= x << 13;
@@ -38,7 +38,17 @@ fn text_ids(n: usize, salt: u64) -> Vec<i32> {
     }).collect()
 }
 
-fn pixels(n_patches: usize) -> Vec<f32> {
+/// A short prompt around one image of `atoms` visual tokens: 12 text ids, the image, 12 text ids.
+pub(super) fn image_prompt(atoms: usize) -> Vec<i32> {
+    let mut ids = text_ids(12, 1);
+    ids.push(-301);
+    ids.extend(std::iter::repeat_n(-300, atoms));
+    ids.push(-302);
+    ids.extend(text_ids(12, 2));
+    ids
+}
+
+pub(super) fn pixels(n_patches: usize) -> Vec<f32> {
     (0..n_patches * 768).map(|i| ((i * 2_654_435_761usize) % 2001) as f32 / 1000.0 - 1.0).collect()
 }
 
@@ -56,11 +66,7 @@ pub fn measure(model: &OvisModel, args: &BenchArgs, backend: &str, device: &str)
             let f = model.vision.encode(&px, &[g])?;
             model.head.forward(&f).map(|_| ())
         })?;
-        let mut ids = text_ids(12, 1);
-        ids.push(-301);
-        ids.extend(std::iter::repeat(-300).take(n / 4));
-        ids.push(-302);
-        ids.extend(text_ids(12, 2));
+        let ids = image_prompt(n / 4);
         eprintln!("time to first token {side}×{side} ({} positions)…", ids.len());
         let ttft_ms = timed(args, || {
             let f = model.vision.encode(&px, &[g])?;
@@ -103,7 +109,7 @@ pub fn measure(model: &OvisModel, args: &BenchArgs, backend: &str, device: &str)
     }
     let decode_ms = median(steps);
 
-    let bytes = decode_weight_bytes(model);
+    let bytes = decode_weight_bytes(&model.cfg.llm);
     let peak = peak_rss_bytes();
     let (read_bw, copy_bw) = super::measure_bandwidth::bandwidth();
     Ok(json!({
@@ -124,8 +130,7 @@ pub fn measure(model: &OvisModel, args: &BenchArgs, backend: &str, device: &str)
 
 /// Bytes a decode step must read (model-spec.md §9): every decoder layer, the final norm, and the
 /// output matrix (the tied embedding for 2B); the embedding lookup itself is one row.
-fn decode_weight_bytes(model: &OvisModel) -> u64 {
-    let c = &model.cfg.llm;
+pub(super) fn decode_weight_bytes(c: &crate::model::config::LlmConfig) -> u64 {
     let per_layer = (c.heads * c.head_dim * c.hidden * 2 + c.kv_heads * c.head_dim * c.hidden * 2 + 3 * c.hidden * c.intermediate + 2 * c.hidden + 2 * c.head_dim) as u64;
     2 * (per_layer * c.layers as u64 + c.hidden as u64 + (c.vocab * c.hidden) as u64)
 }

@@ -4,12 +4,16 @@
 mod args;
 mod measure;
 mod measure_bandwidth;
+mod measure_cuda;
 pub mod presets;
 
 pub use args::BenchArgs;
 
 use crate::error::Result;
-use crate::model::ovis::OvisModel;
+use crate::backend::cuda::model::CudaOvis;
+use crate::backend::Device;
+use crate::model::ovis::{open_dir, OvisModel};
+use crate::model::source::WeightSource;
 use std::path::Path;
 
 /// Runs the benchmark described by `argv` (after `bench`); JSON on stdout, progress on stderr.
@@ -38,17 +42,27 @@ pub fn main(argv: &[String]) -> i32 {
 }
 
 fn run(args: &BenchArgs) -> Result<serde_json::Value> {
-    let (backend, device) = crate::backend::select(&args.device)?;
+    let selection = crate::backend::resolve(&args.device)?;
     let t = std::time::Instant::now();
-    let model = match (&args.model, &args.synthetic) {
-        (Some(dir), _) => OvisModel::load(Path::new(dir))?,
+    let (cfg, source) = match (&args.model, &args.synthetic) {
+        (Some(dir), _) => open_dir(Path::new(dir))?,
         (None, Some(name)) => {
-            let cfg = presets::preset_config(name).expect("checked by the parser");
-            eprintln!("building synthetic {name} weights in memory…");
-            OvisModel::synthetic(cfg, 1234)
+            eprintln!("building synthetic {name} weights…");
+            (presets::preset_config(name).expect("checked by the parser"), WeightSource::Synthetic(1234))
         }
         (None, None) => unreachable!("checked by the parser"),
     };
-    eprintln!("model ready in {:.1} s", t.elapsed().as_secs_f64());
-    measure::measure(&model, args, &backend, &device)
+    let (backend, device) = (&selection.backend, &selection.description);
+    match selection.device {
+        Device::Cpu => {
+            let model = OvisModel::from_source(cfg, &source)?;
+            eprintln!("model ready in {:.1} s", t.elapsed().as_secs_f64());
+            measure::measure(&model, args, backend, device)
+        }
+        Device::Cuda(n) => {
+            let model = CudaOvis::load(n, cfg, &source)?;
+            eprintln!("model on {device} in {:.1} s", t.elapsed().as_secs_f64());
+            measure_cuda::measure(&model, args, backend, device)
+        }
+    }
 }

@@ -1,28 +1,37 @@
-//! One generate request: vision encode, merge, chunked prefill, then sample/decode until a stop.
+//! One generate request, the same on every backend: checks, then the backend's `Runner` encodes the
+//! media and prefills (sampling the first token), then decodes one token at a time until a stop.
 use crate::error::{EngineError, Result};
-use crate::generate::kv_cache::KvCache;
-use crate::generate::sampler::{Sampler, SamplingParams};
+use crate::generate::sampler::Sampled;
 use crate::generate::validate::check_request;
-use crate::model::merge::merge_embeddings;
-use crate::model::ovis::OvisModel;
+use crate::model::config::ModelConfig;
 use crate::protocol::{Done, Generate, Timings, Token};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 /// Positions prefilled per forward call: bounds the activation memory and lets a cancel land between chunks.
-const PREFILL_CHUNK: usize = 512;
+pub const PREFILL_CHUNK: usize = 512;
 
-fn ms(since: Instant) -> f64 {
+pub fn ms(since: Instant) -> f64 {
     since.elapsed().as_secs_f64() * 1e3
 }
 
-/// Runs `req` on `cache` (truncated to `req.keep` first), calling `emit` per token as it is sampled.
-pub fn generate(model: &OvisModel, cache: &mut KvCache, req: &Generate, ids: &[i32], pixels: &[f32], cancel: &AtomicBool, emit: &mut dyn FnMut(Token)) -> Result<Done> {
-    let start = Instant::now();
-    let cfg = &model.cfg;
-    let patches = check_request(req, ids, pixels.len(), cfg)?;
-    if req.keep > cache.len() {
-        return Err(EngineError::BadRequest(format!("keep = {} but session {:?} holds only {} positions", req.keep, req.session, cache.len())));
+/// A backend's side of one request on one session (its KV cache already truncated to `keep`).
+pub trait Runner {
+    /// Positions the session's cache holds.
+    fn cached(&self) -> usize;
+    /// Encodes the media (`grids` of `pixels`), merges them with `ids`, prefills them after the cached
+    /// positions and samples the first token; None when `cancel` was set between prefill chunks.
+    /// Fills `timings.vision_ms` and `timings.prefill_ms`.
+    fn prefill(&mut self, ids: &[i32], pixels: &[f32], grids: &[[usize; 3]], timings: &mut Timings, cancel: &AtomicBool) -> Result<Option<Sampled>>;
+    /// Feeds the last sampled token and samples the next.
+    fn decode(&mut self) -> Result<Sampled>;
+}
+
+/// Checks `req` against the model and a session holding `cached` positions, before any work.
+pub fn check(req: &Generate, ids: &[i32], pixels: &[f32], cfg: &ModelConfig, cached: usize) -> Result<()> {
+    check_request(req, ids, pixels.len(), cfg)?;
+    if req.keep > cached {
+        return Err(EngineError::BadRequest(format!("keep = {} but session {:?} holds only {cached} positions", req.keep, req.session)));
     }
     let max_pos = cfg.llm.max_positions;
     if req.keep + ids.len() > max_pos {
@@ -31,64 +40,45 @@ pub fn generate(model: &OvisModel, cache: &mut KvCache, req: &Generate, ids: &[i
     if ids.is_empty() {
         return Err(EngineError::BadRequest("a generate request needs at least one new id".into()));
     }
-    cache.truncate(req.keep);
+    Ok(())
+}
+
+/// Runs a checked request on `runner`, calling `emit` per token as it is sampled.
+pub fn drive(runner: &mut dyn Runner, req: &Generate, ids: &[i32], pixels: &[f32], max_pos: usize, cancel: &AtomicBool, emit: &mut dyn FnMut(Token)) -> Result<Done> {
+    let start = Instant::now();
     let mut timings = Timings::default();
-
-    let t = Instant::now();
     let grids: Vec<[usize; 3]> = req.media.iter().map(|m| m.grid).collect();
-    let visual = if patches.is_empty() {
-        Vec::new()
-    } else {
-        let feats = model.vision.encode(pixels, &grids)?;
-        model.head.forward(&feats)?.1
+    let Some(mut next) = runner.prefill(ids, pixels, &grids, &mut timings, cancel)? else {
+        timings.total_ms = ms(start);
+        return Ok(done(req, ids.len(), 0, "cancelled", timings));
     };
-    timings.vision_ms = ms(t);
-    let hidden = cfg.llm.hidden;
-    let embeds = merge_embeddings(ids, |tok, out| model.llm.embed(tok, out), &model.head, &visual, hidden)?;
-
-    let t = Instant::now();
-    let mut logits = Vec::new();
-    for chunk in embeds.chunks(PREFILL_CHUNK * hidden) {
-        if cancel.load(Ordering::SeqCst) {
-            timings.prefill_ms = ms(t);
-            timings.total_ms = ms(start);
-            return Ok(done(req, ids.len(), 0, "cancelled", timings));
-        }
-        logits = model.llm.forward(cache, chunk)?;
-    }
-    timings.prefill_ms = ms(t);
-
-    let s = &req.sampling;
-    let mut sampler = Sampler::new(SamplingParams { temperature: s.temperature, top_k: s.top_k, top_p: s.top_p, repetition_penalty: s.repetition_penalty, seed: s.seed });
-    let mut generated: Vec<u32> = Vec::new();
-    let mut embed_row = vec![0f32; hidden];
+    let mut count = 0;
     let mut decode_start = None;
     let reason = loop {
-        if generated.len() >= req.max_new_tokens {
+        if count >= req.max_new_tokens {
             break "length";
         }
         if cancel.load(Ordering::SeqCst) {
             break "cancelled";
         }
-        let picked = sampler.sample(&mut logits, &generated, req.top_logprobs);
-        generated.push(picked.id);
-        emit(Token { id: req.id, token: picked.id, logprob: picked.logprob, top: picked.top });
+        count += 1;
+        let id = next.id;
+        emit(Token { id: req.id, token: id, logprob: next.logprob, top: std::mem::take(&mut next.top) });
         if decode_start.is_none() {
             timings.first_token_ms = ms(start);
             decode_start = Some(Instant::now());
         }
-        if req.stop_ids.contains(&picked.id) {
+        if req.stop_ids.contains(&id) {
             break "stop";
         }
-        if generated.len() >= req.max_new_tokens || cache.len() + 1 > max_pos {
+        if count >= req.max_new_tokens || runner.cached() + 1 > max_pos {
             break "length";
         }
-        model.llm.embed(&[picked.id], &mut embed_row);
-        logits = model.llm.forward(cache, &embed_row)?;
+        next = runner.decode()?;
     };
     timings.decode_ms = decode_start.map_or(0.0, ms);
     timings.total_ms = ms(start);
-    Ok(done(req, ids.len(), generated.len(), reason, timings))
+    Ok(done(req, ids.len(), count, reason, timings))
 }
 
 fn done(req: &Generate, prompt: usize, completion: usize, reason: &str, timings: Timings) -> Done {

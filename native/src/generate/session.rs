@@ -1,17 +1,26 @@
 //! Sessions: one KV cache per conversation, kept between requests so a new turn prefills only new ids.
-use crate::generate::kv_cache::KvCache;
-use crate::model::config::LlmConfig;
+//! Generic over the cache type: the CPU's `KvCache` or a CUDA `Session` holding device memory.
+use crate::error::Result;
 use std::collections::HashMap;
 
-#[derive(Default)]
-pub struct Sessions {
-    caches: HashMap<String, KvCache>,
+pub struct Sessions<C> {
+    caches: HashMap<String, C>,
 }
 
-impl Sessions {
-    /// The session's cache, created empty on first use.
-    pub fn get_or_create(&mut self, name: &str, cfg: &LlmConfig) -> &mut KvCache {
-        self.caches.entry(name.to_string()).or_insert_with(|| KvCache::new(cfg))
+impl<C> Default for Sessions<C> {
+    fn default() -> Self {
+        Sessions { caches: HashMap::new() }
+    }
+}
+
+impl<C> Sessions<C> {
+    /// The session's cache, created by `make` on first use.
+    pub fn get_or_create(&mut self, name: &str, make: impl FnOnce() -> Result<C>) -> Result<&mut C> {
+        if !self.caches.contains_key(name) {
+            let cache = make()?;
+            self.caches.insert(name.to_string(), cache);
+        }
+        Ok(self.caches.get_mut(name).expect("inserted above"))
     }
 
     pub fn close(&mut self, name: &str) -> bool {

@@ -1,9 +1,13 @@
 //! The worker thread: loads models and runs generations one at a time, in arrival order.
 use super::{CancelMap, FrameWriter};
 use crate::error::EngineError;
-use crate::generate::run::generate;
+use crate::backend::cuda::model::CudaOvis;
+use crate::backend::cuda::qwen3::Session as CudaSession;
+use crate::backend::Device;
+use crate::generate::cpu_runner::generate;
+use crate::generate::kv_cache::KvCache;
 use crate::generate::session::Sessions;
-use crate::model::ovis::OvisModel;
+use crate::model::ovis::{open_dir, OvisModel};
 use crate::protocol::{frame_of, kind, parse_header, Frame, Generate, LoadModel, ModelLoaded, SessionRef};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
@@ -15,16 +19,21 @@ pub enum Job {
     Frame(Frame),
 }
 
+/// The loaded model with its conversations, on the backend it was loaded for.
+enum Loaded {
+    Cpu(OvisModel, Sessions<KvCache>),
+    Cuda(Box<CudaOvis>, Sessions<CudaSession>),
+}
+
 pub struct Worker {
     writer: FrameWriter,
     cancels: CancelMap,
-    model: Option<OvisModel>,
-    sessions: Sessions,
+    model: Option<Loaded>,
 }
 
 impl Worker {
     pub fn new(writer: FrameWriter, cancels: CancelMap) -> Self {
-        Worker { writer, cancels, model: None, sessions: Sessions::default() }
+        Worker { writer, cancels, model: None }
     }
 
     pub fn run(mut self, rx: Receiver<Job>) {
@@ -59,7 +68,11 @@ impl Worker {
             },
             kind::CLOSE_SESSION => match parse_header::<SessionRef>(frame) {
                 Ok(req) => {
-                    self.sessions.close(&req.session);
+                    match &mut self.model {
+                        Some(Loaded::Cpu(_, sessions)) => sessions.close(&req.session),
+                        Some(Loaded::Cuda(_, sessions)) => sessions.close(&req.session),
+                        None => false,
+                    };
                     self.writer.send_msg(kind::SESSION_CLOSED, &req);
                 }
                 Err(e) => self.writer.error(None, "bad_header", e),
@@ -69,17 +82,25 @@ impl Worker {
     }
 
     fn load(&mut self, req: LoadModel) {
-        let (backend, device) = match crate::backend::select(&req.device) {
+        let selection = match crate::backend::resolve(&req.device) {
             Ok(d) => d,
             Err(e) => return self.writer.error(Some(req.id), e.code(), e.to_string()),
         };
+        // The old model (and its device memory) goes before the new one is loaded.
         self.model = None;
-        self.sessions.clear();
         let t = std::time::Instant::now();
-        match OvisModel::load(Path::new(&req.model_dir)) {
+        let dir = Path::new(&req.model_dir);
+        let loaded = match selection.device {
+            Device::Cpu => OvisModel::load(dir).map(|m| Loaded::Cpu(m, Sessions::default())),
+            Device::Cuda(n) => open_dir(dir).and_then(|(cfg, source)| CudaOvis::load(n, cfg, &source)).map(|m| Loaded::Cuda(Box::new(m), Sessions::default())),
+        };
+        match loaded {
             Ok(model) => {
-                eprintln!("ovis-engine: loaded {} in {:.0} ms", req.model_dir, t.elapsed().as_secs_f64() * 1e3);
-                let info = model.info(&backend, &device);
+                eprintln!("ovis-engine: loaded {} on {} in {:.0} ms", req.model_dir, selection.backend, t.elapsed().as_secs_f64() * 1e3);
+                let info = match &model {
+                    Loaded::Cpu(m, _) => m.info(&selection.backend, &selection.description),
+                    Loaded::Cuda(m, _) => m.info(&selection.backend, &selection.description),
+                };
                 self.model = Some(model);
                 self.writer.send(&frame_of(kind::MODEL_LOADED, &ModelLoaded { id: req.id, info }, Vec::new()));
             }
@@ -100,7 +121,7 @@ impl Worker {
     }
 
     fn run_generate(&mut self, req: &Generate, body: &[u8], cancel: &AtomicBool) -> Result<crate::protocol::Done, EngineError> {
-        let model = self.model.as_ref().ok_or(EngineError::NoModel)?;
+        let model = self.model.as_mut().ok_or(EngineError::NoModel)?;
         let id_bytes = req.n_ids.checked_mul(4).filter(|&b| b <= body.len()).ok_or_else(|| {
             EngineError::BadRequest(format!("n_ids = {} needs {} body bytes but the body has {}", req.n_ids, req.n_ids.saturating_mul(4), body.len()))
         })?;
@@ -110,7 +131,6 @@ impl Worker {
         }
         let ids: Vec<i32> = body[..id_bytes].chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().unwrap())).collect();
         let pixels: Vec<f32> = rest.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
-        let cache = self.sessions.get_or_create(&req.session, &model.cfg.llm);
         let writer = self.writer.clone();
         // A client that stopped reading cancels its request instead of leaving the engine generating.
         let mut emit = |tok: crate::protocol::Token| {
@@ -118,6 +138,15 @@ impl Worker {
                 cancel.store(true, std::sync::atomic::Ordering::SeqCst);
             }
         };
-        generate(model, cache, req, &ids, &pixels, cancel, &mut emit)
+        match model {
+            Loaded::Cpu(model, sessions) => {
+                let cache = sessions.get_or_create(&req.session, || Ok(KvCache::new(&model.cfg.llm)))?;
+                generate(model, cache, req, &ids, &pixels, cancel, &mut emit)
+            }
+            Loaded::Cuda(model, sessions) => {
+                let session = sessions.get_or_create(&req.session, || model.new_session())?;
+                model.generate(session, req, &ids, &pixels, cancel, &mut emit)
+            }
+        }
     }
 }

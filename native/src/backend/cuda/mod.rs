@@ -6,16 +6,18 @@
 pub mod blas;
 pub mod device;
 pub mod kernels;
+pub mod model;
 pub mod nvrtc;
 pub mod ops;
 pub mod probe;
 pub mod qwen3;
 pub mod sampling;
+pub mod vision;
 
-/// Whether `--device auto|cuda` may hand a model to this backend. False until a CUDA model path is
-/// wired into the worker and has passed the parity script on a GPU: until then `auto` stays on the
-/// CPU (saying a GPU was found) and an explicit `cuda` fails with `NOT_READY`.
-pub const BACKEND_READY: bool = false;
+/// Whether `--device auto` may pick this backend: false until the whole CUDA model has passed the
+/// parity script (scripts/gpu-check.sh) on a GPU. Until then `auto` stays on the CPU (saying that a
+/// GPU was found), while an explicit `--device cuda` uses the GPU and says it is unverified.
+pub const VERIFIED: bool = false;
 
-/// Why a found GPU is not used while `BACKEND_READY` is false.
-pub const NOT_READY: &str = "the CUDA backend is not complete";
+/// What `auto` says about a found GPU while `VERIFIED` is false.
+pub const NOT_VERIFIED: &str = "the CUDA backend has not passed its parity checks on a GPU yet (--device cuda uses it anyway)";

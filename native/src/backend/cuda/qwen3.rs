@@ -3,16 +3,20 @@
 //! (embedding → 28/36 layers with the GEMV kernel → lm_head → sampler) captured once as a CUDA graph
 //! and replayed: the position, the next id and the sampling parameters live in device memory.
 //!
-//! NOT RUN ON A GPU YET and not wired into the engine (worker.rs): written without a GPU; the parity
-//! script (scripts/gpu-check.sh) is the first thing to run on one. See docs/cuda.md.
+//! Input rows are gathered on the device from embed_tokens, the VTE (indicators) or the visual
+//! embeddings (`merge_rows`), so a prompt with images never crosses the bus as embeddings.
+//!
+//! NOT RUN ON A GPU YET: written without a GPU; the parity script (scripts/gpu-check.sh) is the first
+//! thing to run on one. See docs/cuda.md.
 use super::blas::Blas;
-use super::device::{gib, ptr, Gpu};
+use super::device::{device_err, ptr, DPtr, Gpu};
 use super::ops::{self, AttnDims};
 use super::sampling::{self, SampleParams, SampleResult};
 use crate::error::{EngineError, Result};
 use crate::model::config::LlmConfig;
 use crate::model::weights::WeightRef;
 use cudarc::driver::{sys, CudaGraph, CudaSlice};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 type Buf = CudaSlice<u16>;
 
@@ -37,7 +41,7 @@ pub struct CudaQwen3 {
     lm_head: Option<Buf>,
     layers: Vec<Layer>,
     norm: Buf,
-    /// [64] f32: 1/θ^(2j/128), as the CPU twin computes it.
+    /// [head_dim/2] f32: 1/θ^(2j/head_dim), as the CPU twin computes it.
     inv_freq: CudaSlice<f32>,
 }
 
@@ -52,19 +56,27 @@ pub fn kv_bytes(c: &LlmConfig, positions: usize) -> u64 {
     (2 * c.layers * c.kv_heads * c.head_dim * positions * 2) as u64
 }
 
+/// Bytes of the decoder's weights on the device (bf16).
+pub fn weight_bytes(c: &LlmConfig) -> u64 {
+    let (h, qd, kvd, i) = (c.hidden, c.heads * c.head_dim, c.kv_heads * c.head_dim, c.intermediate);
+    let per_layer = 2 * h + 2 * c.head_dim + (qd + 2 * kvd) * h + h * qd + 3 * i * h;
+    2 * (c.vocab * h * if c.tie_embeddings { 1 } else { 2 } + h + c.layers * per_layer) as u64
+}
+
+/// Bytes of one session's working buffers besides its KV cache (activations of a prefill chunk,
+/// logits, sampler state, decode-attention partials).
+pub fn session_work_bytes(c: &LlmConfig) -> u64 {
+    let (r, h, qd, kvd, i) = (PREFILL_ROWS, c.hidden, c.heads * c.head_dim, c.kv_heads * c.head_dim, c.intermediate);
+    (2 * r * (4 * h + qd + 2 * kvd + 2 * qd + 3 * i) + 2 * c.vocab + 4 * c.vocab + c.vocab + 4 * c.heads * DECODE_SPLITS * (c.head_dim + 2) + 8 * r + 4096) as u64
+}
+
 impl CudaQwen3 {
-    /// Uploads the decoder's weights (`get` as Qwen3::build: name, shape → bf16 tensor) after checking
-    /// that they, one KV cache of `positions` and the working buffers fit in free device memory.
-    pub fn upload(gpu: &Gpu, cfg: &LlmConfig, positions: usize, mut get: impl FnMut(&str, &[usize]) -> Result<WeightRef>) -> Result<CudaQwen3> {
-        if cfg.head_dim != 128 {
-            return Err(EngineError::Device(format!("the CUDA kernels need head_dim 128, the model has {}", cfg.head_dim)));
-        }
-        let (h, qd, kvd, i, v) = (cfg.hidden, cfg.heads * 128, cfg.kv_heads * 128, cfg.intermediate, cfg.vocab);
-        let per_layer = 2 * h + 2 * 128 + (qd + 2 * kvd) * h + h * qd + 3 * i * h;
-        let params = v * h * if cfg.tie_embeddings { 1 } else { 2 } + h + cfg.layers * per_layer;
-        let work = (512 * (qd + 2 * kvd + 2 * i + 4 * h) * 2 + v * 8) as u64 + (64 << 20);
-        let need = 2 * params as u64 + kv_bytes(cfg, positions) + work;
-        gpu.check_fits(need, &format!("the LLM ({:.2} GiB of weights + {:.2} GiB of KV cache for {positions} positions + {:.2} GiB of buffers)", gib(2 * params as u64), gib(kv_bytes(cfg, positions)), gib(work)))?;
+    /// Uploads the decoder's weights (`get`: full tensor name, shape → bf16 tensor, checked), q|k|v and
+    /// gate|up fused. The caller has checked that they fit (`weight_bytes`).
+    pub fn upload(gpu: &Gpu, cfg: &LlmConfig, mut get: impl FnMut(&str, &[usize]) -> Result<WeightRef>) -> Result<CudaQwen3> {
+        super::ops::check_llm_head_dim(cfg.head_dim)?;
+        let hd = cfg.head_dim;
+        let (h, qd, kvd, i, v) = (cfg.hidden, cfg.heads * hd, cfg.kv_heads * hd, cfg.intermediate, cfg.vocab);
         let mut fused = |names: &[(String, Vec<usize>)]| -> Result<Buf> {
             let total: usize = names.iter().map(|(_, s)| s.iter().product::<usize>()).sum();
             let mut buf = gpu.zeros::<u16>(total)?;
@@ -84,8 +96,8 @@ impl CudaQwen3 {
             layers.push(Layer {
                 input_norm: fused(&one(format!("{p}input_layernorm.weight"), vec![h]))?,
                 post_norm: fused(&one(format!("{p}post_attention_layernorm.weight"), vec![h]))?,
-                q_norm: fused(&one(format!("{p}self_attn.q_norm.weight"), vec![128]))?,
-                k_norm: fused(&one(format!("{p}self_attn.k_norm.weight"), vec![128]))?,
+                q_norm: fused(&one(format!("{p}self_attn.q_norm.weight"), vec![hd]))?,
+                k_norm: fused(&one(format!("{p}self_attn.k_norm.weight"), vec![hd]))?,
                 qkv: fused(&[(format!("{p}self_attn.q_proj.weight"), vec![qd, h]), (format!("{p}self_attn.k_proj.weight"), vec![kvd, h]), (format!("{p}self_attn.v_proj.weight"), vec![kvd, h])])?,
                 o: fused(&one(format!("{p}self_attn.o_proj.weight"), vec![h, qd]))?,
                 gate_up: fused(&[(format!("{p}mlp.gate_proj.weight"), vec![i, h]), (format!("{p}mlp.up_proj.weight"), vec![i, h])])?,
@@ -94,12 +106,17 @@ impl CudaQwen3 {
         }
         let norm = fused(&one("llm.model.norm.weight".into(), vec![h]))?;
         let lm_head = if cfg.tie_embeddings { None } else { Some(fused(&one("llm.lm_head.weight".into(), vec![v, h]))?) };
-        let inv: Vec<f32> = (0..64).map(|j| 1.0 / (cfg.rope_theta as f32).powf((2 * j) as f32 / 128.0)).collect();
+        let inv: Vec<f32> = (0..hd / 2).map(|j| 1.0 / (cfg.rope_theta as f32).powf((2 * j) as f32 / hd as f32)).collect();
         Ok(CudaQwen3 { cfg: cfg.clone(), embed, lm_head, layers, norm, inv_freq: gpu.upload(&inv)? })
     }
 
     pub fn config(&self) -> &LlmConfig {
         &self.cfg
+    }
+
+    /// Device address of embed_tokens [V, H] (a `merge_rows` table).
+    pub fn embed_table(&self, g: &Gpu) -> DPtr {
+        ptr(&self.embed, &g.stream)
     }
 
     fn dims(&self, s: &Session) -> AttnDims {
@@ -110,82 +127,89 @@ impl CudaQwen3 {
     /// leaves the last row's logits in `s.logits`. len ≤ PREFILL_ROWS; len = 1 uses the GEMV path.
     fn forward(&self, g: &Gpu, blas: &Blas, s: &Session, len: usize) -> Result<()> {
         let c = &self.cfg;
-        let (h, qd, kvd, i, eps) = (c.hidden, c.heads * 128, c.kv_heads * 128, c.intermediate, c.rms_eps as f32);
+        let (h, qd, kvd, i, eps) = (c.hidden, c.heads * c.head_dim, c.kv_heads * c.head_dim, c.intermediate, c.rms_eps as f32);
         let d = self.dims(s);
         let p = |b: &CudaSlice<u16>| ptr(b, &g.stream);
         let (x, a, qkv, q, att, gu, m, delta, pos) = (p(&s.x), p(&s.a), p(&s.qkv), p(&s.q), p(&s.att), p(&s.gu), p(&s.m), p(&s.delta), ptr(&s.pos, &g.stream));
-        let lin = |w: u64, inp: u64, out: u64, n: usize, k: usize, residual: u64| -> Result<()> {
+        let lin = |w: u64, inp: u64, out: u64, n: usize, k: usize| -> Result<()> {
             if len == 1 {
-                ops::gemv(g, w, inp, residual, out, n, k)
+                ops::gemv(g, w, inp, 0, out, n, k)
             } else {
                 blas.linear(g, inp, w, None, out, len, n, k)
             }
         };
         for (li, l) in self.layers.iter().enumerate() {
             let (kc, vc) = (p(&s.k[li]), p(&s.v[li]));
+            // The residual add of the previous layer's MLP is fused into this layer's input norm.
             if li == 0 {
                 ops::rmsnorm(g, x, p(&l.input_norm), a, len, h, eps)?;
             } else {
                 ops::rmsnorm_residual(g, x, delta, p(&l.input_norm), a, len, h, eps)?;
             }
-            lin(p(&l.qkv), a, qkv, qd + 2 * kvd, h, 0)?;
+            lin(p(&l.qkv), a, qkv, qd + 2 * kvd, h)?;
             ops::qk_norm_rope(g, qkv, p(&l.q_norm), p(&l.k_norm), ptr(&self.inv_freq, &g.stream), pos, q, kc, vc, len, d, eps)?;
             if len == 1 {
-                ops::decode_attention(g, q, kc, vc, pos, ptr(&s.part_o, &g.stream), ptr(&s.part_ml, &g.stream), att, d, s.splits)?;
+                ops::decode_attention(g, q, kc, vc, pos, ptr(&s.part_o, &g.stream), ptr(&s.part_ml, &g.stream), att, d, DECODE_SPLITS)?;
             } else {
                 ops::prefill_attention(g, q, kc, vc, att, pos, len, d)?;
             }
-            lin(p(&l.o), att, delta, h, qd, 0)?;
+            lin(p(&l.o), att, delta, h, qd)?;
             ops::rmsnorm_residual(g, x, delta, p(&l.post_norm), a, len, h, eps)?;
-            lin(p(&l.gate_up), a, gu, 2 * i, h, 0)?;
+            lin(p(&l.gate_up), a, gu, 2 * i, h)?;
             ops::swiglu(g, gu, m, len, i)?;
-            lin(p(&l.down), m, delta, h, i, 0)?;
+            lin(p(&l.down), m, delta, h, i)?;
         }
-        ops::add(g, x, delta, len * h)?;
-        let last = x + ((len - 1) * h * 2) as u64;
-        ops::rmsnorm(g, last, p(&self.norm), a, 1, h, eps)?;
+        // Only the last row needs the final residual add, norm and lm_head.
+        let last = (len - 1) * h * 2;
+        ops::add(g, x + last as u64, delta + last as u64, h)?;
+        ops::rmsnorm(g, x + last as u64, p(&self.norm), a, 1, h, eps)?;
         let head = self.lm_head.as_ref().unwrap_or(&self.embed);
         ops::gemv(g, p(head), a, 0, p(&s.logits), c.vocab, h)?;
         ops::advance_position(g, pos, len as i32)
     }
 
-    /// Prefills `ids` (text ids; visual rows go through `merge_rows` by the caller instead) in chunks of
-    /// PREFILL_ROWS, then samples the first token on the device.
-    pub fn prefill(&self, g: &Gpu, blas: &Blas, s: &mut Session, ids: &[u32], params: SampleParams) -> Result<SampleResult> {
-        if s.len + ids.len() > s.max_ctx {
-            return Err(EngineError::ContextOverflow(format!("{} cached + {} new positions exceed this session's {} on the GPU", s.len, ids.len(), s.max_ctx)));
+    /// Prefills the rows `src` ({table, row} per position: 0 = embed_tokens, 1 = the VTE `vte`, 2 = the
+    /// visual embeddings `visual`; see embedding.cu) after the session's cached positions, in chunks of
+    /// PREFILL_ROWS, then samples the first token on the device. None when `cancel` is set between chunks.
+    pub fn prefill(&self, g: &Gpu, blas: &Blas, s: &mut Session, src: &[[i32; 2]], vte: DPtr, visual: DPtr, params: SampleParams, cancel: &AtomicBool) -> Result<Option<SampleResult>> {
+        if s.len + src.len() > s.max_ctx {
+            return Err(EngineError::Internal(format!("{} cached + {} new positions exceed the session's reserved {} (reserve first)", s.len, src.len(), s.max_ctx)));
         }
-        for chunk in ids.chunks(PREFILL_ROWS) {
-            let dev_ids: Vec<i32> = chunk.iter().map(|&t| t as i32).collect();
-            let idb = g.upload(&dev_ids)?;
-            ops::embedding_gather(g, ptr(&idb, &g.stream), ptr(&self.embed, &g.stream), ptr(&s.x, &g.stream), chunk.len(), self.cfg.hidden, self.cfg.vocab)?;
+        for chunk in src.chunks(PREFILL_ROWS) {
+            if cancel.load(Ordering::SeqCst) {
+                return Ok(None);
+            }
+            let flat: Vec<i32> = chunk.iter().flatten().copied().collect();
+            g.upload_at(&flat, &mut s.src, 0)?;
+            let (h, embed) = (self.cfg.hidden, self.embed_table(g));
+            ops::merge_rows(g, ptr(&s.src, &g.stream), embed, vte, visual, ptr(&s.x, &g.stream), chunk.len(), h)?;
             self.forward(g, blas, s, chunk.len())?;
             s.len += chunk.len();
         }
-        self.sample_eager(g, s, params)
+        self.sample_eager(g, s, params).map(Some)
     }
 
     /// One decode step for the id the last sample wrote on the device: replays the captured graph
     /// (capturing it on the first call), returns the next sample.
     pub fn decode(&self, g: &Gpu, blas: &Blas, s: &mut Session, params: SampleParams) -> Result<SampleResult> {
         if s.len + 1 > s.max_ctx {
-            return Err(EngineError::ContextOverflow(format!("the session holds {} positions, the most it can hold on the GPU", s.max_ctx)));
+            return Err(EngineError::Internal(format!("the session holds {} positions, all it reserved (reserve first)", s.max_ctx)));
         }
         g.upload_at(&[params], &mut s.params, 0)?;
         if s.graph.is_none() {
-            g.stream.begin_capture(sys::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL).map_err(|e| super::device::device_err("starting the decode graph capture", e))?;
+            g.stream.begin_capture(sys::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL).map_err(|e| device_err("starting the decode graph capture", e))?;
             let body = self.decode_body(g, blas, s);
-            let graph = g.stream.end_capture(sys::CUgraphInstantiate_flags(0)).map_err(|e| super::device::device_err("capturing the decode graph", e))?;
+            let graph = g.stream.end_capture(sys::CUgraphInstantiate_flags(0)).map_err(|e| device_err("capturing the decode graph", e))?;
             body?;
             s.graph = Some(graph.ok_or_else(|| EngineError::Device("the decode graph capture recorded nothing".into()))?);
         }
-        s.graph.as_ref().expect("captured above").launch().map_err(|e| super::device::device_err("replaying the decode graph", e))?;
+        s.graph.as_ref().expect("captured above").launch().map_err(|e| device_err("replaying the decode graph", e))?;
         s.len += 1;
         Ok(g.download(&s.result)?[0])
     }
 
     fn decode_body(&self, g: &Gpu, blas: &Blas, s: &Session) -> Result<()> {
-        ops::embedding_gather(g, ptr(&s.next_id, &g.stream), ptr(&self.embed, &g.stream), ptr(&s.x, &g.stream), 1, self.cfg.hidden, self.cfg.vocab)?;
+        ops::embedding_gather(g, ptr(&s.next_id, &g.stream), self.embed_table(g), ptr(&s.x, &g.stream), 1, self.cfg.hidden, self.cfg.vocab)?;
         self.forward(g, blas, s, 1)?;
         self.sample_kernels(g, s)
     }
@@ -201,21 +225,35 @@ impl CudaQwen3 {
         self.sample_kernels(g, s)?;
         Ok(g.download(&s.result)?[0])
     }
+
+    /// The f32 logits of the last forward's last position (parity tests and benchmarks).
+    pub fn last_logits(&self, g: &Gpu, s: &Session) -> Result<Vec<f32>> {
+        g.sync()?;
+        Ok(g.download(&s.logits)?.into_iter().map(|b| half::bf16::from_bits(b).to_f32()).collect())
+    }
 }
 
 /// Rows per prefill forward call (bounds the activation buffers).
 pub const PREFILL_ROWS: usize = 512;
 
+/// Key splits of the decode attention: about two blocks per SM over the kv heads on an H100/H200, and
+/// fixed so a captured decode graph serves every context length.
+pub const DECODE_SPLITS: usize = 32;
+
+/// Positions a session's KV cache grows by at least (its device memory is reserved in steps).
+const KV_STEP: usize = 1024;
+
 /// One conversation's device state: KV cache, the decode graph and its fixed buffers.
 pub struct Session {
     max_ctx: usize,
     len: usize,
-    splits: usize,
     k: Vec<Buf>,
     v: Vec<Buf>,
     /// Device position (= len), read by the rope and attention kernels, advanced by the graph.
     pos: CudaSlice<i32>,
     next_id: CudaSlice<i32>,
+    /// merge_rows sources of one prefill chunk: [PREFILL_ROWS] int2.
+    src: CudaSlice<i32>,
     x: Buf,
     a: Buf,
     qkv: Buf,
@@ -234,23 +272,26 @@ pub struct Session {
     graph: Option<CudaGraph>,
 }
 
+// SAFETY: a session is used by one thread at a time (the engine's worker owns every session); the
+// graph handles inside are plain driver objects that CUDA allows to be used from any thread.
+unsafe impl Send for Session {}
+
 impl Session {
-    /// A fresh session holding up to `max_ctx` positions.
-    pub fn new(g: &Gpu, model: &CudaQwen3, max_ctx: usize) -> Result<Session> {
+    /// A fresh session with room for `positions` (it grows on `reserve`).
+    pub fn new(g: &Gpu, model: &CudaQwen3, positions: usize) -> Result<Session> {
         let c = &model.cfg;
-        g.check_fits(kv_bytes(c, max_ctx), &format!("a KV cache of {max_ctx} positions"))?;
-        let (r, h, qd, kvd, i) = (PREFILL_ROWS, c.hidden, c.heads * 128, c.kv_heads * 128, c.intermediate);
-        // Splits of the decode attention: about two blocks per SM over the kv heads.
-        let splits = 32;
+        let max_ctx = positions.clamp(1, c.max_positions);
+        g.check_fits(kv_bytes(c, max_ctx) + session_work_bytes(c), &format!("a conversation's KV cache of {max_ctx} positions and its buffers"))?;
+        let (r, h, qd, kvd, i) = (PREFILL_ROWS, c.hidden, c.heads * c.head_dim, c.kv_heads * c.head_dim, c.intermediate);
         let kv = |_| g.zeros::<u16>(kvd * max_ctx);
         Ok(Session {
             max_ctx,
             len: 0,
-            splits,
             k: (0..c.layers).map(kv).collect::<Result<_>>()?,
             v: (0..c.layers).map(kv).collect::<Result<_>>()?,
             pos: g.zeros(1)?,
             next_id: g.zeros(1)?,
+            src: g.zeros(2 * r)?,
             x: g.zeros(r * h)?,
             a: g.zeros(r * h)?,
             qkv: g.zeros(r * (qd + 2 * kvd))?,
@@ -264,8 +305,8 @@ impl Session {
             seen: g.zeros(c.vocab)?,
             params: g.zeros(1)?,
             result: g.zeros(1)?,
-            part_o: g.zeros(c.heads * splits * 128)?,
-            part_ml: g.zeros(c.heads * splits * 2)?,
+            part_o: g.zeros(c.heads * DECODE_SPLITS * c.head_dim)?,
+            part_ml: g.zeros(c.heads * DECODE_SPLITS * 2)?,
             graph: None,
         })
     }
@@ -279,11 +320,48 @@ impl Session {
         self.len == 0
     }
 
+    /// Positions the KV cache has room for.
+    pub fn capacity(&self) -> usize {
+        self.max_ctx
+    }
+
+    /// Grows the KV cache to hold at least `positions` (capped at the model's window), keeping the
+    /// cached positions; the decode graph is captured again on the next step (its pointers changed).
+    pub fn reserve(&mut self, g: &Gpu, model: &CudaQwen3, positions: usize) -> Result<()> {
+        let c = &model.cfg;
+        if positions <= self.max_ctx {
+            return Ok(());
+        }
+        let new_ctx = positions.max(2 * self.max_ctx).next_multiple_of(KV_STEP).min(c.max_positions).max(positions);
+        g.check_fits(kv_bytes(c, new_ctx), &format!("growing a conversation's KV cache to {new_ctx} positions"))?;
+        let row = c.head_dim;
+        let grow = |old: &Buf| -> Result<Buf> {
+            let mut new = g.zeros::<u16>(c.kv_heads * new_ctx * row)?;
+            for head in 0..c.kv_heads {
+                let from = old.slice(head * self.max_ctx * row..(head * self.max_ctx + self.len) * row);
+                let mut to = new.slice_mut(head * new_ctx * row..(head * new_ctx + self.len) * row);
+                g.stream.memcpy_dtod(&from, &mut to).map_err(|e| device_err("copying the KV cache", e))?;
+            }
+            Ok(new)
+        };
+        if self.len > 0 {
+            self.k = self.k.iter().map(grow).collect::<Result<_>>()?;
+            self.v = self.v.iter().map(grow).collect::<Result<_>>()?;
+        } else {
+            let fresh = |_: &Buf| g.zeros::<u16>(c.kv_heads * new_ctx * row);
+            self.k = self.k.iter().map(fresh).collect::<Result<_>>()?;
+            self.v = self.v.iter().map(fresh).collect::<Result<_>>()?;
+        }
+        self.max_ctx = new_ctx;
+        self.graph = None;
+        Ok(())
+    }
+
     /// Starts a new request on the same cache prefix: keeps positions 0..keep, forgets the
     /// repetition-penalty history. The graph stays valid (it reads the position from the device).
     pub fn restart(&mut self, g: &Gpu, keep: usize) -> Result<()> {
         self.len = keep.min(self.len);
         g.upload_at(&[self.len as i32], &mut self.pos, 0)?;
-        g.stream.memset_zeros(&mut self.seen).map_err(|e| super::device::device_err("clearing the penalty history", e))
+        g.stream.memset_zeros(&mut self.seen).map_err(|e| device_err("clearing the penalty history", e))
     }
 }

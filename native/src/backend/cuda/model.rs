@@ -1,0 +1,169 @@
+//! The whole Ovis2.5 model on one GPU: the ViT + head + VTE (`CudaVision`) and the Qwen3 decoder
+//! (`CudaQwen3`), uploaded once from a `WeightSource` after one check that everything fits, and the
+//! `Runner` that serves generate requests on a session's device KV cache with sampling on the device.
+//!
+//! NOT RUN ON A GPU YET (see docs/cuda.md).
+use super::blas::Blas;
+use super::device::{gib, Gpu};
+use super::qwen3::{self, CudaQwen3, Session};
+use super::sampling::{SampleParams, SampleResult};
+use super::vision::{self, CudaVision};
+use crate::error::{EngineError, Result};
+use crate::generate::run::{check, drive, ms, Runner};
+use crate::generate::sampler::{Rng, Sampled};
+use crate::model::config::ModelConfig;
+use crate::model::merge::ATOM_ID;
+use crate::model::ovis::{model_info, model_size};
+use crate::model::source::WeightSource;
+use crate::model::visual_head::INDICATOR_IDS;
+use crate::protocol::{Done, Generate, Timings, Token};
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+/// Positions a new conversation reserves on the device (it grows as needed, see `Session::reserve`).
+const FIRST_RESERVE: usize = 4096;
+/// Patches of the largest image the load-time check leaves room for (1792², 12 544 patches).
+const PLANNED_PATCHES: usize = 12_544;
+/// cuBLASLt workspace and CUDA's own allocations (context, modules), roughly.
+const RUNTIME_BYTES: u64 = 512 << 20;
+
+pub struct CudaOvis {
+    pub cfg: ModelConfig,
+    pub gpu: Gpu,
+    pub blas: Blas,
+    pub llm: CudaQwen3,
+    pub vision: CudaVision,
+    pub params: u64,
+    pub weight_bytes: u64,
+}
+
+impl CudaOvis {
+    /// Opens GPU `ordinal`, checks that the weights, one conversation and one large image fit in its
+    /// free memory (a clear error with the numbers otherwise, before anything is uploaded), and uploads.
+    pub fn load(ordinal: usize, cfg: ModelConfig, source: &WeightSource) -> Result<CudaOvis> {
+        let gpu = Gpu::open(ordinal)?;
+        let (llm_w, vis_w) = (qwen3::weight_bytes(&cfg.llm), vision::weight_bytes(&cfg));
+        let kv = qwen3::kv_bytes(&cfg.llm, FIRST_RESERVE.min(cfg.llm.max_positions)) + qwen3::session_work_bytes(&cfg.llm);
+        let image = vision::work_bytes(&cfg, PLANNED_PATCHES);
+        gpu.check_fits(
+            llm_w + vis_w + kv + image + RUNTIME_BYTES,
+            &format!(
+                "the model ({:.2} GiB of LLM weights + {:.2} GiB of vision weights) with one conversation ({:.2} GiB) and a 1792² image ({:.2} GiB)",
+                gib(llm_w),
+                gib(vis_w),
+                gib(kv),
+                gib(image)
+            ),
+        )?;
+        let blas = Blas::new(&gpu)?;
+        let get = |name: &str, shape: &[usize]| source.get(name, shape);
+        let llm = CudaQwen3::upload(&gpu, &cfg.llm, get)?;
+        let vision = CudaVision::upload(&gpu, &cfg, get)?;
+        gpu.sync()?;
+        let (params, weight_bytes) = model_size(&cfg, source);
+        Ok(CudaOvis { cfg, gpu, blas, llm, vision, params, weight_bytes })
+    }
+
+    /// The `info` object of `model_loaded`.
+    pub fn info(&self, backend: &str, device: &str) -> serde_json::Value {
+        model_info(&self.cfg, self.params, self.weight_bytes, backend, device)
+    }
+
+    /// A new conversation's device state.
+    pub fn new_session(&self) -> Result<Session> {
+        Session::new(&self.gpu, &self.llm, FIRST_RESERVE)
+    }
+
+    /// Runs `req` on `session` (kept positions 0..keep), calling `emit` per token.
+    pub fn generate(&self, session: &mut Session, req: &Generate, ids: &[i32], pixels: &[f32], cancel: &AtomicBool, emit: &mut dyn FnMut(Token)) -> Result<Done> {
+        check(req, ids, pixels, &self.cfg, session.len())?;
+        let max_pos = self.cfg.llm.max_positions;
+        session.restart(&self.gpu, req.keep)?;
+        session.reserve(&self.gpu, &self.llm, (req.keep + ids.len() + req.max_new_tokens).min(max_pos))?;
+        let s = &req.sampling;
+        let params = SampleParams {
+            temperature: s.temperature,
+            top_k: s.top_k.min(i32::MAX as usize) as i32,
+            top_p: s.top_p,
+            rep_penalty: s.repetition_penalty,
+            u: 0.0,
+            top_n: req.top_logprobs as i32,
+            vocab: self.cfg.llm.vocab as i32,
+        };
+        let mut runner = CudaRunner { m: self, s: session, params, rng: Rng::new(s.seed) };
+        drive(&mut runner, req, ids, pixels, max_pos, cancel, emit)
+    }
+
+    /// The input-row sources of `ids` for `merge_rows`: text ids from embed_tokens, indicators from the
+    /// VTE's last 4 rows, the j-th atom from visual row `row_of_atom[j]`.
+    pub fn row_sources(&self, ids: &[i32], row_of_atom: &[i32]) -> Result<Vec<[i32; 2]>> {
+        let vv = self.cfg.visual_vocab as i32;
+        let mut atom = 0;
+        ids.iter()
+            .map(|&id| {
+                if id >= 0 {
+                    Ok([0, id])
+                } else if id == ATOM_ID {
+                    let row = *row_of_atom.get(atom).ok_or_else(|| EngineError::BadRequest(format!("the prompt has more visual atoms than the media give ({})", row_of_atom.len())))?;
+                    atom += 1;
+                    Ok([2, row])
+                } else {
+                    let i = INDICATOR_IDS.iter().position(|&x| x == id).ok_or_else(|| EngineError::BadRequest(format!("token id {id} is not a token, atom or indicator")))?;
+                    Ok([1, vv - 4 + i as i32])
+                }
+            })
+            .collect()
+    }
+}
+
+struct CudaRunner<'a> {
+    m: &'a CudaOvis,
+    s: &'a mut Session,
+    params: SampleParams,
+    /// The multinomial draws, the same stream as the CPU sampler's for the same seed.
+    rng: Rng,
+}
+
+impl CudaRunner<'_> {
+    fn step_params(&mut self) -> SampleParams {
+        let mut p = self.params;
+        if p.temperature > 0.0 {
+            p.u = self.rng.next_f64();
+        }
+        p
+    }
+}
+
+fn sampled(r: SampleResult, top_n: usize) -> Sampled {
+    let mut top = r.top();
+    top.truncate(top_n);
+    Sampled { id: r.id as u32, logprob: r.logprob, top }
+}
+
+impl Runner for CudaRunner<'_> {
+    fn cached(&self) -> usize {
+        self.s.len()
+    }
+
+    fn prefill(&mut self, ids: &[i32], pixels: &[f32], grids: &[[usize; 3]], timings: &mut Timings, cancel: &AtomicBool) -> Result<Option<Sampled>> {
+        let (m, g) = (self.m, &self.m.gpu);
+        let t = Instant::now();
+        let visual = if pixels.is_empty() { None } else { Some(m.vision.encode(g, &m.blas, pixels, grids)?) };
+        if visual.is_some() {
+            g.sync()?;
+        }
+        timings.vision_ms = ms(t);
+        let t = Instant::now();
+        let rows = m.row_sources(ids, visual.as_ref().map_or(&[], |v| &v.row_of_atom))?;
+        let params = self.step_params();
+        let first = m.llm.prefill(g, &m.blas, self.s, &rows, m.vision.vte(g), visual.as_ref().map_or(0, |v| v.rows), params, cancel)?;
+        timings.prefill_ms = ms(t);
+        Ok(first.map(|r| sampled(r, self.params.top_n as usize)))
+    }
+
+    fn decode(&mut self) -> Result<Sampled> {
+        let params = self.step_params();
+        let r = self.m.llm.decode(&self.m.gpu, &self.m.blas, self.s, params)?;
+        Ok(sampled(r, self.params.top_n as usize))
+    }
+}

@@ -1,0 +1,122 @@
+//! The figures of `ovis-engine bench` on a GPU, with the same JSON keys as the CPU backend's
+//! (measure.rs). Every timed section ends with the host holding its result (the sampled id is copied
+//! back, or the stream is synchronised), so the times are what a user waits, not launch times.
+//! Decode is the captured graph replayed per token, each step copying its id back as generation does.
+use super::measure::{decode_weight_bytes, image_prompt, median, pixels, text_ids, timed};
+use super::BenchArgs;
+use crate::backend::cuda::device::{device_err, Gpu};
+use crate::backend::cuda::model::CudaOvis;
+use crate::backend::cuda::qwen3::Session;
+use crate::backend::cuda::sampling::SampleParams;
+use crate::error::{EngineError, Result};
+use serde_json::json;
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+fn greedy(vocab: usize) -> SampleParams {
+    SampleParams { temperature: 0.0, top_k: 0, top_p: 1.0, rep_penalty: 1.0, u: 0.0, top_n: 0, vocab: vocab as i32 }
+}
+
+/// Device memory in use now (all processes: the driver reports no per-process figure).
+fn used(g: &Gpu) -> Result<u64> {
+    let (free, total) = g.memory()?;
+    Ok((total - free) as u64)
+}
+
+/// Prefills `ids` from position 0 and samples the first token (host holds the id on return).
+fn first_token(m: &CudaOvis, s: &mut Session, ids: &[i32], pixels: &[f32], grid: Option<[usize; 3]>) -> Result<()> {
+    let g = &m.gpu;
+    s.restart(g, 0)?;
+    let never = AtomicBool::new(false);
+    let visual = match grid {
+        Some(grid) => Some(m.vision.encode(g, &m.blas, pixels, &[grid])?),
+        None => None,
+    };
+    let rows = m.row_sources(ids, visual.as_ref().map_or(&[], |v| &v.row_of_atom))?;
+    let vis = visual.as_ref().map_or(0, |v| v.rows);
+    m.llm.prefill(g, &m.blas, s, &rows, m.vision.vte(g), vis, greedy(m.cfg.llm.vocab), &never)?.ok_or_else(|| EngineError::Internal("prefill was cancelled".into()))?;
+    Ok(())
+}
+
+/// Device-to-device copy bandwidth (bytes read + written per second) over 1 GiB buffers, or smaller
+/// ones when memory is short: the floor's bandwidth, as shared/docs/performance.md measures it.
+fn copy_bandwidth(g: &Gpu) -> Result<f64> {
+    let (free, _) = g.memory()?;
+    let bytes = (1usize << 30).min(free / 4).max(1 << 20);
+    let src = g.zeros::<u8>(bytes)?;
+    let mut dst = g.zeros::<u8>(bytes)?;
+    let copy = |dst: &mut cudarc::driver::CudaSlice<u8>| g.stream.memcpy_dtod(&src, dst).map_err(|e| device_err("bandwidth copy", e));
+    copy(&mut dst)?;
+    g.sync()?;
+    let reps = 10;
+    let t = Instant::now();
+    for _ in 0..reps {
+        copy(&mut dst)?;
+    }
+    g.sync()?;
+    Ok(2.0 * bytes as f64 * reps as f64 / t.elapsed().as_secs_f64())
+}
+
+pub fn measure(m: &CudaOvis, args: &BenchArgs, backend: &str, device: &str) -> Result<serde_json::Value> {
+    let g = &m.gpu;
+    let c = &m.cfg.llm;
+    let mut peak = used(g)?;
+    let mut session = m.new_session()?;
+    let mut images = Vec::new();
+    for &side in args.images.as_ref().unwrap_or(&vec![896, 1792]) {
+        let grid = [1, side / 16, side / 16];
+        let n = grid[1] * grid[2];
+        let px = pixels(n);
+        let ids = image_prompt(n / 4);
+        session.reserve(g, &m.llm, ids.len())?;
+        eprintln!("vision encode {side}×{side} ({n} patches)…");
+        let encode_ms = timed(args, || {
+            m.vision.encode(g, &m.blas, &px, &[grid])?;
+            g.sync()
+        })?;
+        eprintln!("time to first token {side}×{side} ({} positions)…", ids.len());
+        let ttft_ms = timed(args, || first_token(m, &mut session, &ids, &px, Some(grid)))?;
+        peak = peak.max(used(g)?);
+        images.push(json!({ "side": side, "patches": n, "positions": ids.len(), "vision_encode_ms": encode_ms, "time_to_first_token_ms": ttft_ms }));
+    }
+
+    let prompt = text_ids(args.prompt_tokens, 3);
+    session.reserve(g, &m.llm, prompt.len())?;
+    eprintln!("prefill {} tokens…", prompt.len());
+    let prefill_ms = timed(args, || first_token(m, &mut session, &prompt, &[], None))?;
+
+    eprintln!("decode {} tokens…", args.decode_tokens);
+    let short = text_ids(32, 4);
+    session.reserve(g, &m.llm, short.len() + args.decode_tokens + 1)?;
+    let mut steps = Vec::new();
+    for run in 0..args.warmup + args.repeats {
+        first_token(m, &mut session, &short, &[], None)?;
+        for _ in 0..args.decode_tokens {
+            let t = Instant::now();
+            m.llm.decode(g, &m.blas, &mut session, greedy(c.vocab))?;
+            if run >= args.warmup {
+                steps.push(t.elapsed().as_secs_f64() * 1e3);
+            }
+        }
+    }
+    let decode_ms = median(steps);
+    peak = peak.max(used(g)?);
+    drop(session);
+
+    let bytes = decode_weight_bytes(c);
+    let bw = copy_bandwidth(g)?;
+    Ok(json!({
+        "model": args.model.clone().unwrap_or_else(|| format!("synthetic {}", args.synthetic.clone().unwrap_or_default())),
+        "backend": backend,
+        "device": device,
+        "threads": rayon::current_num_threads(),
+        "images": images,
+        "prefill": { "tokens": prompt.len(), "ms": prefill_ms, "tokens_per_s": prompt.len() as f64 / prefill_ms * 1e3 },
+        "decode": { "ms_per_token": decode_ms, "tokens_per_s": 1e3 / decode_ms, "context": 32, "tokens": args.decode_tokens },
+        "peak_memory_bytes": peak,
+        "floor": { "weight_bytes_per_token": bytes, "read_bandwidth_bytes_per_s": bw, "copy_bandwidth_bytes_per_s": bw, "decode_ms_per_token": bytes as f64 / bw * 1e3 },
+        "repeats": args.repeats,
+        "warmup": args.warmup,
+        "version": env!("CARGO_PKG_VERSION"),
+    }))
+}
