@@ -3,8 +3,9 @@
 #
 #   scripts/gpu-check.sh build   here: builds the engine and the CUDA parity test binary into
 #                                .gpu-check/ (git-ignored through .git/info/exclude); carry that folder
-#   scripts/gpu-check.sh run     there: runs the parity tests (every kernel against its CPU twin),
-#                                then the benchmark if this engine has one; logs to $OUT when set
+#   scripts/gpu-check.sh run     there: runs the parity tests (every kernel against its CPU twin, then
+#                                the whole model against the fixture and the CPU), then the benchmark
+#                                on synthetic 2B and 9B weights; logs to $OUT when set
 #
 # Example with the device tool: run `scripts/gpu-check.sh build` here, then call run with
 # carry [".gpu-check"] and command `bash scripts/gpu-check.sh run`.
@@ -16,36 +17,38 @@ build() {
   cd "$root/native"
   export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/tmp/target-cuda}"
   cargo build --release
-  # The parity test binary's path is printed by cargo as "Executable … (path)".
-  local test_bin
-  test_bin="$(cargo test --release --test cuda_parity --no-run 2>&1 | sed -n 's/.*Executable.*(\(.*cuda_parity-[^)]*\)).*/\1/p' | tail -1)"
-  [ -x "$test_bin" ] || { echo "gpu-check: could not find the cuda_parity test binary" >&2; exit 1; }
+  # Test binaries' paths are printed by cargo as "Executable … (path)".
+  local name test_bin
   mkdir -p "$dir"
+  for name in cuda_parity cuda_model_parity; do
+    test_bin="$(cargo test --release --test "$name" --no-run 2>&1 | sed -n "s/.*Executable.*(\(.*$name-[^)]*\)).*/\1/p" | tail -1)"
+    [ -x "$test_bin" ] || { echo "gpu-check: could not find the $name test binary" >&2; exit 1; }
+    cp "$test_bin" "$dir/$name"
+  done
   cp "$CARGO_TARGET_DIR/release/ovis-engine" "$dir/ovis-engine"
-  cp "$test_bin" "$dir/cuda_parity"
   grep -qx '/.gpu-check/' "$root/.git/info/exclude" 2>/dev/null || echo '/.gpu-check/' >> "$root/.git/info/exclude"
   echo "gpu-check: built $(du -sh "$dir" | cut -f1) into .gpu-check/ — carry it and run: bash scripts/gpu-check.sh run"
 }
 
 run() {
-  [ -x "$dir/cuda_parity" ] || { echo "gpu-check: .gpu-check/ is missing: run 'scripts/gpu-check.sh build' first and carry it" >&2; exit 1; }
+  [ -x "$dir/cuda_model_parity" ] || { echo "gpu-check: .gpu-check/ is missing: run 'scripts/gpu-check.sh build' first and carry it" >&2; exit 1; }
   local out="${OUT:-/tmp/gpu-check}"
   mkdir -p "$out"
-  # Compiled kernels are cached here (a fresh machine compiles them once, ~2 s).
+  # Compiled kernels are cached here (a fresh machine compiles them once, a few seconds).
   export OVIS_KERNEL_CACHE="${OVIS_KERNEL_CACHE:-/tmp/ovis-kernels}"
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$out/gpu.txt" || true
   local status=0
-  "$dir/cuda_parity" --test-threads=1 --nocapture 2>&1 | tee "$out/parity.log" || status=$?
-  if "$dir/ovis-engine" --help 2>&1 | grep -q bench; then
-    # Until the CUDA model is wired into the engine (backend::cuda::BACKEND_READY) this fails with
-    # "the CUDA backend is not complete": recorded, but only the parity tests decide the exit status.
-    for model in 2b 9b; do
-      "$dir/ovis-engine" bench --synthetic "$model" --device cuda > "$out/bench-$model.json" 2> "$out/bench-$model.log" \
-        || echo "gpu-check: bench --synthetic $model --device cuda failed: $(tail -1 "$out/bench-$model.log")"
-    done
-  else
-    echo "gpu-check: this engine has no bench command yet; skipped the benchmark" | tee "$out/bench.txt"
-  fi
+  # The test binaries were built elsewhere: point them at this tree's copy of the fixture.
+  export OVIS_FIXTURE_DIR="$root/test/fixtures/tiny-ovis2.5"
+  timeout 240 "$dir/cuda_parity" --test-threads=1 --nocapture 2>&1 | tee "$out/parity.log" || status=$?
+  timeout 240 "$dir/cuda_model_parity" --test-threads=1 --nocapture 2>&1 | tee "$out/model-parity.log" || status=$?
+  # Each benchmark is bounded so that one hang leaves time for the rest of the device session.
+  for model in 2b 9b; do
+    echo "gpu-check: bench --synthetic $model --device cuda"
+    timeout 150 "$dir/ovis-engine" bench --synthetic "$model" --device cuda > "$out/bench-$model.json" 2> "$out/bench-$model.log" \
+      && cat "$out/bench-$model.json" \
+      || echo "gpu-check: bench --synthetic $model failed: $(tail -3 "$out/bench-$model.log")"
+  done
   exit "$status"
 }
 
