@@ -305,8 +305,11 @@ fn attention_case(g: &Gpu, nh: usize, nkv: usize, hd: usize) {
             ops::decode_attention(g, p(g, &qs), p(g, &kc), p(g, &vc), p(g, &pos), p(g, &po), p(g, &pm), p(g, &out), dims, splits).unwrap();
             assert_close(&format!("decode_attention_bf16_{what} ctx {ctx}"), &down(g, &out), &want, 1e-2);
         }
-        ops::prefill_attention(g, p(g, &qs), p(g, &kc), p(g, &vc), p(g, &out), p(g, &pos), len, dims).unwrap();
-        assert_close(&format!("prefill_attention_bf16_{what} start {start} len {len}"), &down(g, &out), &want, 1e-2);
+        // Both kernel families: the tensor-core one (attention_mma.cu, the default) and the FMA one.
+        for (mma, kind) in [(true, "prefill_attention_mma_bf16"), (false, "prefill_attention_bf16")] {
+            ops::prefill_attention_with(g, p(g, &qs), p(g, &kc), p(g, &vc), p(g, &out), p(g, &pos), len, dims, mma).unwrap();
+            assert_close(&format!("{kind}_{what} start {start} len {len}"), &down(g, &out), &want, 1e-2);
+        }
     }
 }
 
@@ -316,16 +319,19 @@ fn segment_attention_keeps_segments_apart() {
     // The test fixture's ViT (2 heads of 24), every other instantiation, the released ViT (16 × 72).
     for (heads, hd) in [(2usize, 24usize), (3, 32), (4, 64), (16, 72), (2, 80)] {
         let d = heads * hd;
-        let segs = [(0usize, 100usize), (100, 37), (137, 64)];
-        let n = 201;
+        // Segments shorter than, equal to and longer than both tile sizes (32 and 64 queries).
+        let segs = [(0usize, 100usize), (100, 37), (137, 64), (201, 5), (206, 131)];
+        let n = 337;
         let qkv = randn(40 + hd as u64, n * 3 * d, 2.0);
         let part = |c: usize| -> Vec<f32> { qkv.chunks(3 * d).flat_map(|r| r[c * d..(c + 1) * d].to_vec()).collect() };
         let mut want = vec![0f32; n * d];
         vision_ops::segment_attention(&part(0), &part(1), &part(2), n, heads, hd, &segs, &mut want);
-        let tiles = ops::segment_tiles(&segs);
-        let (qs, ts, out) = (up(g, &qkv), g.upload(&tiles.concat()).unwrap(), g.zeros::<u16>(n * d).unwrap());
-        ops::segment_attention(g, p(g, &qs), p(g, &out), p(g, &ts), tiles.len(), heads, hd).unwrap();
-        assert_close(&format!("segment_attention_bf16_hd{hd} ({heads} heads)"), &down(g, &out), &want, 1e-2);
+        for (mma, rows, kind) in [(true, ops::MMA_ROWS, "segment_attention_mma_bf16"), (false, ops::FMA_ROWS, "segment_attention_bf16")] {
+            let tiles = ops::segment_tiles_of(&segs, rows);
+            let (qs, ts, out) = (up(g, &qkv), g.upload(&tiles.concat()).unwrap(), g.zeros::<u16>(n * d).unwrap());
+            ops::segment_attention_with(g, p(g, &qs), p(g, &out), p(g, &ts), tiles.len(), heads, hd, mma).unwrap();
+            assert_close(&format!("{kind}_hd{hd} ({heads} heads)"), &down(g, &out), &want, 1e-2);
+        }
     }
 }
 

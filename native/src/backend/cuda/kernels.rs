@@ -55,6 +55,20 @@ pub const FILES: &[KernelFile] = &[
             "segment_attention_bf16_hd80",
         ]
     ),
+    kernel_file!(
+        "attention_mma.cu",
+        [
+            "prefill_attention_mma_bf16_hd16",
+            "prefill_attention_mma_bf16_hd32",
+            "prefill_attention_mma_bf16_hd64",
+            "prefill_attention_mma_bf16_hd128",
+            "segment_attention_mma_bf16_hd24",
+            "segment_attention_mma_bf16_hd32",
+            "segment_attention_mma_bf16_hd64",
+            "segment_attention_mma_bf16_hd72",
+            "segment_attention_mma_bf16_hd80",
+        ]
+    ),
     kernel_file!("sampling.cu", ["logits_penalty_bf16", "sample_f32"]),
 ];
 

@@ -52,6 +52,25 @@ const DECODE_ATTENTION: [&str; 4] = ["decode_attention_bf16_hd16", "decode_atten
 const DECODE_COMBINE: [&str; 4] = ["decode_attention_combine_bf16_hd16", "decode_attention_combine_bf16_hd32", "decode_attention_combine_bf16_hd64", "decode_attention_combine_bf16_hd128"];
 const PREFILL_ATTENTION: [&str; 4] = ["prefill_attention_bf16_hd16", "prefill_attention_bf16_hd32", "prefill_attention_bf16_hd64", "prefill_attention_bf16_hd128"];
 const SEGMENT_ATTENTION: [&str; 5] = ["segment_attention_bf16_hd24", "segment_attention_bf16_hd32", "segment_attention_bf16_hd64", "segment_attention_bf16_hd72", "segment_attention_bf16_hd80"];
+const PREFILL_ATTENTION_MMA: [&str; 4] = ["prefill_attention_mma_bf16_hd16", "prefill_attention_mma_bf16_hd32", "prefill_attention_mma_bf16_hd64", "prefill_attention_mma_bf16_hd128"];
+const SEGMENT_ATTENTION_MMA: [&str; 5] = [
+    "segment_attention_mma_bf16_hd24",
+    "segment_attention_mma_bf16_hd32",
+    "segment_attention_mma_bf16_hd64",
+    "segment_attention_mma_bf16_hd72",
+    "segment_attention_mma_bf16_hd80",
+];
+
+/// Query rows per block of the FMA (attention.cu) and tensor-core (attention_mma.cu) attention kernels.
+pub const FMA_ROWS: usize = 32;
+pub const MMA_ROWS: usize = 64;
+
+/// Which flash attention prefill and the ViT use: the tensor-core kernels, unless
+/// OVIS_CUDA_FMA_ATTENTION=1 asks for the plain FMA ones (to tell a kernel fault from a model fault).
+pub fn use_mma_attention() -> bool {
+    static MMA: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *MMA.get_or_init(|| std::env::var("OVIS_CUDA_FMA_ATTENTION").map_or(true, |v| v.is_empty() || v == "0"))
+}
 
 /// "a, b, c or d" for error messages.
 fn list(dims: &[usize]) -> String {
@@ -180,29 +199,45 @@ pub fn decode_attention(g: &Gpu, q: DPtr, k_cache: DPtr, v_cache: DPtr, pos: DPt
 }
 
 /// out [L, nH·HD] = causal attention of q [L, nH, HD] over the cache (positions *pos0 + i), HD =
-/// a.head_dim. Fails for an unsupported head width.
+/// a.head_dim, on the kernels `use_mma_attention` picks. Fails for an unsupported head width.
 pub fn prefill_attention(g: &Gpu, q: DPtr, k_cache: DPtr, v_cache: DPtr, out: DPtr, pos0: DPtr, len: usize, a: AttnDims) -> Result<()> {
-    let kernel = llm_kernel(&PREFILL_ATTENTION, a.head_dim)?;
-    let (l, nh, nkv, mc, scale) = (len as i32, a.heads as i32, a.kv_heads as i32, a.max_ctx as i32, 1.0f32 / (a.head_dim as f32).sqrt());
-    g.launch(kernel, (blocks(len, 32), a.heads as u32, 1), 128, 0, &mut args![q, k_cache, v_cache, out, pos0, l, nh, nkv, mc, scale])
+    prefill_attention_with(g, q, k_cache, v_cache, out, pos0, len, a, use_mma_attention())
 }
 
-/// Query tiles {q_begin, q_count, seg_begin, seg_len} of 32 rows for segments (start, len).
-pub fn segment_tiles(segments: &[(usize, usize)]) -> Vec<[i32; 4]> {
+/// `prefill_attention` on the tensor-core (`mma`) or FMA kernels.
+pub fn prefill_attention_with(g: &Gpu, q: DPtr, k_cache: DPtr, v_cache: DPtr, out: DPtr, pos0: DPtr, len: usize, a: AttnDims, mma: bool) -> Result<()> {
+    let (kernel, rows) = if mma { (llm_kernel(&PREFILL_ATTENTION_MMA, a.head_dim)?, MMA_ROWS) } else { (llm_kernel(&PREFILL_ATTENTION, a.head_dim)?, FMA_ROWS) };
+    let (l, nh, nkv, mc, scale) = (len as i32, a.heads as i32, a.kv_heads as i32, a.max_ctx as i32, 1.0f32 / (a.head_dim as f32).sqrt());
+    g.launch(kernel, (blocks(len, rows), a.heads as u32, 1), 128, 0, &mut args![q, k_cache, v_cache, out, pos0, l, nh, nkv, mc, scale])
+}
+
+/// Query tiles {q_begin, q_count, seg_begin, seg_len} of `rows` rows for segments (start, len).
+pub fn segment_tiles_of(segments: &[(usize, usize)], rows: usize) -> Vec<[i32; 4]> {
     let mut tiles = Vec::new();
     for &(start, len) in segments {
-        for q in (start..start + len).step_by(32) {
-            tiles.push([q as i32, (start + len - q).min(32) as i32, start as i32, len as i32]);
+        for q in (start..start + len).step_by(rows) {
+            tiles.push([q as i32, (start + len - q).min(rows) as i32, start as i32, len as i32]);
         }
     }
     tiles
 }
 
+/// The query tiles `segment_attention` expects (their size follows `use_mma_attention`).
+pub fn segment_tiles(segments: &[(usize, usize)]) -> Vec<[i32; 4]> {
+    segment_tiles_of(segments, if use_mma_attention() { MMA_ROWS } else { FMA_ROWS })
+}
+
 /// out [N, heads·hd] = per-segment attention of the ViT's fused qkv [N, 3·heads·hd] (both 16-byte
 /// aligned); tiles: device int4 from `segment_tiles`. Fails for an unsupported head width.
 pub fn segment_attention(g: &Gpu, qkv: DPtr, out: DPtr, tiles: DPtr, n_tiles: usize, heads: usize, head_dim: usize) -> Result<()> {
+    segment_attention_with(g, qkv, out, tiles, n_tiles, heads, head_dim, use_mma_attention())
+}
+
+/// `segment_attention` on the tensor-core (`mma`, tiles of MMA_ROWS) or FMA (FMA_ROWS) kernels.
+pub fn segment_attention_with(g: &Gpu, qkv: DPtr, out: DPtr, tiles: DPtr, n_tiles: usize, heads: usize, head_dim: usize, mma: bool) -> Result<()> {
     check_vit_head_dim(head_dim, heads * head_dim)?;
-    let kernel = SEGMENT_ATTENTION[VIT_HEAD_DIMS.iter().position(|&d| d == head_dim).expect("checked above")];
+    let i = VIT_HEAD_DIMS.iter().position(|&d| d == head_dim).expect("checked above");
+    let kernel = if mma { SEGMENT_ATTENTION_MMA[i] } else { SEGMENT_ATTENTION[i] };
     let (h, scale) = (heads as i32, 1.0f32 / (head_dim as f32).sqrt());
     g.launch(kernel, (n_tiles as u32, heads as u32, 1), 128, 0, &mut args![qkv, out, tiles, h, scale])
 }
@@ -216,17 +251,17 @@ mod tests {
     #[test]
     fn picked_kernels_exist_and_match_their_head_width() {
         let all: Vec<&str> = FILES.iter().flat_map(|f| f.kernels.iter().copied()).collect();
-        for names in [&QK_NORM_ROPE, &DECODE_ATTENTION, &DECODE_COMBINE, &PREFILL_ATTENTION] {
+        for names in [&QK_NORM_ROPE, &DECODE_ATTENTION, &DECODE_COMBINE, &PREFILL_ATTENTION, &PREFILL_ATTENTION_MMA] {
             for hd in LLM_HEAD_DIMS {
                 let k = llm_kernel(names, hd).unwrap();
                 assert!(k.ends_with(&format!("_hd{hd}")) && all.contains(&k), "{k} for head_dim {hd}");
             }
         }
-        for (k, hd) in SEGMENT_ATTENTION.iter().zip(VIT_HEAD_DIMS) {
+        for (k, hd) in SEGMENT_ATTENTION.iter().chain(&SEGMENT_ATTENTION_MMA).zip(VIT_HEAD_DIMS.iter().chain(&VIT_HEAD_DIMS)) {
             assert!(k.ends_with(&format!("_hd{hd}")) && all.contains(k), "{k} for head_dim {hd}");
         }
         // Nothing instantiated is left unreachable from a launcher.
-        let picked: Vec<&str> = [&QK_NORM_ROPE[..], &DECODE_ATTENTION, &DECODE_COMBINE, &PREFILL_ATTENTION, &SEGMENT_ATTENTION].concat();
+        let picked: Vec<&str> = [&QK_NORM_ROPE[..], &DECODE_ATTENTION, &DECODE_COMBINE, &PREFILL_ATTENTION, &SEGMENT_ATTENTION, &PREFILL_ATTENTION_MMA, &SEGMENT_ATTENTION_MMA].concat();
         for k in all.iter().filter(|k| k.contains("_hd")) {
             assert!(picked.contains(k), "kernel {k} has no launcher");
         }
