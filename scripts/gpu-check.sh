@@ -37,6 +37,14 @@ run() {
   # Compiled kernels are cached here (a fresh machine compiles them once, a few seconds).
   export OVIS_KERNEL_CACHE="${OVIS_KERNEL_CACHE:-/tmp/ovis-kernels}"
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$out/gpu.txt" || true
+  # The engine loads libcuda, NVRTC and cuBLASLt at run time: add the usual CUDA 13 folders (system and
+  # pip wheels) to the loader path when they hold the libraries, and record what the loader sees.
+  local d site
+  site="$(python3 -c 'import site; print(site.getsitepackages()[0])' 2>/dev/null || true)"
+  for d in /usr/local/cuda/lib64 "$site/nvidia/cu13/lib" "$site/nvidia/cublas/lib" "$site/nvidia/cuda_nvrtc/lib"; do
+    if [ -e "$d/libcublasLt.so.13" ] || [ -e "$d/libnvrtc.so.13" ]; then export LD_LIBRARY_PATH="$d:${LD_LIBRARY_PATH:-}"; fi
+  done
+  { echo "LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}"; ldconfig -p | grep -E 'libcuda.so|cublasLt|nvrtc' || true; } | tee "$out/libs.txt"
   local status=0
   # The test binaries were built elsewhere: point them at this tree's copy of the fixture.
   export OVIS_FIXTURE_DIR="$root/test/fixtures/tiny-ovis2.5"

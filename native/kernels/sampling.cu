@@ -132,21 +132,22 @@ __device__ Cand next_best(const float* z, int V, Cand prev, Cand* scratch) {
     return block_best(c, scratch);
 }
 
-// w_i after temperature; NaN counts as removed (−inf).
-__device__ __forceinline__ float scaled(const float* z, int i, float inv_t) {
-    const float w = z[i] * inv_t;
+// w_i after temperature (z / T, as the CPU sampler: a multiply by 1/T could differ in the last bit);
+// NaN counts as removed (−inf).
+__device__ __forceinline__ float scaled(const float* z, int i, float temp) {
+    const float w = __fdiv_rn(z[i], temp);
     return isnan(w) ? -OVIS_INF : w;
 }
 
 // Radix select of the k-th largest key among finite w (4 passes of 8 bits), returns its key.
-__device__ unsigned kth_largest_key(const float* z, int V, float inv_t, int k, unsigned* hist, unsigned* shared_out) {
+__device__ unsigned kth_largest_key(const float* z, int V, float temp, int k, unsigned* hist, unsigned* shared_out) {
     unsigned prefix = 0, mask = 0;
     int remaining = k;
     for (int shift = 24; shift >= 0; shift -= 8) {
         for (int b = threadIdx.x; b < 256; b += blockDim.x) hist[b] = 0;
         __syncthreads();
         for (int i = threadIdx.x; i < V; i += blockDim.x) {
-            const float w = scaled(z, i, inv_t);
+            const float w = scaled(z, i, temp);
             const unsigned key = order_key(w);
             if (w > -OVIS_INF && (key & mask) == prefix) atomicAdd(&hist[(key >> shift) & 255], 1u);
         }
@@ -168,14 +169,14 @@ __device__ unsigned kth_largest_key(const float* z, int V, float inv_t, int k, u
 
 // Radix select, ascending, on probability mass among survivors (key ≥ floor_key, finite): the smallest
 // key K with mass(key ≤ K) > cut. Weights exp(w − wmax) in f64.
-__device__ unsigned top_p_key(const float* z, int V, float inv_t, unsigned floor_key, float wmax, double cut, double* hist, unsigned* shared_out, double* shared_d) {
+__device__ unsigned top_p_key(const float* z, int V, float temp, unsigned floor_key, float wmax, double cut, double* hist, unsigned* shared_out, double* shared_d) {
     unsigned prefix = 0, mask = 0;
     double remaining = cut;
     for (int shift = 24; shift >= 0; shift -= 8) {
         for (int b = threadIdx.x; b < 256; b += blockDim.x) hist[b] = 0.0;
         __syncthreads();
         for (int i = threadIdx.x; i < V; i += blockDim.x) {
-            const float w = scaled(z, i, inv_t);
+            const float w = scaled(z, i, temp);
             const unsigned key = order_key(w);
             if (w > -OVIS_INF && key >= floor_key && (key & mask) == prefix) atomicAdd(&hist[(key >> shift) & 255], exp((double)(w - wmax)));
         }
@@ -196,7 +197,8 @@ __device__ unsigned top_p_key(const float* z, int V, float inv_t, unsigned floor
     return prefix;
 }
 
-extern "C" __global__ void __launch_bounds__(SAMPLE_THREADS)
+// (SAMPLE_THREADS, 1): one block per launch, so ptxas may use up to 64 registers rather than spill.
+extern "C" __global__ void __launch_bounds__(SAMPLE_THREADS, 1)
 sample_f32(const float* __restrict__ z, const SampleParams* __restrict__ params, SampleResult* __restrict__ out,
            unsigned char* __restrict__ seen, int* __restrict__ next_id) {
     __shared__ double dscratch[32];
@@ -217,6 +219,10 @@ sample_f32(const float* __restrict__ z, const SampleParams* __restrict__ params,
     total = m == -OVIS_INF ? 1.0 : block_sum_d(total, dscratch);
     const double log_total = log(total);
     const int top_n = min(p.top_n, SAMPLE_MAX_TOP);
+    // Slots past the last candidate found (fewer non-NaN logits than top_n) read as empty (−1), not as
+    // the previous step's ids.
+    if (threadIdx.x == 0)
+        for (int r = 0; r < top_n; r++) out->top_ids[r] = -1;
     Cand prev = {0.f, -1};
     for (int r = 0; r < top_n; r++) {
         prev = next_best(z, V, prev, cscratch);
@@ -231,20 +237,20 @@ sample_f32(const float* __restrict__ z, const SampleParams* __restrict__ params,
     if (p.temperature <= 0.f) {
         id = next_best(z, V, Cand{0.f, -1}, cscratch).i;
     } else {
-        const float inv_t = 1.f / p.temperature;
+        const float temp = p.temperature;
         unsigned floor_key = 0;
-        if (p.top_k > 0 && p.top_k < V) floor_key = kth_largest_key(z, V, inv_t, p.top_k, hist, uout);
+        if (p.top_k > 0 && p.top_k < V) floor_key = kth_largest_key(z, V, temp, p.top_k, hist, uout);
         float wmax = -OVIS_INF;
-        for (int i = threadIdx.x; i < V; i += blockDim.x) wmax = fmaxf(wmax, scaled(z, i, inv_t));
+        for (int i = threadIdx.x; i < V; i += blockDim.x) wmax = fmaxf(wmax, scaled(z, i, temp));
         wmax = block_max(wmax, reinterpret_cast<float*>(dscratch));
         if (p.top_p < 1.f && wmax > -OVIS_INF) {
             double mass = 0.0;
             for (int i = threadIdx.x; i < V; i += blockDim.x) {
-                const float w = scaled(z, i, inv_t);
+                const float w = scaled(z, i, temp);
                 if (w > -OVIS_INF && order_key(w) >= floor_key) mass += exp((double)(w - wmax));
             }
             mass = block_sum_d(mass, dscratch);
-            const unsigned pk = p.top_p <= 0.f ? order_key(wmax) : top_p_key(z, V, inv_t, floor_key, wmax, (1.0 - (double)p.top_p) * mass, dhist, uout, dout);
+            const unsigned pk = p.top_p <= 0.f ? order_key(wmax) : top_p_key(z, V, temp, floor_key, wmax, (1.0 - (double)p.top_p) * mass, dhist, uout, dout);
             floor_key = max(floor_key, pk);
         }
         // Multinomial: contiguous chunks per thread, an exclusive scan of their weights, then the one
@@ -254,7 +260,7 @@ sample_f32(const float* __restrict__ z, const SampleParams* __restrict__ params,
         double part = 0.0;
         int last = -1;
         for (int i = c0; i < c1; i++) {
-            const float w = scaled(z, i, inv_t);
+            const float w = scaled(z, i, temp);
             if (w > -OVIS_INF && order_key(w) >= floor_key) { part += exp((double)(w - wmax)); last = i; }
         }
         const double base = block_exclusive_scan_d(part, dscratch);
@@ -265,7 +271,7 @@ sample_f32(const float* __restrict__ z, const SampleParams* __restrict__ params,
         if (part > 0.0 && target >= base && target < base + part) {
             double acc = base;
             for (int i = c0; i < c1; i++) {
-                const float w = scaled(z, i, inv_t);
+                const float w = scaled(z, i, temp);
                 if (w > -OVIS_INF && order_key(w) >= floor_key) {
                     acc += exp((double)(w - wmax));
                     if (target < acc) { atomicMin(&pick, i); break; }

@@ -151,13 +151,22 @@ pub fn top_p_filter(z: &mut [f32], top_p: f32) {
     let max = z[*idx.last().unwrap()];
     let total: f64 = idx.iter().map(|&i| ((z[i] - max) as f64).exp()).sum();
     let cut = 1.0 - top_p as f64;
+    // The smallest value whose ascending cumulative probability exceeds 1 − p is the threshold; every
+    // value tied with it stays (transformers leaves the order of ties unspecified; keeping them all is
+    // deterministic and what the device sampler does, so both backends draw from the same set).
     let mut cum = 0.0f64;
-    for &i in &idx[..idx.len() - 1] {
+    let mut threshold = max;
+    for &i in &idx {
         cum += ((z[i] - max) as f64).exp() / total;
         if cum > cut {
+            threshold = z[i];
             break;
         }
-        z[i] = f32::NEG_INFINITY;
+    }
+    for v in z.iter_mut() {
+        if *v < threshold {
+            *v = f32::NEG_INFINITY;
+        }
     }
 }
 

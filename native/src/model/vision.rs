@@ -71,6 +71,21 @@ pub fn synthetic_tensor(seed: u64, name: &str, shape: &[usize]) -> WeightRef {
     WeightRef::from_vec(random_bf16(seed ^ name_hash(name), n, center, scale), shape)
 }
 
+/// The ViT sizes every backend relies on: patch, image size, merge stride and window consistent.
+pub fn check_config(cfg: &VitConfig) -> Result<()> {
+    let p = cfg.patch;
+    if p == 0 || cfg.image_size < p || cfg.hidden_stride == 0 || cfg.heads == 0 || cfg.hidden % cfg.heads != 0 {
+        return Err(model_err(format!(
+            "config.json: vit patch_size {p} / image_size {} / hidden_stride {} / {} heads of hidden {} are inconsistent",
+            cfg.image_size, cfg.hidden_stride, cfg.heads, cfg.hidden
+        )));
+    }
+    if cfg.fullatt_blocks.is_some() && cfg.window_size / cfg.hidden_stride / p == 0 {
+        return Err(model_err(format!("config.json: vit window_size {} is smaller than one merge cell", cfg.window_size)));
+    }
+    Ok(())
+}
+
 type Getter<'a> = dyn FnMut(&str, &[usize]) -> Result<WeightRef> + 'a;
 
 /// A Linear `name` with weight [out, inp] and bias [out].
@@ -95,13 +110,8 @@ impl VisionEncoder {
     }
 
     fn build(cfg: &VitConfig, mut get: impl FnMut(&str, &[usize]) -> Result<WeightRef>) -> Result<Self> {
+        check_config(cfg)?;
         let (d, inter, p, c) = (cfg.hidden, cfg.intermediate, cfg.patch, cfg.channels);
-        if p == 0 || cfg.image_size < p || cfg.hidden_stride == 0 {
-            return Err(model_err(format!("config.json: vit patch_size {p} / image_size {} / hidden_stride {} are inconsistent", cfg.image_size, cfg.hidden_stride)));
-        }
-        if cfg.fullatt_blocks.is_some() && cfg.window_size / cfg.hidden_stride / p == 0 {
-            return Err(model_err(format!("config.json: vit window_size {} is smaller than one merge cell", cfg.window_size)));
-        }
         let side = cfg.image_size / p;
         let patch = (get("embeddings.patch_embedding.weight", &[d, c, p, p])?, get("embeddings.patch_embedding.bias", &[d])?.to_f32());
         let pos_table = get("embeddings.position_embedding.weight", &[side * side, d])?.to_f32();

@@ -70,6 +70,11 @@ impl Drop for Blas {
 
 impl Blas {
     pub fn new(gpu: &Gpu) -> Result<Blas> {
+        // cudarc panics on first use of a library it cannot load: ask first, and say what is missing.
+        // SAFETY: only tries to open the shared library.
+        if !unsafe { cudarc::cublaslt::sys::is_culib_present() } {
+            return Err(crate::error::EngineError::Device("libcublasLt.so.13 (CUDA 13 cuBLASLt) could not be loaded: install the CUDA 13 runtime libraries or add their folder to LD_LIBRARY_PATH; or use --device cpu".into()));
+        }
         let handle = result::create_handle().map_err(|e| device_err("cannot start cuBLASLt (libcublasLt.so.13)", e))?;
         Ok(Blas { handle, workspace: gpu.zeros::<u8>(WORKSPACE)?, plans: Mutex::new(HashMap::new()) })
     }

@@ -41,6 +41,10 @@ impl CudaOvis {
     /// Opens GPU `ordinal`, checks that the weights, one conversation and one large image fit in its
     /// free memory (a clear error with the numbers otherwise, before anything is uploaded), and uploads.
     pub fn load(ordinal: usize, cfg: ModelConfig, source: &WeightSource) -> Result<CudaOvis> {
+        // Everything that can refuse this model does so before the GPU is touched.
+        crate::model::vision::check_config(&cfg.vit)?;
+        super::ops::check_llm_head_dim(cfg.llm.head_dim)?;
+        super::ops::check_vit_head_dim(cfg.vit.hidden / cfg.vit.heads, cfg.vit.hidden)?;
         let gpu = Gpu::open(ordinal)?;
         let (llm_w, vis_w) = (qwen3::weight_bytes(&cfg.llm), vision::weight_bytes(&cfg));
         let kv = qwen3::kv_bytes(&cfg.llm, FIRST_RESERVE.min(cfg.llm.max_positions)) + qwen3::session_work_bytes(&cfg.llm);

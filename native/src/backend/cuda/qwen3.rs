@@ -172,6 +172,9 @@ impl CudaQwen3 {
     /// visual embeddings `visual`; see embedding.cu) after the session's cached positions, in chunks of
     /// PREFILL_ROWS, then samples the first token on the device. None when `cancel` is set between chunks.
     pub fn prefill(&self, g: &Gpu, blas: &Blas, s: &mut Session, src: &[[i32; 2]], vte: DPtr, visual: DPtr, params: SampleParams, cancel: &AtomicBool) -> Result<Option<SampleResult>> {
+        if src.is_empty() {
+            return Err(EngineError::BadRequest("a prefill needs at least one position".into()));
+        }
         if s.len + src.len() > s.max_ctx {
             return Err(EngineError::Internal(format!("{} cached + {} new positions exceed the session's reserved {} (reserve first)", s.len, src.len(), s.max_ctx)));
         }
@@ -199,8 +202,10 @@ impl CudaQwen3 {
         if s.graph.is_none() {
             g.stream.begin_capture(sys::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL).map_err(|e| device_err("starting the decode graph capture", e))?;
             let body = self.decode_body(g, blas, s);
-            let graph = g.stream.end_capture(sys::CUgraphInstantiate_flags(0)).map_err(|e| device_err("capturing the decode graph", e))?;
+            let graph = g.stream.end_capture(sys::CUgraphInstantiate_flags(0));
+            // A launch that failed inside the capture invalidates it: its own error is the one to report.
             body?;
+            let graph = graph.map_err(|e| device_err("capturing the decode graph", e))?;
             s.graph = Some(graph.ok_or_else(|| EngineError::Device("the decode graph capture recorded nothing".into()))?);
         }
         s.graph.as_ref().expect("captured above").launch().map_err(|e| device_err("replaying the decode graph", e))?;
@@ -333,24 +338,25 @@ impl Session {
             return Ok(());
         }
         let new_ctx = positions.max(2 * self.max_ctx).next_multiple_of(KV_STEP).min(c.max_positions).max(positions);
-        g.check_fits(kv_bytes(c, new_ctx), &format!("growing a conversation's KV cache to {new_ctx} positions"))?;
+        // The new cache minus the old one (freed as it is replaced), plus one old layer in flight.
+        let extra = kv_bytes(c, new_ctx) - kv_bytes(c, self.max_ctx) + kv_bytes(c, self.max_ctx) / c.layers.max(1) as u64;
+        g.check_fits(extra, &format!("growing a conversation's KV cache to {new_ctx} positions"))?;
         let row = c.head_dim;
         let grow = |old: &Buf| -> Result<Buf> {
             let mut new = g.zeros::<u16>(c.kv_heads * new_ctx * row)?;
-            for head in 0..c.kv_heads {
+            // Nothing to copy from an empty cache (and cudarc rejects zero-length copies).
+            for head in (0..c.kv_heads).filter(|_| self.len > 0) {
                 let from = old.slice(head * self.max_ctx * row..(head * self.max_ctx + self.len) * row);
                 let mut to = new.slice_mut(head * new_ctx * row..(head * new_ctx + self.len) * row);
                 g.stream.memcpy_dtod(&from, &mut to).map_err(|e| device_err("copying the KV cache", e))?;
             }
             Ok(new)
         };
-        if self.len > 0 {
-            self.k = self.k.iter().map(grow).collect::<Result<_>>()?;
-            self.v = self.v.iter().map(grow).collect::<Result<_>>()?;
-        } else {
-            let fresh = |_: &Buf| g.zeros::<u16>(c.kv_heads * new_ctx * row);
-            self.k = self.k.iter().map(fresh).collect::<Result<_>>()?;
-            self.v = self.v.iter().map(fresh).collect::<Result<_>>()?;
+        // Layer by layer, so that at most one old layer's K or V lives beside the new cache (frees are
+        // stream-ordered after the queued copy).
+        for l in 0..c.layers {
+            self.k[l] = grow(&self.k[l])?;
+            self.v[l] = grow(&self.v[l])?;
         }
         self.max_ctx = new_ctx;
         self.graph = None;
