@@ -1,7 +1,7 @@
 // sampling.cu: the next-token choice on the device (model-spec §8.1), so that only the chosen id and
 // the requested log-probabilities cross to the host (never 151 936 logits per token).
 //
-// logits_penalty_bf16  z[i] = f32(logits[i]), then for ids already generated in this request
+// logits_penalty_f32  z[i] = logits[i] (f32, from gemv_logits_f32), then for ids already generated in this request
 //   (seen[i] = 1): z/ρ if z > 0 else z·ρ (repetition penalty, also when greedy). logits, seen, z: [V].
 //   Launch: grid ceil(V / 256), block 256.
 // sample_f32  one block of 1024 threads over z [V] (the penalised logits):
@@ -41,11 +41,11 @@ struct SampleResult {
 };
 
 extern "C" __global__ void __launch_bounds__(256)
-logits_penalty_bf16(const bf16* __restrict__ logits, const unsigned char* __restrict__ seen, float* __restrict__ z,
+logits_penalty_f32(const float* __restrict__ logits, const unsigned char* __restrict__ seen, float* __restrict__ z,
                     const SampleParams* __restrict__ p, int V) {
     const int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= V) return;
-    float v = bf2f(logits[i]);
+    float v = logits[i];
     const float rho = p->rep_penalty;
     if (rho != 1.f && seen[i]) v = v > 0.f ? v / rho : v * rho;
     z[i] = v;

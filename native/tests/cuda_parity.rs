@@ -248,6 +248,11 @@ fn gemv_and_cublaslt_match_the_cpu_matmul() {
     ops::gemv(g, p(g, &ws), p(g, &xs), p(g, &rs), p(g, &rs), n, k).unwrap();
     let with_res: Vec<f32> = want.iter().zip(&res).map(|(a, b)| a + b).collect();
     assert_close("gemv_bf16 + residual", &down(g, &rs), &with_res, 1e-2);
+    // The lm_head variant keeps f32: only the summation order differs from the CPU.
+    let yf = g.zeros::<f32>(n).unwrap();
+    ops::gemv_logits(g, p(g, &ws), p(g, &xs), p(g, &yf), n, k).unwrap();
+    g.sync().unwrap();
+    assert_close("gemv_logits_f32", &g.download(&yf).unwrap(), &want, 1e-5);
 
     let blas = Blas::new(g).unwrap();
     let (m, n, k) = (67, 300, 256);
@@ -348,7 +353,7 @@ fn device_sampling_picks_what_the_cpu_sampler_picks() {
         let mut seen = vec![0u8; vocab];
         history.iter().for_each(|&i| seen[i as usize] = 1);
         let dp = sampling::SampleParams { temperature: t, top_k: k as i32, top_p: tp, rep_penalty: 1.05, u: Rng::new(seed).next_f64(), top_n: 5, vocab: vocab as i32 };
-        let (ls, ss, zs) = (up(g, &logits), g.upload(&seen).unwrap(), g.zeros::<f32>(vocab).unwrap());
+        let (ls, ss, zs) = (g.upload(&logits).unwrap(), g.upload(&seen).unwrap(), g.zeros::<f32>(vocab).unwrap());
         let (ps, rs, next) = (g.upload(&[dp]).unwrap(), g.zeros::<sampling::SampleResult>(1).unwrap(), g.zeros::<i32>(1).unwrap());
         sampling::logits_penalty(g, p(g, &ls), p(g, &ss), p(g, &zs), p(g, &ps), vocab).unwrap();
         sampling::sample(g, p(g, &zs), p(g, &ps), p(g, &rs), p(g, &ss), p(g, &next)).unwrap();

@@ -179,6 +179,12 @@ pub fn gemv(g: &Gpu, w: DPtr, x: DPtr, residual: DPtr, y: DPtr, n: usize, k: usi
     g.launch("gemv_bf16", (blocks(n, 8), 1, 1), 256, (2 * k) as u32, &mut args![w, x, residual, y, nn, kk])
 }
 
+/// y [n] f32 = W [n, k] · x [k], not rounded (the lm_head: logits for the sampler).
+pub fn gemv_logits(g: &Gpu, w: DPtr, x: DPtr, y: DPtr, n: usize, k: usize) -> Result<()> {
+    let (nn, kk) = (n as i32, k as i32);
+    g.launch("gemv_logits_f32", (blocks(n, 8), 1, 1), 256, (2 * k) as u32, &mut args![w, x, y, nn, kk])
+}
+
 /// Largest GQA group (query heads per kv head) one decode_attention block serves (DA_MAXG).
 pub const DECODE_MAX_GROUP: usize = 8;
 

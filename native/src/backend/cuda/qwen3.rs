@@ -67,7 +67,7 @@ pub fn weight_bytes(c: &LlmConfig) -> u64 {
 /// logits, sampler state, decode-attention partials).
 pub fn session_work_bytes(c: &LlmConfig) -> u64 {
     let (r, h, qd, kvd, i) = (PREFILL_ROWS, c.hidden, c.heads * c.head_dim, c.kv_heads * c.head_dim, c.intermediate);
-    (2 * r * (4 * h + qd + 2 * kvd + 2 * qd + 3 * i) + 2 * c.vocab + 4 * c.vocab + c.vocab + 4 * c.heads * DECODE_SPLITS * (c.head_dim + 2) + 8 * r + 4096) as u64
+    (2 * r * (4 * h + qd + 2 * kvd + 2 * qd + 3 * i) + 4 * c.vocab + 4 * c.vocab + c.vocab + 4 * c.heads * DECODE_SPLITS * (c.head_dim + 2) + 8 * r + 4096) as u64
 }
 
 impl CudaQwen3 {
@@ -164,7 +164,7 @@ impl CudaQwen3 {
         ops::add(g, x + last as u64, delta + last as u64, h)?;
         ops::rmsnorm(g, x + last as u64, p(&self.norm), a, 1, h, eps)?;
         let head = self.lm_head.as_ref().unwrap_or(&self.embed);
-        ops::gemv(g, p(head), a, 0, p(&s.logits), c.vocab, h)?;
+        ops::gemv_logits(g, p(head), a, ptr(&s.logits, &g.stream), c.vocab, h)?;
         ops::advance_position(g, pos, len as i32)
     }
 
@@ -234,7 +234,7 @@ impl CudaQwen3 {
     /// The f32 logits of the last forward's last position (parity tests and benchmarks).
     pub fn last_logits(&self, g: &Gpu, s: &Session) -> Result<Vec<f32>> {
         g.sync()?;
-        Ok(g.download(&s.logits)?.into_iter().map(|b| half::bf16::from_bits(b).to_f32()).collect())
+        g.download(&s.logits)
     }
 }
 
@@ -267,7 +267,8 @@ pub struct Session {
     gu: Buf,
     m: Buf,
     delta: Buf,
-    logits: Buf,
+    /// [V] f32: the lm_head's output, unrounded.
+    logits: CudaSlice<f32>,
     z: CudaSlice<f32>,
     seen: CudaSlice<u8>,
     params: CudaSlice<SampleParams>,

@@ -54,10 +54,10 @@ unsafe impl cudarc::driver::DeviceRepr for SampleResult {}
 unsafe impl cudarc::driver::ValidAsZeroBits for SampleParams {}
 unsafe impl cudarc::driver::ValidAsZeroBits for SampleResult {}
 
-/// z [V] f32 = logits [V] bf16 with the repetition penalty applied to ids with seen[id] = 1.
+/// z [V] f32 = logits [V] f32 with the repetition penalty applied to ids with seen[id] = 1.
 pub fn logits_penalty(g: &Gpu, logits: DPtr, seen: DPtr, z: DPtr, params: DPtr, vocab: usize) -> Result<()> {
     let v = vocab as i32;
-    g.launch("logits_penalty_bf16", (vocab.div_ceil(256) as u32, 1, 1), 256, 0, &mut args![logits, seen, z, params, v])
+    g.launch("logits_penalty_f32", (vocab.div_ceil(256) as u32, 1, 1), 256, 0, &mut args![logits, seen, z, params, v])
 }
 
 /// Picks the next id from z [V] (one block); writes `result`, sets seen[id] and *next_id.
