@@ -45,8 +45,12 @@ impl Gpu {
         let stream = ctx.new_stream().map_err(|e| device_err("cannot create a CUDA stream", e))?;
         let arch = format!("{major}{minor}");
         let mut functions = HashMap::new();
-        for f in FILES {
-            let cubin = kernels::cubin(f, &arch).map_err(|e| EngineError::Device(e.to_string()))?;
+        // Compiled (or read from the cache) in parallel: a first start compiles every file with NVRTC.
+        let cubins: Vec<Vec<u8>> = {
+            use rayon::prelude::*;
+            FILES.par_iter().map(|f| kernels::cubin(f, &arch)).collect::<std::result::Result<_, _>>().map_err(|e| EngineError::Device(e.to_string()))?
+        };
+        for (f, cubin) in FILES.iter().zip(cubins) {
             let module = ctx.load_module(cudarc::nvrtc::Ptx::from_binary(cubin)).map_err(|e| device_err(&format!("cannot load the kernels of {}", f.name), e))?;
             for &k in f.kernels {
                 functions.insert(k, module.load_function(k).map_err(|e| device_err(&format!("kernel {k} of {}", f.name), e))?);
