@@ -20,7 +20,7 @@ build() {
   # Test binaries' paths are printed by cargo as "Executable … (path)".
   local name test_bin
   mkdir -p "$dir"
-  for name in cuda_parity cuda_model_parity; do
+  for name in cuda_parity cuda_model_parity engine_server; do
     test_bin="$(cargo test --release --test "$name" --no-run 2>&1 | sed -n "s/.*Executable.*(\(.*$name-[^)]*\)).*/\1/p" | tail -1)"
     [ -x "$test_bin" ] || { echo "gpu-check: could not find the $name test binary" >&2; exit 1; }
     cp "$test_bin" "$dir/$name"
@@ -50,6 +50,7 @@ run() {
   export OVIS_FIXTURE_DIR="$root/test/fixtures/tiny-ovis2.5"
   timeout 240 "$dir/cuda_parity" --test-threads=1 --nocapture 2>&1 | tee "$out/parity.log" || status=$?
   timeout 240 "$dir/cuda_model_parity" --test-threads=1 --nocapture 2>&1 | tee "$out/model-parity.log" || status=$?
+  timeout 120 "$dir/engine_server" --test-threads=1 --nocapture cuda_ 2>&1 | tee "$out/engine-server.log" || status=$?
   # Each benchmark is bounded so that one hang leaves time for the rest of the device session.
   for model in 2b 9b; do
     echo "gpu-check: bench --synthetic $model --device cuda"

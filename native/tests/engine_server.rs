@@ -18,8 +18,9 @@ impl Write for Shared {
     }
 }
 
+/// $OVIS_FIXTURE_DIR (binaries carried to a GPU machine), else this source tree's fixture.
 fn fixture() -> String {
-    format!("{}/../test/fixtures/tiny-ovis2.5", env!("CARGO_MANIFEST_DIR"))
+    std::env::var("OVIS_FIXTURE_DIR").unwrap_or_else(|_| format!("{}/../test/fixtures/tiny-ovis2.5", env!("CARGO_MANIFEST_DIR")))
 }
 
 fn hello() -> Vec<u8> {
@@ -61,7 +62,11 @@ fn generate_in(id: u64, session: &str, keep: usize, ids: &[i32], max_new: usize)
 }
 
 fn load(id: u64, dir: &str) -> Vec<u8> {
-    frame_of(kind::LOAD_MODEL, &LoadModel { id, model_dir: dir.into(), device: "auto".into() }, vec![]).encode()
+    load_on(id, dir, "auto")
+}
+
+fn load_on(id: u64, dir: &str, device: &str) -> Vec<u8> {
+    frame_of(kind::LOAD_MODEL, &LoadModel { id, model_dir: dir.into(), device: device.into() }, vec![]).encode()
 }
 
 #[test]
@@ -274,4 +279,30 @@ fn a_turn_after_an_image_keeps_the_image_in_the_cache() {
     input.extend(generate_media(4, "fresh", 0, &whole, &pixels, 3, vec![]));
     let (_, frames) = run(input);
     assert_eq!(tokens_of(&frames, 4), continued);
+}
+
+/// The whole engine on the GPU (worker, sessions, CUDA model) serves the same requests as on the CPU:
+/// the same first tokens for a text prompt, an image prompt and a kept session's next turn. Skips
+/// without a GPU (scripts/gpu-check.sh runs it on one).
+#[test]
+fn cuda_serves_the_same_first_tokens_as_the_cpu() {
+    if !matches!(&ovis_engine::backend::cuda::probe::probe().result, Ok(g) if !g.is_empty()) {
+        eprintln!("SKIPPED cuda_serves_the_same_first_tokens_as_the_cpu: no CUDA GPU on this machine");
+        return;
+    }
+    let pixels: Vec<f32> = (0..4 * 768).map(|i| ((i * 37) % 255) as f32 / 127.5 - 1.0).collect();
+    let image: Vec<i32> = [vec![151644, 872, 198, -301], vec![-300], vec![-302, 3838, 151645, 198, 151644, 77091, 198]].concat();
+    let run_on = |device: &str| {
+        let mut input = hello();
+        input.extend(load_on(1, &fixture(), device));
+        input.extend(generate_in(2, "a", 0, &[151644, 872, 198, 9707, 151645, 198, 151644, 77091, 198], 1));
+        input.extend(generate_media(3, "b", 0, &image, &pixels, 1, vec![]));
+        // (Prompts chosen so that every first token wins by ≥ 0.19 on the CPU: far above bf16 noise.)
+        input.extend(generate_in(4, "a", 9, &[40, 1079, 264], 1));
+        let (status, frames) = run(input);
+        assert_eq!(status, 0, "{device}");
+        assert!(frames.iter().all(|f| f.0 != kind::ERROR), "{device}: {frames:?}");
+        (2..=4).map(|id| tokens_of(&frames, id)).collect::<Vec<_>>()
+    };
+    assert_eq!(run_on("cuda"), run_on("cpu"));
 }
