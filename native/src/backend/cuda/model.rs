@@ -24,6 +24,8 @@ use std::time::Instant;
 const FIRST_RESERVE: usize = 4096;
 /// Patches of the largest image the load-time check leaves room for (1792², 12 544 patches).
 const PLANNED_PATCHES: usize = 12_544;
+/// Answer tokens a request reserves KV room for up front (decode grows the cache beyond).
+const GROW_AHEAD: usize = 1024;
 /// cuBLASLt workspace and CUDA's own allocations (context, modules), roughly.
 const RUNTIME_BYTES: u64 = 512 << 20;
 
@@ -83,7 +85,9 @@ impl CudaOvis {
         check(req, ids, pixels, &self.cfg, session.len())?;
         let max_pos = self.cfg.llm.max_positions;
         session.restart(&self.gpu, req.keep)?;
-        session.reserve(&self.gpu, &self.llm, (req.keep + ids.len() + req.max_new_tokens).min(max_pos))?;
+        // Room for the prompt and the first answer tokens; decode grows the cache when it fills, so a
+        // large max_new_tokens does not reserve device memory it may never use.
+        session.reserve(&self.gpu, &self.llm, (req.keep + ids.len() + req.max_new_tokens.min(GROW_AHEAD)).min(max_pos))?;
         let s = &req.sampling;
         let params = SampleParams {
             temperature: s.temperature,
@@ -166,6 +170,9 @@ impl Runner for CudaRunner<'_> {
     }
 
     fn decode(&mut self) -> Result<Sampled> {
+        if self.s.len() + 1 > self.s.capacity() {
+            self.s.reserve(&self.m.gpu, &self.m.llm, self.s.len() + 1)?;
+        }
         let params = self.step_params();
         let r = self.m.llm.decode(&self.m.gpu, &self.m.blas, self.s, params)?;
         Ok(sampled(r, self.params.top_n as usize))
