@@ -169,3 +169,39 @@ fn synthetic_2b_cuda_matches_cpu_with_an_image() {
     let cos = cosine(&got, &want);
     assert!(cos > 0.99, "CUDA vs CPU last-position logits: cosine {cos} ≤ 0.99");
 }
+
+#[test]
+fn a_grown_kv_cache_decodes_like_one_reserved_up_front() {
+    if !has_gpu("a_grown_kv_cache_decodes_like_one_reserved_up_front") {
+        return;
+    }
+    let f = fixture();
+    let m = CudaOvis::load(0, f.cfg.clone(), &f.source).expect("load");
+    let g = &m.gpu;
+    let ids: Vec<i32> = i64s(&f.expected, "text.input_ids").iter().map(|&i| i as i32).collect();
+    let rows = m.row_sources(&ids, &[]).unwrap();
+    let never = AtomicBool::new(false);
+    let vocab = m.cfg.llm.vocab;
+    // 12 greedy steps from a session sized for it, and from one that starts too small and grows
+    // (copying the cached positions into the new cache, capturing the decode graph again).
+    let steps = |mut s: ovis_engine::backend::cuda::qwen3::Session, grow_at: Option<usize>| -> Vec<(i32, Vec<f32>)> {
+        let mut out = vec![];
+        let r = m.llm.prefill(g, &m.blas, &mut s, &rows, m.vision.vte(g), 0, greedy(vocab), &never).unwrap().unwrap();
+        out.push((r.id, m.llm.last_logits(g, &s).unwrap()));
+        for step in 0..12 {
+            if grow_at == Some(step) || s.len() + 1 > s.capacity() {
+                s.reserve(g, &m.llm, s.capacity() + 1).unwrap();
+            }
+            let r = m.llm.decode(g, &m.blas, &mut s, greedy(vocab)).unwrap();
+            out.push((r.id, m.llm.last_logits(g, &s).unwrap()));
+        }
+        out
+    };
+    let big = ovis_engine::backend::cuda::qwen3::Session::new(g, &m.llm, 4096).unwrap();
+    let small = ovis_engine::backend::cuda::qwen3::Session::new(g, &m.llm, ids.len() + 2).unwrap();
+    let (a, b) = (steps(big, None), steps(small, Some(5)));
+    for (i, ((ia, la), (ib, lb))) in a.iter().zip(&b).enumerate() {
+        assert_eq!(ia, ib, "step {i}: ids differ after the cache grew");
+        assert!(max_abs(la, lb) < 1e-5, "step {i}: logits differ by {}", max_abs(la, lb));
+    }
+}
