@@ -6,6 +6,17 @@
 //   k % 8 == 0 and W, x 16-byte aligned.
 // gemv_logits_f32  y[j] = Σ_i W[j, i]·x[i] in f32, not rounded: the lm_head, so that the sampler and the
 //   reported log-probabilities see the logits at f32 precision (near-ties stay ordered as in f32).
+//
+// The decode step's fused forms: the elementwise step before a projection is done while x is staged
+// (every block recomputes it: one token's row is a few KB, read from L2), which saves a launch and a
+// round trip through memory per fusion. Numerics equal the unfused kernels'.
+// gemv_rmsnorm_bf16  s = bf16(h + delta) (delta null: s = h), x = bf16(w ⊙ bf16(s·rsqrt(mean(s²) + eps)))
+//   (rmsnorm_residual_bf16 / rmsnorm_bf16), y = bf16(W·x); block 0 also writes s to h_out (when not
+//   null), which must not alias h: the other blocks are still reading h. h, delta, w, h_out [k].
+// gemv_swiglu_bf16  x[i] = bf16(bf16(silu(g_i))·u_i) with g = gu[i], u = gu[k + i] (swiglu_bf16),
+//   y = bf16(W·x); gu [2k].
+// gemv_rmsnorm_logits_f32  the final norm + lm_head: x as gemv_rmsnorm_bf16, y f32 unrounded.
+// Launch (all): grid ceil(n / 8), block 256, dynamic shared memory 2·k bytes; k % 8 == 0.
 // Launch: grid ceil(n / 8), block 256 (8 warps, one output row per warp), dynamic shared memory 2·k
 // bytes (x is staged once per block). Each lane streams 16-byte vectors of its row with up to 8 loads
 // in flight (ld.global.nc.L1::no_allocate: weights are used once per token and must not evict x).
@@ -65,4 +76,81 @@ gemv_logits_f32(const bf16* __restrict__ W, const bf16* __restrict__ x, float* _
     if (row >= n) return;
     const float acc = gemv_row(W, xs, row, k);
     if ((threadIdx.x & 31) == 0) y[row] = acc;
+}
+
+// x = the RMSNorm of s = bf16(h + delta) into xs, as rmsnorm_residual_bf16 computes it (same thread
+// mapping and reduction); block 0 stores s to h_out. Ends with the block synchronised.
+__device__ __forceinline__ void stage_rmsnorm(const bf16* h, const bf16* delta, const bf16* __restrict__ w, bf16* h_out, uint4* xs, int k,
+                                              float eps, float* scratch) {
+    const int nvec = k / 8;
+    float ss = 0.f;
+    for (int c = threadIdx.x; c < nvec; c += blockDim.x) {
+        float a[8];
+        unpack8(reinterpret_cast<const uint4*>(h)[c], a);
+        if (delta) {
+            float b[8];
+            unpack8(reinterpret_cast<const uint4*>(delta)[c], b);
+#pragma unroll
+            for (int j = 0; j < 8; j++) a[j] = round_bf(a[j] + b[j]);
+        }
+#pragma unroll
+        for (int j = 0; j < 8; j++) ss += a[j] * a[j];
+        const uint4 sv = pack8(a);
+        xs[c] = sv;
+        if (h_out && blockIdx.x == 0) reinterpret_cast<uint4*>(h_out)[c] = sv;
+    }
+    ss = block_sum(ss, scratch);
+    const float inv = rsqrtf(ss / k + eps);
+    // Each thread rewrites only the vectors it staged, so no barrier is needed before this pass.
+    for (int c = threadIdx.x; c < nvec; c += blockDim.x) {
+        float v[8], g[8], o[8];
+        unpack8(xs[c], v);
+        unpack8(reinterpret_cast<const uint4*>(w)[c], g);
+#pragma unroll
+        for (int j = 0; j < 8; j++) o[j] = g[j] * round_bf(v[j] * inv);
+        xs[c] = pack8(o);
+    }
+    __syncthreads();
+}
+
+extern "C" __global__ void __launch_bounds__(GEMV_WARPS * 32)
+gemv_rmsnorm_bf16(const bf16* __restrict__ W, const bf16* h, const bf16* delta, const bf16* __restrict__ w, bf16* h_out, bf16* __restrict__ y,
+                  int n, int k, float eps) {
+    extern __shared__ uint4 xs[];  // [k / 8]
+    __shared__ float scratch[32];
+    stage_rmsnorm(h, delta, w, h_out, xs, k, eps, scratch);
+    const int row = blockIdx.x * GEMV_WARPS + (threadIdx.x >> 5);
+    if (row >= n) return;
+    const float acc = gemv_row(W, xs, row, k);
+    if ((threadIdx.x & 31) == 0) y[row] = f2bf(acc);
+}
+
+extern "C" __global__ void __launch_bounds__(GEMV_WARPS * 32)
+gemv_rmsnorm_logits_f32(const bf16* __restrict__ W, const bf16* h, const bf16* delta, const bf16* __restrict__ w, float* __restrict__ y, int n,
+                        int k, float eps) {
+    extern __shared__ uint4 xs[];  // [k / 8]
+    __shared__ float scratch[32];
+    stage_rmsnorm(h, delta, w, nullptr, xs, k, eps, scratch);
+    const int row = blockIdx.x * GEMV_WARPS + (threadIdx.x >> 5);
+    if (row >= n) return;
+    const float acc = gemv_row(W, xs, row, k);
+    if ((threadIdx.x & 31) == 0) y[row] = acc;
+}
+
+extern "C" __global__ void __launch_bounds__(GEMV_WARPS * 32)
+gemv_swiglu_bf16(const bf16* __restrict__ W, const bf16* __restrict__ gu, bf16* __restrict__ y, int n, int k) {
+    extern __shared__ uint4 xs[];  // [k / 8]
+    for (int c = threadIdx.x; c < k / 8; c += blockDim.x) {
+        float g[8], u[8], o[8];
+        unpack8(reinterpret_cast<const uint4*>(gu)[c], g);
+        unpack8(reinterpret_cast<const uint4*>(gu + k)[c], u);
+#pragma unroll
+        for (int j = 0; j < 8; j++) o[j] = round_bf(g[j] / (1.f + expf(-g[j]))) * u[j];
+        xs[c] = pack8(o);
+    }
+    __syncthreads();
+    const int row = blockIdx.x * GEMV_WARPS + (threadIdx.x >> 5);
+    if (row >= n) return;
+    const float acc = gemv_row(W, xs, row, k);
+    if ((threadIdx.x & 31) == 0) y[row] = f2bf(acc);
 }

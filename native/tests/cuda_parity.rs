@@ -367,3 +367,43 @@ fn device_sampling_picks_what_the_cpu_sampler_picks() {
         assert_eq!(g.download(&ss).unwrap()[r.id as usize], 1);
     }
 }
+
+/// The decode step's fused GEMVs (gemv.cu) equal the unfused kernel sequences bit for bit: the same
+/// roundings in the same order, only fewer launches.
+#[test]
+fn fused_decode_gemvs_equal_the_unfused_kernels() {
+    let Some((g, _l)) = gpu("fused_decode_gemvs_equal_the_unfused_kernels") else { return };
+    for (n, k) in [(3072usize, 2048usize), (1000, 4096), (40, 32)] {
+        let (w, h, d, nw) = (randn(60, n * k, 0.05), randn(61, k, 1.0), randn(62, k, 1.0), randn(63, k, 1.0));
+        let (ws, hs, ds, nws) = (up(g, &w), up(g, &h), up(g, &d), up(g, &nw));
+        let eps = 1e-6f32;
+        // Unfused: h2 = h + d (in place on a copy), a = rmsnorm(h2), y = W·a.
+        let (h2, a, y_ref) = (up(g, &h), g.zeros::<u16>(k).unwrap(), g.zeros::<u16>(n).unwrap());
+        ops::rmsnorm_residual(g, p(g, &h2), p(g, &ds), p(g, &nws), p(g, &a), 1, k, eps).unwrap();
+        ops::gemv(g, p(g, &ws), p(g, &a), 0, p(g, &y_ref), n, k).unwrap();
+        let (h_out, y) = (g.zeros::<u16>(k).unwrap(), g.zeros::<u16>(n).unwrap());
+        ops::gemv_rmsnorm(g, p(g, &ws), p(g, &hs), p(g, &ds), p(g, &nws), p(g, &h_out), p(g, &y), n, k, eps).unwrap();
+        assert_eq!(down(g, &y), down(g, &y_ref), "gemv_rmsnorm_bf16 {n}×{k}");
+        assert_eq!(down(g, &h_out), down(g, &h2), "gemv_rmsnorm_bf16 {n}×{k}: the updated residual");
+        // Without a residual: rmsnorm alone.
+        ops::rmsnorm(g, p(g, &hs), p(g, &nws), p(g, &a), 1, k, eps).unwrap();
+        ops::gemv(g, p(g, &ws), p(g, &a), 0, p(g, &y_ref), n, k).unwrap();
+        ops::gemv_rmsnorm(g, p(g, &ws), p(g, &hs), 0, p(g, &nws), 0, p(g, &y), n, k, eps).unwrap();
+        assert_eq!(down(g, &y), down(g, &y_ref), "gemv_rmsnorm_bf16 {n}×{k} without delta");
+        // Final norm + lm_head in f32.
+        let (lf, lf_ref) = (g.zeros::<f32>(n).unwrap(), g.zeros::<f32>(n).unwrap());
+        ops::rmsnorm_residual(g, p(g, &up(g, &h)), p(g, &ds), p(g, &nws), p(g, &a), 1, k, eps).unwrap();
+        ops::gemv_logits(g, p(g, &ws), p(g, &a), p(g, &lf_ref), n, k).unwrap();
+        ops::gemv_rmsnorm_logits(g, p(g, &ws), p(g, &hs), p(g, &ds), p(g, &nws), p(g, &lf), n, k, eps).unwrap();
+        g.sync().unwrap();
+        assert_eq!(g.download(&lf).unwrap(), g.download(&lf_ref).unwrap(), "gemv_rmsnorm_logits_f32 {n}×{k}");
+    }
+    for (n, k) in [(2048usize, 6144usize), (32, 96)] {
+        let (w, gu) = (randn(64, n * k, 0.05), randn(65, 2 * k, 3.0));
+        let (ws, gus, m, y_ref, y) = (up(g, &w), up(g, &gu), g.zeros::<u16>(k).unwrap(), g.zeros::<u16>(n).unwrap(), g.zeros::<u16>(n).unwrap());
+        ops::swiglu(g, p(g, &gus), p(g, &m), 1, k).unwrap();
+        ops::gemv(g, p(g, &ws), p(g, &m), 0, p(g, &y_ref), n, k).unwrap();
+        ops::gemv_swiglu(g, p(g, &ws), p(g, &gus), p(g, &y), n, k).unwrap();
+        assert_eq!(down(g, &y), down(g, &y_ref), "gemv_swiglu_bf16 {n}×{k}");
+    }
+}

@@ -185,6 +185,26 @@ pub fn gemv_logits(g: &Gpu, w: DPtr, x: DPtr, y: DPtr, n: usize, k: usize) -> Re
     g.launch("gemv_logits_f32", (blocks(n, 8), 1, 1), 256, (2 * k) as u32, &mut args![w, x, y, nn, kk])
 }
 
+/// The decode step's input norm fused into its projection: s = bf16(h + delta) (delta 0: s = h), y [n] =
+/// W [n, k] · rmsnorm(s)·w; block 0 writes s to h_out (0: not written; never equal to h).
+pub fn gemv_rmsnorm(g: &Gpu, wm: DPtr, h: DPtr, delta: DPtr, norm: DPtr, h_out: DPtr, y: DPtr, n: usize, k: usize, eps: f32) -> Result<()> {
+    debug_assert!(h_out == 0 || h_out != h, "gemv_rmsnorm: h_out must not alias h");
+    let (nn, kk) = (n as i32, k as i32);
+    g.launch("gemv_rmsnorm_bf16", (blocks(n, 8), 1, 1), 256, (2 * k) as u32, &mut args![wm, h, delta, norm, h_out, y, nn, kk, eps])
+}
+
+/// The final norm + lm_head: logits [n] f32 = W [n, k] · rmsnorm(bf16(h + delta))·w.
+pub fn gemv_rmsnorm_logits(g: &Gpu, wm: DPtr, h: DPtr, delta: DPtr, norm: DPtr, y: DPtr, n: usize, k: usize, eps: f32) -> Result<()> {
+    let (nn, kk) = (n as i32, k as i32);
+    g.launch("gemv_rmsnorm_logits_f32", (blocks(n, 8), 1, 1), 256, (2 * k) as u32, &mut args![wm, h, delta, norm, y, nn, kk, eps])
+}
+
+/// The MLP's down projection with SwiGLU fused: y [n] = W [n, k] · swiglu(gu [2k]).
+pub fn gemv_swiglu(g: &Gpu, wm: DPtr, gu: DPtr, y: DPtr, n: usize, k: usize) -> Result<()> {
+    let (nn, kk) = (n as i32, k as i32);
+    g.launch("gemv_swiglu_bf16", (blocks(n, 8), 1, 1), 256, (2 * k) as u32, &mut args![wm, gu, y, nn, kk])
+}
+
 /// Largest GQA group (query heads per kv head) one decode_attention block serves (DA_MAXG).
 pub const DECODE_MAX_GROUP: usize = 8;
 

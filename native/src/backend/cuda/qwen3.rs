@@ -126,6 +126,9 @@ impl CudaQwen3 {
     /// Runs `len` input rows already in `s.x` ([len, H] bf16) at positions s.len()..: appends their K/V,
     /// leaves the last row's logits in `s.logits`. len ≤ PREFILL_ROWS; len = 1 uses the GEMV path.
     fn forward(&self, g: &Gpu, blas: &Blas, s: &Session, len: usize) -> Result<()> {
+        if len == 1 {
+            return self.forward_one(g, s);
+        }
         let c = &self.cfg;
         let (h, qd, kvd, i, eps) = (c.hidden, c.heads * c.head_dim, c.kv_heads * c.head_dim, c.intermediate, c.rms_eps as f32);
         let d = self.dims(s);
@@ -166,6 +169,40 @@ impl CudaQwen3 {
         let head = self.lm_head.as_ref().unwrap_or(&self.embed);
         ops::gemv_logits(g, p(head), a, ptr(&s.logits, &g.stream), c.vocab, h)?;
         ops::advance_position(g, pos, len as i32)
+    }
+
+    /// `forward` for one row (the decode step, captured in the graph): each norm is fused into the
+    /// projection after it and SwiGLU into the down projection (gemv.cu), so a layer is 7 launches.
+    /// The residual stream alternates between `s.x` and `s.a`, because a fused kernel's block 0 writes
+    /// the updated residual while the other blocks still read the old one.
+    fn forward_one(&self, g: &Gpu, s: &Session) -> Result<()> {
+        let c = &self.cfg;
+        let (h, qd, kvd, i, eps) = (c.hidden, c.heads * c.head_dim, c.kv_heads * c.head_dim, c.intermediate, c.rms_eps as f32);
+        let d = self.dims(s);
+        let p = |b: &CudaSlice<u16>| ptr(b, &g.stream);
+        let (qkv, q, att, gu, delta, pos) = (p(&s.qkv), p(&s.q), p(&s.att), p(&s.gu), p(&s.delta), ptr(&s.pos, &g.stream));
+        let (mut cur, mut spare) = (p(&s.x), p(&s.a));
+        // Whether `delta` (the previous sublayer's output) is still to be added to the residual `cur`.
+        let mut pending = false;
+        for (li, l) in self.layers.iter().enumerate() {
+            let (kc, vc) = (p(&s.k[li]), p(&s.v[li]));
+            if pending {
+                ops::gemv_rmsnorm(g, p(&l.qkv), cur, delta, p(&l.input_norm), spare, qkv, qd + 2 * kvd, h, eps)?;
+                std::mem::swap(&mut cur, &mut spare);
+            } else {
+                ops::gemv_rmsnorm(g, p(&l.qkv), cur, 0, p(&l.input_norm), 0, qkv, qd + 2 * kvd, h, eps)?;
+            }
+            ops::qk_norm_rope(g, qkv, p(&l.q_norm), p(&l.k_norm), ptr(&self.inv_freq, &g.stream), pos, q, kc, vc, 1, d, eps)?;
+            ops::decode_attention(g, q, kc, vc, pos, ptr(&s.part_o, &g.stream), ptr(&s.part_ml, &g.stream), att, d, DECODE_SPLITS)?;
+            ops::gemv(g, p(&l.o), att, 0, delta, h, qd)?;
+            ops::gemv_rmsnorm(g, p(&l.gate_up), cur, delta, p(&l.post_norm), spare, gu, 2 * i, h, eps)?;
+            std::mem::swap(&mut cur, &mut spare);
+            ops::gemv_swiglu(g, p(&l.down), gu, delta, h, i)?;
+            pending = true;
+        }
+        let head = self.lm_head.as_ref().unwrap_or(&self.embed);
+        ops::gemv_rmsnorm_logits(g, p(head), cur, if pending { delta } else { 0 }, p(&self.norm), ptr(&s.logits, &g.stream), c.vocab, h, eps)?;
+        ops::advance_position(g, pos, 1)
     }
 
     /// Prefills the rows `src` ({table, row} per position: 0 = embed_tokens, 1 = the VTE `vte`, 2 = the
