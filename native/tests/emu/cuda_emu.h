@@ -128,7 +128,7 @@ struct Runtime {
     std::function<void()> body;
     std::string error;
     bool failed = false;
-    int mode = 0;  // 0 forward, 1 reverse, 2 random
+    int mode = 0;  // 0 forward, 1 reverse, 2 shuffled (random order and warp speeds), 3 warp-serial
     std::mt19937_64 rng{1};
     std::vector<unsigned char> dyn;  // dynamic shared memory of the launch
     const void* main_bottom = nullptr;
@@ -272,21 +272,53 @@ inline void run_block() {
         f.fake_stack = nullptr;
     }
     std::vector<int> order(R.n);
+    const int nwarps = (R.n + 31) / 32;
+    std::vector<char> warp_on(nwarps, 1);
+    std::vector<unsigned> speed(nwarps, 256);
+    auto draw_speeds = [&] {
+        // Shuffled mode: each warp gets a speed (chance in 256 to run in a given round) until the next
+        // block barrier, so some warps lag many warp collectives behind others.
+        static const unsigned kSpeeds[3] = {256, 128, 26};
+        for (int w = 0; w < nwarps; w++) speed[w] = kSpeeds[R.rng() % 3];
+    };
+    if (R.mode == 2) draw_speeds();
     for (;;) {
         for (int t = 0; t < R.n; t++) order[t] = R.mode == 1 ? R.n - 1 - t : t;
-        if (R.mode == 2) std::shuffle(order.begin(), order.end(), R.rng);
+        if (R.mode == 2) {
+            // Shuffled: threads in a random order, and only some warps run in each round (see draw_speeds).
+            std::shuffle(order.begin(), order.end(), R.rng);
+            bool any = false;
+            for (int w = 0; w < nwarps; w++) {
+                bool runnable = false;
+                for (int t = w * 32; t < std::min(R.n, w * 32 + 32); t++) runnable |= R.fibers[t].state == RUN;
+                warp_on[w] = runnable && (R.rng() & 255) < speed[w];
+                any |= warp_on[w];
+            }
+            if (!any)
+                for (int w = 0; w < nwarps; w++) warp_on[w] = 1;
+        } else if (R.mode == 3) {
+            // Warp-serial: the highest warp with runnable threads runs alone until all its threads wait in
+            // __syncthreads or have exited (the largest possible skew between warps), lanes descending.
+            int active = -1;
+            for (int t = R.n - 1; t >= 0 && active < 0; t--)
+                if (R.fibers[t].state == RUN) active = t >> 5;
+            for (int w = 0; w < nwarps; w++) warp_on[w] = w == active;
+            for (int t = 0; t < R.n; t++) order[t] = R.n - 1 - t;
+        }
         for (int t : order)
-            if (R.fibers[t].state == RUN) resume(t);
+            if (R.fibers[t].state == RUN && warp_on[t >> 5]) resume(t);
         if (R.failed) return;
         bool released = false;
         for (int w = 0; w * 32 < R.n; w++) released |= try_release_warp(w);
         if (R.failed) return;
         if (released) continue;
-        int done = 0, at_barrier = 0;
+        int done = 0, at_barrier = 0, running = 0;
         for (int t = 0; t < R.n; t++) {
             done += R.fibers[t].state == DONE;
             at_barrier += R.fibers[t].state == WAIT_BLOCK;
+            running += R.fibers[t].state == RUN;
         }
+        if (running) continue;
         if (done == R.n) return;
         char buf[256];
         if (done + at_barrier == R.n) {
@@ -296,6 +328,7 @@ inline void run_block() {
                 return;
             }
             for (int t = 0; t < R.n; t++) R.fibers[t].state = RUN;
+            if (R.mode == 2) draw_speeds();
             continue;
         }
         int ww = -1;
@@ -342,7 +375,7 @@ int launch(void (*k)(A...), const unsigned* grid, const unsigned* block, size_t 
     for (unsigned z = 0; z < grid[2]; z++)
         for (unsigned y = 0; y < grid[1]; y++)
             for (unsigned x = 0; x < grid[0]; x++) blocks.push_back(uint3{x, y, z});
-    if (R.mode == 1) std::reverse(blocks.begin(), blocks.end());
+    if (R.mode == 1 || R.mode == 3) std::reverse(blocks.begin(), blocks.end());
     if (R.mode == 2) std::shuffle(blocks.begin(), blocks.end(), R.rng);
     for (const uint3& b : blocks) {
         blockIdx = b;
@@ -473,8 +506,14 @@ inline void emu_set_schedule(int mode, unsigned long long seed) {
     emu::R.rng.seed(seed);
 }
 }
-#define EMU_EXPORT(name)                                                                                              \
+// `bound`: the kernel's __launch_bounds__ maximum (a larger block fails to launch on a GPU).
+#define EMU_EXPORT(name, bound)                                                                                       \
     extern "C" int emu_launch_##name(const unsigned* grid, const unsigned* block, size_t smem, void** args) {        \
+        if (block[0] * block[1] * block[2] > (unsigned)(bound)) {                                                     \
+            emu::R.error = "block of " + std::to_string(block[0] * block[1] * block[2]) + " threads exceeds " #name   \
+                           "'s __launch_bounds__ (" + std::to_string(bound) + ")";                                     \
+            return 1;                                                                                                 \
+        }                                                                                                             \
         return emu::launch(name, grid, block, smem, args);                                                            \
     }
 

@@ -15,7 +15,8 @@ import re
 import subprocess
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-KDIR = os.path.normpath(os.path.join(HERE, "..", "..", "kernels"))
+# EMU_KERNELS overrides the kernel directory (selftest.py points it at mutated copies).
+KDIR = os.environ.get("EMU_KERNELS") or os.path.normpath(os.path.join(HERE, "..", "..", "kernels"))
 BUILD = os.path.join(HERE, ".build")
 
 # Whitespace-free asm template → emulation function (operands passed in %-number order).
@@ -138,9 +139,18 @@ def transform(path):
     return f'#line 1 "{path}"\n' + text
 
 
-def kernel_names(path):
+def kernels(path):
+    """[(name, max threads per block from __launch_bounds__ or None)] of the extern "C" kernels."""
     text = open(path).read()
-    return re.findall(r'extern\s+"C"\s+__global__\s+void\s+(?:__launch_bounds__\s*\([^)]*\)\s*)?(\w+)\s*\(', text)
+    out = []
+    for m in re.finditer(r'extern\s+"C"\s+__global__\s+void\s+(?:__launch_bounds__\s*\(([^)]*)\)\s*)?(\w+)\s*\(', text):
+        bound = _split_top(m.group(1), ",")[0].strip() if m.group(1) else None
+        out.append((m.group(2), bound))
+    return out
+
+
+def kernel_names(path):
+    return [n for n, _ in kernels(path)]
 
 
 def build(cu, sanitize=True, opt="-O1"):
@@ -162,16 +172,16 @@ def build(cu, sanitize=True, opt="-O1"):
             o.write(transform(os.path.join(KDIR, f)))
     with open(os.path.join(d, cu), "w") as o:
         o.write(transform(src))
-    names = kernel_names(src)
-    if not names:
+    ks = kernels(src)
+    if not ks:
         raise BuildError(f"{cu}: no extern \"C\" __global__ kernels found")
     gen = os.path.join(d, "gen.cpp")
     with open(gen, "w") as o:
         o.write('#include "cuda_emu.h"\n')
         o.write(f'#include "{cu}"\n')
         o.write('#line 1 "gen.cpp"\n')
-        for n in names:
-            o.write(f"EMU_EXPORT({n})\n")
+        for n, bound in ks:
+            o.write(f"EMU_EXPORT({n}, {bound if bound else 1024})\n")
         o.write("EMU_COMMON_EXPORTS\n")
     flags = ["-std=c++20", opt, "-g", "-fPIC", "-shared", "-pthread", "-Wno-unknown-pragmas", "-fno-strict-aliasing"]
     if sanitize:
