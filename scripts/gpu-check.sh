@@ -58,6 +58,11 @@ run() {
       && cat "$out/bench-$model.json" \
       || echo "gpu-check: bench --synthetic $model failed: $(tail -3 "$out/bench-$model.log")"
   done
+  # The tensor-core attention against the plain FMA kernels, on the 896² image (how much mma buys).
+  echo "gpu-check: bench --synthetic 2b --device cuda with OVIS_CUDA_FMA_ATTENTION=1"
+  OVIS_CUDA_FMA_ATTENTION=1 timeout 120 "$dir/ovis-engine" bench --synthetic 2b --device cuda --images 896 --repeats 2 \
+    > "$out/bench-2b-fma.json" 2> "$out/bench-2b-fma.log" && cat "$out/bench-2b-fma.json" \
+    || echo "gpu-check: the FMA-attention bench failed: $(tail -3 "$out/bench-2b-fma.log")"
   exit "$status"
 }
 
