@@ -124,7 +124,8 @@ impl CudaQwen3 {
     }
 
     /// Runs `len` input rows already in `s.x` ([len, H] bf16) at positions s.len()..: appends their K/V,
-    /// leaves the last row's logits in `s.logits`. len ≤ PREFILL_ROWS; len = 1 uses the GEMV path.
+    /// leaves the last row's logits in `s.logits`. len ≤ PREFILL_ROWS; len > 1 goes through cuBLASLt
+    /// and the flash prefill kernel, len = 1 through the fused GEMV path (`forward_one`).
     fn forward(&self, g: &Gpu, blas: &Blas, s: &Session, len: usize) -> Result<()> {
         if len == 1 {
             return self.forward_one(g, s);
@@ -134,13 +135,7 @@ impl CudaQwen3 {
         let d = self.dims(s);
         let p = |b: &CudaSlice<u16>| ptr(b, &g.stream);
         let (x, a, qkv, q, att, gu, m, delta, pos) = (p(&s.x), p(&s.a), p(&s.qkv), p(&s.q), p(&s.att), p(&s.gu), p(&s.m), p(&s.delta), ptr(&s.pos, &g.stream));
-        let lin = |w: u64, inp: u64, out: u64, n: usize, k: usize| -> Result<()> {
-            if len == 1 {
-                ops::gemv(g, w, inp, 0, out, n, k)
-            } else {
-                blas.linear(g, inp, w, None, out, len, n, k)
-            }
-        };
+        let lin = |w: u64, inp: u64, out: u64, n: usize, k: usize| blas.linear(g, inp, w, None, out, len, n, k);
         for (li, l) in self.layers.iter().enumerate() {
             let (kc, vc) = (p(&s.k[li]), p(&s.v[li]));
             // The residual add of the previous layer's MLP is fused into this layer's input norm.
@@ -151,11 +146,7 @@ impl CudaQwen3 {
             }
             lin(p(&l.qkv), a, qkv, qd + 2 * kvd, h)?;
             ops::qk_norm_rope(g, qkv, p(&l.q_norm), p(&l.k_norm), ptr(&self.inv_freq, &g.stream), pos, q, kc, vc, len, d, eps)?;
-            if len == 1 {
-                ops::decode_attention(g, q, kc, vc, pos, ptr(&s.part_o, &g.stream), ptr(&s.part_ml, &g.stream), att, d, DECODE_SPLITS)?;
-            } else {
-                ops::prefill_attention(g, q, kc, vc, att, pos, len, d)?;
-            }
+            ops::prefill_attention(g, q, kc, vc, att, pos, len, d)?;
             lin(p(&l.o), att, delta, h, qd)?;
             ops::rmsnorm_residual(g, x, delta, p(&l.post_norm), a, len, h, eps)?;
             lin(p(&l.gate_up), a, gu, 2 * i, h)?;
