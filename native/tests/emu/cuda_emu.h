@@ -506,8 +506,18 @@ inline void emu_set_schedule(int mode, unsigned long long seed) {
     emu::R.rng.seed(seed);
 }
 }
+// Byte sizes of a kernel's parameters, in order (the fake driver copies argument values when a launch
+// is captured into a graph, as cuLaunchKernel does from the kernel's metadata).
+template <typename... A>
+int emu_arg_sizes(void (*)(A...), size_t* out) {
+    const size_t s[] = {sizeof(A)...};
+    for (size_t i = 0; i < sizeof...(A); i++) out[i] = s[i];
+    return (int)sizeof...(A);
+}
+
 // `bound`: the kernel's __launch_bounds__ maximum (a larger block fails to launch on a GPU).
 #define EMU_EXPORT(name, bound)                                                                                       \
+    extern "C" int emu_argsizes_##name(size_t* out) { return emu_arg_sizes(name, out); }                             \
     extern "C" int emu_launch_##name(const unsigned* grid, const unsigned* block, size_t smem, void** args) {        \
         if (block[0] * block[1] * block[2] > (unsigned)(bound)) {                                                     \
             emu::R.error = "block of " + std::to_string(block[0] * block[1] * block[2]) + " threads exceeds " #name   \

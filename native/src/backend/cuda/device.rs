@@ -18,6 +18,13 @@ pub fn device_err(what: &str, e: impl std::fmt::Debug) -> EngineError {
     EngineError::Device(format!("{what}: {e:?}"))
 }
 
+/// Stack of each kernel-compiling thread.
+const NVRTC_STACK: usize = 64 << 20;
+
+fn nvrtc_panicked() -> super::nvrtc::CompileError {
+    super::nvrtc::CompileError { name: "kernels".into(), status: "panicked".into(), log: "a kernel compile thread panicked".into() }
+}
+
 pub struct Gpu {
     pub ctx: Arc<CudaContext>,
     pub stream: Arc<CudaStream>,
@@ -45,11 +52,20 @@ impl Gpu {
         let stream = ctx.new_stream().map_err(|e| device_err("cannot create a CUDA stream", e))?;
         let arch = format!("{major}{minor}");
         let mut functions = HashMap::new();
-        // Compiled (or read from the cache) in parallel: a first start compiles every file with NVRTC.
-        let cubins: Vec<Vec<u8>> = {
-            use rayon::prelude::*;
-            FILES.par_iter().map(|f| kernels::cubin(f, &arch)).collect::<std::result::Result<_, _>>().map_err(|e| EngineError::Device(e.to_string()))?
-        };
+        // Compiled (or read from the cache) in parallel, each file on its own thread with a large stack
+        // (NVRTC recurses deeply; rayon's 2 MiB worker stacks are not meant for it).
+        let cubins: Vec<Vec<u8>> = std::thread::scope(|scope| {
+            let jobs: Vec<_> = FILES
+                .iter()
+                .map(|f| std::thread::Builder::new().name(format!("nvrtc {}", f.name)).stack_size(NVRTC_STACK).spawn_scoped(scope, || kernels::cubin(f, &arch)))
+                .collect();
+            jobs.into_iter()
+                .map(|j| match j {
+                    Ok(handle) => handle.join().unwrap_or_else(|_| Err(nvrtc_panicked())).map_err(|e| EngineError::Device(e.to_string())),
+                    Err(e) => Err(EngineError::Device(format!("cannot start a kernel compile thread: {e}"))),
+                })
+                .collect::<Result<Vec<_>>>()
+        })?;
         for (f, cubin) in FILES.iter().zip(cubins) {
             let module = ctx.load_module(cudarc::nvrtc::Ptx::from_binary(cubin)).map_err(|e| device_err(&format!("cannot load the kernels of {}", f.name), e))?;
             for &k in f.kernels {

@@ -1,0 +1,95 @@
+#!/usr/bin/env python3
+"""Runs a command with the fake GPU: the engine's whole CUDA path on the CPU.
+
+    python3 native/tests/emu/fakegpu/run.py -- cargo test --release --test cuda_model_parity -- --test-threads=1
+
+Builds (cached) the emulation library of every kernel file (no sanitizers: they must be loaded first in
+the process) and the stand-ins libcuda.so and libcublasLt.so of this folder, then runs the command with
+LD_LIBRARY_PATH pointing at them, OVIS_EMU_KERNEL_LIBS listing the kernel libraries, OVIS_NVRTC_LIB at
+the pip NVRTC (the engine still compiles every kernel with the real NVRTC), and OVIS_CUDA_EMULATED=1
+(tests skip what the emulation is too slow for: released-size models). With no command it runs the
+default set: the CUDA model parity tests and the engine's CUDA serving test.
+"""
+import glob
+import hashlib
+import os
+import site
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+EMU = os.path.dirname(HERE)
+sys.path.insert(0, EMU)
+import emubuild  # noqa: E402
+
+NATIVE = os.path.abspath(os.path.join(EMU, "..", ".."))
+BUILD = os.path.join(EMU, ".build", "fakegpu")
+
+
+def build_fake(name):
+    src = os.path.join(HERE, f"{name}.cpp")
+    tag = hashlib.sha256(open(src, "rb").read()).hexdigest()[:16]
+    out_dir = os.path.join(BUILD, tag)
+    lib = os.path.join(out_dir, f"{name}.so")
+    if not os.path.exists(lib):
+        os.makedirs(out_dir, exist_ok=True)
+        r = subprocess.run(["g++", "-std=c++20", "-O2", "-g", "-fPIC", "-shared", src, "-o", lib + ".tmp", "-ldl"], capture_output=True, text=True)
+        if r.returncode:
+            sys.exit(f"g++ failed for {src}:\n{r.stderr[-4000:]}")
+        os.replace(lib + ".tmp", lib)
+    return lib
+
+
+def nvrtc():
+    for d in site.getsitepackages() + [site.getusersitepackages()] + sys.path:
+        for sub in ["nvidia/cu13/lib/libnvrtc.so.13", "nvidia/cuda_nvrtc/lib/libnvrtc.so.13"]:
+            p = os.path.join(d, sub)
+            if os.path.isfile(p):
+                return p
+    return None
+
+
+def main():
+    args = sys.argv[1:]
+    if args and args[0] == "--":
+        args = args[1:]
+    kernels = sorted(os.path.basename(p) for p in glob.glob(os.path.join(emubuild.KDIR, "*.cu")))
+    libs = [emubuild.build(k, sanitize=False, opt="-O2") for k in kernels]
+    # One folder holding both stand-ins under the names cudarc tries first. Not libcuda.so.1: NVRTC
+    # opens that one itself and expects the real driver's internals (it crashes on the stand-in).
+    lib_dir = os.path.join(BUILD, "lib")
+    os.makedirs(lib_dir, exist_ok=True)
+    for name, links in [("libcuda", ["libcuda.so"]), ("libcublasLt", ["libcublasLt.so", "libcublasLt.so.13"])]:
+        target = build_fake(name)
+        for link in links:
+            path = os.path.join(lib_dir, link)
+            if os.path.lexists(path):
+                os.remove(path)
+            os.symlink(target, path)
+    stale = os.path.join(lib_dir, "libcuda.so.1")
+    if os.path.lexists(stale):
+        os.remove(stale)
+    env = dict(os.environ)
+    env["LD_LIBRARY_PATH"] = lib_dir + (":" + env["LD_LIBRARY_PATH"] if env.get("LD_LIBRARY_PATH") else "")
+    env["OVIS_EMU_KERNEL_LIBS"] = ":".join(libs)
+    env["OVIS_CUDA_EMULATED"] = "1"
+    env.setdefault("OVIS_KERNEL_CACHE", os.path.join(BUILD, "kernel-cache"))
+    lib = nvrtc()
+    if lib:
+        env.setdefault("OVIS_NVRTC_LIB", lib)
+    if not args:
+        cmds = [
+            ["cargo", "test", "--release", "--manifest-path", os.path.join(NATIVE, "Cargo.toml"), "--test", "cuda_model_parity", "--", "--test-threads=1", "--nocapture"],
+            ["cargo", "test", "--release", "--manifest-path", os.path.join(NATIVE, "Cargo.toml"), "--test", "engine_server", "--", "--test-threads=1", "--nocapture", "cuda_"],
+        ]
+    else:
+        cmds = [args]
+    for cmd in cmds:
+        print("fakegpu:", " ".join(cmd), flush=True)
+        r = subprocess.run(cmd, env=env)
+        if r.returncode:
+            sys.exit(r.returncode)
+
+
+if __name__ == "__main__":
+    main()
