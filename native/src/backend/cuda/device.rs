@@ -53,7 +53,7 @@ impl Gpu {
         let arch = format!("{major}{minor}");
         let mut functions = HashMap::new();
         // Compiled (or read from the cache) in parallel, each file on its own thread with a large stack
-        // (NVRTC recurses deeply; rayon's 2 MiB worker stacks are not meant for it).
+        // (a compiler front end may recurse deeply; the default 2 MiB thread stack is no place for it).
         let cubins: Vec<Vec<u8>> = std::thread::scope(|scope| {
             let jobs: Vec<_> = FILES
                 .iter()
