@@ -8,7 +8,8 @@ the process) and the stand-ins libcuda.so and libcublasLt.so of this folder, the
 LD_LIBRARY_PATH pointing at them, OVIS_EMU_KERNEL_LIBS listing the kernel libraries, OVIS_NVRTC_LIB at
 the pip NVRTC (the engine still compiles every kernel with the real NVRTC), and OVIS_CUDA_EMULATED=1
 (tests skip what the emulation is too slow for: released-size models). With no command it runs the
-default set: the CUDA model parity tests and the engine's CUDA serving test.
+default set: the CUDA model parity tests and the engine's CUDA serving test (about 11 minutes on 2
+cores); `--quick` runs the serving test, the kept-session and the grown-cache tests (under a minute, in `npm test`).
 """
 import glob
 import hashlib
@@ -51,6 +52,9 @@ def nvrtc():
 
 def main():
     args = sys.argv[1:]
+    quick = bool(args) and args[0] == "--quick"
+    if quick:
+        args = args[1:]
     if args and args[0] == "--":
         args = args[1:]
     kernels = sorted(os.path.basename(p) for p in glob.glob(os.path.join(emubuild.KDIR, "*.cu")))
@@ -78,9 +82,10 @@ def main():
     if lib:
         env.setdefault("OVIS_NVRTC_LIB", lib)
     if not args:
+        test = ["cargo", "test", "--release", "--manifest-path", os.path.join(NATIVE, "Cargo.toml"), "--test"]
         cmds = [
-            ["cargo", "test", "--release", "--manifest-path", os.path.join(NATIVE, "Cargo.toml"), "--test", "cuda_model_parity", "--", "--test-threads=1", "--nocapture"],
-            ["cargo", "test", "--release", "--manifest-path", os.path.join(NATIVE, "Cargo.toml"), "--test", "engine_server", "--", "--test-threads=1", "--nocapture", "cuda_"],
+            test + ["engine_server", "--", "--test-threads=1", "--nocapture", "cuda_"],
+            test + ["cuda_model_parity", "--", "--test-threads=1", "--nocapture"] + (["kept_session", "grown"] if quick else []),
         ]
     else:
         cmds = [args]
