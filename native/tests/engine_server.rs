@@ -306,3 +306,26 @@ fn cuda_serves_the_same_first_tokens_as_the_cpu() {
     };
     assert_eq!(run_on("cuda"), run_on("cpu"));
 }
+
+/// On the GPU a bad request (keep beyond the session, an out-of-vocabulary id, pixels that do not match
+/// the grid) fails alone with an error frame, and the next request is served. Skips without a GPU.
+#[test]
+fn cuda_survives_bad_requests() {
+    if !matches!(&ovis_engine::backend::cuda::probe::probe().result, Ok(g) if !g.is_empty()) {
+        eprintln!("SKIPPED cuda_survives_bad_requests: no CUDA GPU on this machine");
+        return;
+    }
+    let ids = [151644, 872, 198, 9707, 151645, 198, 151644, 77091, 198];
+    let mut input = hello();
+    input.extend(load_on(1, &fixture(), "cuda"));
+    input.extend(generate_in(2, "a", 5, &ids, 1)); // keep 5 of an empty session
+    input.extend(generate_in(3, "a", 0, &[999_999], 1)); // outside the vocabulary
+    input.extend(generate_media(4, "b", 0, &[-301, -300, -302], &[0.5; 10], 1, vec![])); // 10 pixel values for a 2×2 grid
+    input.extend(generate_in(5, "a", 0, &ids, 2));
+    let (status, frames) = run(input);
+    assert_eq!(status, 0);
+    for id in [2, 3, 4] {
+        assert!(frames.iter().any(|f| f.0 == kind::ERROR && f.1["id"] == id), "request {id} should fail: {frames:?}");
+    }
+    assert_eq!(tokens_of(&frames, 5).len(), 2, "the engine serves the next request: {frames:?}");
+}
