@@ -9,7 +9,7 @@ LD_LIBRARY_PATH pointing at them, OVIS_EMU_KERNEL_LIBS listing the kernel librar
 the pip NVRTC (the engine still compiles every kernel with the real NVRTC), and OVIS_CUDA_EMULATED=1
 (tests skip what the emulation is too slow for: released-size models). With no command it runs the
 default set: the CUDA model parity tests and the engine's CUDA serving test (about 11 minutes on 2
-cores); `--quick` runs the serving test, the kept-session and the grown-cache tests (under a minute, in `npm test`).
+cores); `--quick` runs the serving tests, the kept-session, grown-cache and reduced synthetic-2B tests (about a minute, in `npm test`).
 """
 import glob
 import hashlib
@@ -85,7 +85,7 @@ def main():
         test = ["cargo", "test", "--release", "--manifest-path", os.path.join(NATIVE, "Cargo.toml"), "--test"]
         cmds = [
             test + ["engine_server", "--", "--test-threads=1", "--nocapture", "cuda_"],
-            test + ["cuda_model_parity", "--", "--test-threads=1", "--nocapture"] + (["kept_session", "grown"] if quick else []),
+            test + ["cuda_model_parity", "--", "--test-threads=1", "--nocapture"] + (["kept_session", "grown", "synthetic"] if quick else []),
         ]
     else:
         cmds = [args]
