@@ -9,13 +9,13 @@
 //
 // The decode step's fused forms: the elementwise step before a projection is done while x is staged
 // (every block recomputes it: one token's row is a few KB, read from L2), which saves a launch and a
-// round trip through memory per fusion. Numerics equal the unfused kernels'.
+// round trip through memory per fusion. Numerics equal the unfused kernels'. Not for the lm_head: its
+// 19 k blocks would each redo the final norm, so it stays rmsnorm + gemv_logits_f32.
 // gemv_rmsnorm_bf16  s = bf16(h + delta) (delta null: s = h), x = bf16(w ⊙ bf16(s·rsqrt(mean(s²) + eps)))
 //   (rmsnorm_residual_bf16 / rmsnorm_bf16), y = bf16(W·x); block 0 also writes s to h_out (when not
 //   null), which must not alias h: the other blocks are still reading h. h, delta, w, h_out [k].
 // gemv_swiglu_bf16  x[i] = bf16(bf16(silu(g_i))·u_i) with g = gu[i], u = gu[k + i] (swiglu_bf16),
 //   y = bf16(W·x); gu [2k].
-// gemv_rmsnorm_logits_f32  the final norm + lm_head: x as gemv_rmsnorm_bf16, y f32 unrounded.
 // Launch (all): grid ceil(n / 8), block 256, dynamic shared memory 2·k bytes; k % 8 == 0.
 // Launch: grid ceil(n / 8), block 256 (8 warps, one output row per warp), dynamic shared memory 2·k
 // bytes (x is staged once per block). Each lane streams 16-byte vectors of its row with up to 8 loads
@@ -123,18 +123,6 @@ gemv_rmsnorm_bf16(const bf16* __restrict__ W, const bf16* h, const bf16* delta, 
     if (row >= n) return;
     const float acc = gemv_row(W, xs, row, k);
     if ((threadIdx.x & 31) == 0) y[row] = f2bf(acc);
-}
-
-extern "C" __global__ void __launch_bounds__(GEMV_WARPS * 32)
-gemv_rmsnorm_logits_f32(const bf16* __restrict__ W, const bf16* h, const bf16* delta, const bf16* __restrict__ w, float* __restrict__ y, int n,
-                        int k, float eps) {
-    extern __shared__ uint4 xs[];  // [k / 8]
-    __shared__ float scratch[32];
-    stage_rmsnorm(h, delta, w, nullptr, xs, k, eps, scratch);
-    const int row = blockIdx.x * GEMV_WARPS + (threadIdx.x >> 5);
-    if (row >= n) return;
-    const float acc = gemv_row(W, xs, row, k);
-    if ((threadIdx.x & 31) == 0) y[row] = acc;
 }
 
 extern "C" __global__ void __launch_bounds__(GEMV_WARPS * 32)

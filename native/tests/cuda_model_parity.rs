@@ -2,7 +2,8 @@
 //! with cosine > 0.999 to the reference and the same greedy ids wherever the top-2 gap exceeds 0.05;
 //! on a synthetic 2B-shaped model, CUDA and CPU last-position logits for a short prompt with one small
 //! image agree with cosine > 0.99). Without a GPU each test prints SKIPPED and passes; on a GPU
-//! machine scripts/gpu-check.sh runs them. NOT YET RUN ON A GPU (written without one).
+//! machine scripts/gpu-check.sh runs them, and the fake GPU (native/tests/emu/fakegpu) runs them on
+//! the CPU. NOT YET RUN ON A REAL GPU.
 mod common;
 use common::*;
 use ovis_engine::backend::cuda::model::CudaOvis;

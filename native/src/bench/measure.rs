@@ -109,28 +109,47 @@ pub fn measure(model: &OvisModel, args: &BenchArgs, backend: &str, device: &str)
     }
     let decode_ms = median(steps);
 
-    let bytes = decode_weight_bytes(&model.cfg.llm);
-    let peak = peak_rss_bytes();
     let (read_bw, copy_bw) = super::measure_bandwidth::bandwidth();
-    Ok(json!({
+    let figures = Figures { images, prompt_tokens: prompt.len(), prefill_ms, decode_ms, peak_memory_bytes: peak_rss_bytes(), read_bw, copy_bw };
+    Ok(report(args, backend, device, &model.cfg.llm, figures))
+}
+
+/// What a backend measured; `report` turns it into the JSON that both backends print.
+pub(super) struct Figures {
+    pub images: Vec<serde_json::Value>,
+    pub prompt_tokens: usize,
+    pub prefill_ms: f64,
+    /// Median ms per decoded token after a 32-token prompt.
+    pub decode_ms: f64,
+    pub peak_memory_bytes: u64,
+    /// Bytes/s the floor divides by (CPU: measured reads; GPU: device copy, read + written), and the
+    /// copy bandwidth.
+    pub read_bw: f64,
+    pub copy_bw: f64,
+}
+
+/// The benchmark's JSON report (src/cli/bench.ts formats it).
+pub(super) fn report(args: &BenchArgs, backend: &str, device: &str, llm: &crate::model::config::LlmConfig, f: Figures) -> serde_json::Value {
+    let bytes = decode_weight_bytes(llm);
+    json!({
         "model": args.model.clone().unwrap_or_else(|| format!("synthetic {}", args.synthetic.clone().unwrap_or_default())),
         "backend": backend,
         "device": device,
         "threads": rayon::current_num_threads(),
-        "images": images,
-        "prefill": { "tokens": prompt.len(), "ms": prefill_ms, "tokens_per_s": prompt.len() as f64 / prefill_ms * 1e3 },
-        "decode": { "ms_per_token": decode_ms, "tokens_per_s": 1e3 / decode_ms, "context": 32, "tokens": args.decode_tokens },
-        "peak_memory_bytes": peak,
-        "floor": { "weight_bytes_per_token": bytes, "read_bandwidth_bytes_per_s": read_bw, "copy_bandwidth_bytes_per_s": copy_bw, "decode_ms_per_token": bytes as f64 / read_bw * 1e3 },
+        "images": f.images,
+        "prefill": { "tokens": f.prompt_tokens, "ms": f.prefill_ms, "tokens_per_s": f.prompt_tokens as f64 / f.prefill_ms * 1e3 },
+        "decode": { "ms_per_token": f.decode_ms, "tokens_per_s": 1e3 / f.decode_ms, "context": 32, "tokens": args.decode_tokens },
+        "peak_memory_bytes": f.peak_memory_bytes,
+        "floor": { "weight_bytes_per_token": bytes, "read_bandwidth_bytes_per_s": f.read_bw, "copy_bandwidth_bytes_per_s": f.copy_bw, "decode_ms_per_token": bytes as f64 / f.read_bw * 1e3 },
         "repeats": args.repeats,
         "warmup": args.warmup,
         "version": env!("CARGO_PKG_VERSION"),
-    }))
+    })
 }
 
 /// Bytes a decode step must read (model-spec.md §9): every decoder layer, the final norm, and the
 /// output matrix (the tied embedding for 2B); the embedding lookup itself is one row.
-pub(super) fn decode_weight_bytes(c: &crate::model::config::LlmConfig) -> u64 {
+fn decode_weight_bytes(c: &crate::model::config::LlmConfig) -> u64 {
     let per_layer = (c.heads * c.head_dim * c.hidden * 2 + c.kv_heads * c.head_dim * c.hidden * 2 + 3 * c.hidden * c.intermediate + 2 * c.hidden + 2 * c.head_dim) as u64;
     2 * (per_layer * c.layers as u64 + c.hidden as u64 + (c.vocab * c.hidden) as u64)
 }

@@ -2,7 +2,7 @@
 //! (measure.rs). Every timed section ends with the host holding its result (the sampled id is copied
 //! back, or the stream is synchronised), so the times are what a user waits, not launch times.
 //! Decode is the captured graph replayed per token, each step copying its id back as generation does.
-use super::measure::{decode_weight_bytes, image_prompt, median, pixels, text_ids, timed};
+use super::measure::{image_prompt, median, pixels, report, text_ids, timed, Figures};
 use super::BenchArgs;
 use crate::backend::cuda::device::{device_err, Gpu};
 use crate::backend::cuda::model::CudaOvis;
@@ -103,20 +103,7 @@ pub fn measure(m: &CudaOvis, args: &BenchArgs, backend: &str, device: &str) -> R
     peak = peak.max(used(g)?);
     drop(session);
 
-    let bytes = decode_weight_bytes(c);
     let bw = copy_bandwidth(g)?;
-    Ok(json!({
-        "model": args.model.clone().unwrap_or_else(|| format!("synthetic {}", args.synthetic.clone().unwrap_or_default())),
-        "backend": backend,
-        "device": device,
-        "threads": rayon::current_num_threads(),
-        "images": images,
-        "prefill": { "tokens": prompt.len(), "ms": prefill_ms, "tokens_per_s": prompt.len() as f64 / prefill_ms * 1e3 },
-        "decode": { "ms_per_token": decode_ms, "tokens_per_s": 1e3 / decode_ms, "context": 32, "tokens": args.decode_tokens },
-        "peak_memory_bytes": peak,
-        "floor": { "weight_bytes_per_token": bytes, "read_bandwidth_bytes_per_s": bw, "copy_bandwidth_bytes_per_s": bw, "decode_ms_per_token": bytes as f64 / bw * 1e3 },
-        "repeats": args.repeats,
-        "warmup": args.warmup,
-        "version": env!("CARGO_PKG_VERSION"),
-    }))
+    let figures = Figures { images, prompt_tokens: prompt.len(), prefill_ms, decode_ms, peak_memory_bytes: peak, read_bw: bw, copy_bw: bw };
+    Ok(report(args, backend, device, c, figures))
 }

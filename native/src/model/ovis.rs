@@ -1,6 +1,6 @@
 //! The whole Ovis2.5 model: Qwen3 decoder, vision encoder, visual head + VTE, loaded from one directory.
 use crate::error::{model_err, Result};
-use crate::model::config::ModelConfig;
+use crate::model::config::{LlmConfig, ModelConfig};
 use crate::model::qwen3::Qwen3;
 use crate::model::vision::VisionEncoder;
 use crate::model::visual_head::VisualHead;
@@ -62,15 +62,27 @@ pub fn model_size(cfg: &ModelConfig, source: &WeightSource) -> (u64, u64) {
     if let Some(sizes) = source.stored_size() {
         return sizes;
     }
-    let (l, v) = (&cfg.llm, &cfg.vit);
-    let per_layer = 2 * l.hidden + 2 * l.head_dim + (l.heads + 2 * l.kv_heads) * l.head_dim * l.hidden + l.hidden * l.heads * l.head_dim + 3 * l.intermediate * l.hidden;
-    let llm = l.vocab * l.hidden * if l.tie_embeddings { 1 } else { 2 } + l.hidden + l.layers * per_layer;
-    let vit = v.hidden * v.channels * v.patch * v.patch + v.hidden + (v.image_size / v.patch).pow(2) * v.hidden
-        + v.layers * (4 * (v.hidden * v.hidden + v.hidden) + 2 * v.hidden * v.intermediate + v.intermediate + v.hidden + 4 * v.hidden)
-        + 2 * v.hidden;
-    let head = (cfg.visual_vocab - 4) * (v.hidden_stride * v.hidden_stride * v.hidden + 2) + cfg.visual_vocab * l.hidden;
-    let params = (llm + vit + head) as u64;
+    // + the ViT's post_layernorm (stored and validated, never applied: trap 1).
+    let params = llm_params(&cfg.llm) + vision_params(cfg) + 2 * cfg.vit.hidden as u64;
     (params, 2 * params)
+}
+
+/// Parameters of the Qwen3 decoder: embedding (and lm_head when untied), layers, final norm.
+pub fn llm_params(l: &LlmConfig) -> u64 {
+    let (h, qd, kvd) = (l.hidden, l.heads * l.head_dim, l.kv_heads * l.head_dim);
+    let per_layer = 2 * h + 2 * l.head_dim + (qd + 2 * kvd) * h + h * qd + 3 * l.intermediate * h;
+    (l.vocab * h * if l.tie_embeddings { 1 } else { 2 } + h + l.layers * per_layer) as u64
+}
+
+/// Parameters the vision path uses: the ViT (patch embedding, position table, layers; not the unused
+/// post_layernorm), the visual head and the VTE.
+pub fn vision_params(cfg: &ModelConfig) -> u64 {
+    let v = &cfg.vit;
+    let (d, i) = (v.hidden, v.intermediate);
+    let per_layer = 4 * (d * d + d) + 2 * d * i + i + d + 4 * d;
+    let vit = d * v.channels * v.patch * v.patch + d + (v.image_size / v.patch).pow(2) * d + v.layers * per_layer;
+    let head = (cfg.visual_vocab - 4) * (v.hidden_stride * v.hidden_stride * d + 2) + cfg.visual_vocab * cfg.llm.hidden;
+    (vit + head) as u64
 }
 
 /// The `info` object of `model_loaded` for a model of `cfg` on `backend`/`device`.

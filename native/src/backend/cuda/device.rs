@@ -6,6 +6,7 @@
 use super::kernels::{self, FILES};
 use super::probe::{probe, GpuInfo};
 use crate::error::{EngineError, Result};
+use crate::model::weights::WeightRef;
 use cudarc::driver::{result, CudaContext, CudaFunction, CudaSlice, CudaStream, DevicePtr, DeviceRepr, ValidAsZeroBits};
 use std::ffi::c_void;
 use std::collections::HashMap;
@@ -107,6 +108,23 @@ impl Gpu {
     /// Copies host data into a new device buffer.
     pub fn upload<T: DeviceRepr>(&self, data: &[T]) -> Result<CudaSlice<T>> {
         self.stream.clone_htod(data).map_err(|e| device_err(&format!("cannot copy {:.3} GiB to the GPU", gib(std::mem::size_of_val(data) as u64)), e))
+    }
+
+    /// Uploads the bf16 tensors `parts` (full name, shape; read through `get`, which checks them)
+    /// concatenated in order into one buffer: one tensor, or a fused matrix such as q|k|v.
+    pub fn upload_tensors(&self, parts: &[(String, Vec<usize>)], get: &mut dyn FnMut(&str, &[usize]) -> Result<WeightRef>) -> Result<CudaSlice<u16>> {
+        let total: usize = parts.iter().map(|(_, s)| s.iter().product::<usize>()).sum();
+        let mut buf = self.zeros::<u16>(total)?;
+        let mut at = 0;
+        for (name, shape) in parts {
+            let w = get(name, shape)?;
+            let d = w.data();
+            // SAFETY: half::bf16 is a transparent u16.
+            let bits = unsafe { std::slice::from_raw_parts(d.as_ptr() as *const u16, d.len()) };
+            self.upload_at(bits, &mut buf, at)?;
+            at += d.len();
+        }
+        Ok(buf)
     }
 
     /// Copies host data into `dst` starting at element `offset`.

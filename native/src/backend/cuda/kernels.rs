@@ -27,7 +27,7 @@ pub const FILES: &[KernelFile] = &[
     kernel_file!("embedding.cu", ["embedding_gather_bf16", "merge_rows_bf16", "advance_position_i32"]),
     kernel_file!("vision.cu", ["vision_rope2d_bf16", "pos_embed_bicubic_bf16"]),
     kernel_file!("softmax.cu", ["softmax_rows_bf16"]),
-    kernel_file!("gemv.cu", ["gemv_bf16", "gemv_logits_f32", "gemv_rmsnorm_bf16", "gemv_rmsnorm_logits_f32", "gemv_swiglu_bf16"]),
+    kernel_file!("gemv.cu", ["gemv_bf16", "gemv_logits_f32", "gemv_rmsnorm_bf16", "gemv_swiglu_bf16"]),
     kernel_file!(
         "decode_attention.cu",
         [

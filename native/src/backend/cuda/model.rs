@@ -8,14 +8,13 @@ use super::device::{gib, Gpu};
 use super::qwen3::{self, CudaQwen3, Session};
 use super::sampling::{SampleParams, SampleResult};
 use super::vision::{self, CudaVision};
-use crate::error::{EngineError, Result};
+use crate::error::Result;
 use crate::generate::run::{check, drive, ms, Runner};
 use crate::generate::sampler::{Rng, Sampled};
 use crate::model::config::ModelConfig;
-use crate::model::merge::ATOM_ID;
+use crate::model::merge::{row_sources, RowSource};
 use crate::model::ovis::{model_info, model_size};
 use crate::model::source::WeightSource;
-use crate::model::visual_head::INDICATOR_IDS;
 use crate::protocol::{Done, Generate, Timings, Token};
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
@@ -102,25 +101,19 @@ impl CudaOvis {
         drive(&mut runner, req, ids, pixels, max_pos, cancel, emit)
     }
 
-    /// The input-row sources of `ids` for `merge_rows`: text ids from embed_tokens, indicators from the
-    /// VTE's last 4 rows, the j-th atom from visual row `row_of_atom[j]`.
+    /// The input-row sources of `ids` for `merge_rows` ({table, row}: 0 embed_tokens, 1 the VTE, 2 the
+    /// visual rows); the j-th atom takes visual row `row_of_atom[j]`.
     pub fn row_sources(&self, ids: &[i32], row_of_atom: &[i32]) -> Result<Vec<[i32; 2]>> {
         let vv = self.cfg.visual_vocab as i32;
-        let mut atom = 0;
-        ids.iter()
-            .map(|&id| {
-                if id >= 0 {
-                    Ok([0, id])
-                } else if id == ATOM_ID {
-                    let row = *row_of_atom.get(atom).ok_or_else(|| EngineError::BadRequest(format!("the prompt has more visual atoms than the media give ({})", row_of_atom.len())))?;
-                    atom += 1;
-                    Ok([2, row])
-                } else {
-                    let i = INDICATOR_IDS.iter().position(|&x| x == id).ok_or_else(|| EngineError::BadRequest(format!("token id {id} is not a token, atom or indicator")))?;
-                    Ok([1, vv - 4 + i as i32])
-                }
+        let sources = row_sources(ids, row_of_atom.len())?;
+        Ok(sources
+            .into_iter()
+            .map(|src| match src {
+                RowSource::Text(t) => [0, t as i32],
+                RowSource::Indicator(i) => [1, vv - 4 + i as i32],
+                RowSource::Visual(a) => [2, row_of_atom[a]],
             })
-            .collect()
+            .collect())
     }
 }
 

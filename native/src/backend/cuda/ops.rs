@@ -193,12 +193,6 @@ pub fn gemv_rmsnorm(g: &Gpu, wm: DPtr, h: DPtr, delta: DPtr, norm: DPtr, h_out: 
     g.launch("gemv_rmsnorm_bf16", (blocks(n, 8), 1, 1), 256, (2 * k) as u32, &mut args![wm, h, delta, norm, h_out, y, nn, kk, eps])
 }
 
-/// The final norm + lm_head: logits [n] f32 = W [n, k] · rmsnorm(bf16(h + delta))·w.
-pub fn gemv_rmsnorm_logits(g: &Gpu, wm: DPtr, h: DPtr, delta: DPtr, norm: DPtr, y: DPtr, n: usize, k: usize, eps: f32) -> Result<()> {
-    let (nn, kk) = (n as i32, k as i32);
-    g.launch("gemv_rmsnorm_logits_f32", (blocks(n, 8), 1, 1), 256, (2 * k) as u32, &mut args![wm, h, delta, norm, y, nn, kk, eps])
-}
-
 /// The MLP's down projection with SwiGLU fused: y [n] = W [n, k] · swiglu(gu [2k]).
 pub fn gemv_swiglu(g: &Gpu, wm: DPtr, gu: DPtr, y: DPtr, n: usize, k: usize) -> Result<()> {
     let (nn, kk) = (n as i32, k as i32);

@@ -45,12 +45,6 @@ pub struct CudaQwen3 {
     inv_freq: CudaSlice<f32>,
 }
 
-fn bits(w: &WeightRef) -> &[u16] {
-    let d = w.data();
-    // SAFETY: half::bf16 is a transparent u16.
-    unsafe { std::slice::from_raw_parts(d.as_ptr() as *const u16, d.len()) }
-}
-
 /// Bytes of device memory a session's KV cache of `positions` needs (K and V, bf16).
 pub fn kv_bytes(c: &LlmConfig, positions: usize) -> u64 {
     (2 * c.layers * c.kv_heads * c.head_dim * positions * 2) as u64
@@ -58,9 +52,7 @@ pub fn kv_bytes(c: &LlmConfig, positions: usize) -> u64 {
 
 /// Bytes of the decoder's weights on the device (bf16).
 pub fn weight_bytes(c: &LlmConfig) -> u64 {
-    let (h, qd, kvd, i) = (c.hidden, c.heads * c.head_dim, c.kv_heads * c.head_dim, c.intermediate);
-    let per_layer = 2 * h + 2 * c.head_dim + (qd + 2 * kvd) * h + h * qd + 3 * i * h;
-    2 * (c.vocab * h * if c.tie_embeddings { 1 } else { 2 } + h + c.layers * per_layer) as u64
+    2 * crate::model::ovis::llm_params(c)
 }
 
 /// Bytes of one session's working buffers besides its KV cache (activations of a prefill chunk,
@@ -77,17 +69,7 @@ impl CudaQwen3 {
         super::ops::check_llm_head_dim(cfg.head_dim)?;
         let hd = cfg.head_dim;
         let (h, qd, kvd, i, v) = (cfg.hidden, cfg.heads * hd, cfg.kv_heads * hd, cfg.intermediate, cfg.vocab);
-        let mut fused = |names: &[(String, Vec<usize>)]| -> Result<Buf> {
-            let total: usize = names.iter().map(|(_, s)| s.iter().product::<usize>()).sum();
-            let mut buf = gpu.zeros::<u16>(total)?;
-            let mut at = 0;
-            for (n, s) in names {
-                let w = get(n, s)?;
-                gpu.upload_at(bits(&w), &mut buf, at)?;
-                at += w.data().len();
-            }
-            Ok(buf)
-        };
+        let mut fused = |parts: &[(String, Vec<usize>)]| gpu.upload_tensors(parts, &mut get);
         let one = |n: String, s: Vec<usize>| vec![(n, s)];
         let embed = fused(&one("llm.model.embed_tokens.weight".into(), vec![v, h]))?;
         let mut layers = Vec::with_capacity(cfg.layers);
@@ -191,8 +173,14 @@ impl CudaQwen3 {
             ops::gemv_swiglu(g, p(&l.down), gu, delta, h, i)?;
             pending = true;
         }
+        // The final norm stays its own launch: fused, each of the lm_head's V/8 blocks would redo it.
+        if pending {
+            ops::rmsnorm_residual(g, cur, delta, p(&self.norm), spare, 1, h, eps)?;
+        } else {
+            ops::rmsnorm(g, cur, p(&self.norm), spare, 1, h, eps)?;
+        }
         let head = self.lm_head.as_ref().unwrap_or(&self.embed);
-        ops::gemv_rmsnorm_logits(g, p(head), cur, if pending { delta } else { 0 }, p(&self.norm), ptr(&s.logits, &g.stream), c.vocab, h, eps)?;
+        ops::gemv_logits(g, p(head), spare, ptr(&s.logits, &g.stream), c.vocab, h)?;
         ops::advance_position(g, pos, 1)
     }
 

@@ -43,37 +43,34 @@ struct Work {
     ints: Vec<Option<CudaSlice<i32>>>,
 }
 
+/// Slot `slot` of `slots`, holding at least `len` elements (reallocated only when too small).
+fn grown<'a, T: cudarc::driver::DeviceRepr + cudarc::driver::ValidAsZeroBits>(g: &Gpu, slots: &'a mut Vec<Option<CudaSlice<T>>>, slot: usize, len: usize) -> Result<&'a mut CudaSlice<T>> {
+    if slots.len() <= slot {
+        slots.resize_with(slot + 1, || None);
+    }
+    if slots[slot].as_ref().is_none_or(|b| b.len() < len) {
+        slots[slot] = None; // free first: the old and new buffers need not fit together
+        slots[slot] = Some(g.zeros::<T>(len)?);
+    }
+    Ok(slots[slot].as_mut().expect("set above"))
+}
+
 impl Work {
-    /// Buffer `slot` with at least `len` elements (reallocated only when too small).
+    /// Buffer `slot` with at least `len` elements.
     fn buf(&mut self, g: &Gpu, slot: usize, len: usize) -> Result<DPtr> {
-        if self.bufs.len() <= slot {
-            self.bufs.resize_with(slot + 1, || None);
-        }
-        if self.bufs[slot].as_ref().is_none_or(|b| b.len() < len) {
-            self.bufs[slot] = None; // free first: the old and new buffers need not fit together
-            self.bufs[slot] = Some(g.zeros::<u16>(len)?);
-        }
-        Ok(ptr(self.bufs[slot].as_ref().expect("set above"), &g.stream))
+        Ok(ptr(grown(g, &mut self.bufs, slot, len)?, &g.stream))
     }
 
-    /// Uploads `data` into int slot `slot` (grown as needed); returns its address.
+    /// Uploads `data` into int slot `slot`; returns its address.
     fn ints(&mut self, g: &Gpu, slot: usize, data: &[i32]) -> Result<DPtr> {
-        if self.ints.len() <= slot {
-            self.ints.resize_with(slot + 1, || None);
-        }
-        if self.ints[slot].as_ref().is_none_or(|b| b.len() < data.len()) {
-            self.ints[slot] = None;
-            self.ints[slot] = Some(g.zeros::<i32>(data.len())?);
-        }
-        let dst = self.ints[slot].as_mut().expect("set above");
+        let dst = grown(g, &mut self.ints, slot, data.len())?;
         g.upload_at(data, dst, 0)?;
         Ok(ptr(dst, &g.stream))
     }
 
-    /// Uploads bf16 bits into buffer `slot`.
+    /// Uploads bf16 bits into buffer `slot`; returns its address.
     fn upload(&mut self, g: &Gpu, slot: usize, data: &[u16]) -> Result<DPtr> {
-        self.buf(g, slot, data.len())?;
-        let dst = self.bufs[slot].as_mut().expect("allocated by buf");
+        let dst = grown(g, &mut self.bufs, slot, data.len())?;
         g.upload_at(data, dst, 0)?;
         Ok(ptr(dst, &g.stream))
     }
@@ -118,20 +115,9 @@ pub struct VisualEmbeds<'a> {
     _work: std::sync::MutexGuard<'a, Work>,
 }
 
-fn bits(w: &WeightRef) -> &[u16] {
-    let d = w.data();
-    // SAFETY: half::bf16 is a transparent u16.
-    unsafe { std::slice::from_raw_parts(d.as_ptr() as *const u16, d.len()) }
-}
-
 /// Bytes of the ViT, head and VTE weights on the device (bf16).
 pub fn weight_bytes(cfg: &ModelConfig) -> u64 {
-    let v = &cfg.vit;
-    let (d, i, pd, s2) = (v.hidden, v.intermediate, v.channels * v.patch * v.patch, v.hidden_stride * v.hidden_stride);
-    let per_layer = 4 * d + 3 * d * d + 3 * d + d * d + d + i * d + i + d * i + d;
-    let vit = d * pd + d + (v.image_size / v.patch).pow(2) * d + v.layers * per_layer;
-    let head = (cfg.visual_vocab - 4) * (s2 * d + 2) + cfg.visual_vocab * cfg.llm.hidden;
-    2 * (vit + head) as u64
+    2 * crate::model::ovis::vision_params(cfg)
 }
 
 /// Bytes of device memory one encode of `patches` patches needs (activations, head logits and probabilities).
@@ -153,17 +139,7 @@ impl CudaVision {
         // Validated like the CPU loader does (present in every checkpoint), never applied (§4.7, trap 1).
         get(&format!("{VIT_PREFIX}post_layernorm.weight"), &[d])?;
         get(&format!("{VIT_PREFIX}post_layernorm.bias"), &[d])?;
-        let mut up = |parts: &[(String, Vec<usize>)]| -> Result<Buf> {
-            let total: usize = parts.iter().map(|(_, s)| s.iter().product::<usize>()).sum();
-            let mut buf = g.zeros::<u16>(total)?;
-            let mut at = 0;
-            for (name, shape) in parts {
-                let w = get(name, shape)?;
-                g.upload_at(bits(&w), &mut buf, at)?;
-                at += w.data().len();
-            }
-            Ok(buf)
-        };
+        let mut up = |parts: &[(String, Vec<usize>)]| g.upload_tensors(parts, &mut get);
         let vit = |n: &str| format!("{VIT_PREFIX}{n}");
         let one = |n: String, s: Vec<usize>| vec![(n, s)];
         let patch = (up(&one(vit("embeddings.patch_embedding.weight"), vec![d, c, p, p]))?, up(&one(vit("embeddings.patch_embedding.bias"), vec![d]))?);
@@ -296,11 +272,6 @@ impl CudaVision {
     /// for parity tests.
     pub fn last_features(&self, g: &Gpu, n: usize) -> Result<Vec<f32>> {
         self.download(g, X, n * self.cfg.vit.hidden)
-    }
-
-    /// The last encode's head probabilities [M, V], for parity tests.
-    pub fn last_probabilities(&self, g: &Gpu, cells: usize) -> Result<Vec<f32>> {
-        self.download(g, PROBS, cells * self.cfg.visual_vocab)
     }
 
     fn download(&self, g: &Gpu, slot: usize, len: usize) -> Result<Vec<f32>> {

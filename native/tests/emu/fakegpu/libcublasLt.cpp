@@ -5,7 +5,7 @@
 //   op(X) = X or Xᵀ by TRANSA/TRANSB; a layout (type, rows, cols, ld) holds element (i, j) at i + j·ld.
 // Types: bf16 matrices and bias (CUDA_R_16BF = 14), f32 compute and scale; the result rounded to bf16
 // once (round to nearest even). Anything else is refused, so an unexpected use shows up as an error.
-#include <cmath>
+#include "bf16.h"
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -28,19 +28,6 @@ struct Layout {
     int64_t ld;
 };
 
-float bf(uint16_t b) {
-    uint32_t u = (uint32_t)b << 16;
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
-uint16_t to_bf(float f) {
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    if (std::isnan(f)) return 0x7fc0;
-    u += 0x7fff + ((u >> 16) & 1);
-    return (uint16_t)(u >> 16);
-}
 // Element (i, j) of op(X) for X in layout l.
 float at(const uint16_t* x, const Layout& l, bool trans, uint64_t i, uint64_t j) {
     return trans ? bf(x[j + i * l.ld]) : bf(x[i + j * l.ld]);

@@ -9,10 +9,10 @@
 // machine without a GPU, on the tiny fixture, against the reference. It checks the host-side
 // orchestration; the kernels' own numerics are those of the emulator (see ../README.md).
 #include <dlfcn.h>
+#include "bf16.h"
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <cmath>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -69,18 +69,6 @@ std::vector<void*>& libs() {
     return l;
 }
 
-float bf(uint16_t b) {
-    uint32_t u = (uint32_t)b << 16;
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
-uint16_t to_bf(float f) {
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    u += 0x7fff + ((u >> 16) & 1);
-    return (uint16_t)(u >> 16);
-}
 template <typename T>
 T arg(const Node& n, int i) {
     T v;
@@ -88,40 +76,17 @@ T arg(const Node& n, int i) {
     return v;
 }
 
-// Native twins of the two lm_head kernels (151 936 rows: 19 k blocks of 256 emulated threads per call
-// would take tens of seconds). Same contract as gemv.cu; the kernels themselves are checked against
-// numpy, bit for bit against the unfused chain, by ../run.py. The f32 sum order differs (≈1e-7).
+// Native twin of the lm_head kernel (151 936 rows: 19 k blocks of 256 emulated threads per call would
+// take tens of seconds). Same contract as gemv.cu's gemv_logits_f32, which ../run.py checks against
+// numpy; only the f32 summation order differs (≈1e-7).
 bool native_twin(const Node& n) {
-    const bool logits = n.k->name == "gemv_logits_f32", fused = n.k->name == "gemv_rmsnorm_logits_f32";
-    if (!logits && !fused) return false;
-    const uint16_t* W = arg<const uint16_t*>(n, 0);
-    std::vector<float> x;
-    float* y;
-    int rows, k;
-    if (logits) {
-        const uint16_t* xv = arg<const uint16_t*>(n, 1);
-        y = arg<float*>(n, 2);
-        rows = arg<int>(n, 3);
-        k = arg<int>(n, 4);
-        for (int i = 0; i < k; i++) x.push_back(bf(xv[i]));
-    } else {
-        const uint16_t *h = arg<const uint16_t*>(n, 1), *d = arg<const uint16_t*>(n, 2), *w = arg<const uint16_t*>(n, 3);
-        y = arg<float*>(n, 4);
-        rows = arg<int>(n, 5);
-        k = arg<int>(n, 6);
-        const float eps = arg<float>(n, 7);
-        std::vector<float> s(k);
-        float ss = 0.f;
-        for (int i = 0; i < k; i++) {
-            s[i] = d ? bf(to_bf(bf(h[i]) + bf(d[i]))) : bf(h[i]);
-            ss += s[i] * s[i];
-        }
-        const float inv = 1.f / sqrtf(ss / k + eps);
-        for (int i = 0; i < k; i++) x.push_back(bf(to_bf(bf(w[i]) * bf(to_bf(s[i] * inv)))));
-    }
+    if (n.k->name != "gemv_logits_f32") return false;
+    const uint16_t *W = arg<const uint16_t*>(n, 0), *x = arg<const uint16_t*>(n, 1);
+    float* y = arg<float*>(n, 2);
+    const int rows = arg<int>(n, 3), k = arg<int>(n, 4);
     for (int j = 0; j < rows; j++) {
         float acc = 0.f;
-        for (int i = 0; i < k; i++) acc += bf(W[(size_t)j * k + i]) * x[i];
+        for (int i = 0; i < k; i++) acc += bf(W[(size_t)j * k + i]) * bf(x[i]);
         y[j] = acc;
     }
     return true;

@@ -8,8 +8,10 @@ the process) and the stand-ins libcuda.so and libcublasLt.so of this folder, the
 LD_LIBRARY_PATH pointing at them, OVIS_EMU_KERNEL_LIBS listing the kernel libraries, OVIS_NVRTC_LIB at
 the pip NVRTC (the engine still compiles every kernel with the real NVRTC), and OVIS_CUDA_EMULATED=1
 (tests skip what the emulation is too slow for: released-size models). With no command it runs the
-default set: the CUDA model parity tests and the engine's CUDA serving test (about 11 minutes on 2
-cores); `--quick` runs the serving tests, the kept-session, grown-cache and reduced synthetic-2B tests (about a minute, in `npm test`).
+default set: every kernel against its CPU twin (tests/cuda_parity.rs), the CUDA model parity tests
+and the engine's CUDA serving tests (about 13 minutes on 2 cores); `--quick` runs the kernel parity,
+the serving tests, and the kept-session, grown-cache and reduced synthetic-2B tests (about 2 minutes,
+in `npm test`).
 """
 import glob
 import hashlib
@@ -29,7 +31,7 @@ BUILD = os.path.join(EMU, ".build", "fakegpu")
 
 def build_fake(name):
     src = os.path.join(HERE, f"{name}.cpp")
-    tag = hashlib.sha256(open(src, "rb").read()).hexdigest()[:16]
+    tag = hashlib.sha256(open(src, "rb").read() + open(os.path.join(HERE, "bf16.h"), "rb").read()).hexdigest()[:16]
     out_dir = os.path.join(BUILD, tag)
     lib = os.path.join(out_dir, f"{name}.so")
     if not os.path.exists(lib):
@@ -84,6 +86,7 @@ def main():
     if not args:
         test = ["cargo", "test", "--release", "--manifest-path", os.path.join(NATIVE, "Cargo.toml"), "--test"]
         cmds = [
+            test + ["cuda_parity", "--", "--test-threads=1"],
             test + ["engine_server", "--", "--test-threads=1", "--nocapture", "cuda_"],
             test + ["cuda_model_parity", "--", "--test-threads=1", "--nocapture"] + (["kept_session", "grown", "synthetic"] if quick else []),
         ]
