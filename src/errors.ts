@@ -15,6 +15,8 @@ export const ExitCode = {
   engine: 5,
   /** Interrupted by the user (SIGINT); 128 + 2 as shells do. */
   interrupted: 130,
+  /** Asked to stop (SIGTERM): generation cancelled, output so far kept; 128 + 15. */
+  terminated: 143,
 } as const;
 
 export type ExitCodeName = keyof typeof ExitCode;
@@ -58,8 +60,8 @@ export class EngineError extends OvisError {
 export class InterruptedError extends OvisError {
   /** True when the output already says so (a `done` event with finish_reason "cancelled"). */
   readonly reported: boolean;
-  constructor(message = 'interrupted', reported = false) {
-    super('interrupted', 'interrupted', message);
+  constructor(message = 'interrupted', reported = false, signal: 'SIGINT' | 'SIGTERM' = 'SIGINT') {
+    super(signal === 'SIGTERM' ? 'terminated' : 'interrupted', signal === 'SIGTERM' ? 'terminated' : 'interrupted', message);
     this.reported = reported;
   }
 }

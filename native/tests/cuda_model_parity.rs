@@ -11,6 +11,7 @@ use ovis_engine::backend::cuda::probe;
 use ovis_engine::backend::cuda::sampling::SampleParams;
 use ovis_engine::bench::presets::preset_config;
 use ovis_engine::generate::kv_cache::KvCache;
+use ovis_engine::generate::run::Sink;
 use ovis_engine::model::merge::merge_embeddings;
 use ovis_engine::model::ovis::OvisModel;
 use ovis_engine::model::source::WeightSource;
@@ -98,7 +99,7 @@ fn fixture_logits_and_greedy_ids_match_the_reference() {
         };
         let mut session = m.new_session().unwrap();
         let mut got_ids = Vec::new();
-        let done = m.generate(&mut session, &req, &ids, &pixels, &AtomicBool::new(false), &mut |t| got_ids.push(t.token as i64)).expect("generate");
+        let done = m.generate(&mut session, &req, &ids, &pixels, &AtomicBool::new(false), Sink { token: &mut |t| got_ids.push(t.token as i64), progress: &mut |_| {} }).expect("generate");
         assert_eq!(done.completion_tokens, want_ids.len(), "{case}");
         assert_eq!(got_ids[..sure], want_ids[..sure], "{case}: greedy ids differ within the first {sure} steps (gaps > {GAP})");
         println!("{case:>10}: greedy ids equal for the {sure} steps with a top-2 gap over {GAP}");
@@ -129,9 +130,9 @@ fn kept_session_continues_like_a_fresh_prompt() {
         top_logprobs: 3,
     };
     let never = AtomicBool::new(false);
-    m.generate(&mut s, &req(0, head.len()), head, &[], &never, &mut |_| {}).unwrap();
+    m.generate(&mut s, &req(0, head.len()), head, &[], &never, Sink { token: &mut |_| {}, progress: &mut |_| {} }).unwrap();
     let mut first = None;
-    m.generate(&mut s, &req(head.len(), tail.len()), tail, &[], &never, &mut |t| first = Some(t)).unwrap();
+    m.generate(&mut s, &req(head.len(), tail.len()), tail, &[], &never, Sink { token: &mut |t| first = Some(t), progress: &mut |_| {} }).unwrap();
     let t = first.expect("one token");
     let best = whole.iter().enumerate().fold((0, f32::NEG_INFINITY), |b, (i, &v)| if v > b.1 { (i, v) } else { b }).0;
     assert_eq!(t.token as usize, best, "continued session picks the whole prompt's argmax");

@@ -1,12 +1,12 @@
-// The options of `ovis ask` (and later `ovis chat`): one definition for --help, parsing and checks.
+// The options of `ovis ask` and `ovis chat`: one definition for --help, parsing and checks.
 import { Command, Option } from 'commander';
 import { DEFAULT_MAX_INPUT_PIXELS } from '../media/decode-image.js';
 import { deviceOption, floatOption, intOption } from './options.js';
 
-export interface AskOptions {
+/** What `ask` and `chat` share: the model, thinking, sampling, media sizing, device. */
+export interface GenerationOptions {
   model?: string;
   system?: string;
-  messages?: string;
   think: boolean;
   thinkBudget?: number;
   maxNewTokens: number;
@@ -15,15 +15,28 @@ export interface AskOptions {
   topK?: number;
   repetitionPenalty?: number;
   seed?: number;
-  json: boolean;
-  topLogprobs: number;
   device: string;
-  attach: string[];
   minPixels: number;
   maxPixels?: number;
   frames: number;
   maxInputPixels: number;
   verbose: boolean;
+}
+
+export interface AskOptions extends GenerationOptions {
+  messages?: string;
+  json: boolean;
+  topLogprobs: number;
+  attach: string[];
+  each?: string;
+  format?: 'json' | 'text';
+  save?: string;
+  continue?: string;
+}
+
+export interface ChatOptions extends GenerationOptions {
+  load?: string;
+  save?: string;
 }
 
 const collect = (value: string, previous: string[]) => [...previous, value];
@@ -32,23 +45,31 @@ export function addGenerationOptions(cmd: Command): Command {
   return cmd
     .option('-m, --model <dir>', 'Ovis2.5 model directory (default: $OVIS_MODEL)')
     .option('-s, --system <text>', 'system prompt')
-    .option('--messages <file>', 'earlier turns as an OpenAI-style JSON array of {role, content} (media parts are files)')
-    .option('--think', 'let the model think first; thinking goes to stderr', false)
+    .option('--think', 'let the model think first (ask: thinking goes to stderr)', false)
     .option('--no-think', 'answer directly (default)')
-    .option('--think-budget <n>', 'think at most n tokens, then answer (implies --think)', intOption('--think-budget', 1, 40960))
-    .option('-n, --max-new-tokens <n>', 'most tokens to generate', intOption('--max-new-tokens', 1, 40960), 1024)
+    .option('--think-budget <n>', 'think at most n tokens, then answer (implies --think); the 24 tokens ovis appends to close the thinking do not count against -n', intOption('--think-budget', 1, 40960))
+    .option('-n, --max-new-tokens <n>', 'most tokens the model generates per answer, thinking included', intOption('--max-new-tokens', 1, 40960), 1024)
     .option('-t, --temperature <t>', "sampling temperature; 0 = greedy (default: the model's generation_config.json)", floatOption('--temperature', 0, 100))
     .option('--top-p <p>', 'nucleus sampling: keep the smallest set of tokens with this much probability', floatOption('--top-p', 0, 1, { minExclusive: true }))
     .option('--top-k <k>', 'keep the k most likely tokens; 0 = off', intOption('--top-k', 0, 1_000_000))
     .option('--repetition-penalty <r>', 'penalise tokens already generated; 1 = off (greedy default: 1)', floatOption('--repetition-penalty', 0, 100, { minExclusive: true }))
     .option('--seed <n>', 'random seed for reproducible sampling', intOption('--seed', 0, 2 ** 53 - 1))
-    .option('-a, --attach <file>', "attach an image or video ('-' reads an image from stdin); repeatable", collect, [])
     .option('--min-pixels <n>', 'smallest resized image area in pixels', intOption('--min-pixels', 1), 448 * 448)
     .option('--max-pixels <n>', 'largest resized image area (default 1792·1792; 896·896 per video frame)', intOption('--max-pixels', 1))
     .option('--frames <n>', 'frames sampled from a video', intOption('--frames', 1, 256), 8)
     .option('--max-input-pixels <n>', 'refuse images whose decoded size exceeds this many pixels', intOption('--max-input-pixels', 1), DEFAULT_MAX_INPUT_PIXELS)
     .addOption(new Option('--device <device>', 'where the engine runs: auto, cpu, cuda, cuda:N').argParser(deviceOption).default('auto'))
-    .option('--json', 'write JSON lines (token events, then done) to stdout', false)
-    .option('--top-logprobs <n>', 'with --json, the n most likely tokens at each step', intOption('--top-logprobs', 0, 20), 0)
     .option('-v, --verbose', 'show engine logs and timings on stderr', false);
+}
+
+export function addAskOptions(cmd: Command): Command {
+  return addGenerationOptions(cmd)
+    .option('--messages <file>', 'earlier turns as an OpenAI-style JSON array of {role, content} (media parts are files)')
+    .option('--save <file>', 'write the conversation, with this answer, to FILE (the --messages format)')
+    .option('--continue <file>', 'read the conversation from FILE (if it exists), add this turn, and write it back')
+    .option('-a, --attach <file>', "attach an image or video ('-' reads an image from stdin); repeatable", collect, [])
+    .option('--each <prompt>', "answer PROMPT for every image or video given as FILE arguments ('-': one file name per line on stdin), the model loaded once")
+    .addOption(new Option('--format <format>', 'with --each: json (one line per file, default) or text (a == FILE == header before each answer)').choices(['json', 'text']))
+    .option('--json', 'write JSON lines (token events, then done) to stdout', false)
+    .option('--top-logprobs <n>', 'with --json, the n most likely tokens at each step', intOption('--top-logprobs', 0, 20), 0);
 }

@@ -1,4 +1,6 @@
 // `ovis ask [options] [PROMPT...]`: one question (with optional media), the answer streamed to stdout.
+// With --each, the same prompt for many files (ask-each.ts).
+import { existsSync } from 'node:fs';
 import { Command } from 'commander';
 import { InterruptedError, UsageError } from '../errors.js';
 import { readGenerationDefaults } from '../model/generation-config.js';
@@ -6,112 +8,166 @@ import { resolveModelDir } from '../model/resolve.js';
 import { PromptBuilder, buildUserContent, type ChatMessage } from '../prompt/index.js';
 import { JsonlWriter } from '../output/jsonl-writer.js';
 import { createLogger, type Logger } from '../output/logger.js';
+import { createProgress, type Progress } from '../output/progress.js';
 import { TextWriter } from '../output/text-writer.js';
-import { runTurn, type TokenOut, type TurnRequest } from '../session/turn.js';
-import { runBudgetedTurn } from '../session/think-budget.js';
-import { addGenerationOptions, type AskOptions } from './ask-options.js';
-import { loadMedia, type LoadedMedium } from './load-media.js';
+import { runAnswer } from '../session/answer.js';
+import { ChannelText } from '../session/collect.js';
+import { emptyConversation, type Conversation } from '../session/conversation.js';
+import { writeConversationFile } from '../session/conversation-file.js';
+import type { TokenOut, TurnResult } from '../session/turn.js';
+import { addAskOptions, type AskOptions } from './ask-options.js';
+import { runEach } from './ask-each.js';
+import { CliTimings } from './cli-timings.js';
+import { detokenizerFor } from './detokenizer.js';
+import { Interrupts } from './interrupts.js';
+import { loadMedium, checkMediaMix, visualTokens, type LoadedMedium } from './load-media.js';
 import { mediaKindOfPath, splitPositionals, type MediaArg } from './media-args.js';
+import { readMessagesFile } from './messages-file.js';
+import { samplingFrom } from './sampling.js';
 import { startEngine } from './start-engine.js';
 import { readStdinText, joinPrompt } from './stdin.js';
-import { readMessagesFile, type Conversation } from './messages-file.js';
-import { samplingFrom } from './sampling.js';
-import { detokenizerFor } from './detokenizer.js';
 
 export function askCommand(): Command {
   const cmd = new Command('ask')
     .description('answer one prompt; media files among the arguments are attached')
     .argument('[prompt...]', 'prompt words and image/video files (stdin, when piped, comes first)');
-  addGenerationOptions(cmd);
-  return cmd.action(async (args: string[], opts: AskOptions) => runAsk(args, opts));
+  addAskOptions(cmd);
+  return cmd.action(async (args: string[], opts: AskOptions) => (opts.each !== undefined ? runEach(args, opts) : runAsk(args, opts)));
+}
+
+function checkConversationOptions(opts: AskOptions): void {
+  if (opts.continue && opts.messages) throw new UsageError('--continue FILE already reads the earlier turns from FILE: give --continue or --messages, not both');
+  if (opts.continue && opts.save) throw new UsageError('--continue FILE writes the conversation back to FILE: give --continue or --save, not both');
+}
+
+/** The earlier turns: --continue's file (a missing one starts a new conversation) or --messages. */
+function readHistory(opts: AskOptions): Conversation {
+  if (opts.continue) return existsSync(opts.continue) ? readMessagesFile(opts.continue, '--continue') : emptyConversation();
+  return opts.messages ? readMessagesFile(opts.messages) : emptyConversation();
 }
 
 export async function runAsk(args: string[], opts: AskOptions): Promise<void> {
+  const timings = new CliTimings();
   const log = createLogger({ verbose: opts.verbose });
+  checkConversationOptions(opts);
   const { media, words } = splitPositionals(args);
   // An attachment of unknown extension is tried as an image (the decoder reports unreadable files).
   for (const a of opts.attach) media.push({ kind: a === '-' ? 'image' : (mediaKindOfPath(a) ?? 'image'), source: a });
   const stdinUsedForImage = opts.attach.includes('-');
   const piped = stdinUsedForImage ? '' : await readStdinText();
   const text = joinPrompt(piped, words);
-  const history = opts.messages ? readMessagesFile(opts.messages) : { messages: [], media: [] };
+  const history = readHistory(opts);
   const endsWithUser = history.messages.at(-1)?.role === 'user';
   if (!text.trim() && media.length === 0 && !endsWithUser) {
     throw new UsageError('no prompt: give it as arguments or on standard input, e.g. ovis ask "Why is the sky blue?"');
   }
   if (opts.topLogprobs > 0 && !opts.json) throw new UsageError('--top-logprobs needs --json (log-probabilities are only printed as JSON)');
   if (opts.thinkBudget !== undefined) opts.think = true;
+  if (opts.system !== undefined && history.messages[0]?.role === 'system') throw new UsageError(`--system and a system message in ${opts.continue ?? opts.messages}: give one of them`);
+  checkMediaMix([...history.media, ...media]);
   const modelDir = resolveModelDir(opts.model);
   const defaults = readGenerationDefaults(modelDir);
-  // The engine validates the model first (milliseconds), so a broken model directory fails at once,
-  // before the tokenizer (about a second to parse) is loaded.
-  const engine = await startEngine(modelDir, opts, log);
-  let prepared: { ids: Int32Array; loaded: LoadedMedium[]; prompts: PromptBuilder };
-  try {
-    prepared = await preparePrompt(text, media, history, opts, log, modelDir);
-  } catch (e) {
-    await engine.close();
+  const progress = createProgress({ verbose: opts.verbose });
+  // The engine validates the model (milliseconds) while the tokenizer (about a second) is read.
+  const tokenizer = timings.time('tokenizer', PromptBuilder.load(modelDir));
+  tokenizer.catch(() => {}); // a broken model is reported by the engine first
+  const engine = await timings.time('modelLoad', startEngine(modelDir, opts, log, progress)).catch((e) => {
+    progress.stop();
     throw e;
-  }
-  const { ids, loaded, prompts } = prepared;
-  const writer = opts.json ? new JsonlWriter() : new TextWriter();
-  const abort = new AbortController();
-  let interrupts = 0;
-  const onSigint = () => {
-    interrupts += 1;
-    if (interrupts > 1) engine.kill();
-    abort.abort();
-  };
-  process.on('SIGINT', onSigint);
-  // A reader that goes away (`ovis ask … | head -1`) ends generation quietly, as Unix tools do.
-  let readerGone = false;
-  // The listener stays for the life of the process: later writes fail the same way.
-  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
-    if (e.code !== 'EPIPE') throw e;
-    readerGone = true;
-    abort.abort();
   });
+  const interrupts = new Interrupts(() => engine.kill());
   try {
-    const request: TurnRequest = {
-      session: 'ask', keep: 0, ids, media: loaded.map((m) => ({ kind: m.kind, grid: m.grid })), pixels: loaded.map((m) => m.pixels),
-      maxNewTokens: opts.maxNewTokens, sampling: samplingFrom(opts, defaults), stopIds: defaults.stopIds,
-      topLogprobs: opts.topLogprobs, thinking: opts.think,
-    };
-    const onToken = (t: TokenOut) => writer.token(t);
-    const result = opts.thinkBudget !== undefined
-      ? await runBudgetedTurn(engine, detokenizerFor(prompts), request, opts.thinkBudget, onToken, abort.signal)
-      : await runTurn(engine, detokenizerFor(prompts), request, onToken, abort.signal);
-    if (readerGone) return;
-    if (writer instanceof TextWriter) {
-      if (result.tail) writer.token({ id: -1, text: result.tail, channel: result.tailChannel, logprob: 0 });
-      writer.end();
-    } else {
-      writer.done(result.done);
+    const prompts = await tokenizer;
+    const loaded: LoadedMedium[] = [];
+    for (const m of [...history.media, ...media]) {
+      progress.phase(`preparing ${m.source === '-' ? 'the image on standard input' : m.source}`);
+      loaded.push(await timings.time('media', loadMedium(m, opts, log)));
     }
-    const t = result.done.timings;
-    log.verbose(`${result.done.completion_tokens} tokens (${result.done.finish_reason}); vision ${t.vision_ms.toFixed(1)} ms, prefill ${t.prefill_ms.toFixed(1)} ms, first token ${t.first_token_ms.toFixed(1)} ms, decode ${t.decode_ms.toFixed(1)} ms`);
-    if (result.done.finish_reason === 'cancelled') throw new InterruptedError('interrupted: generation cancelled', opts.json);
+    const messages = buildMessages(text, media, history, opts.system);
+    const { ids } = prompts.encode(messages, { enableThinking: opts.think, grids: loaded.map((m) => m.grid), kinds: loaded.map((m) => m.kind) });
+    log.verbose(`prompt: ${ids.length} positions, ${loaded.length} media`);
+    const result = await generate(engine, prompts, ids, loaded, opts, defaults, progress, interrupts, timings, log);
+    if (!result) return;
+    if (opts.save || opts.continue) saveTurn(opts.save ?? opts.continue!, history, messages, media, loaded, result.text, log);
+    if (result.turn.done.finish_reason === 'cancelled') {
+      throw new InterruptedError('interrupted: generation cancelled', opts.json, interrupts.signal);
+    }
   } finally {
-    process.off('SIGINT', onSigint);
+    progress.stop();
+    interrupts.dispose();
     await engine.close();
   }
 }
 
-/** Tokenizer, media and chat template → the engine's input ids. */
-async function preparePrompt(text: string, media: MediaArg[], history: Conversation, opts: AskOptions, log: Logger, modelDir: string) {
-  const prompts = await PromptBuilder.load(modelDir);
-  const loaded = await loadMedia([...history.media, ...media], opts, log);
+function buildMessages(text: string, media: MediaArg[], history: Conversation, system: string | undefined): ChatMessage[] {
   const messages: ChatMessage[] = [];
-  if (opts.system !== undefined) {
-    if (history.messages[0]?.role === 'system') throw new UsageError('--system and a system message in --messages: give one of them');
-    messages.push({ role: 'system', content: opts.system });
-  }
+  if (system !== undefined) messages.push({ role: 'system', content: system });
   messages.push(...history.messages);
   if (text.trim() || media.length > 0) {
     const content = buildUserContent(text, media.map((m) => m.kind));
     messages.push({ role: 'user', content: content.length === 1 && content[0].type === 'text' ? content[0].text : content });
   }
-  const { ids } = prompts.encode(messages, { enableThinking: opts.think, grids: loaded.map((m) => m.grid), kinds: loaded.map((m) => m.kind) });
-  log.verbose(`prompt: ${ids.length} positions, ${loaded.length} media`);
-  return { ids, loaded, prompts };
+  return messages;
+}
+
+/** Streams the answer to stdout; undefined when the reader went away (`ovis ask … | head -1`). */
+async function generate(
+  engine: Awaited<ReturnType<typeof startEngine>>, prompts: PromptBuilder, ids: Int32Array, loaded: LoadedMedium[], opts: AskOptions,
+  defaults: ReturnType<typeof readGenerationDefaults>, progress: Progress, interrupts: Interrupts, timings: CliTimings, log: Logger,
+): Promise<{ turn: TurnResult; text: ChannelText } | undefined> {
+  const writer = opts.json ? new JsonlWriter() : new TextWriter();
+  // A reader that goes away ends generation quietly, as Unix tools do. The listener stays for the
+  // life of the process: later writes fail the same way.
+  let readerGone = false;
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EPIPE') throw e;
+    readerGone = true;
+    interrupts.controller.abort();
+  });
+  const what = describeMedia(loaded);
+  const text = new ChannelText();
+  const onToken = (t: TokenOut) => {
+    progress.stop();
+    text.push(t);
+    writer.token(t);
+  };
+  const turn = await runAnswer(engine, detokenizerFor(prompts), {
+    session: 'ask', keep: 0, ids, media: loaded.map((m) => ({ kind: m.kind, grid: m.grid })), pixels: loaded.map((m) => m.pixels),
+    maxNewTokens: opts.maxNewTokens, sampling: samplingFrom(opts, defaults), stopIds: defaults.stopIds,
+    topLogprobs: opts.topLogprobs, thinking: opts.think,
+  }, { onToken, onProgress: (p) => progress.engine(p, what), signal: interrupts.abortSignal }, opts.thinkBudget);
+  progress.stop();
+  if (readerGone) return undefined;
+  if (turn.tail) text.pushTail(turn.tail, turn.tailChannel);
+  if (writer instanceof TextWriter) {
+    if (turn.tail) writer.token({ id: -1, text: turn.tail, channel: turn.tailChannel, logprob: 0 });
+    writer.end();
+  } else {
+    writer.done(turn.done, timings.json());
+  }
+  const d = turn.done;
+  const t = d.timings;
+  log.verbose(`${d.completion_tokens} tokens (${d.finish_reason}); vision ${t.vision_ms.toFixed(1)} ms, prefill ${t.prefill_ms.toFixed(1)} ms, first token ${t.first_token_ms.toFixed(1)} ms, decode ${t.decode_ms.toFixed(1)} ms`);
+  log.verbose(timings.describe());
+  if (d.finish_reason === 'length' && !text.answer && text.sampled.thinking > 0) {
+    log.warn(`the answer was cut off: the ${opts.maxNewTokens} tokens of --max-new-tokens went to thinking; raise -n or set --think-budget`);
+  }
+  return { turn, text };
+}
+
+/** "the image", "2 images", "the video (8 frames)": what the engine is encoding. */
+export function describeMedia(loaded: readonly LoadedMedium[]): string {
+  if (loaded.length === 0) return 'the media';
+  const tokens = loaded.reduce((n, m) => n + visualTokens(m.grid), 0).toLocaleString('en-US');
+  if (loaded[0].kind === 'video') return `the video (${loaded[0].grid[0]} frames, ${tokens} visual tokens)`;
+  return `${loaded.length === 1 ? 'the image' : `${loaded.length} images`} (${tokens} visual tokens)`;
+}
+
+function saveTurn(path: string, history: Conversation, messages: ChatMessage[], media: MediaArg[], loaded: LoadedMedium[], text: ChannelText, log: Logger): void {
+  // Images read from stdin have no file: they are saved as data: URLs.
+  const all = [...history.media, ...media].map((m, i) => (m.source === '-' && loaded[i]?.bytes ? { ...m, bytes: loaded[i].bytes } : m));
+  // `messages` holds the history's own message objects, so earlier answers keep their saved thinking.
+  const assistant = { role: 'assistant' as const, content: text.answer, ...(text.thinking ? { reasoning: text.thinking } : {}) };
+  const { approximated } = writeConversationFile(path, { messages: [...messages, assistant], media: all });
+  if (approximated > 0) log.warn(`${path}: the <image>/<video> markers inside the prompt text are saved as separate parts (the model will see them on their own lines)`);
 }

@@ -10,6 +10,11 @@ export interface LoadedMedium {
   /** [N, 768] f32 patch rows, N = t·h·w. */
   pixels: Float32Array;
   grid: [number, number, number];
+  /** Decoded size, and the size fed to the model (per frame for a video), in pixels. */
+  original: { width: number; height: number };
+  resized: { width: number; height: number };
+  /** The file's bytes when they came from stdin (kept so a saved conversation can hold them). */
+  bytes?: Uint8Array;
 }
 
 export interface MediaOptions {
@@ -19,27 +24,41 @@ export interface MediaOptions {
   maxInputPixels: number;
 }
 
-export async function loadMedia(media: readonly MediaArg[], opts: MediaOptions, log: Logger, stdin: NodeJS.ReadableStream = process.stdin): Promise<LoadedMedium[]> {
+/** Visual tokens a medium takes in the prompt (t·h·w / 4: 2×2 patches merge into one). */
+export const visualTokens = (grid: readonly number[]) => (grid[0] * grid[1] * grid[2]) / 4;
+
+/** The model's rule for media in one prompt: several images, or one video alone (as the reference). */
+export function checkMediaMix(media: readonly { kind: 'image' | 'video'; source: string }[]): void {
   const videos = media.filter((m) => m.kind === 'video');
   if (videos.length > 1) throw new InputError(`${videos.length} videos given (${videos.map((v) => v.source).join(', ')}): the model takes one video per prompt`);
   if (videos.length === 1 && media.length > 1) {
     throw new InputError('images and a video in one prompt are not supported by the model (as in the reference); ask about them separately');
   }
+}
+
+export async function loadMedia(media: readonly MediaArg[], opts: MediaOptions, log: Logger, stdin: NodeJS.ReadableStream = process.stdin): Promise<LoadedMedium[]> {
+  checkMediaMix(media);
   const out: LoadedMedium[] = [];
-  for (const m of media) {
-    const t0 = performance.now();
-    if (m.kind === 'video') {
-      const v = await prepareVideo(m.source, { frames: opts.frames, minPixels: opts.minPixels, maxPixels: opts.maxPixels, maxInputPixels: opts.maxInputPixels });
-      out.push({ kind: 'video', pixels: v.pixels, grid: [...v.grid] as [number, number, number] });
-    } else {
-      const source = m.bytes ?? (m.source === '-' ? await readAll(stdin) : m.source);
-      const img = await prepareImage(source, { minPixels: opts.minPixels, maxPixels: opts.maxPixels, maxInputPixels: opts.maxInputPixels, name: m.source === '-' ? 'standard input' : m.source });
-      out.push({ kind: 'image', pixels: img.pixels, grid: [...img.grid] as [number, number, number] });
-    }
-    const g = out[out.length - 1].grid;
-    log.verbose(`${m.source}: grid ${g.join('×')} (${(g[0] * g[1] * g[2]) / 4} visual tokens) in ${(performance.now() - t0).toFixed(1)} ms`);
-  }
+  for (const m of media) out.push(await loadMedium(m, opts, log, stdin));
   return out;
+}
+
+export async function loadMedium(m: MediaArg, opts: MediaOptions, log: Logger, stdin: NodeJS.ReadableStream = process.stdin): Promise<LoadedMedium> {
+  const t0 = performance.now();
+  let loaded: LoadedMedium;
+  if (m.kind === 'video') {
+    if (m.bytes) throw new InputError(`${m.source}: a video must be a file`);
+    const v = await prepareVideo(m.source, { frames: opts.frames, minPixels: opts.minPixels, maxPixels: opts.maxPixels, maxInputPixels: opts.maxInputPixels });
+    loaded = { kind: 'video', pixels: v.pixels, grid: [...v.grid] as [number, number, number], original: v.original, resized: v.resized };
+  } else {
+    const fromStdin = m.source === '-' && !m.bytes ? await readAll(stdin) : undefined;
+    const source = m.bytes ?? fromStdin ?? m.source;
+    const img = await prepareImage(source, { minPixels: opts.minPixels, maxPixels: opts.maxPixels, maxInputPixels: opts.maxInputPixels, name: m.source === '-' ? 'standard input' : m.source });
+    loaded = { kind: 'image', pixels: img.pixels, grid: [...img.grid] as [number, number, number], original: img.original, resized: img.resized, bytes: fromStdin };
+  }
+  const g = loaded.grid;
+  log.verbose(`${m.source}: ${loaded.original.width}×${loaded.original.height} → ${loaded.resized.width}×${loaded.resized.height}, grid ${g.join('×')} (${visualTokens(g)} visual tokens) in ${(performance.now() - t0).toFixed(1)} ms`);
+  return loaded;
 }
 
 async function readAll(stream: NodeJS.ReadableStream): Promise<Uint8Array> {

@@ -3,6 +3,7 @@ import { Command, CommanderError } from 'commander';
 import { ExitCode, InterruptedError, OvisError } from '../errors.js';
 import { askCommand } from './ask.js';
 import { benchCommand } from './bench.js';
+import { chatCommand } from './chat.js';
 import { completionCommand } from './completion.js';
 import { infoCommand } from './info.js';
 
@@ -15,7 +16,7 @@ export function buildProgram(): Command {
     .showSuggestionAfterError()
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s), writeOut: (s) => process.stdout.write(s) });
-  for (const cmd of [askCommand(), infoCommand(), benchCommand(), completionCommand()]) {
+  for (const cmd of [askCommand(), chatCommand(), infoCommand(), benchCommand(), completionCommand()]) {
     cmd.exitOverride();
     program.addCommand(cmd);
   }

@@ -7,33 +7,33 @@ import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { InputError } from '../errors.js';
-import type { ChatMessage, ContentItem } from '../prompt/index.js';
+import type { ContentItem } from '../prompt/index.js';
+import type { Conversation, ConversationMessage } from '../session/conversation.js';
 import type { MediaArg } from './media-args.js';
 
-export interface Conversation {
-  messages: ChatMessage[];
-  /** Media of the conversation in placeholder order. */
-  media: MediaArg[];
-}
+export type { Conversation } from '../session/conversation.js';
 
-export function readMessagesFile(path: string): Conversation {
+/** `label` names the option or command in messages (`--messages`, `--continue`, `/load`). */
+export function readMessagesFile(path: string, label = '--messages'): Conversation {
   let raw: unknown;
   try {
     raw = JSON.parse(readFileSync(path, 'utf8'));
   } catch (e) {
-    throw new InputError(`--messages ${path}: cannot read it as JSON (${(e as Error).message})`);
+    throw new InputError(`${label} ${path}: cannot read it as JSON (${(e as Error).message})`);
   }
-  if (!Array.isArray(raw)) throw new InputError(`--messages ${path}: expected a JSON array of {role, content} messages`);
+  if (!Array.isArray(raw)) throw new InputError(`${label} ${path}: expected a JSON array of {role, content} messages`);
   const base = dirname(path);
   const media: MediaArg[] = [];
-  const messages = raw.map((m: any, i: number): ChatMessage => {
-    const where = `--messages ${path}: message ${i}`;
+  const messages = raw.map((m: any, i: number): ConversationMessage => {
+    const where = `${label} ${path}: message ${i}`;
     if (!m || !['system', 'user', 'assistant'].includes(m.role)) throw new InputError(`${where} has role ${JSON.stringify(m?.role)}; use system, user or assistant`);
-    if (typeof m.content === 'string') return { role: m.role, content: m.content };
+    // vLLM's field for an answer's thinking: kept for display and for saving the file again.
+    const reasoning = m.role === 'assistant' && typeof m.reasoning_content === 'string' && m.reasoning_content ? { reasoning: m.reasoning_content } : {};
+    if (typeof m.content === 'string') return { role: m.role, content: m.content, ...reasoning };
     if (!Array.isArray(m.content)) throw new InputError(`${where}: content must be a string or an array of parts`);
     if (m.role === 'assistant') {
       // The template renders list-form assistant turns as empty; join their text parts instead.
-      return { role: 'assistant', content: m.content.map((p: any) => (p?.type === 'text' ? String(p.text ?? '') : '')).join('') };
+      return { role: 'assistant', content: m.content.map((p: any) => (p?.type === 'text' ? String(p.text ?? '') : '')).join(''), ...reasoning };
     }
     const content = m.content.map((p: any, j: number): ContentItem => partOf(p, `${where} part ${j}`, base, media));
     return { role: m.role, content };

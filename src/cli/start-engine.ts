@@ -1,12 +1,16 @@
-// Starts the engine and loads the model, with a spinner on a terminal while it loads.
-import ora from 'ora';
+// Starts the engine and loads the model, showing the phase on a terminal while it loads.
 import { EngineProcess } from '../engine/engine-process.js';
 import type { ModelInfo } from '../protocol/index.js';
 import type { Logger } from '../output/logger.js';
+import { createProgress, type Progress } from '../output/progress.js';
 
-export async function startEngine(modelDir: string, opts: { device: string; verbose: boolean }, log: Logger): Promise<EngineProcess & { info?: ModelInfo }> {
-  const spinner = process.stderr.isTTY && !opts.verbose ? ora({ text: 'loading the model', stream: process.stderr }).start() : undefined;
-  const engine: EngineProcess & { info?: ModelInfo } = await EngineProcess.start({ onLog: (l) => log.verbose(`engine: ${l}`) });
+export type LoadedEngine = EngineProcess & { info?: ModelInfo };
+
+/** `progress` shows "loading the model"; the caller stops it (the next phase may follow at once). */
+export async function startEngine(modelDir: string, opts: { device: string; verbose: boolean }, log: Logger, progress?: Progress): Promise<LoadedEngine> {
+  const own = progress ?? createProgress({ verbose: opts.verbose });
+  own.phase('loading the model');
+  const engine: LoadedEngine = await EngineProcess.start({ onLog: (l) => log.verbose(`engine: ${l}`) });
   try {
     engine.info = await engine.loadModel(modelDir, opts.device);
     log.verbose(`engine ${engine.hello?.engine}: ${engine.info.backend} on ${engine.info.device}`);
@@ -15,6 +19,6 @@ export async function startEngine(modelDir: string, opts: { device: string; verb
     await engine.close();
     throw e;
   } finally {
-    spinner?.stop();
+    if (!progress) own.stop();
   }
 }

@@ -4,7 +4,7 @@ import { execa, type ResultPromise } from 'execa';
 import { EngineError, ModelError, InputError, OvisError } from '../errors.js';
 import {
   FrameDecoder, FrameError, Kind, encodeCancel, encodeCloseSession, encodeGenerate, encodeHello, encodeLoadModel, encodeShutdown,
-  type DoneEvent, type ErrorEvent, type Frame, type GenerateRequest, type HelloOk, type ModelInfo, type TokenEvent,
+  type DoneEvent, type ErrorEvent, type Frame, type GenerateRequest, type HelloOk, type ModelInfo, type ProgressEvent, type TokenEvent,
 } from '../protocol/index.js';
 import { locateEngine } from './locate.js';
 
@@ -12,6 +12,7 @@ const STDERR_LINES = 20;
 
 interface Pending {
   onToken?: (t: TokenEvent) => void;
+  onProgress?: (p: ProgressEvent) => void;
   resolve: (v: any) => void;
   reject: (e: Error) => void;
 }
@@ -46,7 +47,10 @@ export class EngineProcess {
   hello?: HelloOk;
 
   private constructor(binary: string, opts: EngineOptions) {
-    this.proc = execa(binary, ['serve'], { stdin: 'pipe', stdout: 'pipe', stderr: 'pipe', buffer: false, reject: false, env: opts.env });
+    // `detached`: the engine leads its own process group, so a Ctrl-C typed in the terminal (sent to
+    // the whole foreground group) reaches only ovis, which cancels the request; the engine then
+    // finishes cleanly. It still exits when ovis goes: its stdin closes.
+    this.proc = execa(binary, ['serve'], { stdin: 'pipe', stdout: 'pipe', stderr: 'pipe', buffer: false, reject: false, env: opts.env, detached: true });
     this.proc.stdout!.on('data', (chunk: Buffer) => this.onData(chunk));
     let partial = '';
     this.proc.stderr!.on('data', (chunk: Buffer) => {
@@ -78,11 +82,18 @@ export class EngineProcess {
     return loaded.info;
   }
 
-  /** Runs one generation; tokens stream to `onToken`; resolves with the done event. */
-  generate(req: Omit<GenerateRequest, 'id'>, ids: Int32Array, pixels: Float32Array[], onToken: (t: TokenEvent) => void): { id: number; done: Promise<DoneEvent> } {
+  /** Runs one generation; tokens stream to `onToken`, steps before the first to `onProgress`; resolves with the done event. */
+  generate(
+    req: Omit<GenerateRequest, 'id'>, ids: Int32Array, pixels: Float32Array[], onToken: (t: TokenEvent) => void, onProgress?: (p: ProgressEvent) => void,
+  ): { id: number; done: Promise<DoneEvent> } {
     const id = this.nextId++;
-    const done = this.request<DoneEvent>(id, encodeGenerate({ ...req, id }, ids, pixels), onToken);
+    const done = this.request<DoneEvent>(id, encodeGenerate({ ...req, id }, ids, pixels), onToken, onProgress);
     return { id, done };
+  }
+
+  /** True once the engine process has exited (a later request fails at once). */
+  get running(): boolean {
+    return !this.exited && !this.broken;
   }
 
   cancel(id: number): void {
@@ -111,11 +122,11 @@ export class EngineProcess {
     return [...this.stderrTail];
   }
 
-  private request<T>(id: number, frame: Buffer, onToken?: (t: TokenEvent) => void): Promise<T> {
+  private request<T>(id: number, frame: Buffer, onToken?: (t: TokenEvent) => void, onProgress?: (p: ProgressEvent) => void): Promise<T> {
     if (this.broken) return Promise.reject(this.broken);
     if (this.exited) return Promise.reject(this.exitError ?? new EngineError('the engine is not running'));
     return new Promise<T>((resolve, reject) => {
-      this.pending.set(id, { resolve, reject, onToken });
+      this.pending.set(id, { resolve, reject, onToken, onProgress });
       this.write(frame);
     });
   }
@@ -150,6 +161,7 @@ export class EngineProcess {
     if (f.kind === Kind.sessionClosed) return;
     const p = typeof h.id === 'number' ? this.pending.get(h.id) : undefined;
     if (f.kind === Kind.token) return p?.onToken?.(h as TokenEvent);
+    if (f.kind === Kind.progress) return p?.onProgress?.(h as ProgressEvent);
     if (f.kind === Kind.error) {
       const err = errorFromFrame(h as ErrorEvent);
       if (p) {

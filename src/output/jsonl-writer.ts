@@ -16,12 +16,13 @@ export class JsonlWriter {
     this.line(ev);
   }
 
-  done(d: DoneEvent): void {
+  /** `cli`: the command line's own timings (start, model load, tokenizer, media, wall), beside the engine's. */
+  done(d: DoneEvent, cli: object = {}): void {
     this.line({
       type: 'done',
       finish_reason: d.finish_reason,
       usage: { prompt_tokens: d.prompt_tokens + d.cached_tokens, completion_tokens: d.completion_tokens },
-      timings: d.timings,
+      timings: { ...d.timings, ...cli },
     });
   }
 

@@ -3,7 +3,8 @@
 import type { TokenOut } from '../session/turn.js';
 import { THINK_END, THINK_START } from '../session/turn.js';
 
-class ChannelPrinter {
+/** Prints one channel's text: leading whitespace dropped, trailing whitespace held until more text comes. */
+export class ChannelPrinter {
   private started = false;
   private heldSpace = '';
   constructor(private write: (s: string) => void) {}

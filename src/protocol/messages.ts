@@ -15,6 +15,7 @@ export const Kind = {
   token: 0x83,
   done: 0x84,
   sessionClosed: 0x85,
+  progress: 0x86,
   error: 0x8f,
 } as const;
 
@@ -55,6 +56,8 @@ export interface ModelInfo {
 }
 export interface ModelLoaded { id: number; info: ModelInfo }
 export interface TokenEvent { id: number; token: number; logprob: number; top: Array<[number, number]> }
+/** A step before the first token: `vision` (encoder layers done/total) or `prefill` (positions done/total). */
+export interface ProgressEvent { id: number; phase: 'vision' | 'prefill'; done: number; total: number }
 export interface Timings { vision_ms: number; prefill_ms: number; first_token_ms: number; decode_ms: number; total_ms: number }
 export interface DoneEvent {
   id: number;

@@ -2,8 +2,14 @@
 // `budget` tokens; if the model has not finished by then, close its thinking with the reference's
 // early-stop text and let it answer in what is left of max_new_tokens. The second phase continues
 // the same engine session from its KV cache, so only the appended ids are prefilled.
+//
+// Accounting (our choice, documented in --help and the man page): max_new_tokens bounds the tokens
+// the MODEL generates. The 24 early-stop ids are ovis's, not the model's, so they do not count: the
+// answer gets max_new_tokens minus the thinking tokens. (The reference subtracts them too, so with a
+// small max_new_tokens its answer was empty; see issue 8.) The answer always has at least one token,
+// since max_new_tokens is first raised above the budget as the reference's chat() does.
 import type { EngineProcess } from '../engine/engine-process.js';
-import { runTurn, THINK_END, type TokenOut, type TurnDetokenizer, type TurnRequest, type TurnResult } from './turn.js';
+import { runTurn, THINK_END, type TurnDetokenizer, type TurnHooks, type TurnRequest, type TurnResult } from './turn.js';
 
 /** "\n\nConsidering the limited time by the user, I have to give the solution based on the
  * thinking directly now.\n</think>\n\n": 24 ids, appended when the budget runs out mid-thought. */
@@ -19,12 +25,12 @@ export async function runBudgetedTurn(
   detok: TurnDetokenizer,
   req: TurnRequest,
   budget: number,
-  onToken: (t: TokenOut) => void,
-  signal?: AbortSignal,
+  hooks: TurnHooks,
 ): Promise<TurnResult> {
+  const { onToken } = hooks;
   const total = totalTokens(req.maxNewTokens, budget);
   const stream = detok.stream();
-  const first = await runTurn(engine, detok, { ...req, maxNewTokens: Math.min(budget, total) }, onToken, signal, stream, false);
+  const first = await runTurn(engine, detok, { ...req, maxNewTokens: Math.min(budget, total) }, hooks, stream, false);
   // Finished (a stop id) or interrupted inside the budget: that is the answer.
   if (first.done.finish_reason !== 'length') return { ...first, tail: stream.flush() };
   const forced = first.ids.includes(THINK_END) ? [] : EARLY_STOP_IDS;
@@ -34,12 +40,8 @@ export async function runBudgetedTurn(
     onToken({ id, text: stream.push(id), channel, logprob: Number.NaN, forced: true });
     if (id === THINK_END) channel = 'answer';
   }
-  const rest = total - first.ids.length - forced.length;
-  if (rest <= 0) {
-    // No room left to answer (the reference returns the thoughts and the early-stop text).
-    const done = { ...first.done, completion_tokens: first.done.completion_tokens + forced.length };
-    return { done, ids: [...first.ids, ...forced], tail: stream.flush(), tailChannel: channel };
-  }
+  // Positive: the first phase stopped at the budget, and total > budget (totalTokens).
+  const rest = total - first.ids.length;
   // The cache holds the prompt and all generated ids but the last: send that one again, then the text.
   const second = await runTurn(engine, detok, {
     ...req,
@@ -49,11 +51,14 @@ export async function runBudgetedTurn(
     pixels: [],
     maxNewTokens: rest,
     thinking: channel === 'thinking',
-  }, onToken, signal, stream);
+  }, hooks, stream);
   const a = first.done;
   const b = second.done;
+  // Phase 2 kept the prompt and the thoughts but the last; what it holds after that is its own count.
+  const cached = req.ids.length + first.ids.length - 1 + second.cached;
   return {
     ids: [...first.ids, ...forced, ...second.ids],
+    cached,
     tail: second.tail,
     tailChannel: second.tailChannel,
     done: {

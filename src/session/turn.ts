@@ -1,7 +1,7 @@
 // One model turn through the engine: streams tokens with their text (UTF-8-safe) and channel
 // (thinking until `</think>`, then answer), and supports cancellation through an AbortSignal.
 import type { EngineProcess } from '../engine/engine-process.js';
-import type { DoneEvent, MediaSpec, Sampling } from '../protocol/index.js';
+import type { DoneEvent, MediaSpec, ProgressEvent, Sampling } from '../protocol/index.js';
 
 export const THINK_START = 151667;
 export const THINK_END = 151668;
@@ -46,10 +46,24 @@ export interface TurnRequest {
   thinking: boolean;
 }
 
+/** Where a turn's output goes, and how it is stopped. */
+export interface TurnHooks {
+  onToken: (t: TokenOut) => void;
+  /** The engine's steps before the first token (vision encoder layers, prefill positions). */
+  onProgress?: (p: ProgressEvent) => void;
+  signal?: AbortSignal;
+}
+
 export interface TurnResult {
   done: DoneEvent;
   /** Every generated id, the stop id included. */
   ids: number[];
+  /**
+   * How many of the request's ids, then the generated ids, the session's cache certainly holds after
+   * `req.keep` (all but the last generated id; none when no token came: a cancelled prefill leaves
+   * an unknown part).
+   */
+  cached: number;
   /** Text the decoder held back to the end (an incomplete UTF-8 sequence, as U+FFFD). */
   tail: string;
   tailChannel: Channel;
@@ -59,13 +73,13 @@ export async function runTurn(
   engine: EngineProcess,
   detok: TurnDetokenizer,
   req: TurnRequest,
-  onToken: (t: TokenOut) => void,
-  signal?: AbortSignal,
+  hooks: TurnHooks,
   /** Continue an earlier turn's text stream (a character may span the two); flushed at the end. */
   stream: TextStream = detok.stream(),
   /** False leaves held-back bytes in `stream` for a turn that continues this one. */
   flush = true,
 ): Promise<TurnResult> {
+  const { onToken, onProgress, signal } = hooks;
   let channel: Channel = req.thinking ? 'thinking' : 'answer';
   const ids: number[] = [];
   const { id, done } = engine.generate(
@@ -83,13 +97,15 @@ export async function runTurn(
       if (ev.token === THINK_END) channel = 'answer';
       onToken(out);
     },
+    onProgress,
   );
   const onAbort = () => engine.cancel(id);
   signal?.addEventListener('abort', onAbort, { once: true });
   if (signal?.aborted) onAbort();
   try {
     const result = await done;
-    return { done: result, ids, tail: flush ? stream.flush() : '', tailChannel: channel };
+    const cached = ids.length === 0 ? 0 : req.ids.length + ids.length - 1;
+    return { done: result, ids, cached, tail: flush ? stream.flush() : '', tailChannel: channel };
   } finally {
     signal?.removeEventListener('abort', onAbort);
   }

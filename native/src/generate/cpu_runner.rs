@@ -2,11 +2,11 @@
 //! session's KvCache, and the host sampler over the f32 logits.
 use crate::error::Result;
 use crate::generate::kv_cache::KvCache;
-use crate::generate::run::{check, drive, ms, Runner, PREFILL_CHUNK};
+use crate::generate::run::{check, drive, ms, Phase, Runner, Sink, PREFILL_CHUNK};
 use crate::generate::sampler::{Sampled, Sampler, SamplingParams};
 use crate::model::merge::merge_embeddings;
 use crate::model::ovis::OvisModel;
-use crate::protocol::{Done, Generate, Timings, Token};
+use crate::protocol::{Done, Generate, Timings};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
@@ -37,24 +37,33 @@ impl Runner for CpuRunner<'_> {
         self.cache.len()
     }
 
-    fn prefill(&mut self, ids: &[i32], pixels: &[f32], grids: &[[usize; 3]], timings: &mut Timings, cancel: &AtomicBool) -> Result<Option<Sampled>> {
+    fn prefill(&mut self, ids: &[i32], pixels: &[f32], grids: &[[usize; 3]], timings: &mut Timings, cancel: &AtomicBool, progress: &mut dyn FnMut(Phase, usize, usize)) -> Result<Option<Sampled>> {
         let m = self.model;
         let t = Instant::now();
         let visual = if pixels.is_empty() {
             Vec::new()
         } else {
-            let feats = m.vision.encode(pixels, grids)?;
+            progress(Phase::Vision, 0, m.cfg.vit.layers);
+            let on_layer = &mut |done, total| {
+                progress(Phase::Vision, done, total);
+                !cancel.load(Ordering::SeqCst)
+            };
+            let Some(feats) = m.vision.encode_with_progress(pixels, grids, on_layer)? else {
+                timings.vision_ms = ms(t);
+                return Ok(None);
+            };
             m.head.forward(&feats)?.1
         };
         timings.vision_ms = ms(t);
         let hidden = m.cfg.llm.hidden;
         let embeds = merge_embeddings(ids, |tok, out| m.llm.embed(tok, out), &m.head, &visual, hidden)?;
         let t = Instant::now();
-        for chunk in embeds.chunks(PREFILL_CHUNK * hidden) {
+        for (k, chunk) in embeds.chunks(PREFILL_CHUNK * hidden).enumerate() {
             if cancel.load(Ordering::SeqCst) {
                 timings.prefill_ms = ms(t);
                 return Ok(None);
             }
+            progress(Phase::Prefill, k * PREFILL_CHUNK, ids.len());
             self.logits = m.llm.forward(self.cache, chunk)?;
         }
         timings.prefill_ms = ms(t);
@@ -70,12 +79,12 @@ impl Runner for CpuRunner<'_> {
     }
 }
 
-/// Runs `req` on `cache` (truncated to `req.keep` first) on the CPU, calling `emit` per token.
-pub fn generate(model: &OvisModel, cache: &mut KvCache, req: &Generate, ids: &[i32], pixels: &[f32], cancel: &AtomicBool, emit: &mut dyn FnMut(Token)) -> Result<Done> {
+/// Runs `req` on `cache` (truncated to `req.keep` first) on the CPU, sending tokens and progress to `sink`.
+pub fn generate(model: &OvisModel, cache: &mut KvCache, req: &Generate, ids: &[i32], pixels: &[f32], cancel: &AtomicBool, sink: Sink) -> Result<Done> {
     check(req, ids, pixels, &model.cfg, cache.len())?;
     cache.truncate(req.keep);
     let s = &req.sampling;
     let params = SamplingParams { temperature: s.temperature, top_k: s.top_k, top_p: s.top_p, repetition_penalty: s.repetition_penalty, seed: s.seed };
     let mut runner = CpuRunner::new(model, cache, params, req.top_logprobs);
-    drive(&mut runner, req, ids, pixels, model.cfg.llm.max_positions, cancel, emit)
+    drive(&mut runner, req, ids, pixels, model.cfg.llm.max_positions, cancel, sink)
 }

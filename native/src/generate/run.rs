@@ -4,7 +4,7 @@ use crate::error::{EngineError, Result};
 use crate::generate::sampler::Sampled;
 use crate::generate::validate::check_request;
 use crate::model::config::ModelConfig;
-use crate::protocol::{Done, Generate, Timings, Token};
+use crate::protocol::{Done, Generate, Progress, Timings, Token};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
@@ -15,14 +15,38 @@ pub fn ms(since: Instant) -> f64 {
     since.elapsed().as_secs_f64() * 1e3
 }
 
+/// The steps before the first token, for `progress` frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Encoder layers of the request's media done / in all.
+    Vision,
+    /// New positions prefilled / in all.
+    Prefill,
+}
+
+impl Phase {
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Vision => "vision",
+            Phase::Prefill => "prefill",
+        }
+    }
+}
+
+/// Where a request's output goes: tokens as they are sampled, and the steps before the first one.
+pub struct Sink<'a> {
+    pub token: &'a mut dyn FnMut(Token),
+    pub progress: &'a mut dyn FnMut(Progress),
+}
+
 /// A backend's side of one request on one session (its KV cache already truncated to `keep`).
 pub trait Runner {
     /// Positions the session's cache holds.
     fn cached(&self) -> usize;
     /// Encodes the media (`grids` of `pixels`), merges them with `ids`, prefills them after the cached
     /// positions and samples the first token; None when `cancel` was set between prefill chunks.
-    /// Fills `timings.vision_ms` and `timings.prefill_ms`.
-    fn prefill(&mut self, ids: &[i32], pixels: &[f32], grids: &[[usize; 3]], timings: &mut Timings, cancel: &AtomicBool) -> Result<Option<Sampled>>;
+    /// Fills `timings.vision_ms` and `timings.prefill_ms`; reports its steps to `progress`.
+    fn prefill(&mut self, ids: &[i32], pixels: &[f32], grids: &[[usize; 3]], timings: &mut Timings, cancel: &AtomicBool, progress: &mut dyn FnMut(Phase, usize, usize)) -> Result<Option<Sampled>>;
     /// Feeds the last sampled token and samples the next.
     fn decode(&mut self) -> Result<Sampled>;
 }
@@ -43,12 +67,14 @@ pub fn check(req: &Generate, ids: &[i32], pixels: &[f32], cfg: &ModelConfig, cac
     Ok(())
 }
 
-/// Runs a checked request on `runner`, calling `emit` per token as it is sampled.
-pub fn drive(runner: &mut dyn Runner, req: &Generate, ids: &[i32], pixels: &[f32], max_pos: usize, cancel: &AtomicBool, emit: &mut dyn FnMut(Token)) -> Result<Done> {
+/// Runs a checked request on `runner`, sending each token to `sink` as it is sampled.
+pub fn drive(runner: &mut dyn Runner, req: &Generate, ids: &[i32], pixels: &[f32], max_pos: usize, cancel: &AtomicBool, sink: Sink) -> Result<Done> {
     let start = Instant::now();
     let mut timings = Timings::default();
     let grids: Vec<[usize; 3]> = req.media.iter().map(|m| m.grid).collect();
-    let Some(mut next) = runner.prefill(ids, pixels, &grids, &mut timings, cancel)? else {
+    let Sink { token: emit, progress } = sink;
+    let mut step = |phase: Phase, done: usize, total: usize| progress(Progress { id: req.id, phase: phase.name().into(), done, total });
+    let Some(mut next) = runner.prefill(ids, pixels, &grids, &mut timings, cancel, &mut step)? else {
         timings.total_ms = ms(start);
         return Ok(done(req, ids.len(), 0, "cancelled", timings));
     };

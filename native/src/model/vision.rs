@@ -146,6 +146,12 @@ impl VisionEncoder {
     /// pixels [N, 3·p·p] (§2.5 order, all images/videos concatenated), grids (t, h, w) per image or video
     /// → the last layer's hidden states [N, D] in the same order.
     pub fn encode(&self, pixels: &[f32], grids: &[[usize; 3]]) -> Result<Vec<f32>> {
+        Ok(self.encode_with_progress(pixels, grids, &mut |_, _| true)?.expect("never stopped"))
+    }
+
+    /// `encode`, calling `on_layer(layers done, layers)` after each encoder layer (seconds each on a
+    /// CPU); None when it returns false (a cancelled request stops between layers, not minutes later).
+    pub fn encode_with_progress(&self, pixels: &[f32], grids: &[[usize; 3]], on_layer: &mut dyn FnMut(usize, usize) -> bool) -> Result<Option<Vec<f32>>> {
         let (d, s, pd) = (self.cfg.hidden, self.cfg.hidden_stride, self.patch_dim());
         let n = check_grids(grids, s)?;
         if pixels.len() != n * pd {
@@ -187,11 +193,14 @@ impl VisionEncoder {
                 _ => &frames,
             };
             self.layer_forward(layer, &mut x, n, segs, &cos, &sin);
+            if !on_layer(k + 1, self.layers.len()) {
+                return Ok(None);
+            }
         }
         if let Some((_, perm, _)) = &window {
             x = unpermute_cells(&x, d, s * s, perm);
         }
-        Ok(x)
+        Ok(Some(x))
     }
 
     /// x += PE: per grid the table resized to (h, w) (§4.2), token (y, x) of every frame gets PE[y·w + x].

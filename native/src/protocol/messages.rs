@@ -15,6 +15,7 @@ pub mod kind {
     pub const TOKEN: u8 = 0x83;
     pub const DONE: u8 = 0x84;
     pub const SESSION_CLOSED: u8 = 0x85;
+    pub const PROGRESS: u8 = 0x86;
     pub const ERROR: u8 = 0x8f;
 }
 
@@ -108,6 +109,16 @@ pub struct Token {
     pub token: u32,
     pub logprob: f32,
     pub top: Vec<(u32, f32)>,
+}
+
+/// Where a request is before its first token: `vision` (done/total encoder layers) or `prefill`
+/// (done/total new positions). Sent at each step, so a client can show what a long wait is doing.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Progress {
+    pub id: u64,
+    pub phase: String,
+    pub done: usize,
+    pub total: usize,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

@@ -6,6 +6,7 @@ use crate::backend::cuda::qwen3::Session as CudaSession;
 use crate::backend::Device;
 use crate::generate::cpu_runner::generate;
 use crate::generate::kv_cache::KvCache;
+use crate::generate::run::Sink;
 use crate::generate::session::Sessions;
 use crate::model::ovis::{open_dir, OvisModel};
 use crate::protocol::{frame_of, kind, parse_header, Frame, Generate, LoadModel, ModelLoaded, SessionRef};
@@ -138,14 +139,21 @@ impl Worker {
                 cancel.store(true, std::sync::atomic::Ordering::SeqCst);
             }
         };
+        let progress_writer = self.writer.clone();
+        let mut progress = |p: crate::protocol::Progress| {
+            if !progress_writer.send_msg(kind::PROGRESS, &p) {
+                cancel.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+        };
+        let sink = Sink { token: &mut emit, progress: &mut progress };
         match model {
             Loaded::Cpu(model, sessions) => {
                 let cache = sessions.get_or_create(&req.session, || Ok(KvCache::new(&model.cfg.llm)))?;
-                generate(model, cache, req, &ids, &pixels, cancel, &mut emit)
+                generate(model, cache, req, &ids, &pixels, cancel, sink)
             }
             Loaded::Cuda(model, sessions) => {
                 let session = sessions.get_or_create(&req.session, || model.new_session())?;
-                model.generate(session, req, &ids, &pixels, cancel, &mut emit)
+                model.generate(session, req, &ids, &pixels, cancel, sink)
             }
         }
     }

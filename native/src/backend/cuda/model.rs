@@ -9,13 +9,13 @@ use super::qwen3::{self, CudaQwen3, Session};
 use super::sampling::{SampleParams, SampleResult};
 use super::vision::{self, CudaVision};
 use crate::error::Result;
-use crate::generate::run::{check, drive, ms, Runner};
+use crate::generate::run::{check, drive, ms, Phase, Runner, Sink};
 use crate::generate::sampler::{Rng, Sampled};
 use crate::model::config::ModelConfig;
 use crate::model::merge::{row_sources, RowSource};
 use crate::model::ovis::{model_info, model_size};
 use crate::model::source::WeightSource;
-use crate::protocol::{Done, Generate, Timings, Token};
+use crate::protocol::{Done, Generate, Timings};
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
@@ -79,8 +79,8 @@ impl CudaOvis {
         Session::new(&self.gpu, &self.llm, FIRST_RESERVE)
     }
 
-    /// Runs `req` on `session` (kept positions 0..keep), calling `emit` per token.
-    pub fn generate(&self, session: &mut Session, req: &Generate, ids: &[i32], pixels: &[f32], cancel: &AtomicBool, emit: &mut dyn FnMut(Token)) -> Result<Done> {
+    /// Runs `req` on `session` (kept positions 0..keep), sending tokens and progress to `sink`.
+    pub fn generate(&self, session: &mut Session, req: &Generate, ids: &[i32], pixels: &[f32], cancel: &AtomicBool, sink: Sink) -> Result<Done> {
         check(req, ids, pixels, &self.cfg, session.len())?;
         let max_pos = self.cfg.llm.max_positions;
         session.restart(&self.gpu, req.keep)?;
@@ -98,7 +98,7 @@ impl CudaOvis {
             vocab: self.cfg.llm.vocab as i32,
         };
         let mut runner = CudaRunner { m: self, s: session, params, rng: Rng::new(s.seed) };
-        drive(&mut runner, req, ids, pixels, max_pos, cancel, emit)
+        drive(&mut runner, req, ids, pixels, max_pos, cancel, sink)
     }
 
     /// The input-row sources of `ids` for `merge_rows` ({table, row}: 0 embed_tokens, 1 the VTE, 2 the
@@ -146,15 +146,20 @@ impl Runner for CudaRunner<'_> {
         self.s.len()
     }
 
-    fn prefill(&mut self, ids: &[i32], pixels: &[f32], grids: &[[usize; 3]], timings: &mut Timings, cancel: &AtomicBool) -> Result<Option<Sampled>> {
+    fn prefill(&mut self, ids: &[i32], pixels: &[f32], grids: &[[usize; 3]], timings: &mut Timings, cancel: &AtomicBool, progress: &mut dyn FnMut(Phase, usize, usize)) -> Result<Option<Sampled>> {
         let (m, g) = (self.m, &self.m.gpu);
         let t = Instant::now();
+        // One step each on the GPU (milliseconds): the encoder runs as one queue of launches.
+        if !pixels.is_empty() {
+            progress(Phase::Vision, 0, m.cfg.vit.layers);
+        }
         let visual = if pixels.is_empty() { None } else { Some(m.vision.encode(g, &m.blas, pixels, grids)?) };
         if visual.is_some() {
             g.sync()?;
         }
         timings.vision_ms = ms(t);
         let t = Instant::now();
+        progress(Phase::Prefill, 0, ids.len());
         let rows = m.row_sources(ids, visual.as_ref().map_or(&[], |v| &v.row_of_atom))?;
         let params = self.step_params();
         let first = m.llm.prefill(g, &m.blas, self.s, &rows, m.vision.vte(g), visual.as_ref().map_or(0, |v| v.rows), params, cancel)?;

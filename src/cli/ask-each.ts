@@ -1,0 +1,169 @@
+// `ovis ask --each PROMPT FILE...`: the same prompt for every image or video, the model loaded once.
+// One JSON line per file in input order ({"file","answer","thinking","finish_reason","usage","timings"}
+// or {"file","error":{"code","message"}}), or with --format text a "== FILE ==" header before each
+// answer. A file that fails does not stop the others; the exit code is 3 if any failed. The next
+// file is prepared (decoded, resized) while the engine answers the current one.
+import { readFileSync } from 'node:fs';
+import { InputError, InterruptedError, OvisError, UsageError } from '../errors.js';
+import { readGenerationDefaults } from '../model/generation-config.js';
+import { resolveModelDir } from '../model/resolve.js';
+import { createLogger, type Logger } from '../output/logger.js';
+import { createProgress, type Progress } from '../output/progress.js';
+import { TextWriter } from '../output/text-writer.js';
+import { PromptBuilder, buildUserContent, type ChatMessage } from '../prompt/index.js';
+import { runAnswer } from '../session/answer.js';
+import { ChannelText } from '../session/collect.js';
+import { SessionCache } from '../session/session-cache.js';
+import type { TurnResult } from '../session/turn.js';
+import type { AskOptions } from './ask-options.js';
+import { describeMedia } from './ask.js';
+import { CliTimings } from './cli-timings.js';
+import { detokenizerFor } from './detokenizer.js';
+import { Interrupts } from './interrupts.js';
+import { loadMedium, type LoadedMedium } from './load-media.js';
+import { mediaKindOfPath, type MediaArg } from './media-args.js';
+import { samplingFrom } from './sampling.js';
+import { startEngine, type LoadedEngine } from './start-engine.js';
+
+function checkEachOptions(opts: AskOptions, files: string[]): void {
+  const clash = (['messages', 'save', 'continue'] as const).find((k) => opts[k] !== undefined);
+  if (clash) throw new UsageError(`--each answers each file on its own: it cannot be combined with --${clash}`);
+  if (opts.attach.length > 0) throw new UsageError('--each takes the files as arguments: FILE... (or - to read names from stdin), not --attach');
+  if (opts.topLogprobs > 0) throw new UsageError('--top-logprobs is not available with --each');
+  if (opts.json && opts.format === 'text') throw new UsageError('--json and --format text disagree: --each writes JSON lines by default');
+  if (files.length === 0) throw new UsageError('--each needs files: ovis ask --each "Describe this image." *.jpg (or - to read one name per line from stdin)');
+}
+
+/** The file names: the arguments, or one per line on stdin for `-`. */
+function fileList(args: string[]): string[] {
+  if (args.length === 1 && args[0] === '-') {
+    return readFileSync(0, 'utf8').split(/\r?\n/).map((l) => l.trim()).filter((l) => l !== '');
+  }
+  return args;
+}
+
+interface Output {
+  answer(file: string, text: ChannelText, turn: TurnResult): void;
+  error(file: string, e: OvisError): void;
+}
+
+function jsonOutput(): Output {
+  const line = (o: object) => process.stdout.write(`${JSON.stringify(o)}\n`);
+  return {
+    answer(file, text, turn) {
+      const d = turn.done;
+      line({
+        file, answer: text.answer, thinking: text.thinking, finish_reason: d.finish_reason,
+        usage: { prompt_tokens: d.prompt_tokens + d.cached_tokens, cached_tokens: d.cached_tokens, completion_tokens: d.completion_tokens }, timings: d.timings,
+      });
+    },
+    error: (file, e) => line({ file, error: { code: e.code, message: e.message } }),
+  };
+}
+
+function textOutput(log: Logger): Output {
+  return {
+    answer(file, text) {
+      // Thinking goes to stderr (dim on a terminal), as in `ovis ask`.
+      const writer = new TextWriter(process.stdout, process.stderr);
+      process.stdout.write(`== ${file} ==\n`);
+      if (text.thinking) writer.token({ id: -1, text: text.thinking, channel: 'thinking', logprob: 0 });
+      writer.token({ id: -1, text: text.answer, channel: 'answer', logprob: 0 });
+      writer.end();
+    },
+    error(file, e) {
+      process.stdout.write(`== ${file} ==\n`);
+      log.error(`${file}: ${e.message}`);
+    },
+  };
+}
+
+export async function runEach(args: string[], opts: AskOptions): Promise<void> {
+  const files = fileList(args);
+  checkEachOptions(opts, files);
+  const timings = new CliTimings();
+  const log = createLogger({ verbose: opts.verbose });
+  if (opts.thinkBudget !== undefined) opts.think = true;
+  const modelDir = resolveModelDir(opts.model);
+  const defaults = readGenerationDefaults(modelDir);
+  const progress = createProgress({ verbose: opts.verbose });
+  const tokenizer = timings.time('tokenizer', PromptBuilder.load(modelDir));
+  tokenizer.catch(() => {});
+  let engine = await timings.time('modelLoad', startEngine(modelDir, opts, log, progress)).catch((e) => {
+    progress.stop();
+    throw e;
+  });
+  const interrupts = new Interrupts(() => engine.kill());
+  const out = opts.format === 'text' ? textOutput(log) : jsonOutput();
+  const prompts = await tokenizer;
+  const cache = new SessionCache();
+  const media = files.map((f): MediaArg => ({ kind: mediaKindOfPath(f) ?? 'image', source: f }));
+  // Errors stay inside the promise until their turn, so a bad file 7 is reported in order.
+  const prepare = (i: number) => settle(loadMedium(media[i], opts, log));
+  let next = prepare(0);
+  let failed = 0;
+  const started = performance.now();
+  try {
+    for (let i = 0; i < files.length; i++) {
+      progress.prefix = batchStatus(i, files.length, started);
+      progress.phase(`preparing ${files[i]}`);
+      const ready = await next;
+      if (i + 1 < files.length) next = prepare(i + 1);
+      try {
+        if ('error' in ready) throw ready.error;
+        if (!engine.running) engine = await startEngine(modelDir, opts, log, progress);
+        const { text, turn } = await answerOne(engine, prompts, cache, ready.value, opts, defaults, progress, interrupts);
+        progress.stop();
+        out.answer(files[i], text, turn);
+        if (turn.done.finish_reason === 'cancelled') throw new InterruptedError(`interrupted at ${files[i]} (${i} of ${files.length} files answered)`, false, interrupts.signal);
+      } catch (e) {
+        if (e instanceof InterruptedError || !(e instanceof OvisError)) throw e;
+        progress.stop();
+        failed += 1;
+        cache.clear();
+        out.error(files[i], e);
+      }
+    }
+  } finally {
+    progress.stop();
+    interrupts.dispose();
+    await engine.close();
+  }
+  log.verbose(timings.describe());
+  if (failed > 0) throw new InputError(`${failed} of ${files.length} files failed (see their error lines)`);
+}
+
+async function answerOne(
+  engine: LoadedEngine, prompts: PromptBuilder, cache: SessionCache, loaded: LoadedMedium, opts: AskOptions,
+  defaults: ReturnType<typeof readGenerationDefaults>, progress: Progress, interrupts: Interrupts,
+): Promise<{ text: ChannelText; turn: TurnResult }> {
+  const messages: ChatMessage[] = opts.system !== undefined ? [{ role: 'system', content: opts.system }] : [];
+  messages.push({ role: 'user', content: buildUserContent(opts.each!, [loaded.kind]) });
+  const { ids } = prompts.encode(messages, { enableThinking: opts.think, grids: [loaded.grid], kinds: [loaded.kind] });
+  // Each file is its own conversation; the text before the image (the system prompt) is reused.
+  const keep = cache.keepFor(ids, [loaded]);
+  const fresh = SessionCache.mediaBefore(ids, keep) === 0 ? [loaded] : [];
+  const text = new ChannelText();
+  const turn = await runAnswer(engine, detokenizerFor(prompts), {
+    session: 'each', keep, ids: ids.slice(keep), media: fresh.map((m) => ({ kind: m.kind, grid: m.grid })), pixels: fresh.map((m) => m.pixels),
+    maxNewTokens: opts.maxNewTokens, sampling: samplingFrom(opts, defaults), stopIds: defaults.stopIds, topLogprobs: 0, thinking: opts.think,
+  }, { onToken: (t) => text.push(t), onProgress: (p) => progress.engine(p, describeMedia([loaded])), signal: interrupts.abortSignal }, opts.thinkBudget);
+  if (turn.tail) text.pushTail(turn.tail, turn.tailChannel);
+  cache.set(Int32Array.from([...ids, ...turn.ids]), [loaded], keep + turn.cached);
+  return { text, turn };
+}
+
+/** "3/10 files · 4.2 s/file · ETA 29 s" (rate and ETA once a file is done). */
+function batchStatus(done: number, total: number, started: number): string {
+  if (done === 0) return `0/${total} files`;
+  const per = (performance.now() - started) / 1000 / done;
+  return `${done}/${total} files · ${per.toFixed(1)} s/file · ETA ${Math.round(per * (total - done))} s`;
+}
+
+async function settle<T>(p: Promise<T>): Promise<{ value: T } | { error: unknown }> {
+  try {
+    return { value: await p };
+  } catch (error) {
+    return { error };
+  }
+}
