@@ -2,8 +2,10 @@
 _ovis() {
   local cur prev words cword
   _init_completion 2>/dev/null || { cur="${COMP_WORDS[COMP_CWORD]}"; prev="${COMP_WORDS[COMP_CWORD-1]}"; }
-  local cmds="ask info bench completion help"
-  local ask_opts="--model --system --messages --think --no-think --think-budget --max-new-tokens --temperature --top-p --top-k --repetition-penalty --seed --attach --min-pixels --max-pixels --frames --max-input-pixels --device --json --top-logprobs --verbose --help"
+  local cmds="ask chat info bench completion help"
+  local gen_opts="--model --system --think --no-think --think-budget --max-new-tokens --temperature --top-p --top-k --repetition-penalty --seed --min-pixels --max-pixels --frames --max-input-pixels --device --verbose --help"
+  local ask_opts="${gen_opts} --messages --save --continue --attach --each --format --json --top-logprobs"
+  local chat_opts="${gen_opts} --load --save"
   local info_opts="--model --device --json --verbose --help"
   local bench_opts="--synthetic --model --device --images --prompt-tokens --decode-tokens --repeats --warmup --json --help"
   if [[ ${COMP_CWORD} -eq 1 ]]; then
@@ -12,14 +14,16 @@ _ovis() {
   fi
   case "${prev}" in
     --model|-m) COMPREPLY=($(compgen -d -- "${cur}")); return ;;
-    --attach|-a|--messages) COMPREPLY=($(compgen -f -- "${cur}")); return ;;
+    --attach|-a|--messages|--save|--continue|--load) COMPREPLY=($(compgen -f -- "${cur}")); return ;;
+    --format) COMPREPLY=($(compgen -W "json text" -- "${cur}")); return ;;
     --device) COMPREPLY=($(compgen -W "auto cpu cuda cuda:0" -- "${cur}")); return ;;
     --synthetic) COMPREPLY=($(compgen -W "2b 9b" -- "${cur}")); return ;;
     --images|--prompt-tokens|--decode-tokens|--repeats|--warmup) return ;;
-    --system|-s|--think-budget|--max-new-tokens|-n|--temperature|-t|--top-p|--top-k|--repetition-penalty|--seed|--min-pixels|--max-pixels|--frames|--max-input-pixels|--top-logprobs) return ;;
+    --each|--system|-s|--think-budget|--max-new-tokens|-n|--temperature|-t|--top-p|--top-k|--repetition-penalty|--seed|--min-pixels|--max-pixels|--frames|--max-input-pixels|--top-logprobs) return ;;
   esac
   case "${COMP_WORDS[1]}" in
     ask) if [[ ${cur} == -* ]]; then COMPREPLY=($(compgen -W "${ask_opts}" -- "${cur}")); else COMPREPLY=($(compgen -f -- "${cur}")); fi ;;
+    chat) COMPREPLY=($(compgen -W "${chat_opts}" -- "${cur}")) ;;
     info) COMPREPLY=($(compgen -W "${info_opts}" -- "${cur}")) ;;
     bench) COMPREPLY=($(compgen -W "${bench_opts}" -- "${cur}")) ;;
     completion) COMPREPLY=($(compgen -W "bash zsh fish" -- "${cur}")) ;;

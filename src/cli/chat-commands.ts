@@ -6,26 +6,26 @@ export interface Command {
 }
 
 export const COMMANDS: ReadonlyArray<[usage: string, what: string]> = [
-  ['/image PATH, /video PATH', 'attach a file to the next message (paths typed in a message are attached too)'],
+  ['/image PATH, /video PATH', 'attach to the next message (typed paths attach too)'],
   ['/think on|off', 'think before answering, or not'],
   ['/budget N|off', 'think at most N tokens, then answer'],
-  ['/system TEXT|off', 'set or remove the system prompt (no TEXT: show it)'],
+  ['/system TEXT|off', 'set or remove the system prompt (alone: show it)'],
   ['/retry', 'answer the last message again'],
   ['/clear', 'start a new conversation (settings stay)'],
-  ['/save FILE', 'save the conversation (and keep saving it after each turn)'],
-  ['/load FILE', 'continue a saved conversation (ovis ask --save / --messages format)'],
-  ['/thinking', "show or fold the last answer's thinking (also Ctrl+T)"],
-  ['/stats', 'tokens, cache reuse and speed of the last turn and the conversation'],
+  ['/save FILE', 'save the conversation, and again after each turn'],
+  ['/load FILE', 'continue a saved conversation (ask --save files)'],
+  ['/thinking', 'show or fold the last thinking (also Ctrl+T)'],
+  ['/stats', 'tokens, cache reuse and speed'],
   ['/help', 'this help'],
   ['/exit', 'leave (also Ctrl+D, or Ctrl+C on an empty input)'],
 ];
 
 export const KEYS: ReadonlyArray<[key: string, what: string]> = [
   ['Enter', 'send'],
-  ['Ctrl+J, Alt+Enter', 'new line (a pasted block keeps its newlines)'],
+  ['Ctrl+J, Alt+Enter', 'new line (pasted text keeps its newlines)'],
   ['Up, Down', 'earlier inputs (and lines of a multi-line input)'],
   ['Ctrl+C', 'stop the answer; on an empty input, leave'],
-  ['Ctrl+T', "show or fold the last answer's thinking"],
+  ['Ctrl+T', 'show or fold the last thinking'],
   ['Ctrl+A/E, Ctrl+U/K, Ctrl+W', 'line start/end, delete to start/end, delete word'],
 ];
 

@@ -200,7 +200,10 @@ export class ChatController {
     this.transcript.push({ type: 'answer', text: displayText(report.answer) });
     const d = report.done;
     if (d.finish_reason === 'cancelled') this.notice('(stopped)', 'dim');
-    else if (d.finish_reason === 'length') this.notice(`(cut off at ${formatInt(d.completion_tokens)} tokens: raise --max-new-tokens${report.answer ? '' : ', or set /budget N'})`, 'warn');
+    else if (d.finish_reason === 'length') {
+      const sampled = report.sampled.thinking + report.sampled.answer;
+      this.notice(`(cut off at ${formatInt(sampled)} tokens: raise --max-new-tokens${report.answer ? '' : ', or set /budget N'})`, 'warn');
+    }
     this.autosave();
     return true;
   }

@@ -63,7 +63,7 @@ class PlainView implements ChatView {
     // After a turn only: the line would be noise after every command.
     if (!this.turnDone) return;
     this.turnDone = false;
-    this.write(`[${statusLine(s, Math.max(40, this.width()))}]\n`);
+    this.write(`[${statusLine(s, Math.max(40, this.width() - 2))}]\n`);
   }
 
   refresh(entries: readonly Entry[]): void {

@@ -124,8 +124,11 @@ export function edit(s: EditorState, key: Key, history?: InputHistory): EditorSt
       return cut(s, wordLeft(t, c), c, wordLeft(t, c));
     case 'killToEnd':
       return cut(s, c, lineEnd(t, c) === c && c < t.length ? c + 1 : lineEnd(t, c), c);
-    case 'killToStart':
-      return cut(s, lineStart(t, c), c, lineStart(t, c));
+    case 'killToStart': {
+      // At the start of a line it takes the line break too, so repeated Ctrl+U clears a long input.
+      const from = c > 0 && lineStart(t, c) === c ? c - 1 : lineStart(t, c);
+      return cut(s, from, c, from);
+    }
     case 'up':
     case 'down': {
       const dir = key.name === 'up' ? -1 : 1;

@@ -56,10 +56,10 @@ export const displayText = (text: string): string => text.replace(/\t/g, '    ')
 
 export const formatInt = (n: number) => Math.round(n).toLocaleString('en-US');
 
-/** "1.2k" for narrow status lines. */
+/** "1.2k", "41k" for narrow status lines. */
 export function compactInt(n: number): string {
   if (n < 1000) return String(n);
-  if (n < 100_000) return `${(n / 1000).toFixed(1)}k`;
+  if (n < 10_000) return `${(n / 1000).toFixed(1)}k`;
   return `${Math.round(n / 1000)}k`;
 }
 
