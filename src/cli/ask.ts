@@ -90,7 +90,8 @@ export async function runAsk(args: string[], opts: AskOptions): Promise<void> {
     if (!result) return;
     if (opts.save || opts.continue) saveTurn(opts.save ?? opts.continue!, history, messages, media, loaded, result.text, log);
     if (result.turn.done.finish_reason === 'cancelled') {
-      throw new InterruptedError('interrupted: generation cancelled', opts.json, interrupts.signal);
+      const how = interrupts.signal === 'SIGTERM' ? 'terminated' : 'interrupted';
+      throw new InterruptedError(`${how}: generation cancelled`, opts.json, interrupts.signal);
     }
   } finally {
     progress.stop();
