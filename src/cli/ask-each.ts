@@ -117,6 +117,7 @@ export async function runEach(args: string[], opts: AskOptions): Promise<void> {
         out.answer(files[i], text, turn);
         if (turn.done.finish_reason === 'cancelled') throw new InterruptedError(`interrupted at ${files[i]} (${i} of ${files.length} files answered)`, false, interrupts.signal);
       } catch (e) {
+        if (interrupts.engineKilled) throw new InterruptedError(`interrupted at ${files[i]} (${i} of ${files.length} files answered)`, false, interrupts.signal);
         if (e instanceof InterruptedError || !(e instanceof OvisError)) throw e;
         progress.stop();
         failed += 1;

@@ -127,16 +127,25 @@ async function generate(
   });
   const what = describeMedia(loaded);
   const text = new ChannelText();
+  let emitted = 0;
   const onToken = (t: TokenOut) => {
     progress.stop();
+    emitted += 1;
     text.push(t);
     writer.token(t);
   };
-  const turn = await runAnswer(engine, detokenizerFor(prompts), {
-    session: 'ask', keep: 0, ids, media: loaded.map((m) => ({ kind: m.kind, grid: m.grid })), pixels: loaded.map((m) => m.pixels),
-    maxNewTokens: opts.maxNewTokens, sampling: samplingFrom(opts, defaults), stopIds: defaults.stopIds,
-    topLogprobs: opts.topLogprobs, thinking: opts.think,
-  }, { onToken, onProgress: (p) => progress.engine(p, what), signal: interrupts.abortSignal }, opts.thinkBudget);
+  let turn: TurnResult;
+  try {
+    turn = await runAnswer(engine, detokenizerFor(prompts), {
+      session: 'ask', keep: 0, ids, media: loaded.map((m) => ({ kind: m.kind, grid: m.grid })), pixels: loaded.map((m) => m.pixels),
+      maxNewTokens: opts.maxNewTokens, sampling: samplingFrom(opts, defaults), stopIds: defaults.stopIds,
+      topLogprobs: opts.topLogprobs, thinking: opts.think,
+    }, { onToken, onProgress: (p) => progress.engine(p, what), signal: interrupts.abortSignal }, opts.thinkBudget);
+  } catch (e) {
+    // A second Ctrl-C killed an engine that did not stop: that is still an interruption.
+    if (!interrupts.engineKilled) throw e;
+    turn = { ids: [], cached: 0, tail: '', tailChannel: 'answer', done: { id: 0, finish_reason: 'cancelled', prompt_tokens: ids.length, cached_tokens: 0, completion_tokens: emitted, timings: { vision_ms: 0, prefill_ms: 0, first_token_ms: 0, decode_ms: 0, total_ms: 0 } } };
+  }
   progress.stop();
   if (readerGone) return undefined;
   if (turn.tail) text.pushTail(turn.tail, turn.tailChannel);

@@ -5,6 +5,8 @@ export class Interrupts {
   readonly controller = new AbortController();
   /** The first signal received, if any. */
   signal?: 'SIGINT' | 'SIGTERM';
+  /** A second signal killed the engine: its request ends as cancelled, not as an engine failure. */
+  engineKilled = false;
   private count = 0;
   private readonly onInt = () => this.on('SIGINT');
   private readonly onTerm = () => this.on('SIGTERM');
@@ -21,7 +23,10 @@ export class Interrupts {
   private on(signal: 'SIGINT' | 'SIGTERM'): void {
     this.count += 1;
     this.signal ??= signal;
-    if (this.count > 1) this.killEngine();
+    if (this.count > 1) {
+      this.engineKilled = true;
+      this.killEngine();
+    }
     this.controller.abort();
   }
 

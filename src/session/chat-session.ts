@@ -225,6 +225,7 @@ export class ChatSession {
     if (this.engine.running) return;
     this.log.warn('the engine stopped; starting it again (the conversation is kept and read again)');
     this.cache.clear();
-    this.engine = await startEngine(this.modelDir, { device: this.device, verbose: false }, this.log);
+    // The chat owns the screen: no spinner on stderr (the view shows the phase).
+    this.engine = await startEngine(this.modelDir, { device: this.device, verbose: false }, this.log, { phase() {}, engine() {}, stop() {} });
   }
 }
