@@ -82,13 +82,17 @@ export async function runAsk(args: string[], opts: AskOptions): Promise<void> {
     for (const m of [...history.media, ...media]) {
       progress.phase(`preparing ${m.source === '-' ? 'the image on standard input' : m.source}`);
       loaded.push(await timings.time('media', loadMedium(m, opts, log)));
+      // Ctrl-C while a video is sampled: stop here rather than after the prefill.
+      if (interrupts.abortSignal.aborted) throw new InterruptedError('interrupted before the question was sent', false, interrupts.signal);
     }
     const messages = buildMessages(text, media, history, opts.system);
     const { ids } = prompts.encode(messages, { enableThinking: opts.think, grids: loaded.map((m) => m.grid), kinds: loaded.map((m) => m.kind) });
     log.verbose(`prompt: ${ids.length} positions, ${loaded.length} media`);
     const result = await generate(engine, prompts, ids, loaded, opts, defaults, progress, interrupts, timings, log);
     if (!result) return;
-    if (opts.save || opts.continue) saveTurn(opts.save ?? opts.continue!, history, messages, media, loaded, result.text, log);
+    // A turn stopped before its first token has nothing to keep.
+    const answered = result.turn.done.completion_tokens > 0 || result.turn.done.finish_reason !== 'cancelled';
+    if ((opts.save || opts.continue) && answered) saveTurn(opts.save ?? opts.continue!, history, messages, media, loaded, result.text, log);
     if (result.turn.done.finish_reason === 'cancelled') {
       const how = interrupts.signal === 'SIGTERM' ? 'terminated' : 'interrupted';
       throw new InterruptedError(`${how}: generation cancelled`, opts.json, interrupts.signal);
