@@ -4,14 +4,15 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fixtureDir, jsonLines, runOvis } from '../helpers/cli.js';
+import { fixtureDir, jsonLines, runOvis, withoutFfmpegStatic } from '../helpers/cli.js';
 import { caseOf, comparableIds, logSoftmaxAt } from '../helpers/reference.js';
+import { removeTempDir, tempDir } from '../helpers/temp-dirs.js';
 
 const input = (f: string) => join(fixtureDir, 'inputs', f);
-const tmp = mkdtempSync(join(tmpdir(), 'ovis-vision-'));
+const tmp = tempDir('ovis-vision-');
+test.after(() => removeTempDir(tmp));
 
 function greedyArgs(name: string): string[] {
   const c = caseOf(name);
@@ -56,19 +57,27 @@ test('-a - reads the image from stdin', async () => {
 
 const ffmpeg = spawnSync('ffmpeg', ['-version']).status === 0;
 
-test('video case: a lossless video of the frames, 4 frames sampled', async () => {
+let framesMkv: string | undefined;
+/** The fixture's frames as a lossless video, made by the first test that needs it (any order). */
+function framesVideo(): string {
   if (!ffmpeg) throw new Error('ffmpeg is needed for the video tests (.ci/run installs it)');
-  const video = join(tmp, 'frames.mkv');
-  const made = spawnSync('ffmpeg', ['-y', '-v', 'error', '-framerate', '4', '-start_number', '0', '-i', join(fixtureDir, 'inputs', 'frame%d.png'), '-c:v', 'ffv1', video]);
-  assert.is(made.status, 0, made.stderr.toString());
-  await expectReference('video', [...greedyArgs('video'), '--frames', '4', video, questionOf('video')]);
+  if (!framesMkv) {
+    const video = join(tmp, 'frames.mkv');
+    const made = spawnSync('ffmpeg', ['-y', '-v', 'error', '-framerate', '4', '-start_number', '0', '-i', join(fixtureDir, 'inputs', 'frame%d.png'), '-c:v', 'ffv1', video]);
+    assert.is(made.status, 0, made.stderr.toString());
+    framesMkv = video;
+  }
+  return framesMkv;
+}
+
+test('video case: a lossless video of the frames, 4 frames sampled', async () => {
+  await expectReference('video', [...greedyArgs('video'), '--frames', '4', framesVideo(), questionOf('video')]);
 });
 
 test('images and a video together are refused with an input error', async () => {
-  const video = join(tmp, 'frames.mkv');
-  const r = await runOvis([...greedyArgs('image'), input('photo.jpg'), '-a', video, 'Both?']);
+  const r = await runOvis([...greedyArgs('image'), input('photo.jpg'), '-a', framesVideo(), 'Both?']);
   assert.is(r.code, 3, r.stderr);
-  assert.match(r.stderr, /video/);
+  assert.match(r.stderr, /images and a video/);
 });
 
 test('marker count must match the media count', async () => {
@@ -108,11 +117,17 @@ test('a video without frames is an input error', async () => {
 });
 
 test('no usable ffmpeg is an input error that says where ovis looked', async () => {
-  const staticBin = join(fixtureDir, '..', '..', '..', 'node_modules', 'ffmpeg-static', 'ffmpeg');
-  if (existsSync(staticBin)) return; // ffmpeg-static's own binary is installed: ffmpeg cannot be missing
-  const r = await runOvis([...greedyArgs('video'), '-a', join(tmp, 'frames.mkv'), 'What happens?'], { env: { OVIS_FFMPEG: '/nonexistent/ffmpeg', PATH: '/nonexistent' } });
+  // Runs whether or not ffmpeg-static's binary is on this machine: the package is hidden from the
+  // ovis process, OVIS_FFMPEG points nowhere and PATH has no ffmpeg. The video needs no decoder to
+  // be made here (ovis only needs a readable file before it looks for ffmpeg).
+  const video = join(tmp, 'no-ffmpeg.mkv');
+  writeFileSync(video, 'not decoded: ffmpeg is looked for first');
+  const env = withoutFfmpegStatic({ OVIS_FFMPEG: '/nonexistent/ffmpeg', PATH: '/nonexistent' });
+  const r = await runOvis([...greedyArgs('video'), '-a', video, 'What happens?'], { env });
   assert.is(r.code, 3, r.stderr);
-  assert.match(r.stderr, /OVIS_FFMPEG/);
+  assert.match(r.stderr, /ffmpeg-static/);
+  assert.match(r.stderr, /OVIS_FFMPEG=\/nonexistent\/ffmpeg/);
+  assert.match(r.stderr, /PATH/);
 });
 
 test('multiturn case: a --messages conversation with an image, then a follow-up prompt', async () => {

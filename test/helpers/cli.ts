@@ -50,3 +50,9 @@ export function runOvis(args: string[], opts: RunOptions = {}): Promise<RunResul
 export function jsonLines(stdout: string): any[] {
   return stdout.split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l));
 }
+
+/** Environment for runOvis in which the ffmpeg-static package counts as not installed. */
+export function withoutFfmpegStatic(env: Record<string, string | undefined> = {}): Record<string, string | undefined> {
+  const hide = `--require ${join(root, 'test', 'helpers', 'hide-ffmpeg-static.cjs')}`;
+  return { ...env, NODE_OPTIONS: [process.env.NODE_OPTIONS, hide].filter(Boolean).join(' ') };
+}
