@@ -23,7 +23,8 @@ export interface RunOptions {
 export function runOvis(args: string[], opts: RunOptions = {}): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [join(root, 'bin', 'ovis.js'), ...args], {
-      env: { ...process.env, NO_COLOR: '1', ...opts.env },
+      // uvu's runner sets FORCE_COLOR, which makes node warn on stderr about NO_COLOR: drop it
+      env: { ...process.env, NO_COLOR: '1', FORCE_COLOR: undefined, ...opts.env },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     let stdout = '';

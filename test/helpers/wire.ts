@@ -13,10 +13,11 @@ export interface SentGenerate {
   ids: number[];
 }
 
+/** One run at a time per recorder: runs in parallel would interleave their bytes in the file. */
 export interface Recorder {
   /** Environment for runOvis: OVIS_ENGINE is the recording script. */
   env: Record<string, string>;
-  /** The generate requests sent so far, in order. */
+  /** The generate requests sent so far, in order (every run that used `env`). */
   generates(): SentGenerate[];
   dispose(): void;
 }
@@ -26,7 +27,7 @@ export function recordingEngine(): Recorder {
   const script = join(dir, 'engine.sh');
   const log = join(dir, 'to-engine.bin');
   const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
-  writeFileSync(script, `#!/bin/sh\ntee ${quote(log)} | exec ${quote(locateEngine())} "$@"\n`);
+  writeFileSync(script, `#!/bin/sh\ntee -a ${quote(log)} | exec ${quote(locateEngine())} "$@"\n`);
   chmodSync(script, 0o755);
   return {
     env: { OVIS_ENGINE: script },
