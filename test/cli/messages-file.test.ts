@@ -57,8 +57,10 @@ async function refused(file: string, pattern: RegExp, words: string[] = []) {
 }
 
 test('not JSON, or no such file', async () => {
-  await refused(messagesFile('[{"role": "user", "content": "Hi"'), /cannot read it as JSON/);
-  await refused(join(tmp, 'absent.json'), /cannot read it as JSON .*no such file/i);
+  await Promise.all([
+    refused(messagesFile('[{"role": "user", "content": "Hi"'), /cannot read it as JSON/),
+    refused(join(tmp, 'absent.json'), /cannot read it as JSON .*no such file/i),
+  ]);
 });
 
 test('not an array of messages', async () => {
@@ -66,14 +68,18 @@ test('not an array of messages', async () => {
 });
 
 test('a bad role, or content that is neither text nor parts', async () => {
-  await refused(messagesFile([{ role: 'tool', content: 'Hi' }]), /message 0 has role "tool"; use system, user or assistant/);
-  await refused(messagesFile([{ role: 'user', content: 'Hi' }, { content: 'no role' }]), /message 1 has role undefined/);
-  await refused(messagesFile([{ role: 'user', content: 42 }]), /message 0: content must be a string or an array of parts/);
+  await Promise.all([
+    refused(messagesFile([{ role: 'tool', content: 'Hi' }]), /message 0 has role "tool"; use system, user or assistant/),
+    refused(messagesFile([{ role: 'user', content: 'Hi' }, { content: 'no role' }]), /message 1 has role undefined/),
+    refused(messagesFile([{ role: 'user', content: 42 }]), /message 0: content must be a string or an array of parts/),
+  ]);
 });
 
 test('a part of an unknown type, or a medium without a path', async () => {
-  await refused(messagesFile([{ role: 'user', content: [{ type: 'audio', path: 'a.wav' }] }]), /message 0 part 0 has type "audio"; use text, image, video, image_url or video_url/);
-  await refused(messagesFile([{ role: 'user', content: [{ type: 'text', text: 'Hi' }, { type: 'image' }] }]), /message 0 part 1: a image part needs a path or url/);
+  await Promise.all([
+    refused(messagesFile([{ role: 'user', content: [{ type: 'audio', path: 'a.wav' }] }]), /message 0 part 0 has type "audio"; use text, image, video, image_url or video_url/),
+    refused(messagesFile([{ role: 'user', content: [{ type: 'text', text: 'Hi' }, { type: 'image' }] }]), /message 0 part 1: a image part needs a path or url/),
+  ]);
 });
 
 test('a missing media file names the path it looked for (relative to the messages file)', async () => {
@@ -85,8 +91,10 @@ test('a missing media file names the path it looked for (relative to the message
 });
 
 test('a remote URL is refused with what to do; so is a video data: URL', async () => {
-  await refused(messagesFile(askAbout({ type: 'image_url', image_url: { url: 'https://example.com/cat.png' } }, 'image')), /https:\/\/example\.com\/cat\.png is a remote URL; download it and give the file/);
-  await refused(messagesFile(askAbout({ type: 'video_url', video_url: { url: 'data:video/mp4;base64,AAAA' } }, 'video')), /videos must be files, not data: URLs/);
+  await Promise.all([
+    refused(messagesFile(askAbout({ type: 'image_url', image_url: { url: 'https://example.com/cat.png' } }, 'image')), /https:\/\/example\.com\/cat\.png is a remote URL; download it and give the file/),
+    refused(messagesFile(askAbout({ type: 'video_url', video_url: { url: 'data:video/mp4;base64,AAAA' } }, 'video')), /videos must be files, not data: URLs/),
+  ]);
 });
 
 test.run();

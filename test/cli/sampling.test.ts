@@ -33,15 +33,11 @@ test('the same --seed repeats a sampled answer; another seed changes it', async 
   assert.not.equal(a, reference, 'sampling is on');
 });
 
+// The same draws without the restriction are not greedy (seed 1: the test above).
 test('--top-k 1 leaves only the best token: the greedy answer, whatever the seed', async () => {
-  const [k1, k1other, k0] = await Promise.all([
-    idsWith([...wide, '--top-k', '1', '--seed', '1']),
-    idsWith([...wide, '--top-k', '1', '--seed', '2']),
-    idsWith([...wide, '--top-k', '0', '--seed', '1']),
-  ]);
+  const [k1, k1other] = await Promise.all([idsWith([...wide, '--top-k', '1', '--seed', '1']), idsWith([...wide, '--top-k', '1', '--seed', '2'])]);
   assert.equal(k1, reference);
   assert.equal(k1other, reference);
-  assert.not.equal(k0, reference, 'the same draw without --top-k 1 is not greedy');
 });
 
 test('--top-p tiny keeps only the most likely token: the greedy answer', async () => {
@@ -60,11 +56,8 @@ test('a small --temperature sharpens sampling to the greedy answer (the value re
 });
 
 test('--repetition-penalty stops the greedy answer from repeating a token it generated', async () => {
-  const [penalised, off] = await Promise.all([
-    idsWith(['--temperature', '0', '--repetition-penalty', '10']),
-    idsWith(['--temperature', '0', '--repetition-penalty', '1']),
-  ]);
-  assert.equal(off, reference);
+  // without it, greedy repeats 100965 (the --temperature 0 test above)
+  const penalised = await idsWith(['--temperature', '0', '--repetition-penalty', '10']);
   // up to the first repeat nothing generated is penalised in a way that changes the argmax
   assert.equal(penalised.slice(0, 4), reference.slice(0, 4));
   assert.is.not(penalised[4], 100965, 'the token already generated at step 3 is not picked again');

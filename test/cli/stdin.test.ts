@@ -30,8 +30,9 @@ test('piped text and prompt words: stdin, a blank line, then the words', async (
 
 test('stdin alone is the prompt, without its final newline (CRLF too)', async () => {
   const want = await textPromptIds([{ role: 'user', content: 'What is 17 * 23?' }]);
-  assert.equal((await sentIds('What is 17 * 23?\n', [])).ids, want);
-  assert.equal((await sentIds('What is 17 * 23?\r\n', [])).ids, want);
+  const [lf, crlf] = await Promise.all([sentIds('What is 17 * 23?\n', []), sentIds('What is 17 * 23?\r\n', [])]);
+  assert.equal(lf.ids, want);
+  assert.equal(crlf.ids, want);
 });
 
 test('stdin that is not UTF-8 is an input error with a clear message (text and --json)', async () => {
