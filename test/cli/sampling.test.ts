@@ -33,21 +33,17 @@ test('the same --seed repeats a sampled answer; another seed changes it', async 
   assert.not.equal(a, reference, 'sampling is on');
 });
 
-// The same draws without the restriction are not greedy (seed 1: the test above).
-test('--top-k 1 leaves only the best token: the greedy answer, whatever the seed', async () => {
-  const [k1, k1other] = await Promise.all([idsWith([...wide, '--top-k', '1', '--seed', '1']), idsWith([...wide, '--top-k', '1', '--seed', '2'])]);
-  assert.equal(k1, reference);
-  assert.equal(k1other, reference);
+// The same draw without the restriction is not greedy (seed 1: the test above).
+test('--top-k 1 leaves only the best token: the greedy answer', async () => {
+  assert.equal(await idsWith([...wide, '--top-k', '1', '--seed', '1']), reference);
 });
 
 test('--top-p tiny keeps only the most likely token: the greedy answer', async () => {
   assert.equal(await idsWith([...wide, '--top-p', '0.000001', '--seed', '1']), reference);
 });
 
-test('--temperature 0 is the greedy reference and ignores the seed', async () => {
-  const [a, b] = await Promise.all([idsWith(['--temperature', '0', '--seed', '1']), idsWith(['--temperature', '0', '--seed', '2'])]);
-  assert.equal(a, reference);
-  assert.equal(b, reference);
+test('--temperature 0 is the greedy reference (with the seed that samples otherwise)', async () => {
+  assert.equal(await idsWith(['--temperature', '0', '--seed', '1']), reference);
 });
 
 test('a small --temperature sharpens sampling to the greedy answer (the value reaches the engine)', async () => {

@@ -41,11 +41,6 @@ export async function withTempDir<T>(prefix: string, fn: (dir: string) => Promis
   }
 }
 
-/** Directories made and not yet removed (for a test that checks cleanup). */
-export function liveTempDirs(): string[] {
-  return [...made];
-}
-
 function removeAllTempDirs(): void {
   for (const dir of made) rmSync(dir, { recursive: true, force: true });
   made.clear();
