@@ -3,7 +3,9 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { fixtureDir, jsonLines, runOvis } from '../helpers/cli.js';
+import { textPromptIds } from '../helpers/prompt.js';
 import { caseOf, comparableIds, logSoftmaxAt } from '../helpers/reference.js';
+import { withRecorder } from '../helpers/wire.js';
 
 const greedy = ['ask', '--model', fixtureDir, '--temperature', '0', '--max-new-tokens', '8', '--json'];
 
@@ -59,12 +61,17 @@ test('the same seed samples the same tokens', async () => {
   assert.is(ids(a).length, 6);
 });
 
-test('a system prompt changes the prompt (and so the logits)', async () => {
-  const plain = await runOvis([...greedy, '--max-new-tokens', '1', 'Hi']);
-  const sys = await runOvis([...greedy, '--max-new-tokens', '1', '--system', 'You are a terse assistant.', 'Hi']);
-  const lp = (r: typeof plain) => jsonLines(r.stdout)[0].logprob;
-  assert.is.not(lp(plain), lp(sys));
-  assert.ok(jsonLines(sys.stdout).at(-1).usage.prompt_tokens > jsonLines(plain.stdout).at(-1).usage.prompt_tokens + 5);
+test('--system puts a system turn before the user turn: the exact ids of the chat template', async () => {
+  const system = 'You are a terse assistant.';
+  const want = await textPromptIds([{ role: 'system', content: system }, { role: 'user', content: 'Hi' }]);
+  const plain = await textPromptIds([{ role: 'user', content: 'Hi' }]);
+  assert.ok(want.length > plain.length + 5, 'the system turn adds tokens');
+  await withRecorder(async (rec) => {
+    const r = await runOvis([...greedy, '--max-new-tokens', '1', '--system', system, 'Hi'], { env: rec.env });
+    assert.is(r.code, 0, r.stderr);
+    assert.equal(rec.generates()[0].ids, want, 'ids sent to the engine');
+    assert.is(jsonLines(r.stdout).at(-1).usage.prompt_tokens, want.length);
+  });
 });
 
 test.run();

@@ -1,41 +1,17 @@
-// `ovis ask` with images and video, end to end from the fixture's files through the real engine.
-// Tolerances (fixture README): from the image files, logits within 2e-3 of the reference, so the
-// first token's log-probability within 3e-3; greedy ids equal up to the first top-2 gap under 0.02.
+// `ovis ask` with images and video, end to end from the fixture's files through the real engine
+// (tolerances: test/helpers/vision.ts). Each test makes the files it needs.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fixtureDir, jsonLines, runOvis } from '../helpers/cli.js';
-import { caseOf, comparableIds, logSoftmaxAt } from '../helpers/reference.js';
+import { runOvis, withoutFfmpegStatic } from '../helpers/cli.js';
+import { caseOf } from '../helpers/reference.js';
+import { removeTempDir, tempDir } from '../helpers/temp-dirs.js';
+import { expectReference, greedyArgs, hasFfmpeg, input, makeFramesVideo, questionOf } from '../helpers/vision.js';
 
-const input = (f: string) => join(fixtureDir, 'inputs', f);
-const tmp = mkdtempSync(join(tmpdir(), 'ovis-vision-'));
-
-function greedyArgs(name: string): string[] {
-  const c = caseOf(name);
-  return ['ask', '--model', fixtureDir, '--temperature', '0', '--max-new-tokens', '8', '--json', '--min-pixels', String(c.min_pixels), '--max-pixels', String(c.max_pixels)];
-}
-
-function questionOf(name: string): string {
-  const content = caseOf(name).messages.at(-1).content as any[];
-  return content.find((i) => i.type === 'text').text;
-}
-
-async function expectReference(name: string, args: string[], opts: { input?: Buffer } = {}) {
-  const r = await runOvis(args, opts);
-  assert.is(r.code, 0, r.stderr);
-  const events = jsonLines(r.stdout);
-  const tokens = events.filter((e) => e.type === 'token');
-  const want = comparableIds(name);
-  assert.equal(tokens.slice(0, want.length).map((t) => t.id), want, `${name} greedy ids`);
-  const lp = logSoftmaxAt(name, want[0]);
-  assert.ok(Math.abs(tokens[0].logprob - lp) < 3e-3, `${name} first logprob ${tokens[0].logprob} vs ${lp}`);
-  const done = events.at(-1);
-  assert.is(done.usage.prompt_tokens, caseOf(name).num_ids, `${name} prompt length`);
-  return done;
-}
+const tmp = tempDir('ovis-vision-');
+test.after(() => removeTempDir(tmp));
 
 test('image case: ids, first log-probability, and vision time reported', async () => {
   const done = await expectReference('image', [...greedyArgs('image'), input('photo.jpg'), questionOf('image')]);
@@ -54,21 +30,21 @@ test('-a - reads the image from stdin', async () => {
   await expectReference('image', [...greedyArgs('image'), '-a', '-', questionOf('image')], { input: readFileSync(input('photo.jpg')) });
 });
 
-const ffmpeg = spawnSync('ffmpeg', ['-version']).status === 0;
+let framesMkv: string | undefined;
+/** The fixture's frames as a lossless video, made by the first test that needs it (any order). */
+function framesVideo(): string {
+  framesMkv ??= makeFramesVideo(join(tmp, 'frames.mkv'));
+  return framesMkv;
+}
 
 test('video case: a lossless video of the frames, 4 frames sampled', async () => {
-  if (!ffmpeg) throw new Error('ffmpeg is needed for the video tests (.ci/run installs it)');
-  const video = join(tmp, 'frames.mkv');
-  const made = spawnSync('ffmpeg', ['-y', '-v', 'error', '-framerate', '4', '-start_number', '0', '-i', join(fixtureDir, 'inputs', 'frame%d.png'), '-c:v', 'ffv1', video]);
-  assert.is(made.status, 0, made.stderr.toString());
-  await expectReference('video', [...greedyArgs('video'), '--frames', '4', video, questionOf('video')]);
+  await expectReference('video', [...greedyArgs('video'), '--frames', '4', framesVideo(), questionOf('video')]);
 });
 
 test('images and a video together are refused with an input error', async () => {
-  const video = join(tmp, 'frames.mkv');
-  const r = await runOvis([...greedyArgs('image'), input('photo.jpg'), '-a', video, 'Both?']);
+  const r = await runOvis([...greedyArgs('image'), input('photo.jpg'), '-a', framesVideo(), 'Both?']);
   assert.is(r.code, 3, r.stderr);
-  assert.match(r.stderr, /video/);
+  assert.match(r.stderr, /images and a video/);
 });
 
 test('marker count must match the media count', async () => {
@@ -98,7 +74,7 @@ test('an image over --max-input-pixels is refused (decompression bomb guard)', a
 });
 
 test('a video without frames is an input error', async () => {
-  if (!ffmpeg) throw new Error('ffmpeg is needed for the video tests (.ci/run installs it)');
+  if (!hasFfmpeg) throw new Error('ffmpeg is needed for the video tests (.ci/run installs it)');
   const audio = join(tmp, 'silence.mkv');
   const made = spawnSync('ffmpeg', ['-y', '-v', 'error', '-f', 'lavfi', '-i', 'anullsrc=r=8000:cl=mono', '-t', '0.5', audio]);
   assert.is(made.status, 0, made.stderr.toString());
@@ -108,11 +84,17 @@ test('a video without frames is an input error', async () => {
 });
 
 test('no usable ffmpeg is an input error that says where ovis looked', async () => {
-  const staticBin = join(fixtureDir, '..', '..', '..', 'node_modules', 'ffmpeg-static', 'ffmpeg');
-  if (existsSync(staticBin)) return; // ffmpeg-static's own binary is installed: ffmpeg cannot be missing
-  const r = await runOvis([...greedyArgs('video'), '-a', join(tmp, 'frames.mkv'), 'What happens?'], { env: { OVIS_FFMPEG: '/nonexistent/ffmpeg', PATH: '/nonexistent' } });
+  // Runs whether or not ffmpeg-static's binary is on this machine: the package is hidden from the
+  // ovis process, OVIS_FFMPEG points nowhere and PATH has no ffmpeg. The video needs no decoder to
+  // be made here (ovis only needs a readable file before it looks for ffmpeg).
+  const video = join(tmp, 'no-ffmpeg.mkv');
+  writeFileSync(video, 'not decoded: ffmpeg is looked for first');
+  const env = withoutFfmpegStatic({ OVIS_FFMPEG: '/nonexistent/ffmpeg', PATH: '/nonexistent' });
+  const r = await runOvis([...greedyArgs('video'), '-a', video, 'What happens?'], { env });
   assert.is(r.code, 3, r.stderr);
-  assert.match(r.stderr, /OVIS_FFMPEG/);
+  assert.match(r.stderr, /ffmpeg-static/);
+  assert.match(r.stderr, /OVIS_FFMPEG=\/nonexistent\/ffmpeg/);
+  assert.match(r.stderr, /PATH/);
 });
 
 test('multiturn case: a --messages conversation with an image, then a follow-up prompt', async () => {

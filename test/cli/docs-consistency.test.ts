@@ -1,9 +1,11 @@
-// Every flag in --help is in the man page and in the bash, zsh and fish completions.
+// Every flag in --help is in the man page and in the bash, zsh and fish completions, as a whole
+// flag: `--think-budget` does not count as `--think`.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildProgram } from '../../src/cli/main.js';
+import { fishDeclares, mentionsFlag } from '../helpers/flags.js';
 
 const root = join(import.meta.dirname, '..', '..');
 const man = readFileSync(join(root, 'man', 'ovis.1'), 'utf8').replace(/\\-/g, '-');
@@ -14,14 +16,26 @@ for (const cmd of buildProgram().commands) {
     assert.ok(man.includes(`.B ${cmd.name()}`), `man page describes ${cmd.name()}`);
     for (const opt of cmd.options) {
       const flag = opt.long!;
-      assert.ok(man.includes(flag), `man page lacks ${flag} of ${cmd.name()}`);
+      assert.ok(mentionsFlag(man, flag), `man page lacks ${flag} of ${cmd.name()}`);
       for (const [file, text] of completions) {
         const bare = flag.replace(/^--/, '');
-        const found = file === 'ovis.fish' ? text.includes(`-l ${bare}`) : text.includes(flag);
+        const found = file === 'ovis.fish' ? fishDeclares(text, bare) : mentionsFlag(text, flag);
         assert.ok(found, `${file} lacks ${flag} of ${cmd.name()}`);
       }
     }
   });
 }
+
+test('a flag is only found whole, never inside a longer one', () => {
+  assert.ok(mentionsFlag('\\fB--think\\fR and --think-budget', '--think'));
+  assert.ok(mentionsFlag("'--think[let the model think]'", '--think'));
+  assert.ok(mentionsFlag('local opts="--json --think"', '--think'));
+  assert.not.ok(mentionsFlag('--think-budget N', '--think'));
+  assert.not.ok(mentionsFlag('--no-think', '--think'));
+  assert.not.ok(mentionsFlag('--top-p', '--top'));
+  assert.ok(fishDeclares("-l think -d 'let the model think'", 'think'));
+  assert.not.ok(fishDeclares('-l think-budget -x', 'think'));
+  assert.not.ok(fishDeclares('-l no-think', 'think'));
+});
 
 test.run();

@@ -5,7 +5,7 @@ import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fixtureDir, jsonLines, root, runOvis } from '../helpers/cli.js';
-import { fixtureWeights, modelWith, safetensorsBytes } from '../helpers/model-copy.js';
+import { fixtureWeights, safetensorsBytes, withModel } from '../helpers/model-copy.js';
 
 /** The fixture's weights with their header edited by `edit` (data blob unchanged). */
 function editedWeights(edit: (header: Record<string, any>) => void): Buffer {
@@ -14,9 +14,10 @@ function editedWeights(edit: (header: Record<string, any>) => void): Buffer {
   return safetensorsBytes(header, blob);
 }
 
-const modelWithWeights = (weights: Buffer) => modelWith({ 'model.safetensors': weights });
-
 const ask = (model: string, extra: string[] = []) => runOvis(['ask', '--model', model, '--max-new-tokens', '1', ...extra, 'Hi']);
+
+/** `ovis ask` on a copy of the fixture with these weights (the copy is removed afterwards). */
+const askWithWeights = (weights: Buffer) => withModel({ 'model.safetensors': weights }, (dir) => ask(dir));
 
 test('no prompt at all is a usage error', async () => {
   const r = await runOvis(['ask', '--model', fixtureDir]);
@@ -62,31 +63,31 @@ test('no --model and no OVIS_MODEL is a usage error', async () => {
 
 test('a truncated safetensors file is a model error naming the file', async () => {
   const full = readFileSync(join(fixtureDir, 'model.safetensors'));
-  const r = await ask(modelWithWeights(full.subarray(0, full.length - 1000)));
+  const r = await askWithWeights(full.subarray(0, full.length - 1000));
   assert.is(r.code, 4, r.stderr);
   assert.match(r.stderr, /model\.safetensors is truncated/);
 });
 
 test('a missing tensor is a model error naming the tensor', async () => {
   const name = 'llm.model.layers.1.mlp.down_proj.weight';
-  const r = await ask(modelWithWeights(editedWeights((h) => delete h[name])));
+  const r = await askWithWeights(editedWeights((h) => delete h[name]));
   assert.is(r.code, 4, r.stderr);
   assert.ok(r.stderr.includes(name), r.stderr);
 });
 
 test('a tensor of the wrong shape is a model error naming tensor and shapes', async () => {
   const name = 'llm.model.layers.0.self_attn.q_proj.weight';
-  const r = await ask(modelWithWeights(editedWeights((h) => {
+  const r = await askWithWeights(editedWeights((h) => {
     const [a, b] = h[name].shape;
     h[name].shape = [b, a];
-  })));
+  }));
   assert.is(r.code, 4, r.stderr);
   assert.ok(r.stderr.includes(name), r.stderr);
   assert.match(r.stderr, /\[32, 64\]|\[64, 32\]/);
 });
 
 test('garbage instead of a safetensors file is a model error', async () => {
-  const r = await ask(modelWithWeights(Buffer.from('this is not a safetensors file at all')));
+  const r = await askWithWeights(Buffer.from('this is not a safetensors file at all'));
   assert.is(r.code, 4, r.stderr);
   assert.match(r.stderr, /model\.safetensors/);
 });

@@ -8,6 +8,7 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { jsonLines, root, runOvis } from '../helpers/cli.js';
 import { fixtureWeights, modelWith, safetensorsBytes } from '../helpers/model-copy.js';
+import { removeTempDir } from '../helpers/temp-dirs.js';
 import { comparableIds } from '../helpers/reference.js';
 
 /** The fixture's tensors split over two shards (LLM layer 1 and the ViT in the second), with an index. */
@@ -42,14 +43,16 @@ function shardedModel(opts: { dropFromShard2?: string } = {}): string {
 const greedy = (model: string) => runOvis(['ask', '--model', model, '--temperature', '0', '--max-new-tokens', '8', '--json', 'Describe the Yellow Mountain in one sentence.']);
 
 test('sharded weights with an index give the reference answer', async () => {
-  const r = await greedy(shardedModel());
+  const dir = shardedModel();
+  const r = await greedy(dir).finally(() => removeTempDir(dir));
   assert.is(r.code, 0, r.stderr);
   assert.equal(jsonLines(r.stdout).filter((e) => e.type === 'token').map((t) => t.id), comparableIds('text'));
 });
 
 test('a tensor listed in the index but missing from its shard is a model error naming it', async () => {
   const name = 'llm.model.layers.1.self_attn.k_norm.weight';
-  const r = await greedy(shardedModel({ dropFromShard2: name }));
+  const dir = shardedModel({ dropFromShard2: name });
+  const r = await greedy(dir).finally(() => removeTempDir(dir));
   assert.is(r.code, 4, r.stderr);
   assert.ok(r.stderr.includes(name), r.stderr);
 });

@@ -23,7 +23,8 @@ export interface RunOptions {
 export function runOvis(args: string[], opts: RunOptions = {}): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [join(root, 'bin', 'ovis.js'), ...args], {
-      env: { ...process.env, NO_COLOR: '1', ...opts.env },
+      // uvu's runner sets FORCE_COLOR, which makes node warn on stderr about NO_COLOR: drop it
+      env: { ...process.env, NO_COLOR: '1', FORCE_COLOR: undefined, ...opts.env },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     let stdout = '';
@@ -49,4 +50,10 @@ export function runOvis(args: string[], opts: RunOptions = {}): Promise<RunResul
 /** Parses --json output: one object per line. */
 export function jsonLines(stdout: string): any[] {
   return stdout.split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l));
+}
+
+/** Environment for runOvis in which the ffmpeg-static package counts as not installed. */
+export function withoutFfmpegStatic(env: Record<string, string | undefined> = {}): Record<string, string | undefined> {
+  const hide = `--require ${join(root, 'test', 'helpers', 'hide-ffmpeg-static.cjs')}`;
+  return { ...env, NODE_OPTIONS: [process.env.NODE_OPTIONS, hide].filter(Boolean).join(' ') };
 }

@@ -1,17 +1,29 @@
 // Copies of the fixture model directory with edited files, for error-path and layout tests.
-import { copyFileSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+// A copy is about 22 MB: use withModel (removes it when the test is done), or removeTempDir.
+import { copyFileSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fixtureDir } from './cli.js';
+import { removeTempDir, tempDir } from './temp-dirs.js';
 
-/** A temp copy of the fixture (without expected.safetensors) with `files` written over it. */
+/** A temp copy of the fixture (without expected.safetensors) with `files` written over it; removed
+ * at process exit at the latest (see temp-dirs.ts). */
 export function modelWith(files: Record<string, Buffer | string>): string {
-  const dir = mkdtempSync(join(tmpdir(), 'ovis-model-'));
+  const dir = tempDir('ovis-model-');
   for (const f of readdirSync(fixtureDir)) {
     if (statSync(join(fixtureDir, f)).isFile() && f !== 'expected.safetensors') copyFileSync(join(fixtureDir, f), join(dir, f));
   }
   for (const [name, data] of Object.entries(files)) writeFileSync(join(dir, name), data);
   return dir;
+}
+
+/** Runs `fn` on a copy made by modelWith, then removes the copy (pass or fail). */
+export async function withModel<T>(files: Record<string, Buffer | string>, fn: (dir: string) => Promise<T>): Promise<T> {
+  const dir = modelWith(files);
+  try {
+    return await fn(dir);
+  } finally {
+    removeTempDir(dir);
+  }
 }
 
 /** The fixture's safetensors parts: parsed header and the data blob. */

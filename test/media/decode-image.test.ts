@@ -1,7 +1,8 @@
 // decodeImage: RGB conversion rules (model-spec.md §2.1), formats, EXIF orientation (our product
-// choice), and the error paths. Test images are generated here with sharp.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+// choice), and the error paths. Expected pixels are never sharp's own decode: they are the known
+// input (hand-written PNGs, raw buffers encoded losslessly) or values computed with Pillow.
+import { createHash } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { crc32, deflateSync } from 'node:zlib';
 import sharp from 'sharp';
@@ -10,10 +11,11 @@ import * as assert from 'uvu/assert';
 import { InputError } from '../../src/errors.js';
 import { decodeImage, DEFAULT_MAX_INPUT_PIXELS, formatPixels } from '../../src/media/decode-image.js';
 import { prepareImage } from '../../src/media/image.js';
+import { removeTempDir, tempDir } from '../helpers/temp-dirs.js';
 
 const FIXTURE_INPUTS = join(import.meta.dirname, '../fixtures/tiny-ovis2.5/inputs');
-const dir = mkdtempSync(join(tmpdir(), 'ovis-media-'));
-test.after(() => rmSync(dir, { recursive: true, force: true }));
+const dir = tempDir('ovis-media-');
+test.after(() => removeTempDir(dir));
 
 /** [h, w, c] bytes where every value is distinct-ish and non-zero. */
 function ramp(w: number, h: number, c: number): Buffer {
@@ -99,6 +101,22 @@ test('palette PNG: indices become palette RGB, palette transparency discarded', 
   }
 });
 
+// The fixture's own files, decoded by Pillow 13.0 (`Image.open(f).convert("RGB").tobytes()`, run once
+// outside this suite): [file, width, height, SHA-256 of the RGB bytes].
+const PILLOW_DECODED: [string, number, number, string][] = [
+  ['photo.jpg', 640, 480, 'ce359ad7b1002d5d4383fbd861387c560ad4e3d4f857b4a5c9cb816eda91650a'],
+  ['small.png', 100, 60, '1ca369635c9eb9bf70288ce4c34ae7cb5946f69b822e44eb7af19f80ccebec38'],
+  ['tall.png', 300, 900, 'de0aa402f415ce083a48f05a425d33223d4c5a02fa9f8ef5929c052bc7c2457e'],
+];
+
+test("the fixture's JPEG and PNGs decode to Pillow's pixels exactly", async () => {
+  for (const [file, w, h, digest] of PILLOW_DECODED) {
+    const img = await decodeImage(join(FIXTURE_INPUTS, file));
+    assert.equal([img.width, img.height], [w, h], file);
+    assert.is(createHash('sha256').update(img.data).digest('hex'), digest, `${file}: decoded pixels differ from Pillow's`);
+  }
+});
+
 // An 8×8 Adobe CMYK JPEG and Pillow 10.3's `Image.open(f).convert("RGB")` of it (hex RGB bytes).
 const CMYK_JPEG = '/9j/7gAOQWRvYmUAZAAAAAAA/9sAQwABAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEB/8AAFAgACAAIBEMRAE0RAFkRAEsRAP/EABcAAAMBAAAAAAAAAAAAAAAAAAcICQr/xAAdEAACAwEBAQEBAAAAAAAAAAAFBgMEBwgCAQkU/9oADgRDAE0AWQBLAAA/ACV0NRVrpju+BCJLeXoXAO/fpNoKjnycoDaisQSYuFuIeKVjL1qgGIgQufK6iM6GpMQCQOHKjqY5IhTqQKrWNwlwLSYH/Ri69yNqL5W0gBuDjkua8jbKkvvz6BsodjjH8ENq1qhAXVDC9RcROiwPvRL2v6PSZivqaGUYuw+RAQyFP/WSrmMLvt+JYHi+QxBvtPf8r/BDs0qzOb05FvRJwNd2foz+rPUj3MwEoH02ys2r3sC0KdXB+pxS9E4P46p5Mq6UPggGbSPcA75YY7YW1AsDcgYLluJXpiYKw6MWC5pFj6i3Qpwe6Ea7EN+aTTI+fMde1BDXB1hUA6t5s+rlb//Z';
 const CMYK_PILLOW_RGB =
@@ -113,12 +131,18 @@ test("CMYK JPEG: Pillow's naive CMYK → RGB, not an ICC conversion", async () =
 });
 
 test('embedded ICC profile is ignored (stored values, as Pillow)', async () => {
-  const png = await sharp(ramp(8, 8, 3), { raw: { width: 8, height: 8, channels: 3 } }).withIccProfile('p3').png().toBuffer();
-  assert.ok((await sharp(png).metadata()).hasProfile);
-  const stored = await sharp(png, { ignoreIcc: true }).raw().toBuffer();
-  const managed = await sharp(png).raw().toBuffer();
-  assert.not.equal(Array.from(stored), Array.from(managed)); // the profile does change colours
-  assert.equal(Array.from((await decodeImage(png)).data), Array.from(stored));
+  // The pixels are written by the hand PNG writer, so the stored values are known: ramp(8, 8, 3).
+  // Only the profile (Display P3) comes from sharp, as bytes for an iCCP chunk.
+  const profile = (await sharp({ create: { width: 1, height: 1, channels: 3, background: '#808080' } }).withIccProfile('p3').png().toBuffer()
+    .then((b) => sharp(b).metadata())).icc!;
+  assert.ok(profile.length > 100, 'sharp gave an ICC profile');
+  const iccp = Buffer.concat([Buffer.from('Display P3\0\0', 'latin1'), deflateSync(profile)]); // name, NUL, method 0, zlib data
+  const stored = ramp(8, 8, 3);
+  const file = png(8, 8, 2, stored, [['iCCP', iccp]]);
+  assert.ok((await sharp(file).metadata()).hasProfile, 'the file carries the profile');
+  // a colour-managed decode would change the values: the profile matters for this image
+  assert.not.equal(Array.from(await sharp(file).raw().toBuffer()), Array.from(stored));
+  assert.equal(Array.from((await decodeImage(file)).data), Array.from(stored));
 });
 
 test('EXIF orientation is applied (product choice; the reference ignores it)', async () => {

@@ -2,8 +2,7 @@
 // from the fixture's frames (README: FFV1/Matroska decodes to the same pixels). Needs an ffmpeg
 // (ffmpeg-static, OVIS_FFMPEG or PATH; .ci/run installs one); without one those tests fail.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -13,13 +12,14 @@ import { patchify } from '../../src/media/patchify.js';
 import { PpmStreamReader, type RgbFrame } from '../../src/media/ppm-stream.js';
 import { prepareVideo, sampleFrameIndices } from '../../src/media/video.js';
 import { readSafetensors, toNumbers } from '../helpers/safetensors.js';
+import { removeTempDir, tempDir } from '../helpers/temp-dirs.js';
 
 const FIXTURE = join(import.meta.dirname, '../fixtures/tiny-ovis2.5');
 const expected = readSafetensors(join(FIXTURE, 'expected.safetensors'));
 // the fixture's video case budget
 const BUDGET = { minPixels: 16384, maxPixels: 102400 };
-const dir = mkdtempSync(join(tmpdir(), 'ovis-video-'));
-test.after(() => rmSync(dir, { recursive: true, force: true }));
+const dir = tempDir('ovis-video-');
+test.after(() => removeTempDir(dir));
 
 let ffmpeg: Ffmpeg | undefined;
 test.before(async () => {
@@ -50,6 +50,14 @@ function makeVideo(name: string, args: string[]): string {
   execFileSync(ffmpeg!.path, ['-hide_banner', '-loglevel', 'error', '-y', '-framerate', '4', '-start_number', '0',
     '-i', join(FIXTURE, 'inputs/frame%d.png'), ...args, out]);
   return out;
+}
+
+let framesMkv: string | undefined;
+/** The fixture's frames as a lossless FFV1 video: made by the first test that needs it, whichever
+ * that is, so no test depends on another having run. */
+function framesVideo(): string {
+  framesMkv ??= makeVideo('frames.mkv', ['-c:v', 'ffv1']);
+  return framesMkv;
 }
 
 /** Element-wise equality that reports the first difference (a full diff of 1M floats is useless). */
@@ -123,7 +131,7 @@ test('missing or empty video file', async () => {
 });
 
 withFfmpeg('FFV1 video of the fixture frames: 4 sampled frames equal video.resized.K, grid equals video.grid_thws', async () => {
-  const v = await prepareVideo(makeVideo('frames.mkv', ['-c:v', 'ffv1']), { frames: 4, ...BUDGET });
+  const v = await prepareVideo(framesVideo(), { frames: 4, ...BUDGET });
   assert.equal(v.info.fps, 4);
   assert.equal(v.info.duration, 1);
   assert.equal(v.frameIndices, [0, 1, 2, 3]);
@@ -133,7 +141,7 @@ withFfmpeg('FFV1 video of the fixture frames: 4 sampled frames equal video.resiz
 });
 
 withFfmpeg('8 frames from a 4-frame video repeat frames as the demo does', async () => {
-  const v = await prepareVideo(join(dir, 'frames.mkv'), BUDGET);
+  const v = await prepareVideo(framesVideo(), BUDGET);
   assert.equal(v.frameIndices, [0, 0, 1, 1, 2, 2, 3, 3]);
   assert.equal(v.grid, [8, 16, 20]);
   assertSame(v.pixels, referencePatches([0, 0, 1, 1, 2, 2, 3, 3]), 'pixels');
@@ -164,7 +172,7 @@ withFfmpeg('video error paths: no frames, no video stream, not a video, frame to
   const junk = join(dir, 'junk.mp4');
   writeFileSync(junk, Buffer.alloc(5000, 7));
   await rejectsInput(prepareVideo(junk), /cannot read video .*junk\.mp4/);
-  await rejectsInput(prepareVideo(join(dir, 'frames.mkv'), { maxInputPixels: 320 * 240 - 1 }), /320×240 frames, over the limit of 76799 pixels/);
+  await rejectsInput(prepareVideo(framesVideo(), { maxInputPixels: 320 * 240 - 1 }), /320×240 frames, over the limit of 76799 pixels/);
 });
 
 test.run();

@@ -1,13 +1,13 @@
 // The chat template renderer against text produced by Python's jinja2 (ImmutableSandboxedEnvironment,
 // trim_blocks, lstrip_blocks: what transformers uses) with the fixture's chat_template.json.
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { InputError, ModelError } from '../../src/errors.js';
 import { ChatTemplate } from '../../src/prompt/chat-template.js';
 import type { ChatMessage } from '../../src/prompt/types.js';
+import { withTempDir } from '../helpers/temp-dirs.js';
 
 const FIXTURE = join(process.cwd(), 'test/fixtures/tiny-ovis2.5');
 const SOURCE = (JSON.parse(readFileSync(join(FIXTURE, 'chat_template.json'), 'utf8')) as { chat_template: string })
@@ -87,16 +87,17 @@ test('strip/lstrip/rstrip follow Python in any template', () => {
 });
 
 test('loading falls back to chat_template.jinja, then tokenizer_config.json; none is a ModelError', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'ovis-tpl-'));
-  await assert_rejects(() => ChatTemplate.load(dir), ModelError);
-  writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify({ chat_template: SOURCE, eos_token: '<|im_end|>' }));
-  const fromConfig = await ChatTemplate.load(dir);
-  assert.is(fromConfig.source, SOURCE);
-  writeFileSync(join(dir, 'chat_template.jinja'), '{{ eos_token }}jinja');
-  const fromJinja = await ChatTemplate.load(dir);
-  assert.is(fromJinja.render([], { enableThinking: false }), '<|im_end|>jinja');
-  writeFileSync(join(dir, 'chat_template.json'), JSON.stringify({ chat_template: 'json' }));
-  assert.is((await ChatTemplate.load(dir)).source, 'json');
+  await withTempDir('ovis-tpl-', async (dir) => {
+    await assert_rejects(() => ChatTemplate.load(dir), ModelError);
+    writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify({ chat_template: SOURCE, eos_token: '<|im_end|>' }));
+    const fromConfig = await ChatTemplate.load(dir);
+    assert.is(fromConfig.source, SOURCE);
+    writeFileSync(join(dir, 'chat_template.jinja'), '{{ eos_token }}jinja');
+    const fromJinja = await ChatTemplate.load(dir);
+    assert.is(fromJinja.render([], { enableThinking: false }), '<|im_end|>jinja');
+    writeFileSync(join(dir, 'chat_template.json'), JSON.stringify({ chat_template: 'json' }));
+    assert.is((await ChatTemplate.load(dir)).source, 'json');
+  });
 });
 
 test('a template that does not parse is a ModelError', () => {

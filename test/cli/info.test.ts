@@ -1,0 +1,102 @@
+// `ovis info` through the real engine: with a model (--model or $OVIS_MODEL) it reports what the
+// fixture's config.json and safetensors say; without one, only the engine. Text and --json.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fixtureDir, runOvis } from '../helpers/cli.js';
+import { fixtureWeights } from '../helpers/model-copy.js';
+
+const config = JSON.parse(readFileSync(join(fixtureDir, 'config.json'), 'utf8'));
+const llm = config.llm_config;
+const vit = config.vit_config;
+/** Parameters and bytes as the safetensors header declares them (every tensor once). */
+const weights = (() => {
+  const { header } = fixtureWeights();
+  let params = 0;
+  let bytes = 0;
+  for (const [name, t] of Object.entries<any>(header)) {
+    if (name === '__metadata__') continue;
+    params += t.shape.reduce((a: number, b: number) => a * b, 1);
+    bytes += t.data_offsets[1] - t.data_offsets[0];
+  }
+  return { params, bytes };
+})();
+
+const noModel = { OVIS_MODEL: undefined };
+
+/** `key   value` lines of the text output. */
+function fields(stdout: string): Record<string, string> {
+  return Object.fromEntries(stdout.trimEnd().split('\n').map((l) => {
+    const m = /^(\S+)\s+(.*)$/.exec(l);
+    assert.ok(m, `not a "key value" line: ${JSON.stringify(l)}`);
+    return [m[1], m[2]];
+  }));
+}
+
+function checkModelJson(out: any) {
+  assert.is(out.model_dir, fixtureDir);
+  const m = out.model;
+  assert.is(m.model_type, config.model_type);
+  assert.equal(m.llm, {
+    head_dim: llm.head_dim, heads: llm.num_attention_heads, hidden: llm.hidden_size, intermediate: llm.intermediate_size,
+    kv_heads: llm.num_key_value_heads, layers: llm.num_hidden_layers, max_positions: llm.max_position_embeddings,
+    tie_embeddings: llm.tie_word_embeddings, vocab: llm.vocab_size,
+  });
+  assert.equal(m.vit, { heads: vit.num_attention_heads, hidden: vit.hidden_size, hidden_stride: vit.hidden_stride, layers: vit.num_hidden_layers, patch: vit.patch_size });
+  assert.is(m.visual_vocab, config.visual_vocab_size);
+  assert.is(m.params, weights.params);
+  assert.is(m.weight_bytes, weights.bytes);
+  assert.is(m.backend, 'cpu');
+  assert.is(out.engine.protocol, 1);
+}
+
+test('info --model --json: the architecture of config.json and the parameters of the weights', async () => {
+  const r = await runOvis(['info', '--model', fixtureDir, '--json'], { env: noModel });
+  assert.is(r.code, 0, r.stderr);
+  assert.is(r.stdout.trim().split('\n').length, 1, 'one JSON object');
+  checkModelJson(JSON.parse(r.stdout));
+});
+
+test('info --model: the same values as text', async () => {
+  const r = await runOvis(['info', '--model', fixtureDir], { env: noModel });
+  assert.is(r.code, 0, r.stderr);
+  const f = fields(r.stdout);
+  assert.is(f.model, fixtureDir);
+  assert.is(f.architecture, `Ovis2.5 (${config.model_type}): SigLIP2-NaViT vision encoder + Qwen3 decoder`);
+  assert.is(f.parameters, `${(weights.params / 1e6).toFixed(1)} M (${weights.params.toLocaleString('en-US')}), ${(weights.bytes / 2 ** 30).toFixed(2)} GiB of weights`);
+  assert.is(f.decoder, `${llm.num_hidden_layers} layers, hidden ${llm.hidden_size}, ${llm.num_attention_heads} heads / ${llm.num_key_value_heads} KV heads × ${llm.head_dim}, MLP ${llm.intermediate_size}, vocabulary ${llm.vocab_size}, tied lm_head, context ${llm.max_position_embeddings}`);
+  assert.is(f.vision, `${vit.num_hidden_layers} layers, hidden ${vit.hidden_size}, ${vit.num_attention_heads} heads, patch ${vit.patch_size}, merge ${vit.hidden_stride}×${vit.hidden_stride}; visual vocabulary ${config.visual_vocab_size}`);
+  assert.match(f.engine, /^ovis-engine \d+\.\d+\.\d+ \(protocol 1\)$/);
+  assert.is(f.backend, 'cpu');
+  assert.ok(f.device.length > 0);
+  assert.is(r.stderr, '', 'nothing on stderr without --verbose');
+});
+
+test('info with $OVIS_MODEL and no --model shows that model', async () => {
+  const r = await runOvis(['info', '--json'], { env: { OVIS_MODEL: fixtureDir } });
+  assert.is(r.code, 0, r.stderr);
+  checkModelJson(JSON.parse(r.stdout));
+});
+
+test('info without a model shows the engine only (text and --json)', async () => {
+  const [text, json] = await Promise.all([runOvis(['info'], { env: noModel }), runOvis(['info', '--json'], { env: noModel })]);
+  assert.is(text.code, 0, text.stderr);
+  assert.equal(Object.keys(fields(text.stdout)), ['engine', 'backend', 'device']);
+  assert.match(fields(text.stdout).engine, /^ovis-engine \d+\.\d+\.\d+ \(protocol 1\)$/);
+  assert.is(json.code, 0, json.stderr);
+  const out = JSON.parse(json.stdout);
+  assert.equal(Object.keys(out), ['engine']);
+  assert.is(out.engine.protocol, 1);
+  assert.is(out.engine.backend, 'cpu');
+  assert.is(`ovis-engine ${out.engine.engine} (protocol 1)`, fields(text.stdout).engine);
+});
+
+test('info on a directory that is not a model is a model error', async () => {
+  const r = await runOvis(['info', '--model', join(fixtureDir, 'inputs')], { env: noModel });
+  assert.is(r.code, 4, r.stderr);
+  assert.ok(r.stderr.includes('inputs'), r.stderr);
+  assert.is(r.stdout, '');
+});
+
+test.run();
