@@ -99,8 +99,9 @@ export async function runAsk(args: string[], opts: AskOptions): Promise<void> {
     }
   } finally {
     progress.stop();
-    interrupts.dispose();
     await engine.close();
+    // Only now: a Ctrl-C while the engine shuts down is still an interruption, not a crash.
+    interrupts.dispose();
   }
 }
 
