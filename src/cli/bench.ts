@@ -60,7 +60,7 @@ async function runBench(opts: BenchOptions): Promise<void> {
   let report: unknown;
   for await (const line of engine) {
     if (!line.trim()) continue;
-    const msg = JSON.parse(line);
+    const msg = parseLine(line);
     if (msg.type === 'report') report = msg;
     if (opts.json) continue;
     if (msg.type === 'plan' && !msg.full) process.stderr.write('ovis bench: the quick CPU set (vision encode timed inside the first-token runs); --full measures the complete set (many minutes)\n');
@@ -73,4 +73,12 @@ async function runBench(opts: BenchOptions): Promise<void> {
   }
   if (!report) throw new EngineError("the engine's benchmark ended without its report line");
   if (opts.json) process.stdout.write(`${JSON.stringify(report)}\n`);
+}
+
+function parseLine(line: string): any {
+  try {
+    return JSON.parse(line);
+  } catch {
+    throw new EngineError(`the engine's benchmark wrote a line that is not JSON: ${JSON.stringify(line.slice(0, 200))}`);
+  }
 }
