@@ -45,7 +45,7 @@ fn prefill(model: &Qwen3, ids: &[u32]) -> (KvCache, Vec<f32>) {
 }
 
 #[test]
-#[ignore]
+#[ignore = "a timing run: cargo test --release --test llm_bench -- --ignored --nocapture --test-threads=1"]
 fn qwen3_1_7b_prefill_and_decode() {
     let cfg = qwen3_1_7b();
     let t = Instant::now();
@@ -85,7 +85,7 @@ fn qwen3_1_7b_prefill_and_decode() {
 /// copies totalling ≥ 1 GiB so they come from DRAM, as in the model, not from the 300 MB L3.
 /// Best of the repeats (the machine is shared).
 #[test]
-#[ignore]
+#[ignore = "a timing run: cargo test --release --test llm_bench -- --ignored --nocapture --test-threads=1"]
 fn matmul_shapes_throughput() {
     for &(m, k, n) in &[(1usize, 2048usize, 6144usize), (1, 2048, 1024), (1, 2048, 151_936), (128, 2048, 6144), (128, 6144, 2048), (128, 2048, 1024), (3136, 1152, 4304)] {
         let copies = (1usize << 30).div_ceil(2 * k * n).max(2);
@@ -107,7 +107,7 @@ fn matmul_shapes_throughput() {
 
 /// Causal attention of a 512-position prefill chunk over 512 cached + 512 new positions (1.7B heads).
 #[test]
-#[ignore]
+#[ignore = "a timing run: cargo test --release --test llm_bench -- --ignored --nocapture --test-threads=1"]
 fn attention_throughput() {
     use ovis_engine::backend::cpu::attention::{causal_attention, AttnShape};
     let s = AttnShape { heads: 16, kv_heads: 8, head_dim: 128 };

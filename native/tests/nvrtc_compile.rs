@@ -2,13 +2,15 @@
 //! CUBIN for sm_90 (which also runs ptxas, so inline PTX and register spills are checked).
 //!
 //! NVRTC is found through OVIS_NVRTC_LIB (a path to libnvrtc.so*), else the loader's search path, else
-//! the PyPI package `nvidia-cuda-nvrtc` in Python's site-packages. Without it these tests print a
-//! notice and pass, unless OVIS_REQUIRE_NVRTC=1 (CI), where they fail with how to install it.
+//! the PyPI package `nvidia-cuda-nvrtc` in Python's site-packages. Without it these tests are skipped
+//! (skip.rs: a SKIPPED line that `npm test` repeats at the end), unless OVIS_REQUIRE_NVRTC=1 or
+//! OVIS_REQUIRE_TEST_TOOLS=1 (CI), where they fail with how to install it.
 use ovis_engine::backend::cuda::kernels::{self, FILES, HEADERS, OPTIONS};
 use ovis_engine::backend::cuda::nvrtc::{self, Output};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
+mod skip;
 
 const INSTALL: &str = "install it with `python3 -m pip install nvidia-cuda-nvrtc` (or point OVIS_NVRTC_LIB at a libnvrtc.so.13)";
 
@@ -46,13 +48,14 @@ fn nvrtc_available() -> Result<(), String> {
         .clone()
 }
 
-/// True when the test may run; prints the skip notice (or fails under OVIS_REQUIRE_NVRTC=1) otherwise.
+/// True when the test may run; records the skip (or fails when NVRTC is required) otherwise.
 fn need_nvrtc(test: &str) -> bool {
-    match nvrtc_available() {
-        Ok(()) => true,
-        Err(why) if std::env::var("OVIS_REQUIRE_NVRTC").as_deref() == Ok("1") => panic!("{test}: OVIS_REQUIRE_NVRTC=1 but {why}"),
-        Err(why) => {
-            eprintln!("SKIPPED {test}: {why}");
+    let required = ["OVIS_REQUIRE_NVRTC", "OVIS_REQUIRE_TEST_TOOLS"].into_iter().find(|v| std::env::var(v).as_deref() == Ok("1"));
+    match (nvrtc_available(), required) {
+        (Ok(()), _) => true,
+        (Err(why), Some(var)) => panic!("{test}: {var}=1 but {why}"),
+        (Err(why), None) => {
+            skip::skipped(test, &why);
             false
         }
     }

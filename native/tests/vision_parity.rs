@@ -234,7 +234,7 @@ fn load_names_missing_and_misshapen_tensors() {
 
 /// Real Ovis2.5 ViT shapes (D 1152, 27 layers, 16 heads, MLP 4304) on one 448×448 image (784 patches).
 #[test]
-#[ignore]
+#[ignore = "a timing run: cargo test --release --test vision_parity -- --ignored --nocapture"]
 fn time_real_shape_vit_448() {
     let mut cfg = ModelConfig::from_dir(&fixture_dir()).unwrap();
     let v = &mut cfg.vit;

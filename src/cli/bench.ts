@@ -1,21 +1,25 @@
 // `ovis bench`: runs the engine's own benchmark (`ovis-engine bench`, the same code the engine
-// serves with) and prints a table, or its JSON with --json. Progress goes to stderr.
+// serves with) and prints each table row as soon as the engine reports its figure, or the final
+// JSON report with --json. Progress goes to stderr. The engine writes JSON lines (plan, figures,
+// report: native/src/bench/report.rs); the table's rows are formatted in bench-table.ts.
 import { Command, Option } from 'commander';
 import { execa } from 'execa';
 import { EngineError, ModelError, UsageError } from '../errors.js';
 import { locateEngine } from '../engine/locate.js';
 import { resolveModelDir } from '../model/resolve.js';
+import { BenchTable } from './bench-table.js';
 import { deviceOption, intOption } from './options.js';
 
 interface BenchOptions {
   synthetic?: string;
   model?: string;
   device: string;
+  full: boolean;
   images?: string;
-  promptTokens: number;
-  decodeTokens: number;
-  repeats: number;
-  warmup: number;
+  promptTokens?: number;
+  decodeTokens?: number;
+  repeats?: number;
+  warmup?: number;
   json: boolean;
 }
 
@@ -25,50 +29,56 @@ export function benchCommand(): Command {
     .addOption(new Option('--synthetic <size>', 'random weights of a released shape, built in the engine (no files)').choices(['2b', '9b']))
     .option('-m, --model <dir>', 'benchmark a model directory instead')
     .option('--device <device>', 'where the engine runs: auto, cpu, cuda, cuda:N', deviceOption, 'auto')
-    .option('--images <sides>', "square image sides for vision figures, e.g. 896,1792, or 'none' (default 896,1792 on a GPU, 448,896 on the CPU)")
-    .option('--prompt-tokens <n>', 'prompt length for the prefill figure', intOption('--prompt-tokens', 1, 32768), 128)
-    .option('--decode-tokens <n>', 'tokens decoded per repeat', intOption('--decode-tokens', 1, 4096), 32)
-    .option('--repeats <n>', 'timed runs per figure (the median is reported)', intOption('--repeats', 1, 100), 3)
-    .option('--warmup <n>', 'untimed runs first', intOption('--warmup', 0, 100), 1)
-    .option('--json', 'print the JSON report', false)
+    .option('--full', 'on the CPU, the complete set: 448,896 images, 32 decode tokens, 1 warm-up, vision encode in runs of its own (many minutes); a GPU always runs it', false)
+    .option('--images <sides>', "square image sides for vision figures, e.g. 896,1792, or 'none' (default 448 on the CPU, 448,896 with --full, 896,1792 on a GPU)")
+    .option('--prompt-tokens <n>', 'prompt length for the prefill figure (default 128)', intOption('--prompt-tokens', 1, 32768))
+    .option('--decode-tokens <n>', 'tokens decoded per repeat (default 16 on the CPU, 32 with --full or on a GPU)', intOption('--decode-tokens', 1, 4096))
+    .option('--repeats <n>', 'timed runs per figure, the median is reported (default 3)', intOption('--repeats', 1, 100))
+    .option('--warmup <n>', 'untimed runs first (default 0 on the CPU, 1 with --full or on a GPU)', intOption('--warmup', 0, 100))
+    .option('--json', 'print the final JSON report (one object) instead of the table', false)
+    .addHelpText('after', '\nOn the CPU the defaults finish in about a minute for --synthetic 2b on 2 cores (vision encode is\ntimed inside the time-to-first-token runs); --full takes many minutes there. Rows print as measured.')
     .action(runBench);
+}
+
+/** The engine's arguments: only the flags given, so that the engine picks its backend's defaults. */
+function engineArgs(opts: BenchOptions): string[] {
+  const args = ['bench', '--device', opts.device];
+  args.push(...(opts.model ? ['--model', resolveModelDir(opts.model)] : ['--synthetic', opts.synthetic!]));
+  if (opts.full) args.push('--full');
+  const given: Array<[string, string | number | undefined]> = [
+    ['--images', opts.images], ['--prompt-tokens', opts.promptTokens], ['--decode-tokens', opts.decodeTokens], ['--repeats', opts.repeats], ['--warmup', opts.warmup],
+  ];
+  for (const [flag, v] of given) if (v !== undefined) args.push(flag, String(v));
+  return args;
 }
 
 async function runBench(opts: BenchOptions): Promise<void> {
   if (!opts.synthetic && !opts.model) throw new UsageError('give --synthetic 2b|9b or --model DIR');
   if (opts.synthetic && opts.model) throw new UsageError('give --synthetic or --model, not both');
-  const args = ['bench', '--device', opts.device, '--prompt-tokens', String(opts.promptTokens), '--decode-tokens', String(opts.decodeTokens), '--repeats', String(opts.repeats), '--warmup', String(opts.warmup)];
-  args.push(...(opts.model ? ['--model', resolveModelDir(opts.model)] : ['--synthetic', opts.synthetic!]));
-  if (opts.images !== undefined) args.push('--images', opts.images);
-  const r = await execa(locateEngine(), args, { reject: false, stderr: 'inherit', stdin: 'ignore' });
+  const engine = execa(locateEngine(), engineArgs(opts), { reject: false, stderr: 'inherit', stdin: 'ignore', buffer: false });
+  const table = new BenchTable();
+  let report: unknown;
+  for await (const line of engine) {
+    if (!line.trim()) continue;
+    const msg = parseLine(line);
+    if (msg.type === 'report') report = msg;
+    if (opts.json) continue;
+    if (msg.type === 'plan' && !msg.full) process.stderr.write('ovis bench: the quick CPU set (vision encode timed inside the first-token runs); --full measures the complete set (many minutes)\n');
+    process.stdout.write(table.rows(msg));
+  }
+  const r = await engine;
   if (r.exitCode !== 0) {
     const how = `the engine's benchmark failed (status ${r.exitCode}; see its messages above)`;
     throw r.exitCode === 4 ? new ModelError(how) : r.exitCode === 2 ? new UsageError(how) : new EngineError(how);
   }
-  if (opts.json) {
-    process.stdout.write(`${JSON.stringify(JSON.parse(r.stdout))}\n`);
-    return;
-  }
-  process.stdout.write(formatReport(JSON.parse(r.stdout)));
+  if (!report) throw new EngineError("the engine's benchmark ended without its report line");
+  if (opts.json) process.stdout.write(`${JSON.stringify(report)}\n`);
 }
 
-const ms = (v: number) => `${v < 10 ? v.toFixed(2) : v.toFixed(1)} ms`;
-
-export function formatReport(b: any): string {
-  const rows: Array<[string, string]> = [
-    ['model', b.model],
-    ['backend / device', `${b.backend} / ${b.device}`],
-  ];
-  for (const img of b.images) {
-    rows.push([`vision encode ${img.side}² (${img.patches} patches)`, ms(img.vision_encode_ms)]);
-    rows.push([`time to first token ${img.side}² (${img.positions} positions)`, ms(img.time_to_first_token_ms)]);
+function parseLine(line: string): any {
+  try {
+    return JSON.parse(line);
+  } catch {
+    throw new EngineError(`the engine's benchmark wrote a line that is not JSON: ${JSON.stringify(line.slice(0, 200))}`);
   }
-  rows.push([`prefill (${b.prefill.tokens} tokens)`, `${b.prefill.tokens_per_s.toFixed(1)} tokens/s (${ms(b.prefill.ms)})`]);
-  rows.push([`decode (context ${b.decode.context})`, `${ms(b.decode.ms_per_token)}/token (${b.decode.tokens_per_s.toFixed(1)} tokens/s)`]);
-  rows.push(['peak memory', `${(b.peak_memory_bytes / 2 ** 30).toFixed(2)} GiB`]);
-  const f = b.floor;
-  rows.push(['decode floor', `${ms(f.decode_ms_per_token)}/token (${(f.weight_bytes_per_token / 1e9).toFixed(2)} GB at ${(f.read_bandwidth_bytes_per_s / 1e9).toFixed(1)} GB/s read)`]);
-  rows.push(['decode vs floor', `${((f.decode_ms_per_token / b.decode.ms_per_token) * 100).toFixed(0)} % of the bandwidth floor`]);
-  const width = Math.max(...rows.map(([k]) => k.length));
-  return `${rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`).join('\n')}\n(medians of ${b.repeats} after ${b.warmup} warm-up)\n`;
 }

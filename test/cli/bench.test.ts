@@ -1,14 +1,18 @@
-// `ovis bench` runs the engine's benchmark and reports every figure (values are not asserted:
-// speed is recorded in docs/performance.md, never checked by a test).
+// `ovis bench` runs the engine's benchmark and reports every figure, each as soon as it is measured
+// (values are not asserted: speed is recorded in docs/performance.md, never checked by a test).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { fixtureDir, runOvis } from '../helpers/cli.js';
+import { execa } from 'execa';
+import { locateEngine } from '../../src/engine/locate.js';
+import { fixtureDir, jsonLines, runOvis } from '../helpers/cli.js';
 
-const args = ['bench', '--model', fixtureDir, '--images', '64', '--prompt-tokens', '16', '--decode-tokens', '4', '--repeats', '1', '--warmup', '0'];
+const tiny = ['--images', '64', '--prompt-tokens', '16', '--decode-tokens', '4', '--repeats', '1', '--warmup', '0'];
+const args = ['bench', '--model', fixtureDir, ...tiny];
 
 test('bench --json reports vision, first token, prefill, decode, memory and floor', async () => {
   const r = await runOvis([...args, '--json']);
   assert.is(r.code, 0, r.stderr);
+  assert.is(r.stdout.trim().split('\n').length, 1, 'one JSON object');
   const b = JSON.parse(r.stdout);
   assert.is(b.backend, 'cpu');
   assert.equal(b.images.map((i: any) => [i.side, i.patches]), [[64, 16]]);
@@ -16,14 +20,45 @@ test('bench --json reports vision, first token, prefill, decode, memory and floo
     assert.ok(Number.isFinite(v) && v > 0, String(v));
   }
   assert.is(b.prefill.tokens, 16);
+  assert.equal([b.repeats, b.warmup, b.decode.tokens], [1, 0, 4]);
   // 2 layers × (q, k, v, o, gate, up, down) + norms + the tied output matrix, in bf16 bytes.
   assert.is(b.floor.weight_bytes_per_token, 2 * (2 * (64 * 32 * 2 + 32 * 32 * 2 + 3 * 32 * 96 + 64 + 32) + 32 + 151936 * 32));
 });
 
-test('bench prints a table; bad arguments are usage errors', async () => {
-  const r = await runOvis(args);
+test('the engine writes its plan, then one line per figure as measured, then the report', async () => {
+  const r = await execa(locateEngine(), ['bench', '--model', fixtureDir, ...tiny, '--images', '64,96']);
+  const lines = jsonLines(r.stdout);
+  assert.equal(lines.map((l) => l.type), ['plan', ...Array(8).fill('figure'), 'report']);
+  assert.equal(lines.slice(1, -1).map((l) => l.figure), ['vision_encode', 'time_to_first_token', 'vision_encode', 'time_to_first_token', 'prefill', 'decode', 'peak_memory', 'floor']);
+  assert.equal(lines[0].images, [{ side: 64, patches: 16, positions: 30 }, { side: 96, patches: 36, positions: 35 }]);
+  // The report holds the very figures the lines carried.
+  const report = lines.at(-1);
+  assert.is(report.images[1].time_to_first_token_ms, lines[4].ms);
+  assert.is(report.decode.ms_per_token, lines[6].ms_per_token);
+  assert.is(report.floor.decode_ms_per_token, lines[8].decode_ms_per_token);
+});
+
+test('bench prints each row while the rest is still being measured', async () => {
+  // The floor comes last, after a memory bandwidth test of about a second: the rows before it must
+  // reach stdout first, in chunks of their own (a table printed at the end arrives in one piece).
+  const chunks: string[] = [];
+  const r = await runOvis(args, { onStdout: (c) => chunks.push(c) });
   assert.is(r.code, 0, r.stderr);
+  const firstRow = chunks.findIndex((c) => c.includes('vision encode 64²'));
+  const floorRow = chunks.findIndex((c) => c.includes('decode floor'));
+  assert.ok(firstRow >= 0 && floorRow > firstRow, `rows arrived in ${chunks.length} chunk(s): ${JSON.stringify(chunks)}`);
+  assert.match(r.stdout, /^model {2,}\S/m);
   assert.match(r.stdout, /decode \(context 32\)\s+[\d.]+ ms\/token/);
+  assert.match(r.stdout, /\(one timed run each, no warm-up; vision encode timed inside the first-token runs\)\n$/);
+  // Every row's value starts in the same column.
+  const columns = new Set(r.stdout.trim().split('\n').slice(0, -1).map((l) => l.search(/ {2}\S/)));
+  assert.is(columns.size, 1, r.stdout);
+});
+
+test('bench --help states the defaults and --full; bad arguments are usage errors', async () => {
+  const help = await runOvis(['bench', '--help']);
+  assert.match(help.stdout, /--full/);
+  assert.match(help.stdout, /default 448 on the CPU/);
   const bad = await runOvis(['bench', '--synthetic', '3b']);
   assert.is(bad.code, 2);
   const none = await runOvis(['bench']);

@@ -1,20 +1,42 @@
-//! Command-line arguments of `ovis-engine bench` (also what `ovis bench` passes through).
+//! Command-line arguments of `ovis-engine bench` (also what `ovis bench` passes through), and the
+//! plan they resolve to once the backend is known: the defaults differ between a CPU and a GPU.
 
-pub const USAGE: &str = "usage: ovis-engine bench (--synthetic 2b|9b | --model DIR) [--device auto|cpu|cuda|cuda:N]
-       [--images 896,1792] [--prompt-tokens 128] [--decode-tokens 32] [--repeats 3] [--warmup 1]";
+pub const USAGE: &str = "usage: ovis-engine bench (--synthetic 2b|9b | --model DIR) [--device auto|cpu|cuda|cuda:N] [--full]
+       [--images 896,1792] [--prompt-tokens 128] [--decode-tokens 32] [--repeats 3] [--warmup 1]
+
+Prints one JSON object per line on stdout: a \"plan\" first, a \"figure\" as each is measured, a \"report\" last.
+Defaults on a GPU, and with --full: images 896,1792 (GPU) or 448,896 (CPU), 32 decode tokens, 3 repeats
+after 1 warm-up, each figure timed in its own runs. On the CPU without --full (about a minute for 2B on
+2 cores): image 448, 16 decode tokens, 3 repeats, no warm-up, and vision encode timed inside the
+time-to-first-token runs. Flags given explicitly override either set.";
 
 #[derive(Debug, Clone)]
 pub struct BenchArgs {
     pub synthetic: Option<String>,
     pub model: Option<String>,
     pub device: String,
-    /// Square image sides in pixels for the vision-encode and time-to-first-token figures; empty = none;
-    /// None = the backend's default (896, 1792 on a GPU; 448, 896 on the CPU, where 1792² takes minutes).
+    /// The complete (slow on a CPU) set of figures; a GPU always gets it.
+    pub full: bool,
+    /// Square image sides in pixels for the vision-encode and time-to-first-token figures; empty = none.
+    /// None here and below = the plan's default for the backend.
     pub images: Option<Vec<usize>>,
+    pub prompt_tokens: usize,
+    pub decode_tokens: Option<usize>,
+    pub repeats: Option<usize>,
+    pub warmup: Option<usize>,
+}
+
+/// What a run measures, with every default resolved for its backend.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub images: Vec<usize>,
     pub prompt_tokens: usize,
     pub decode_tokens: usize,
     pub repeats: usize,
     pub warmup: usize,
+    /// True: vision encode is the encode (+ visual head) part of each time-to-first-token run, timed
+    /// inside it; false: vision encode is timed in runs of its own (twice the image work).
+    pub encode_in_first_token_runs: bool,
 }
 
 fn number(flag: &str, v: Option<&String>) -> Result<usize, String> {
@@ -22,27 +44,29 @@ fn number(flag: &str, v: Option<&String>) -> Result<usize, String> {
     v.parse::<usize>().map_err(|_| format!("{flag} must be a whole number, got {v:?}"))
 }
 
+fn sides(v: &str) -> Result<Vec<usize>, String> {
+    let sides: Vec<usize> = if v.is_empty() || v == "none" { vec![] } else { v.split(',').map(|s| s.trim().parse::<usize>().map_err(|_| format!("--images takes sides in pixels like 896,1792, got {v:?}"))).collect::<Result<_, _>>()? };
+    if sides.iter().any(|&s| s < 32 || s % 32 != 0) {
+        return Err(format!("--images sides must be multiples of 32 from 32 up, got {v:?}"));
+    }
+    Ok(sides)
+}
+
 impl BenchArgs {
     pub fn parse(argv: &[String]) -> Result<BenchArgs, String> {
-        let mut a = BenchArgs { synthetic: None, model: None, device: "auto".into(), images: None, prompt_tokens: 128, decode_tokens: 32, repeats: 3, warmup: 1 };
+        let mut a = BenchArgs { synthetic: None, model: None, device: "auto".into(), full: false, images: None, prompt_tokens: 128, decode_tokens: None, repeats: None, warmup: None };
         let mut it = argv.iter();
         while let Some(flag) = it.next() {
             match flag.as_str() {
                 "--synthetic" => a.synthetic = it.next().cloned(),
                 "--model" => a.model = it.next().cloned(),
                 "--device" => a.device = it.next().cloned().ok_or("--device needs a value")?,
-                "--images" => {
-                    let v = it.next().ok_or("--images needs a value")?;
-                    let sides: Vec<usize> = if v.is_empty() || v == "none" { vec![] } else { v.split(',').map(|s| s.trim().parse::<usize>().map_err(|_| format!("--images takes sides in pixels like 896,1792, got {v:?}"))).collect::<Result<_, _>>()? };
-                    if sides.iter().any(|&s| s < 32 || s % 32 != 0) {
-                        return Err(format!("--images sides must be multiples of 32 from 32 up, got {v:?}"));
-                    }
-                    a.images = Some(sides);
-                }
+                "--full" => a.full = true,
+                "--images" => a.images = Some(sides(it.next().ok_or("--images needs a value")?)?),
                 "--prompt-tokens" => a.prompt_tokens = number(flag, it.next())?,
-                "--decode-tokens" => a.decode_tokens = number(flag, it.next())?,
-                "--repeats" => a.repeats = number(flag, it.next())?.max(1),
-                "--warmup" => a.warmup = number(flag, it.next())?,
+                "--decode-tokens" => a.decode_tokens = Some(number(flag, it.next())?),
+                "--repeats" => a.repeats = Some(number(flag, it.next())?.max(1)),
+                "--warmup" => a.warmup = Some(number(flag, it.next())?),
                 other => return Err(format!("unknown argument {other:?}")),
             }
         }
@@ -52,9 +76,30 @@ impl BenchArgs {
             (Some(s), None) if super::presets::preset_config(s).is_none() => return Err(format!("--synthetic {s:?}: use 2b or 9b")),
             _ => {}
         }
-        if a.prompt_tokens == 0 || a.decode_tokens == 0 {
+        if a.prompt_tokens == 0 || a.decode_tokens == Some(0) {
             return Err("--prompt-tokens and --decode-tokens must be at least 1".into());
         }
         Ok(a)
+    }
+
+    /// The plan on a GPU (`gpu`) or the CPU. The CPU's quick set was sized on 2 cores with synthetic
+    /// 2B weights: one 448² time-to-first-token run ≈ 8.6 s (6.0 s of it vision encode), 896² ≈ 7× that,
+    /// prefill of 128 tokens ≈ 1.7 s, decode ≈ 150 ms/token; so 3 runs of each at 448² plus 3 × 16
+    /// decode steps take about 40 s after the weights are built.
+    pub fn plan(&self, gpu: bool) -> Plan {
+        let quick = !gpu && !self.full;
+        let default_images = match (gpu, quick) {
+            (true, _) => vec![896, 1792],
+            (false, false) => vec![448, 896],
+            (false, true) => vec![448],
+        };
+        Plan {
+            images: self.images.clone().unwrap_or(default_images),
+            prompt_tokens: self.prompt_tokens,
+            decode_tokens: self.decode_tokens.unwrap_or(if quick { 16 } else { 32 }),
+            repeats: self.repeats.unwrap_or(3),
+            warmup: self.warmup.unwrap_or(if quick { 0 } else { 1 }),
+            encode_in_first_token_runs: quick,
+        }
     }
 }

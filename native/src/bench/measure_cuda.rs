@@ -2,14 +2,14 @@
 //! (measure.rs). Every timed section ends with the host holding its result (the sampled id is copied
 //! back, or the stream is synchronised), so the times are what a user waits, not launch times.
 //! Decode is the captured graph replayed per token, each step copying its id back as generation does.
-use super::measure::{image_prompt, median, pixels, report, text_ids, timed, Figures};
-use super::BenchArgs;
+use super::args::Plan;
+use super::measure::{image_prompt, median, pixels, text_ids, timed};
+use super::report::{Report, DECODE_CONTEXT};
 use crate::backend::cuda::device::{device_err, Gpu};
 use crate::backend::cuda::model::CudaOvis;
 use crate::backend::cuda::qwen3::Session;
 use crate::backend::cuda::sampling::SampleParams;
 use crate::error::{EngineError, Result};
-use serde_json::json;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
@@ -57,53 +57,56 @@ fn copy_bandwidth(g: &Gpu) -> Result<f64> {
     Ok(2.0 * bytes as f64 * reps as f64 / t.elapsed().as_secs_f64())
 }
 
-pub fn measure(m: &CudaOvis, args: &BenchArgs, backend: &str, device: &str) -> Result<serde_json::Value> {
+/// Measures on the GPU, writing each figure as it is known (report.rs).
+pub fn measure(m: &CudaOvis, plan: &Plan, out: &mut Report) -> Result<()> {
     let g = &m.gpu;
     let c = &m.cfg.llm;
     let mut peak = used(g)?;
     let mut session = m.new_session()?;
-    let mut images = Vec::new();
-    for &side in args.images.as_ref().unwrap_or(&vec![896, 1792]) {
+    for &side in &plan.images {
         let grid = [1, side / 16, side / 16];
         let n = grid[1] * grid[2];
         let px = pixels(n);
         let ids = image_prompt(n / 4);
         session.reserve(g, &m.llm, ids.len())?;
         eprintln!("vision encode {side}×{side} ({n} patches)…");
-        let encode_ms = timed(args, || {
+        let encode_ms = timed(plan, || {
             m.vision.encode(g, &m.blas, &px, &[grid])?;
             g.sync()
         })?;
+        out.vision_encode(side, encode_ms);
         eprintln!("time to first token {side}×{side} ({} positions)…", ids.len());
-        let ttft_ms = timed(args, || first_token(m, &mut session, &ids, &px, Some(grid)))?;
+        let ttft_ms = timed(plan, || first_token(m, &mut session, &ids, &px, Some(grid)))?;
+        out.time_to_first_token(side, ttft_ms);
         peak = peak.max(used(g)?);
-        images.push(json!({ "side": side, "patches": n, "positions": ids.len(), "vision_encode_ms": encode_ms, "time_to_first_token_ms": ttft_ms }));
     }
 
-    let prompt = text_ids(args.prompt_tokens, 3);
+    let prompt = text_ids(plan.prompt_tokens, 3);
     session.reserve(g, &m.llm, prompt.len())?;
     eprintln!("prefill {} tokens…", prompt.len());
-    let prefill_ms = timed(args, || first_token(m, &mut session, &prompt, &[], None))?;
+    let prefill_ms = timed(plan, || first_token(m, &mut session, &prompt, &[], None))?;
+    out.prefill(prompt.len(), prefill_ms);
 
-    eprintln!("decode {} tokens…", args.decode_tokens);
-    let short = text_ids(32, 4);
-    session.reserve(g, &m.llm, short.len() + args.decode_tokens + 1)?;
+    eprintln!("decode {} tokens…", plan.decode_tokens);
+    let short = text_ids(DECODE_CONTEXT, 4);
+    session.reserve(g, &m.llm, short.len() + plan.decode_tokens + 1)?;
     let mut steps = Vec::new();
-    for run in 0..args.warmup + args.repeats {
+    for run in 0..plan.warmup + plan.repeats {
         first_token(m, &mut session, &short, &[], None)?;
-        for _ in 0..args.decode_tokens {
+        for _ in 0..plan.decode_tokens {
             let t = Instant::now();
             m.llm.decode(g, &m.blas, &mut session, greedy(c.vocab))?;
-            if run >= args.warmup {
+            if run >= plan.warmup {
                 steps.push(t.elapsed().as_secs_f64() * 1e3);
             }
         }
     }
-    let decode_ms = median(steps);
+    out.decode(median(steps), plan.decode_tokens);
     peak = peak.max(used(g)?);
     drop(session);
+    out.peak_memory(peak);
 
     let bw = copy_bandwidth(g)?;
-    let figures = Figures { images, prompt_tokens: prompt.len(), prefill_ms, decode_ms, peak_memory_bytes: peak, read_bw: bw, copy_bw: bw };
-    Ok(report(args, backend, device, c, figures))
+    out.floor(bw, bw);
+    Ok(())
 }

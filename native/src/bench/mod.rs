@@ -1,11 +1,12 @@
 //! `ovis-engine bench`: vision encode, time to first token, prefill and decode speed, peak memory
 //! and the bandwidth floor, on a model directory or synthetic weights of the released shapes.
-//! `ovis bench` (src/cli/bench.ts) runs this same code and formats its JSON.
+//! `ovis bench` (src/cli/bench.ts) runs this same code and formats its JSON lines (report.rs).
 mod args;
 mod measure;
 mod measure_bandwidth;
 mod measure_cuda;
 pub mod presets;
+mod report;
 
 pub use args::BenchArgs;
 
@@ -14,9 +15,10 @@ use crate::backend::cuda::model::CudaOvis;
 use crate::backend::Device;
 use crate::model::ovis::{open_dir, OvisModel};
 use crate::model::source::WeightSource;
+use report::Report;
 use std::path::Path;
 
-/// Runs the benchmark described by `argv` (after `bench`); JSON on stdout, progress on stderr.
+/// Runs the benchmark described by `argv` (after `bench`); JSON lines on stdout, progress on stderr.
 pub fn main(argv: &[String]) -> i32 {
     if argv.iter().any(|a| a == "--help" || a == "-h") {
         eprintln!("{}", args::USAGE);
@@ -30,10 +32,7 @@ pub fn main(argv: &[String]) -> i32 {
         }
     };
     match run(&args) {
-        Ok(report) => {
-            println!("{}", serde_json::to_string_pretty(&report).expect("report serialises"));
-            0
-        }
+        Ok(()) => 0,
         Err(e) => {
             eprintln!("ovis-engine bench: {e}");
             if e.code() == "model_error" { 4 } else { 5 }
@@ -41,28 +40,32 @@ pub fn main(argv: &[String]) -> i32 {
     }
 }
 
-fn run(args: &BenchArgs) -> Result<serde_json::Value> {
+fn run(args: &BenchArgs) -> Result<()> {
     let selection = crate::backend::resolve(&args.device)?;
+    let plan = args.plan(matches!(selection.device, Device::Cuda(_)));
     let t = std::time::Instant::now();
     let (cfg, source) = match (&args.model, &args.synthetic) {
         (Some(dir), _) => open_dir(Path::new(dir))?,
-        (None, Some(name)) => {
-            eprintln!("building synthetic {name} weights…");
-            (presets::preset_config(name).expect("checked by the parser"), WeightSource::Synthetic(1234))
-        }
+        (None, Some(name)) => (presets::preset_config(name).expect("checked by the parser"), WeightSource::Synthetic(1234)),
         (None, None) => unreachable!("checked by the parser"),
     };
     let (backend, device) = (&selection.backend, &selection.description);
+    let mut out = Report::start(args, &plan, backend, device, &cfg.llm);
+    if let Some(name) = &args.synthetic {
+        eprintln!("building synthetic {name} weights…");
+    }
     match selection.device {
         Device::Cpu => {
             let model = OvisModel::from_source(cfg, &source)?;
             eprintln!("model ready in {:.1} s", t.elapsed().as_secs_f64());
-            measure::measure(&model, args, backend, device)
+            measure::measure(&model, &plan, &mut out)?;
         }
         Device::Cuda(n) => {
             let model = CudaOvis::load(n, cfg, &source)?;
             eprintln!("model on {device} in {:.1} s", t.elapsed().as_secs_f64());
-            measure_cuda::measure(&model, args, backend, device)
+            measure_cuda::measure(&model, &plan, &mut out)?;
         }
     }
+    out.finish();
+    Ok(())
 }

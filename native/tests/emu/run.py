@@ -6,6 +6,8 @@ Each check runs the launch under four schedules (forward, reverse, shuffled with
 warp-serial; see README.md); the outputs must be bit-identical across them (a difference means a race:
 a missing barrier or an order-dependent read) and within tolerance of the reference. One line per check:
     PASS|FAIL  group/check  <output>: maxerr=… (x of tol) …
+Needs numpy and g++ >= 12: without them it prints one SKIPPED line and exits 0, or fails when
+OVIS_REQUIRE_TEST_TOOLS=1 (prereq.py).
 Sanitizers: the libraries are built with AddressSanitizer + UBSan (out-of-bounds global/heap accesses,
 misaligned vector loads, out-of-bounds indexing of fixed-size arrays incl. shared memory); a sanitizer
 report fails the group. Exit status 1 if anything failed.
@@ -20,9 +22,15 @@ import sys
 import time
 import traceback
 
-import numpy as np
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import prereq  # noqa: E402
+
+# numpy and g++ first: without them the suite is a visible skip (or a CI failure), not a traceback.
+if __name__ == "__main__" and "--child" not in sys.argv:
+    prereq.require("test:kernels (native/tests/emu/run.py)", [(prereq.numpy_missing(), None), (prereq.gxx_missing(), None)])
+
+import numpy as np  # noqa: E402
+
 import emubuild  # noqa: E402
 
 # ---------------------------------------------------------------------------------------------------------

@@ -1,22 +1,25 @@
 #!/usr/bin/env python3
 """Runs a command with the fake GPU: the engine's whole CUDA path on the CPU.
 
-    python3 native/tests/emu/fakegpu/run.py -- cargo test --release --test cuda_model_parity -- --test-threads=1
+    python3 native/tests/emu/fakegpu/run.py -- cargo test --release --test cuda_model_parity -- --include-ignored --test-threads=1
 
 Builds (cached) the emulation library of every kernel file (no sanitizers: they must be loaded first in
 the process) and the stand-ins libcuda.so and libcublasLt.so of this folder, then runs the command with
 LD_LIBRARY_PATH pointing at them, OVIS_EMU_KERNEL_LIBS listing the kernel libraries, OVIS_NVRTC_LIB at
-the pip NVRTC (the engine still compiles every kernel with the real NVRTC), and OVIS_CUDA_EMULATED=1
-(tests skip what the emulation is too slow for: released-size models). With no command it runs the
-default set: every kernel against its CPU twin (tests/cuda_parity.rs), the CUDA model parity tests
-and the engine's CUDA serving tests (about 13 minutes on 2 cores); `--quick` runs the kernel parity,
-the serving tests, and the kept-session, grown-cache and reduced synthetic-2B tests (about 2 minutes,
-in `npm test`).
+the pip NVRTC (the engine still compiles every kernel with the real NVRTC), OVIS_CUDA_EMULATED=1
+(tests shrink what the emulation is too slow for: released-size models) and OVIS_REQUIRE_GPU=1 (a GPU
+test that finds no GPU fails). The GPU tests are #[ignore]d in a plain `cargo test`; the default set
+runs them with --include-ignored. Needs g++ and NVRTC (`pip install nvidia-cuda-nvrtc`): without them
+it prints one SKIPPED line and exits 0, or fails when OVIS_REQUIRE_TEST_TOOLS=1 (prereq.py).
+
+With no command it runs the default set: every kernel against its CPU twin (tests/cuda_parity.rs),
+the CUDA model parity tests and the engine's CUDA serving tests (about 13 minutes on 2 cores);
+`--quick` runs the kernel parity, the serving tests, and the kept-session, grown-cache and reduced
+synthetic-2B tests (about 2 minutes, in `npm test`).
 """
 import glob
 import hashlib
 import os
-import site
 import subprocess
 import sys
 
@@ -24,6 +27,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 EMU = os.path.dirname(HERE)
 sys.path.insert(0, EMU)
 import emubuild  # noqa: E402
+import prereq  # noqa: E402
 
 NATIVE = os.path.abspath(os.path.join(EMU, "..", ".."))
 BUILD = os.path.join(EMU, ".build", "fakegpu")
@@ -43,16 +47,9 @@ def build_fake(name):
     return lib
 
 
-def nvrtc():
-    for d in site.getsitepackages() + [site.getusersitepackages()] + sys.path:
-        for sub in ["nvidia/cu13/lib/libnvrtc.so.13", "nvidia/cuda_nvrtc/lib/libnvrtc.so.13"]:
-            p = os.path.join(d, sub)
-            if os.path.isfile(p):
-                return p
-    return None
-
-
 def main():
+    # g++ builds the stand-ins and the kernels; the engine compiles every kernel with the real NVRTC.
+    prereq.require("test:fakegpu (native/tests/emu/fakegpu/run.py)", [(prereq.gxx_missing(), None), (prereq.nvrtc_missing(), "OVIS_REQUIRE_NVRTC")])
     args = sys.argv[1:]
     quick = bool(args) and args[0] == "--quick"
     if quick:
@@ -79,16 +76,20 @@ def main():
     env["LD_LIBRARY_PATH"] = lib_dir + (":" + env["LD_LIBRARY_PATH"] if env.get("LD_LIBRARY_PATH") else "")
     env["OVIS_EMU_KERNEL_LIBS"] = ":".join(libs)
     env["OVIS_CUDA_EMULATED"] = "1"
+    # The GPU tests find the fake GPU or fail: a broken stand-in must not turn them into skips.
+    env["OVIS_REQUIRE_GPU"] = "1"
     env.setdefault("OVIS_KERNEL_CACHE", os.path.join(BUILD, "kernel-cache"))
-    lib = nvrtc()
+    lib = prereq.nvrtc_path()
     if lib:
         env.setdefault("OVIS_NVRTC_LIB", lib)
     if not args:
         test = ["cargo", "test", "--release", "--manifest-path", os.path.join(NATIVE, "Cargo.toml"), "--test"]
+        # The GPU tests are #[ignore]d for a plain `cargo test` (they need a GPU): include them here.
+        run = ["--", "--include-ignored", "--test-threads=1"]
         cmds = [
-            test + ["cuda_parity", "--", "--test-threads=1"],
-            test + ["engine_server", "--", "--test-threads=1", "--nocapture", "cuda_"],
-            test + ["cuda_model_parity", "--", "--test-threads=1", "--nocapture"] + (["kept_session", "grown", "synthetic"] if quick else []),
+            test + ["cuda_parity"] + run,
+            test + ["engine_server"] + run + ["--nocapture", "cuda_"],
+            test + ["cuda_model_parity"] + run + ["--nocapture"] + (["kept_session", "grown", "synthetic"] if quick else []),
         ]
     else:
         cmds = [args]

@@ -1,0 +1,75 @@
+// The table of `ovis bench`, written a row at a time: the engine's plan line names every row before
+// any is measured, so the label column's width is fixed from the start and each figure's row can be
+// printed, aligned, the moment its line arrives (native/src/bench/report.rs describes the lines).
+
+const ms = (v: number) => `${v < 10 ? v.toFixed(2) : v.toFixed(1)} ms`;
+
+interface PlannedImage {
+  side: number;
+  patches: number;
+  positions: number;
+}
+
+export class BenchTable {
+  private width = 0;
+  /** ms per decoded token, once measured: the floor's row compares with it. */
+  private decodeMs?: number;
+
+  /** The text (zero or more whole lines) that one engine line adds to the table. */
+  rows(msg: any): string {
+    switch (msg.type) {
+      case 'plan':
+        this.width = Math.max(...labels(msg).map((l) => l.length));
+        return this.lines([['model', msg.model], ['backend / device', `${msg.backend} / ${msg.device}`]]);
+      case 'figure':
+        return this.lines(this.figure(msg));
+      case 'report':
+        return footer(msg);
+      default:
+        return '';
+    }
+  }
+
+  private figure(f: any): Array<[string, string]> {
+    switch (f.figure) {
+      case 'vision_encode':
+        return [[encodeLabel(f), ms(f.ms)]];
+      case 'time_to_first_token':
+        return [[firstTokenLabel(f), ms(f.ms)]];
+      case 'prefill':
+        return [[`prefill (${f.tokens} tokens)`, `${f.tokens_per_s.toFixed(1)} tokens/s (${ms(f.ms)})`]];
+      case 'decode':
+        this.decodeMs = f.ms_per_token;
+        return [[`decode (context ${f.context})`, `${ms(f.ms_per_token)}/token (${f.tokens_per_s.toFixed(1)} tokens/s)`]];
+      case 'peak_memory':
+        return [['peak memory', `${(f.bytes / 2 ** 30).toFixed(2)} GiB`]];
+      case 'floor': {
+        const rows: Array<[string, string]> = [['decode floor', `${ms(f.decode_ms_per_token)}/token (${(f.weight_bytes_per_token / 1e9).toFixed(2)} GB at ${(f.read_bandwidth_bytes_per_s / 1e9).toFixed(1)} GB/s read)`]];
+        if (this.decodeMs) rows.push(['decode vs floor', `${((f.decode_ms_per_token / this.decodeMs) * 100).toFixed(0)} % of the bandwidth floor`]);
+        return rows;
+      }
+      default:
+        return [];
+    }
+  }
+
+  private lines(rows: Array<[string, string]>): string {
+    return rows.map(([k, v]) => `${k.padEnd(this.width)}  ${v}\n`).join('');
+  }
+}
+
+const encodeLabel = (i: { side: number; patches: number }) => `vision encode ${i.side}² (${i.patches} patches)`;
+const firstTokenLabel = (i: { side: number; positions: number }) => `time to first token ${i.side}² (${i.positions} positions)`;
+
+/** Every row label the plan announces, for the column width. */
+function labels(plan: any): string[] {
+  const images = (plan.images as PlannedImage[]).flatMap((i) => [encodeLabel(i), firstTokenLabel(i)]);
+  return ['model', 'backend / device', ...images, `prefill (${plan.prompt_tokens} tokens)`, `decode (context ${plan.decode_context})`, 'peak memory', 'decode floor', 'decode vs floor'];
+}
+
+function footer(b: any): string {
+  const timed = b.repeats === 1 ? 'one timed run each' : `medians of ${b.repeats}`;
+  const runs = b.warmup ? `${timed} after ${b.warmup} warm-up` : `${timed}, no warm-up`;
+  const encode = b.vision_encode_in_first_token_runs ? '; vision encode timed inside the first-token runs' : '';
+  return `(${runs}${encode})\n`;
+}
