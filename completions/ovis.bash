@@ -7,7 +7,7 @@ _ovis() {
   local ask_opts="${gen_opts} --messages --save --continue --attach --each --format --json --top-logprobs"
   local chat_opts="${gen_opts} --load --save"
   local info_opts="--model --device --json --verbose --help"
-  local bench_opts="--synthetic --model --device --images --prompt-tokens --decode-tokens --repeats --warmup --json --help"
+  local bench_opts="--synthetic --model --device --full --images --prompt-tokens --decode-tokens --repeats --warmup --json --help"
   if [[ ${COMP_CWORD} -eq 1 ]]; then
     COMPREPLY=($(compgen -W "${cmds} --help --version" -- "${cur}"))
     return

@@ -15,7 +15,7 @@ const photo = join(fixtureDir, 'inputs', 'photo.jpg');
 
 const hasTmux = tmuxAvailable();
 const hasScript = spawnSync('script', ['--version']).status === 0;
-if (process.env.CI && (!hasTmux || !hasScript)) throw new Error('tmux and script (util-linux) are needed for the terminal tests');
+if ((process.env.CI || process.env.OVIS_REQUIRE_TEST_TOOLS) && (!hasTmux || !hasScript)) throw new Error('tmux and script (util-linux) are needed for the terminal tests');
 const withTmux = hasTmux ? test : test.skip;
 const withScript = hasScript ? test : test.skip;
 if (!hasTmux) process.stderr.write('SKIPPED: ask terminal tests that need tmux (apt-get install tmux)\n');
