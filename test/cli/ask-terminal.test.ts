@@ -2,11 +2,12 @@
 // foreground process group), a pseudo-terminal that reports 0 columns, the phase line on stderr.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fixtureDir, jsonLines } from '../helpers/cli.js';
+import { scriptAvailable, underScript } from '../helpers/pty.js';
 import { ovisCommand, shellQuote, Term, tmuxAvailable } from '../helpers/tmux.js';
 
 const work = mkdtempSync(join(tmpdir(), 'ovis-askterm-'));
@@ -14,29 +15,12 @@ test.after(() => rmSync(work, { recursive: true, force: true }));
 const photo = join(fixtureDir, 'inputs', 'photo.jpg');
 
 const hasTmux = tmuxAvailable();
-const hasScript = spawnSync('script', ['--version']).status === 0;
+const hasScript = scriptAvailable();
 if ((process.env.CI || process.env.OVIS_REQUIRE_TEST_TOOLS) && (!hasTmux || !hasScript)) throw new Error('tmux and script (util-linux) are needed for the terminal tests');
 const withTmux = hasTmux ? test : test.skip;
 const withScript = hasScript ? test : test.skip;
 if (!hasTmux) process.stderr.write('SKIPPED: ask terminal tests that need tmux (apt-get install tmux)\n');
 if (!hasScript) process.stderr.write('SKIPPED: ask terminal tests that need script (util-linux)\n');
-
-/** Runs a shell command under `script`: a pseudo-terminal, of 0×0 cells unless `stty` sets it. */
-function underScript(command: string, timeoutMs = 60000): Promise<{ code: number | null; out: string }> {
-  const child = spawn('script', ['-qec', command, '/dev/null'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TERM: 'xterm-256color', NO_COLOR: '' } });
-  let out = '';
-  child.stdout!.on('data', (c: Buffer) => (out += c.toString('utf8')));
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`${command} did not end in ${timeoutMs} ms; output:\n${out.slice(-2000)}`));
-    }, timeoutMs);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, out });
-    });
-  });
-}
 
 withTmux('Ctrl-C typed in the terminal: exit 130, the answer so far and a cancelled done, the engine not killed', async () => {
   const out = join(work, 'out.jsonl');
@@ -88,4 +72,34 @@ withScript('on a sized terminal, stderr shows each phase with its elapsed time, 
   assert.match(r.out, /\r\x1b\[K[^\r]*\S/, 'the line is cleared before the answer');
 });
 
+withScript('ask --each: Ctrl-C (SIGINT to the process group) stops at the current file, exit 130', async () => {
+  const marker = '5151515';
+  const run = underScript(`${ovisCommand(['ask', '--model', fixtureDir, '-n', '40000', '--temperature', '1', '--seed', marker, '--each', 'Count forever', photo, photo])} > ${shellQuote(join(work, 'each.jsonl'))}`);
+  const end = Date.now() + 30000;
+  let pid = '';
+  while (!pid && Date.now() < end) {
+    pid = spawnSync('pgrep', ['-f', `^[^ ]*node [^ ]*bin/ovis.js ask .*--seed ${marker}`], { encoding: 'utf8' }).stdout.trim().split('\n')[0];
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  await new Promise((r) => setTimeout(r, 2000));
+  const group = Number(spawnSync('ps', ['-o', 'pgid=', '-p', pid], { encoding: 'utf8' }).stdout.trim());
+  process.kill(-group, 'SIGINT');
+  const r = await run;
+  assert.is(r.code, 130, r.out.slice(-500));
+  const lines = jsonLines(readFileSync(join(work, 'each.jsonl'), 'utf8'));
+  assert.is(lines.length, 1, 'the second file was not started');
+  assert.is(lines[0].finish_reason, 'cancelled');
+  assert.ok(lines[0].usage.completion_tokens > 0 && lines[0].answer.length > 0);
+});
+
+withScript('chat in a terminal of no size: plain lines, a question answered, /exit', async () => {
+  const r = await underScript(ovisCommand(['chat', '--model', fixtureDir, '--temperature', '0', '-n', '4']), {
+    typing: [{ ready: /^> /m, keys: 'Hello\r' }, { ready: /tok\/s[^\]]*\]\r?\n> /, keys: '/exit\r' }],
+  });
+  assert.is(r.code, 0, r.out.slice(-1000));
+  assert.match(r.out, /ovis chat · tiny-ovis2\.5/);
+  assert.not.match(r.out, /\x1b\[\d*[ABJ]/, 'nothing redrawn');
+});
+
 test.run();
+
