@@ -22,6 +22,17 @@ const withScript = hasScript ? test : test.skip;
 if (!hasTmux) process.stderr.write('SKIPPED: ask terminal tests that need tmux (apt-get install tmux)\n');
 if (!hasScript) process.stderr.write('SKIPPED: ask terminal tests that need script (util-linux)\n');
 
+/** The pid of the `ovis ask` node process whose --seed is `marker` (not `script` or the shell, whose command lines hold the same words). */
+async function ovisPid(marker: string): Promise<string> {
+  const end = Date.now() + 30000;
+  while (Date.now() < end) {
+    const pid = spawnSync('pgrep', ['-f', `^[^ ]*node [^ ]*bin/ovis.js ask .*--seed ${marker}`], { encoding: 'utf8' }).stdout.trim().split('\n')[0];
+    if (pid) return pid;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`no ovis process with --seed ${marker} started`);
+}
+
 withTmux('Ctrl-C typed in the terminal: exit 130, the answer so far and a cancelled done, the engine not killed', async () => {
   const out = join(work, 'out.jsonl');
   const t = new Term(`${ovisCommand(['ask', '--model', fixtureDir, '--json', '-n', '40000', '--temperature', '1', '--seed', '7', 'Count forever'])} > ${shellQuote(out)}`, { env: { NO_COLOR: '1' } });
@@ -50,13 +61,7 @@ withScript('a pseudo-terminal of 0 columns: ask ends, the answer is printed, no 
 withScript('SIGTERM while generating on a 0-column terminal: the answer stops, exit 143', async () => {
   const marker = '4242421';
   const run = underScript(ovisCommand(['ask', '--model', fixtureDir, '-n', '40000', '--temperature', '1', '--seed', marker, 'Count forever']));
-  const end = Date.now() + 30000;
-  let pid = '';
-  while (!pid && Date.now() < end) {
-    // The node process itself, not `script` or the shell, whose command lines hold the same words.
-    pid = spawnSync('pgrep', ['-f', `^[^ ]*node [^ ]*bin/ovis.js ask .*--seed ${marker}`], { encoding: 'utf8' }).stdout.trim().split('\n')[0];
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  const pid = await ovisPid(marker);
   await new Promise((r) => setTimeout(r, 1500));
   process.kill(Number(pid), 'SIGTERM');
   const r = await run;
@@ -75,12 +80,7 @@ withScript('on a sized terminal, stderr shows each phase with its elapsed time, 
 withScript('ask --each: Ctrl-C (SIGINT to the process group) stops at the current file, exit 130', async () => {
   const marker = '5151515';
   const run = underScript(`${ovisCommand(['ask', '--model', fixtureDir, '-n', '40000', '--temperature', '1', '--seed', marker, '--each', 'Count forever', photo, photo])} > ${shellQuote(join(work, 'each.jsonl'))}`);
-  const end = Date.now() + 30000;
-  let pid = '';
-  while (!pid && Date.now() < end) {
-    pid = spawnSync('pgrep', ['-f', `^[^ ]*node [^ ]*bin/ovis.js ask .*--seed ${marker}`], { encoding: 'utf8' }).stdout.trim().split('\n')[0];
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  const pid = await ovisPid(marker);
   await new Promise((r) => setTimeout(r, 2000));
   const group = Number(spawnSync('ps', ['-o', 'pgid=', '-p', pid], { encoding: 'utf8' }).stdout.trim());
   process.kill(-group, 'SIGINT');
