@@ -23,7 +23,7 @@ import { Interrupts } from './interrupts.js';
 import { loadMedium, type LoadedMedium } from './load-media.js';
 import { mediaKindOfPath, type MediaArg } from './media-args.js';
 import { samplingFrom } from './sampling.js';
-import { startEngine, type LoadedEngine } from './start-engine.js';
+import { startEngine, startModel, type LoadedEngine } from './start-engine.js';
 
 function checkEachOptions(opts: AskOptions, files: string[]): void {
   const clash = (['messages', 'save', 'continue'] as const).find((k) => opts[k] !== undefined);
@@ -87,25 +87,22 @@ export async function runEach(args: string[], opts: AskOptions): Promise<void> {
   const modelDir = resolveModelDir(opts.model);
   const defaults = readGenerationDefaults(modelDir);
   const progress = createProgress({ verbose: opts.verbose });
-  const tokenizer = timings.time('tokenizer', PromptBuilder.load(modelDir));
-  tokenizer.catch(() => {});
-  let engine = await timings.time('modelLoad', startEngine(modelDir, opts, log, progress)).catch((e) => {
-    progress.stop();
-    throw e;
-  });
+  const started = await startModel(modelDir, opts, log, progress, timings);
+  let engine = started.engine;
   const interrupts = new Interrupts(() => engine.kill());
   const out = opts.format === 'text' ? textOutput(log) : jsonOutput();
-  const prompts = await tokenizer;
+  const prompts = await started.tokenizer;
   const cache = new SessionCache();
   const media = files.map((f): MediaArg => ({ kind: mediaKindOfPath(f) ?? 'image', source: f }));
   // Errors stay inside the promise until their turn, so a bad file 7 is reported in order.
   const prepare = (i: number) => settle(loadMedium(media[i], opts, log));
   let next = prepare(0);
+  const stoppedAt = (i: number) => new InterruptedError(`interrupted at ${files[i]} (${i} of ${files.length} files answered)`, false, interrupts.signal);
   let failed = 0;
-  const started = performance.now();
+  const begun = performance.now();
   try {
     for (let i = 0; i < files.length; i++) {
-      progress.prefix = batchStatus(i, files.length, started);
+      progress.prefix = batchStatus(i, files.length, begun);
       progress.phase(`preparing ${files[i]}`);
       const ready = await next;
       if (i + 1 < files.length) next = prepare(i + 1);
@@ -115,9 +112,9 @@ export async function runEach(args: string[], opts: AskOptions): Promise<void> {
         const { text, turn } = await answerOne(engine, prompts, cache, ready.value, opts, defaults, progress, interrupts);
         progress.stop();
         out.answer(files[i], text, turn);
-        if (turn.done.finish_reason === 'cancelled') throw new InterruptedError(`interrupted at ${files[i]} (${i} of ${files.length} files answered)`, false, interrupts.signal);
+        if (turn.done.finish_reason === 'cancelled') throw stoppedAt(i);
       } catch (e) {
-        if (interrupts.engineKilled) throw new InterruptedError(`interrupted at ${files[i]} (${i} of ${files.length} files answered)`, false, interrupts.signal);
+        if (interrupts.engineKilled) throw stoppedAt(i);
         if (e instanceof InterruptedError || !(e instanceof OvisError)) throw e;
         progress.stop();
         failed += 1;

@@ -24,7 +24,7 @@ import { loadMedium, checkMediaMix, visualTokens, type LoadedMedium } from './lo
 import { mediaKindOfPath, splitPositionals, type MediaArg } from './media-args.js';
 import { readMessagesFile } from './messages-file.js';
 import { samplingFrom } from './sampling.js';
-import { startEngine } from './start-engine.js';
+import { startModel, type LoadedEngine } from './start-engine.js';
 import { readStdinText, joinPrompt } from './stdin.js';
 
 export function askCommand(): Command {
@@ -68,13 +68,7 @@ export async function runAsk(args: string[], opts: AskOptions): Promise<void> {
   const modelDir = resolveModelDir(opts.model);
   const defaults = readGenerationDefaults(modelDir);
   const progress = createProgress({ verbose: opts.verbose });
-  // The engine validates the model (milliseconds) while the tokenizer (about a second) is read.
-  const tokenizer = timings.time('tokenizer', PromptBuilder.load(modelDir));
-  tokenizer.catch(() => {}); // a broken model is reported by the engine first
-  const engine = await timings.time('modelLoad', startEngine(modelDir, opts, log, progress)).catch((e) => {
-    progress.stop();
-    throw e;
-  });
+  const { engine, tokenizer } = await startModel(modelDir, opts, log, progress, timings);
   const interrupts = new Interrupts(() => engine.kill());
   try {
     const prompts = await tokenizer;
@@ -118,7 +112,7 @@ function buildMessages(text: string, media: MediaArg[], history: Conversation, s
 
 /** Streams the answer to stdout; undefined when the reader went away (`ovis ask … | head -1`). */
 async function generate(
-  engine: Awaited<ReturnType<typeof startEngine>>, prompts: PromptBuilder, ids: Int32Array, loaded: LoadedMedium[], opts: AskOptions,
+  engine: LoadedEngine, prompts: PromptBuilder, ids: Int32Array, loaded: LoadedMedium[], opts: AskOptions,
   defaults: ReturnType<typeof readGenerationDefaults>, progress: Progress, interrupts: Interrupts, timings: CliTimings, log: Logger,
 ): Promise<{ turn: TurnResult; text: ChannelText } | undefined> {
   const writer = opts.json ? new JsonlWriter() : new TextWriter();

@@ -36,7 +36,7 @@ export function benchCommand(): Command {
     .option('--repeats <n>', 'timed runs per figure, the median is reported (default 3)', intOption('--repeats', 1, 100))
     .option('--warmup <n>', 'untimed runs first (default 0 on the CPU, 1 with --full or on a GPU)', intOption('--warmup', 0, 100))
     .option('--json', 'print the final JSON report (one object) instead of the table', false)
-    .addHelpText('after', '\nOn the CPU the defaults finish in about a minute for --synthetic 2b on 2 cores (vision encode is\ntimed inside the time-to-first-token runs); --full takes many minutes there. Rows print as measured.')
+    .addHelpText('after', '\nOn the CPU the defaults finish in 1–2 minutes for --synthetic 2b on 2 cores (vision encode is\ntimed inside the time-to-first-token runs); --full takes many minutes there. Rows print as measured.')
     .action(runBench);
 }
 

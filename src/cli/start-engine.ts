@@ -1,8 +1,10 @@
 // Starts the engine and loads the model, showing the phase on a terminal while it loads.
 import { EngineProcess } from '../engine/engine-process.js';
+import { PromptBuilder } from '../prompt/index.js';
 import type { ModelInfo } from '../protocol/index.js';
 import type { Logger } from '../output/logger.js';
 import { createProgress, type Progress } from '../output/progress.js';
+import type { CliTimings } from './cli-timings.js';
 
 export type LoadedEngine = EngineProcess & { info?: ModelInfo };
 
@@ -20,5 +22,21 @@ export async function startEngine(modelDir: string, opts: { device: string; verb
     throw e;
   } finally {
     if (!progress) own.stop();
+  }
+}
+
+/**
+ * The engine with the model, and the tokenizer read meanwhile (about a second, in parallel with the
+ * engine's load). The engine's verdict on a broken model comes first; the progress line is stopped
+ * if loading fails.
+ */
+export async function startModel(modelDir: string, opts: { device: string; verbose: boolean }, log: Logger, progress: Progress, timings: CliTimings): Promise<{ engine: LoadedEngine; tokenizer: Promise<PromptBuilder> }> {
+  const tokenizer = timings.time('tokenizer', PromptBuilder.load(modelDir));
+  tokenizer.catch(() => {}); // awaited later; a broken model is reported by the engine first
+  try {
+    return { engine: await timings.time('modelLoad', startEngine(modelDir, opts, log, progress)), tokenizer };
+  } catch (e) {
+    progress.stop();
+    throw e;
   }
 }

@@ -22,10 +22,13 @@ export function canRedraw(stream: NodeJS.WritableStream, env: NodeJS.ProcessEnv 
   return tty.isTTY === true && (tty.columns ?? 0) > 0 && env.TERM !== 'dumb';
 }
 
+/** Shows nothing (no terminal, or a screen someone else draws). */
+export const silentProgress: Progress = { phase() {}, engine() {}, stop() {} };
+
 export function createProgress(opts: { verbose?: boolean; stream?: NodeJS.WritableStream } = {}): Progress {
   const stream = opts.stream ?? process.stderr;
   if (opts.verbose) return new LogProgress(stream);
-  if (!canRedraw(stream)) return { phase() {}, engine() {}, stop() {} };
+  if (!canRedraw(stream)) return silentProgress;
 
   return new SpinnerProgress(stream);
 }

@@ -5,6 +5,7 @@ import { randomInt } from 'node:crypto';
 import { InputError, UsageError } from '../errors.js';
 import type { GenerationDefaults } from '../model/generation-config.js';
 import type { Logger } from '../output/logger.js';
+import { createProgress, silentProgress } from '../output/progress.js';
 import { PromptBuilder, type ChatMessage, type ContentItem } from '../prompt/index.js';
 import type { DoneEvent, ModelInfo } from '../protocol/index.js';
 import { checkMediaMix, loadMedium, type LoadedMedium, type MediaOptions } from '../cli/load-media.js';
@@ -12,7 +13,8 @@ import type { MediaArg } from '../cli/media-args.js';
 import { readMessagesFile } from '../cli/messages-file.js';
 import { samplingFrom, type SamplingFlags } from '../cli/sampling.js';
 import { detokenizerFor } from '../cli/detokenizer.js';
-import { startEngine, type LoadedEngine } from '../cli/start-engine.js';
+import { CliTimings } from '../cli/cli-timings.js';
+import { startEngine, startModel, type LoadedEngine } from '../cli/start-engine.js';
 import { runAnswer } from './answer.js';
 import { ChannelText } from './collect.js';
 import { mediaCountOf, type Conversation, type ConversationMessage } from './conversation.js';
@@ -78,13 +80,15 @@ export class ChatSession {
   }
 
   static async start(modelDir: string, defaults: GenerationDefaults, settings: ChatSettings, device: string, log: Logger, verbose: boolean): Promise<ChatSession> {
-    const engine = await startEngine(modelDir, { device, verbose }, log);
+    const progress = createProgress({ verbose });
+    const { engine, tokenizer } = await startModel(modelDir, { device, verbose }, log, progress, new CliTimings());
     try {
-      const prompts = await PromptBuilder.load(modelDir);
-      return new ChatSession(engine, prompts, modelDir, defaults, settings, device, log);
+      return new ChatSession(engine, await tokenizer, modelDir, defaults, settings, device, log);
     } catch (e) {
       await engine.close();
       throw e;
+    } finally {
+      progress.stop();
     }
   }
 
@@ -226,6 +230,6 @@ export class ChatSession {
     this.log.warn('the engine stopped; starting it again (the conversation is kept and read again)');
     this.cache.clear();
     // The chat owns the screen: no spinner on stderr (the view shows the phase).
-    this.engine = await startEngine(this.modelDir, { device: this.device, verbose: false }, this.log, { phase() {}, engine() {}, stop() {} });
+    this.engine = await startEngine(this.modelDir, { device: this.device, verbose: false }, this.log, silentProgress);
   }
 }

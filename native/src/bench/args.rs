@@ -6,7 +6,7 @@ pub const USAGE: &str = "usage: ovis-engine bench (--synthetic 2b|9b | --model D
 
 Prints one JSON object per line on stdout: a \"plan\" first, a \"figure\" as each is measured, a \"report\" last.
 Defaults on a GPU, and with --full: images 896,1792 (GPU) or 448,896 (CPU), 32 decode tokens, 3 repeats
-after 1 warm-up, each figure timed in its own runs. On the CPU without --full (about a minute for 2B on
+after 1 warm-up, each figure timed in its own runs. On the CPU without --full (1–2 minutes for 2B on
 2 cores): image 448, 16 decode tokens, 3 repeats, no warm-up, and vision encode timed inside the
 time-to-first-token runs. Flags given explicitly override either set.";
 

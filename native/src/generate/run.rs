@@ -44,7 +44,8 @@ pub trait Runner {
     /// Positions the session's cache holds.
     fn cached(&self) -> usize;
     /// Encodes the media (`grids` of `pixels`), merges them with `ids`, prefills them after the cached
-    /// positions and samples the first token; None when `cancel` was set between prefill chunks.
+    /// positions and samples the first token; None when `cancel` was set between prefill chunks (or,
+    /// on the CPU, between vision encoder layers).
     /// Fills `timings.vision_ms` and `timings.prefill_ms`; reports its steps to `progress`.
     fn prefill(&mut self, ids: &[i32], pixels: &[f32], grids: &[[usize; 3]], timings: &mut Timings, cancel: &AtomicBool, progress: &mut dyn FnMut(Phase, usize, usize)) -> Result<Option<Sampled>>;
     /// Feeds the last sampled token and samples the next.
