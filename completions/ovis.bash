@@ -1,11 +1,24 @@
 # bash completion for ovis
+# Model names in the Hugging Face cache (models--ORG--NAME folders), plus the released models.
+_ovis_models() {
+  local hub="${HF_HUB_CACHE:-${HUGGINGFACE_HUB_CACHE:-${HF_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/huggingface}/hub}}" d names="AIDC-AI/Ovis2.5-2B AIDC-AI/Ovis2.5-9B"
+  for d in "${hub}"/models--*--*; do
+    [[ -d "${d}" ]] || continue
+    d="${d##*/models--}"
+    names+=" ${d/--//}"
+  done
+  printf '%s\n' ${names} | sort -u
+}
 _ovis() {
   local cur prev words cword
   _init_completion 2>/dev/null || { cur="${COMP_WORDS[COMP_CWORD]}"; prev="${COMP_WORDS[COMP_CWORD-1]}"; }
-  local cmds="ask chat info bench completion help"
+  local cmds="ask chat pull list ls rm info bench completion help"
   local gen_opts="--model --system --think --no-think --think-budget --max-new-tokens --temperature --top-p --top-k --repetition-penalty --seed --min-pixels --max-pixels --frames --max-input-pixels --device --verbose --help"
   local ask_opts="${gen_opts} --messages --save --continue --attach --each --format --json --top-logprobs"
   local chat_opts="${gen_opts} --load --save"
+  local pull_opts="--all --json --help"
+  local list_opts="--json --help"
+  local rm_opts="--json --help"
   local info_opts="--model --device --json --verbose --help"
   local bench_opts="--synthetic --model --device --full --images --prompt-tokens --decode-tokens --repeats --warmup --json --help"
   if [[ ${COMP_CWORD} -eq 1 ]]; then
@@ -13,7 +26,7 @@ _ovis() {
     return
   fi
   case "${prev}" in
-    --model|-m) COMPREPLY=($(compgen -d -- "${cur}")); return ;;
+    --model|-m) COMPREPLY=($(compgen -d -- "${cur}") $(compgen -W "$(_ovis_models)" -- "${cur}")); return ;;
     --attach|-a|--messages|--save|--continue|--load) COMPREPLY=($(compgen -f -- "${cur}")); return ;;
     --format) COMPREPLY=($(compgen -W "json text" -- "${cur}")); return ;;
     --device) COMPREPLY=($(compgen -W "auto cpu cuda cuda:0" -- "${cur}")); return ;;
@@ -24,6 +37,9 @@ _ovis() {
   case "${COMP_WORDS[1]}" in
     ask) if [[ ${cur} == -* ]]; then COMPREPLY=($(compgen -W "${ask_opts}" -- "${cur}")); else COMPREPLY=($(compgen -f -- "${cur}")); fi ;;
     chat) COMPREPLY=($(compgen -W "${chat_opts}" -- "${cur}")) ;;
+    pull) if [[ ${cur} == -* ]]; then COMPREPLY=($(compgen -W "${pull_opts}" -- "${cur}")); else COMPREPLY=($(compgen -W "$(_ovis_models)" -- "${cur}")); fi ;;
+    list|ls) COMPREPLY=($(compgen -W "${list_opts}" -- "${cur}")) ;;
+    rm) if [[ ${cur} == -* ]]; then COMPREPLY=($(compgen -W "${rm_opts}" -- "${cur}")); else COMPREPLY=($(compgen -W "$(_ovis_models)" -- "${cur}")); fi ;;
     info) COMPREPLY=($(compgen -W "${info_opts}" -- "${cur}")) ;;
     bench) COMPREPLY=($(compgen -W "${bench_opts}" -- "${cur}")) ;;
     completion) COMPREPLY=($(compgen -W "bash zsh fish" -- "${cur}")) ;;

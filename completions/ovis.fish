@@ -1,11 +1,37 @@
 # fish completion for ovis
 complete -c ovis -f
+# Model names in the Hugging Face cache (models--ORG--NAME folders), plus the released models.
+function __ovis_models
+    set -l hub $HF_HUB_CACHE
+    test -n "$hub"; or set hub $HUGGINGFACE_HUB_CACHE
+    if test -z "$hub"
+        if test -n "$HF_HOME"
+            set hub $HF_HOME/hub
+        else if test -n "$XDG_CACHE_HOME"
+            set hub $XDG_CACHE_HOME/huggingface/hub
+        else
+            set hub $HOME/.cache/huggingface/hub
+        end
+    end
+    begin
+        printf '%s\n' AIDC-AI/Ovis2.5-2B AIDC-AI/Ovis2.5-9B
+        for d in $hub/models--*--*
+            test -d $d; and string replace -r '^models--(.*?)--' '$1/' (basename $d)
+        end
+    end | sort -u
+end
 complete -c ovis -n __fish_use_subcommand -a ask -d 'answer one prompt'
 complete -c ovis -n __fish_use_subcommand -a chat -d 'talk with the model in the terminal'
+complete -c ovis -n __fish_use_subcommand -a pull -d 'download a model'
+complete -c ovis -n __fish_use_subcommand -a list -d 'list downloaded models'
+complete -c ovis -n __fish_use_subcommand -a rm -d 'remove downloaded models'
 complete -c ovis -n __fish_use_subcommand -a info -d 'show the model and engine'
+complete -c ovis -n '__fish_seen_subcommand_from pull rm' -x -a '(__ovis_models)'
+complete -c ovis -n '__fish_seen_subcommand_from pull' -l all -d 'every file of the repository'
+complete -c ovis -n '__fish_seen_subcommand_from pull list ls rm' -l json -d 'print JSON'
 complete -c ovis -n __fish_use_subcommand -a bench -d 'measure the engine'
 complete -c ovis -n '__fish_seen_subcommand_from bench' -l synthetic -x -a '2b 9b' -d 'random weights of a released shape'
-complete -c ovis -n '__fish_seen_subcommand_from bench' -s m -l model -r -a '(__fish_complete_directories)' -d 'model directory'
+complete -c ovis -n '__fish_seen_subcommand_from bench' -s m -l model -r -a '(__ovis_models; __fish_complete_directories)' -d 'model directory or ORG/NAME'
 complete -c ovis -n '__fish_seen_subcommand_from bench' -l device -x -a 'auto cpu cuda cuda:0' -d 'where the engine runs'
 complete -c ovis -n '__fish_seen_subcommand_from bench' -l full -d 'the complete set on the CPU (slow)'
 complete -c ovis -n '__fish_seen_subcommand_from bench' -l images -x -d 'square image sides'
@@ -15,7 +41,7 @@ complete -c ovis -n '__fish_seen_subcommand_from bench' -l repeats -x -d 'timed 
 complete -c ovis -n '__fish_seen_subcommand_from bench' -l warmup -x -d 'untimed runs first'
 complete -c ovis -n '__fish_seen_subcommand_from bench' -l json -d 'print JSON'
 complete -c ovis -n __fish_use_subcommand -a completion -d 'print a shell completion script'
-complete -c ovis -n '__fish_seen_subcommand_from ask chat info' -s m -l model -r -a '(__fish_complete_directories)' -d 'Ovis2.5 model directory'
+complete -c ovis -n '__fish_seen_subcommand_from ask chat info' -s m -l model -r -a '(__ovis_models; __fish_complete_directories)' -d 'model directory or ORG/NAME'
 complete -c ovis -n '__fish_seen_subcommand_from ask chat info' -l device -x -a 'auto cpu cuda cuda:0' -d 'where the engine runs'
 complete -c ovis -n '__fish_seen_subcommand_from ask info' -l json -d 'write JSON'
 complete -c ovis -n '__fish_seen_subcommand_from ask chat info' -s v -l verbose -d 'engine logs and timings'

@@ -13,6 +13,8 @@ export const ExitCode = {
   model: 4,
   /** The engine process failed, crashed, or could not be started. */
   engine: 5,
+  /** A download failed: the hub (or a mirror) unreachable, refusing, or sending bad data. */
+  network: 6,
   /** Interrupted by the user (SIGINT); 128 + 2 as shells do. */
   interrupted: 130,
   /** Asked to stop (SIGTERM): generation cancelled, output so far kept; 128 + 15. */
@@ -48,6 +50,12 @@ export class InputError extends OvisError {
 export class ModelError extends OvisError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('model', 'model', message, options);
+  }
+}
+
+export class NetworkError extends OvisError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('network', 'network', message, options);
   }
 }
 

@@ -6,7 +6,6 @@
 import { readFileSync } from 'node:fs';
 import { InputError, InterruptedError, OvisError, UsageError } from '../errors.js';
 import { readGenerationDefaults } from '../model/generation-config.js';
-import { resolveModelDir } from '../model/resolve.js';
 import { createLogger, type Logger } from '../output/logger.js';
 import { createProgress, type Progress } from '../output/progress.js';
 import { TextWriter } from '../output/text-writer.js';
@@ -18,6 +17,7 @@ import type { TurnResult } from '../session/turn.js';
 import type { AskOptions } from './ask-options.js';
 import { describeMedia } from './ask.js';
 import { CliTimings } from './cli-timings.js';
+import { modelDirFor } from './model-arg.js';
 import { detokenizerFor } from './detokenizer.js';
 import { Interrupts } from './interrupts.js';
 import { loadMedium, type LoadedMedium } from './load-media.js';
@@ -84,7 +84,7 @@ export async function runEach(args: string[], opts: AskOptions): Promise<void> {
   const timings = new CliTimings();
   const log = createLogger({ verbose: opts.verbose });
   if (opts.thinkBudget !== undefined) opts.think = true;
-  const modelDir = resolveModelDir(opts.model);
+  const modelDir = await modelDirFor(opts.model, log);
   const defaults = readGenerationDefaults(modelDir);
   const progress = createProgress({ verbose: opts.verbose });
   const started = await startModel(modelDir, opts, log, progress, timings);

@@ -43,7 +43,7 @@ const collect = (value: string, previous: string[]) => [...previous, value];
 
 export function addGenerationOptions(cmd: Command): Command {
   return cmd
-    .option('-m, --model <dir>', 'Ovis2.5 model directory (default: $OVIS_MODEL)')
+    .option('-m, --model <model>', 'a model directory, or ORG/NAME[@REVISION] from the Hugging Face or ModelScope cache (default: $OVIS_MODEL, else AIDC-AI/Ovis2.5-2B)')
     .option('-s, --system <text>', 'system prompt')
     .option('--think', 'let the model think first (ask: thinking goes to stderr)', false)
     .option('--no-think', 'answer directly (default)')

@@ -6,7 +6,8 @@ import { Command, Option } from 'commander';
 import { execa } from 'execa';
 import { EngineError, ModelError, UsageError } from '../errors.js';
 import { locateEngine } from '../engine/locate.js';
-import { resolveModelDir } from '../model/resolve.js';
+import { createLogger } from '../output/logger.js';
+import { modelDirFor } from './model-arg.js';
 import { BenchTable } from './bench-table.js';
 import { deviceOption, intOption } from './options.js';
 
@@ -27,7 +28,7 @@ export function benchCommand(): Command {
   return new Command('bench')
     .description('measure vision encode, time to first token, prefill and decode speed')
     .addOption(new Option('--synthetic <size>', 'random weights of a released shape, built in the engine (no files)').choices(['2b', '9b']))
-    .option('-m, --model <dir>', 'benchmark a model directory instead')
+    .option('-m, --model <model>', 'benchmark a real model instead: a directory or ORG/NAME[@REVISION]')
     .option('--device <device>', 'where the engine runs: auto, cpu, cuda, cuda:N', deviceOption, 'auto')
     .option('--full', 'on the CPU, the complete set: 448,896 images, 32 decode tokens, 1 warm-up, vision encode in runs of its own (many minutes); a GPU always runs it', false)
     .option('--images <sides>', "square image sides for vision figures, e.g. 896,1792, or 'none' (default 448 on the CPU, 448,896 with --full, 896,1792 on a GPU)")
@@ -41,9 +42,9 @@ export function benchCommand(): Command {
 }
 
 /** The engine's arguments: only the flags given, so that the engine picks its backend's defaults. */
-function engineArgs(opts: BenchOptions): string[] {
+function engineArgs(opts: BenchOptions, modelDir: string | undefined): string[] {
   const args = ['bench', '--device', opts.device];
-  args.push(...(opts.model ? ['--model', resolveModelDir(opts.model)] : ['--synthetic', opts.synthetic!]));
+  args.push(...(modelDir ? ['--model', modelDir] : ['--synthetic', opts.synthetic!]));
   if (opts.full) args.push('--full');
   const given: Array<[string, string | number | undefined]> = [
     ['--images', opts.images], ['--prompt-tokens', opts.promptTokens], ['--decode-tokens', opts.decodeTokens], ['--repeats', opts.repeats], ['--warmup', opts.warmup],
@@ -55,7 +56,8 @@ function engineArgs(opts: BenchOptions): string[] {
 async function runBench(opts: BenchOptions): Promise<void> {
   if (!opts.synthetic && !opts.model) throw new UsageError('give --synthetic 2b|9b or --model DIR');
   if (opts.synthetic && opts.model) throw new UsageError('give --synthetic or --model, not both');
-  const engine = execa(locateEngine(), engineArgs(opts), { reject: false, stderr: 'inherit', stdin: 'ignore', buffer: false });
+  const modelDir = opts.model ? await modelDirFor(opts.model, createLogger()) : undefined;
+  const engine = execa(locateEngine(), engineArgs(opts, modelDir), { reject: false, stderr: 'inherit', stdin: 'ignore', buffer: false });
   const table = new BenchTable();
   let report: unknown;
   for await (const line of engine) {

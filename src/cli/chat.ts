@@ -1,15 +1,14 @@
 // `ovis chat`: an interactive conversation in the terminal. The model loads once; each turn
 // prefills only what the engine's cache does not hold. Ink draws it on a terminal that can redraw;
 // plain lines otherwise (TERM=dumb, a terminal of no size, stdout not a terminal).
-import { basename } from 'node:path';
 import { Command } from 'commander';
 import { UsageError } from '../errors.js';
 import { readGenerationDefaults } from '../model/generation-config.js';
-import { resolveModelDir } from '../model/resolve.js';
-import type { Logger } from '../output/logger.js';
+import { createLogger, type Logger } from '../output/logger.js';
 import { ChatSession, type ChatSettings } from '../session/chat-session.js';
 import { addGenerationOptions, type ChatOptions } from './ask-options.js';
 import { readMessagesFile } from './messages-file.js';
+import { displayName, modelFor } from './model-arg.js';
 
 export function chatCommand(): Command {
   const cmd = new Command('chat').description('talk with the model in the terminal: streamed answers, images by path, /help for commands');
@@ -42,7 +41,8 @@ async function runChat(opts: ChatOptions): Promise<void> {
     const conv = readMessagesFile(opts.load, '--load');
     if (opts.system !== undefined && conv.messages[0]?.role === 'system') throw new UsageError(`--system and a system message in ${opts.load}: give one of them`);
   }
-  const modelDir = resolveModelDir(opts.model);
+  const model = await modelFor(opts.model, createLogger({ verbose: opts.verbose }));
+  const modelDir = model.dir;
   const defaults = readGenerationDefaults(modelDir);
   const settings: ChatSettings = {
     think: opts.think || opts.thinkBudget !== undefined, thinkBudget: opts.thinkBudget, system: opts.system, maxNewTokens: opts.maxNewTokens,
@@ -53,7 +53,7 @@ async function runChat(opts: ChatOptions): Promise<void> {
   const session = await ChatSession.start(modelDir, defaults, settings, opts.device, log, opts.verbose);
   const env = process.env;
   const out = process.stdout;
-  const modelName = basename(modelDir);
+  const modelName = displayName(model);
   const canRedraw = out.isTTY === true && (out.columns ?? 0) > 0 && env.TERM !== 'dumb';
   if (!canRedraw) {
     const { runPlainChat } = await import('./chat-plain.js');

@@ -1,6 +1,9 @@
 // `ovis info`: the model's architecture, sizes and parameter count, and the engine's backend and device.
 import { Command } from 'commander';
-import { resolveModelDir } from '../model/resolve.js';
+import { ModelError } from '../errors.js';
+import { modelName, resolveModel } from '../model/resolve.js';
+import { formatRef } from '../model/repo-ref.js';
+import { offerDownload } from './pull.js';
 import { createLogger } from '../output/logger.js';
 import { EngineProcess } from '../engine/engine-process.js';
 import { deviceOption } from './options.js';
@@ -11,7 +14,7 @@ interface InfoOptions { model?: string; device: string; json: boolean; verbose: 
 export function infoCommand(): Command {
   return new Command('info')
     .description("show the model's architecture and the engine's backend and device")
-    .option('-m, --model <dir>', 'Ovis2.5 model directory (default: $OVIS_MODEL); without it, only the engine is shown')
+    .option('-m, --model <model>', 'model directory or ORG/NAME[@REVISION] (default: $OVIS_MODEL, else AIDC-AI/Ovis2.5-2B when downloaded; otherwise only the engine is shown)')
     .option('--device <device>', 'where the engine runs: auto, cpu, cuda, cuda:N', deviceOption, 'auto')
     .option('--json', 'print one JSON object', false)
     .option('-v, --verbose', 'show engine logs on stderr', false)
@@ -22,8 +25,13 @@ const billions = (n: number) => (n >= 1e9 ? `${(n / 1e9).toFixed(2)} B` : `${(n 
 
 async function runInfo(opts: InfoOptions): Promise<void> {
   const log = createLogger({ verbose: opts.verbose });
-  const modelGiven = opts.model ?? process.env.OVIS_MODEL;
-  if (!modelGiven) {
+  // Without --model: the default model when it is downloaded, else the engine alone.
+  const model = await resolveModel(opts.model, opts.model ? { download: offerDownload(log) } : {}).catch((e) => {
+    if (opts.model || process.env.OVIS_MODEL || !(e instanceof ModelError) || !/not downloaded|only partly downloaded/.test(e.message)) throw e;
+    log.info(`${modelName(undefined)} is not downloaded (ovis pull fetches it): showing the engine only`);
+    return undefined;
+  });
+  if (!model) {
     const engine = await EngineProcess.start({ onLog: (l) => log.verbose(`engine: ${l}`) });
     const h = engine.hello!;
     await engine.close();
@@ -31,18 +39,18 @@ async function runInfo(opts: InfoOptions): Promise<void> {
     else process.stdout.write(`engine   ovis-engine ${h.engine} (protocol ${h.protocol})\nbackend  ${h.backend}\ndevice   ${h.device}\n`);
     return;
   }
-  const dir = resolveModelDir(opts.model);
+  const dir = model.dir;
   const engine = await startEngine(dir, { device: opts.device, verbose: opts.verbose }, log);
   const info = engine.info!;
   await engine.close();
   if (opts.json) {
-    process.stdout.write(`${JSON.stringify({ model_dir: dir, engine: engine.hello, model: info })}\n`);
+    process.stdout.write(`${JSON.stringify({ model_dir: dir, model_name: model.ref ? formatRef(model.ref) : undefined, engine: engine.hello, model: info })}\n`);
     return;
   }
   const l = info.llm;
   const v = info.vit;
   process.stdout.write([
-    `model        ${dir}`,
+    `model        ${model.ref ? `${formatRef(model.ref)} (${dir})` : dir}`,
     `architecture Ovis2.5 (${info.model_type}): SigLIP2-NaViT vision encoder + Qwen3 decoder`,
     `parameters   ${billions(info.params)} (${info.params.toLocaleString('en-US')}), ${(info.weight_bytes / 2 ** 30).toFixed(2)} GiB of weights`,
     `decoder      ${l.layers} layers, hidden ${l.hidden}, ${l.heads} heads / ${l.kv_heads} KV heads × ${l.head_dim}, MLP ${l.intermediate}, vocabulary ${l.vocab}, ${l.tie_embeddings ? 'tied' : 'untied'} lm_head, context ${l.max_positions}`,

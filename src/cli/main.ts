@@ -6,6 +6,9 @@ import { benchCommand } from './bench.js';
 import { chatCommand } from './chat.js';
 import { completionCommand } from './completion.js';
 import { infoCommand } from './info.js';
+import { listCommand } from './list.js';
+import { pullCommand } from './pull.js';
+import { rmCommand } from './rm.js';
 
 export const VERSION = '0.1.0';
 
@@ -16,7 +19,7 @@ export function buildProgram(): Command {
     .showSuggestionAfterError()
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s), writeOut: (s) => process.stdout.write(s) });
-  for (const cmd of [askCommand(), chatCommand(), infoCommand(), benchCommand(), completionCommand()]) {
+  for (const cmd of [askCommand(), chatCommand(), pullCommand(), listCommand(), rmCommand(), infoCommand(), benchCommand(), completionCommand()]) {
     cmd.exitOverride();
     program.addCommand(cmd);
   }

@@ -1,21 +1,71 @@
-// Resolves --model to a local model directory and checks the files every run needs.
+// --model (or $OVIS_MODEL, or the default AIDC-AI/Ovis2.5-2B) to a checked local model directory:
+// a directory path as given; a repo id (ORG/NAME[@REV]) from the Hugging Face cache, else from the
+// ModelScope cache; else, on a terminal, downloaded after asking, and otherwise an error that gives
+// the `ovis pull` command to run.
 import { existsSync, statSync } from 'node:fs';
+import { homedir } from 'node:os';
 import { resolve } from 'node:path';
-import { ModelError, UsageError } from '../errors.js';
+import { ModelError } from '../errors.js';
+import { cachedSnapshot } from './hf-cache.js';
+import { hubEnv, type HubEnv } from './hub-env.js';
+import { modelscopeDir } from './modelscope-cache.js';
+import { DEFAULT_MODEL, formatRef, parseRepoRef, type RepoRef } from './repo-ref.js';
+import { checkModelDir, validateModelDir } from './validate.js';
 
-export function resolveModelDir(model: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
-  const given = model ?? env.OVIS_MODEL;
-  if (!given) {
-    throw new UsageError('no model given: pass --model DIR (a local Ovis2.5 model directory) or set OVIS_MODEL');
+export interface ResolvedModel {
+  dir: string;
+  source: 'directory' | 'hf-cache' | 'modelscope';
+  /** The repository, when the model was named by one. */
+  ref?: RepoRef;
+}
+
+export interface ResolveOptions {
+  env?: NodeJS.ProcessEnv;
+  /** How to get a model that is not downloaded; without it, an error naming `ovis pull`. Resolves
+   * to the snapshot directory, or rejects (declined, interrupted, failed). */
+  download?: (ref: RepoRef, hub: HubEnv, incomplete: boolean) => Promise<string>;
+}
+
+/** The model name in effect: --model, else $OVIS_MODEL, else the default. */
+export function modelName(given: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
+  return given || env.OVIS_MODEL || DEFAULT_MODEL;
+}
+
+export async function resolveModel(given: string | undefined, opts: ResolveOptions = {}): Promise<ResolvedModel> {
+  const env = opts.env ?? process.env;
+  const name = modelName(given, env);
+  const path = resolve(name.startsWith('~/') ? homedir() + name.slice(1) : name);
+  if (existsSync(path) && statSync(path).isDirectory()) {
+    await validateModelDir(path);
+    return { dir: path, source: 'directory' };
   }
-  const dir = resolve(given);
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) {
-    throw new ModelError(`model directory ${dir} does not exist: pass --model with the path of a downloaded Ovis2.5 model`);
+  const ref = parseRepoRef(name);
+  if (!ref) {
+    if (existsSync(path)) throw new ModelError(`${path} is a file, not a model directory: pass --model with the directory that holds config.json and the weights`);
+    throw new ModelError(`model directory ${path} does not exist: pass --model with a downloaded Ovis2.5 model directory, or a model name such as ${DEFAULT_MODEL}`);
   }
-  for (const file of ['config.json', 'tokenizer.json']) {
-    if (!existsSync(resolve(dir, file))) {
-      throw new ModelError(`${resolve(dir, file)} is missing: ${dir} is not a complete Ovis2.5 model directory`);
+  const hub = hubEnv(env);
+  const pull = `ovis pull ${formatRef(ref)}`;
+  let incomplete = false;
+  const snap = cachedSnapshot(hub.cacheDir, ref);
+  if (snap) {
+    const check = await checkModelDir(snap.dir);
+    if (check.ok) return { dir: snap.dir, source: 'hf-cache', ref };
+    // Unsupported or broken files are reported as they are; missing ones are downloaded below.
+    if (check.kind !== 'incomplete') await validateModelDir(snap.dir);
+    incomplete = true;
+  }
+  if (!ref.explicitRevision) {
+    const ms = modelscopeDir(hub.modelscopeDir, ref.id);
+    if (ms) {
+      await validateModelDir(ms, `the copy in the ModelScope cache (${hub.modelscopeDir}) is incomplete or damaged: download it again, or run \`${pull}\` to use the Hugging Face cache instead`);
+      return { dir: ms, source: 'modelscope', ref };
     }
   }
-  return dir;
+  const what = incomplete ? `${formatRef(ref)} is only partly downloaded (in ${hub.cacheDir})` : `${formatRef(ref)} is not downloaded (not in ${hub.cacheDir})`;
+  if (hub.offline) throw new ModelError(`${what}, and HF_HUB_OFFLINE is set: run \`${pull}\` while online, or pass --model with a local model directory`);
+  if (!opts.download) throw new ModelError(`${what}: run \`${pull}\` first, or pass --model with a local model directory`);
+  const dir = await opts.download(ref, hub, incomplete);
+  await validateModelDir(dir, `run \`${pull}\` again to fetch what is missing`);
+  return { dir, source: 'hf-cache', ref };
 }

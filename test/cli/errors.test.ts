@@ -55,9 +55,12 @@ test('a missing model directory is a model error', async () => {
   assert.match(r.stderr, /\/nonexistent\/ovis-model/);
 });
 
-test('no --model and no OVIS_MODEL is a usage error', async () => {
+test('no --model and no OVIS_MODEL: the default model, not downloaded, is a model error naming ovis pull', async () => {
+  // runOvis gives every run empty model caches, offline (isolatedModelEnv)
   const r = await runOvis(['ask', 'Hi'], { env: { OVIS_MODEL: undefined } });
-  assert.is(r.code, 2);
+  assert.is(r.code, 4, r.stderr);
+  assert.match(r.stderr, /AIDC-AI\/Ovis2\.5-2B is not downloaded/);
+  assert.match(r.stderr, /`ovis pull AIDC-AI\/Ovis2\.5-2B`/);
   assert.match(r.stderr, /--model/);
 });
 

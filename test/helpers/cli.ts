@@ -1,6 +1,7 @@
 // Runs the built CLI (dist/, through bin/ovis.js) as a real process with the real engine.
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
+import { tempDir } from './temp-dirs.js';
 
 export const root = join(import.meta.dirname, '..', '..');
 export const fixtureDir = join(root, 'test', 'fixtures', 'tiny-ovis2.5');
@@ -20,11 +21,25 @@ export interface RunOptions {
   timeoutMs?: number;
 }
 
+let emptyHome: string | undefined;
+
+/** Model caches and hub settings for a test run that never sees this machine's own: empty caches
+ * (so the default model is not downloaded), no token, offline, and an endpoint nothing answers on.
+ * Tests of downloads override them (a loopback hub: test/helpers/hub-server.ts). */
+export function isolatedModelEnv(): Record<string, string | undefined> {
+  emptyHome ??= tempDir('ovis-no-models-');
+  return {
+    HF_HOME: join(emptyHome, 'hf'), HF_HUB_CACHE: join(emptyHome, 'hf', 'hub'), HUGGINGFACE_HUB_CACHE: undefined,
+    MODELSCOPE_CACHE: join(emptyHome, 'modelscope'), HF_TOKEN: undefined, HF_TOKEN_PATH: undefined,
+    HF_HUB_OFFLINE: '1', HF_ENDPOINT: 'http://127.0.0.1:9', OVIS_MODEL: undefined,
+  };
+}
+
 export function runOvis(args: string[], opts: RunOptions = {}): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [join(root, 'bin', 'ovis.js'), ...args], {
       // uvu's runner sets FORCE_COLOR, which makes node warn on stderr about NO_COLOR: drop it
-      env: { ...process.env, NO_COLOR: '1', FORCE_COLOR: undefined, ...opts.env },
+      env: { ...process.env, NO_COLOR: '1', FORCE_COLOR: undefined, ...isolatedModelEnv(), ...opts.env },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     let stdout = '';
