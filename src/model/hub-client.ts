@@ -56,11 +56,15 @@ export function hubError(e: unknown, env: HubEnv, ref: RepoRef): Error {
   if (e instanceof ModelError || e instanceof NetworkError) return e;
   const name = formatRef(ref);
   if (e instanceof HubApiError) {
-    if (e.statusCode === 404 && /revision/i.test(e.message)) {
+    // The hub's own words, without the URL the library appends (which itself says "revision").
+    if (e.statusCode === 404 && /revision|rev id/i.test(firstLine(e.message))) {
       return new ModelError(`${ref.id} has no revision ${JSON.stringify(ref.revision)} on ${env.endpoint}: give a branch, tag or commit that exists, or leave out @REVISION for main`);
     }
     if (e.statusCode === 401 || e.statusCode === 403 || e.statusCode === 404) {
-      const auth = env.token ? 'the token in HF_TOKEN (or the saved login) was refused or has no access' : 'if it is private or gated, set HF_TOKEN to a token with access';
+      const refused = e.statusCode !== 404;
+      const auth = !env.token
+        ? 'if it is private or gated, set HF_TOKEN to a token with access'
+        : refused ? 'the token in HF_TOKEN (or the saved login) was refused or has no access to it' : 'if it is private, the token in HF_TOKEN (or the saved login) needs access to it';
       return new ModelError(`${env.endpoint} has no model ${name} (HTTP ${e.statusCode}): check the name (e.g. AIDC-AI/Ovis2.5-2B, AIDC-AI/Ovis2.5-9B); ${auth}`);
     }
     return new NetworkError(`${env.endpoint} failed for ${name} (HTTP ${e.statusCode}): ${firstLine(e.message)}; try again later, or set HF_ENDPOINT to a mirror`, { cause: e });
@@ -70,4 +74,4 @@ export function hubError(e: unknown, env: HubEnv, ref: RepoRef): Error {
   return new NetworkError(`cannot reach ${env.endpoint} (${why}) to download ${name}: check the network, set HF_ENDPOINT to a mirror, or set HF_HUB_OFFLINE=1 to use only what is already downloaded`, { cause: e });
 }
 
-const firstLine = (s: string) => s.split('\n')[0].replace(/\. URL: .*$/, '');
+const firstLine = (s: string) => s.split('\n')[0].replace(/\.? ?URL: .*$/, '');

@@ -6,7 +6,7 @@ import { existsSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { resolve } from 'node:path';
 import { ModelError } from '../errors.js';
-import { cachedSnapshot } from './hf-cache.js';
+import { cachedSnapshot, scanRepo } from './hf-cache.js';
 import { hubEnv, type HubEnv } from './hub-env.js';
 import { modelscopeDir } from './modelscope-cache.js';
 import { DEFAULT_MODEL, formatRef, parseRepoRef, type RepoRef } from './repo-ref.js';
@@ -54,11 +54,15 @@ export async function resolveModel(given: string | undefined, opts: ResolveOptio
     // Unsupported or broken files are reported as they are; missing ones are downloaded below.
     if (check.kind !== 'incomplete') await validateModelDir(snap.dir);
     incomplete = true;
+  } else {
+    // A pull stopped before its end leaves partial blobs, or a snapshot no ref points at yet.
+    const repo = scanRepo(hub.cacheDir, ref.id);
+    incomplete = repo.partialBytes > 0 || repo.revisions.some((r) => r.refs.length === 0);
   }
   if (!ref.explicitRevision) {
     const ms = modelscopeDir(hub.modelscopeDir, ref.id);
     if (ms) {
-      await validateModelDir(ms, `the copy in the ModelScope cache (${hub.modelscopeDir}) is incomplete or damaged: download it again, or run \`${pull}\` to use the Hugging Face cache instead`);
+      await validateModelDir(ms, (kind) => (kind === 'unsupported' ? undefined : `download the ModelScope copy again, or run \`${pull}\` to use the Hugging Face cache instead`));
       return { dir: ms, source: 'modelscope', ref };
     }
   }
@@ -66,6 +70,6 @@ export async function resolveModel(given: string | undefined, opts: ResolveOptio
   if (hub.offline) throw new ModelError(`${what}, and HF_HUB_OFFLINE is set: run \`${pull}\` while online, or pass --model with a local model directory`);
   if (!opts.download) throw new ModelError(`${what}: run \`${pull}\` first, or pass --model with a local model directory`);
   const dir = await opts.download(ref, hub, incomplete);
-  await validateModelDir(dir, `run \`${pull}\` again to fetch what is missing`);
+  await validateModelDir(dir, (kind) => (kind === 'incomplete' ? `run \`${pull}\` again to fetch what is missing` : undefined));
   return { dir, source: 'hf-cache', ref };
 }
