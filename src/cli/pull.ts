@@ -56,15 +56,16 @@ export async function pullWithProgress(plan: PullPlan, log: Logger): Promise<str
   process.on('SIGTERM', onTerm);
   const progress = createDownloadProgress(`pulling ${name}`);
   let last = have;
+  let fetched = 0;
   try {
     const dir = await runPull(plan, {
       signal: controller.signal,
-      onProgress: (p) => { last = p.done; progress.update(p); },
+      onProgress: (p) => { last = p.done; fetched = p.done - p.resumed; progress.update(p); },
       onWait: (pid) => { progress.stop(); log.info(`another ovis process (pid ${pid}) is pulling ${plan.ref.id}: waiting for it to finish`); },
     });
     progress.stop();
     const seconds = (performance.now() - started) / 1000;
-    log.info(`${name} is ready: ${formatBytes(plan.missingBytes)} downloaded in ${formatDuration(seconds)}${seconds > 0.5 ? ` (${formatBytes(plan.missingBytes / seconds)}/s)` : ''}: ${dir}`);
+    log.info(`${name} is ready: ${formatBytes(fetched)} downloaded in ${formatDuration(seconds)}${seconds > 0.5 && fetched > 0 ? ` (${formatBytes(fetched / seconds)}/s)` : ''}: ${dir}`);
     return dir;
   } catch (e) {
     progress.stop();

@@ -5,7 +5,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { fixtureDir, jsonLines, root, runOvis } from '../helpers/cli.js';
@@ -285,6 +285,46 @@ test('hub errors: an unknown model, an unknown revision, a token refused or miss
     await hub.close();
     removeTempDir(home);
     removeTempDir(qwen);
+  }
+});
+
+test('two pulls at once: the second waits for the first, and both end with the model', async () => {
+  const hub = await startHubServer({ repos: [fixtureRepo()] });
+  const { home, cache, env } = setup(hub);
+  try {
+    hub.faults.throttle = { path: /model\.safetensors$/, bytesPerSecond: 4_000_000 };
+    const first = pullUntil(env, cache, 500_000);
+    await first.reached;
+    const second = await runOvis(['pull'], { env });
+    const done = await first.exited;
+    assert.is(done.code, 0, done.stderr);
+    assert.is(second.code, 0, second.stderr);
+    assert.match(second.stderr, /another ovis process \(pid \d+\) is pulling AIDC-AI\/Ovis2\.5-2B: waiting for it to finish/);
+    assert.is(hub.requests.filter((r) => r.method === 'GET' && r.path.endsWith('/model.safetensors') && r.range !== 'bytes=0-0').length, 1, 'the weights fetched once');
+  } finally {
+    await hub.close();
+    removeTempDir(home);
+  }
+});
+
+test('pull --all fetches every file, nested ones linked as huggingface_hub links them; without it, only what ovis reads', async () => {
+  const hub = await startHubServer({ repos: [{ id: REPO, dir: fixtureDir }] });
+  const { home, cache, env } = setup(hub);
+  try {
+    const some = await runOvis(['pull', '--json'], { env });
+    assert.is(some.code, 0, some.stderr);
+    const commit = hub.commitOf(REPO);
+    const snap = join(repoDir(cache), 'snapshots', commit);
+    assert.equal(readdirSync(snap).sort(), modelFiles, 'no test data, no second safetensors file without an index naming it');
+    const all = await runOvis(['pull', '--all', '--json'], { env });
+    assert.is(all.code, 0, all.stderr);
+    assert.ok(readdirSync(snap).includes('expected.safetensors') && readdirSync(snap).includes('README.md'));
+    assert.is(readlinkSync(join(snap, 'inputs', 'photo.jpg')), `../../../blobs/${gitOid('inputs/photo.jpg')}`);
+    assert.ok(readFileSync(join(snap, 'inputs', 'photo.jpg')).equals(readFileSync(join(fixtureDir, 'inputs', 'photo.jpg'))));
+    assert.is(JSON.parse(all.stdout).downloaded_bytes, JSON.parse(all.stdout).size_bytes - JSON.parse(some.stdout).size_bytes, 'only the new files fetched');
+  } finally {
+    await hub.close();
+    removeTempDir(home);
   }
 });
 
