@@ -5,23 +5,12 @@ import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fixtureDir, runOvis } from '../helpers/cli.js';
-import { fixtureWeights } from '../helpers/model-copy.js';
+import { fixtureWeightTotals } from '../helpers/model-copy.js';
 
 const config = JSON.parse(readFileSync(join(fixtureDir, 'config.json'), 'utf8'));
 const llm = config.llm_config;
 const vit = config.vit_config;
-/** Parameters and bytes as the safetensors header declares them (every tensor once). */
-const weights = (() => {
-  const { header } = fixtureWeights();
-  let params = 0;
-  let bytes = 0;
-  for (const [name, t] of Object.entries<any>(header)) {
-    if (name === '__metadata__') continue;
-    params += t.shape.reduce((a: number, b: number) => a * b, 1);
-    bytes += t.data_offsets[1] - t.data_offsets[0];
-  }
-  return { params, bytes };
-})();
+const weights = fixtureWeightTotals();
 
 const noModel = { OVIS_MODEL: undefined };
 

@@ -33,6 +33,19 @@ export function fixtureWeights(): { header: Record<string, any>; blob: Buffer } 
   return { header: JSON.parse(buf.subarray(8, 8 + n).toString('utf8')), blob: buf.subarray(8 + n) };
 }
 
+/** Parameters and data bytes as the fixture's safetensors header declares them (every tensor once). */
+export function fixtureWeightTotals(): { params: number; bytes: number } {
+  const { header } = fixtureWeights();
+  let params = 0;
+  let bytes = 0;
+  for (const [name, t] of Object.entries<any>(header)) {
+    if (name === '__metadata__') continue;
+    params += t.shape.reduce((a: number, b: number) => a * b, 1);
+    bytes += t.data_offsets[1] - t.data_offsets[0];
+  }
+  return { params, bytes };
+}
+
 /** A safetensors file from a header and blob (header padded to 8 bytes as writers do). */
 export function safetensorsBytes(header: Record<string, any>, blob: Buffer): Buffer {
   let text = JSON.stringify(header);

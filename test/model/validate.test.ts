@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { checkModelDir, validateModelDir } from '../../src/model/validate.js';
 import { ModelError } from '../../src/errors.js';
 import { fixtureDir } from '../helpers/cli.js';
-import { fixtureWeights, safetensorsBytes } from '../helpers/model-copy.js';
+import { fixtureWeights, fixtureWeightTotals, safetensorsBytes } from '../helpers/model-copy.js';
 import { removeTempDir, tempDir } from '../helpers/temp-dirs.js';
 
 const LINKED = new Set(['model.safetensors', 'tokenizer.json']);
@@ -83,14 +83,7 @@ const problemsOf = async (dir: string) => {
 const hasProblem = (problems: string[], ...parts: string[]) => problems.some((p) => parts.every((s) => p.includes(s)));
 
 test('the fixture passes, with the sizes its safetensors header gives', async () => {
-  const { header } = fixtureWeights();
-  let params = 0;
-  let bytes = 0;
-  for (const [name, t] of Object.entries<any>(header)) {
-    if (name === '__metadata__') continue;
-    params += t.shape.reduce((a: number, b: number) => a * b, 1);
-    bytes += t.data_offsets[1] - t.data_offsets[0];
-  }
+  const { params, bytes } = fixtureWeightTotals();
   const r = await checkModelDir(fixtureDir);
   assert.equal(r, { ok: true, summary: { weightFiles: ['model.safetensors'], weightBytes: bytes, parameters: params } });
   assert.is(bytes, 2 * params); // all BF16
