@@ -1,3 +1,4 @@
+pub mod batch;
 pub mod cpu_runner;
 pub mod kv_cache;
 pub mod run;

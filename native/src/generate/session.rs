@@ -23,6 +23,19 @@ impl<C> Sessions<C> {
         Ok(self.caches.get_mut(name).expect("inserted above"))
     }
 
+    /// The session's cache taken out (created by `make` on first use), to be `put` back when the
+    /// request that uses it ends: while it is out, the session is busy.
+    pub fn take_or_create(&mut self, name: &str, make: impl FnOnce() -> Result<C>) -> Result<C> {
+        match self.caches.remove(name) {
+            Some(c) => Ok(c),
+            None => make(),
+        }
+    }
+
+    pub fn put(&mut self, name: &str, cache: C) {
+        self.caches.insert(name.to_string(), cache);
+    }
+
     pub fn close(&mut self, name: &str) -> bool {
         self.caches.remove(name).is_some()
     }

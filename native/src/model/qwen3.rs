@@ -136,60 +136,102 @@ impl Qwen3 {
     /// Runs `embeds` [L, H] at positions cache.len()..cache.len()+L, appends their keys and values to
     /// `cache`, and returns the f32 logits [V] of the last position (lm_head only for that row).
     pub fn forward(&self, cache: &mut KvCache, embeds: &[f32]) -> Result<Vec<f32>> {
+        let mut rows = [BatchRow { cache, embeds }];
+        Ok(self.forward_batch(&mut rows)?.pop().expect("one row in, one logits vector out"))
+    }
+
+    /// One step for several sequences at once (continuous batching): row r runs its `embeds` [L_r, H]
+    /// after its own cache's positions. The projections and the MLP see all Σ L_r positions as one
+    /// matrix, so each weight is read once per step for every sequence; attention and rotary
+    /// positions are per row, over the row's own cache. Returns each row's last-position logits [V],
+    /// in row order. The rows' results do not depend on each other (each output row of a matrix
+    /// product is its own dot products; only the kernel chosen for the row count differs).
+    pub fn forward_batch(&self, rows: &mut [BatchRow<'_>]) -> Result<Vec<Vec<f32>>> {
         let c = &self.cfg;
         let h = c.hidden;
-        if embeds.is_empty() || !embeds.len().is_multiple_of(h) {
-            return Err(bad_request(format!("forward: {} embedding values are not a positive multiple of hidden size {h}", embeds.len())));
+        for r in rows.iter() {
+            if r.embeds.is_empty() || !r.embeds.len().is_multiple_of(h) {
+                return Err(bad_request(format!("forward: {} embedding values are not a positive multiple of hidden size {h}", r.embeds.len())));
+            }
+            if !r.cache.fits(c) {
+                return Err(EngineError::Internal(format!("KV cache layout ({} layers × {}) does not match the model", r.cache.layers(), r.cache.kv_dim())));
+            }
+            let (start, len) = (r.cache.len(), r.embeds.len() / h);
+            if start + len > c.max_positions {
+                return Err(EngineError::ContextOverflow(format!("{start} cached + {len} new positions exceed the context window of {}", c.max_positions)));
+            }
         }
-        if !cache.fits(c) {
-            return Err(EngineError::Internal(format!("KV cache layout ({} layers × {}) does not match the model", cache.layers(), cache.kv_dim())));
+        if rows.is_empty() {
+            return Ok(Vec::new());
         }
-        let len = embeds.len() / h;
-        let start = cache.len();
-        if start + len > c.max_positions {
-            return Err(EngineError::ContextOverflow(format!("{start} cached + {len} new positions exceed the context window of {}", c.max_positions)));
+        // (start position, new positions, first row in the stacked matrix) of each sequence
+        let mut spans = Vec::with_capacity(rows.len());
+        let mut total = 0;
+        for r in rows.iter_mut() {
+            let (start, len) = (r.cache.len(), r.embeds.len() / h);
+            // Drops what an interrupted earlier pass may have appended without committing.
+            r.cache.truncate(start);
+            r.cache.reserve(len);
+            spans.push((start, len, total));
+            total += len;
         }
-        // Drops what an interrupted earlier pass may have appended without committing.
-        cache.truncate(start);
-        cache.reserve(len);
         let (qd, kvd, inter, eps) = (c.heads * c.head_dim, c.kv_heads * c.head_dim, c.intermediate, c.rms_eps);
         let shape = AttnShape { heads: c.heads, kv_heads: c.kv_heads, head_dim: c.head_dim };
-        let rope = Rope::new(c.head_dim, c.rope_theta, start, len);
-        let mut x = embeds.to_vec(); // residual stream [L, H]
-        let mut a = vec![0f32; len * h]; // normed input / projection output [L, H]
-        let (mut q, mut att) = (vec![0f32; len * qd], vec![0f32; len * qd]); // [L, nH, d]
-        let (mut k, mut v) = (vec![0f32; len * kvd], vec![0f32; len * kvd]); // [L, nKV, d]
-        let (mut gate, mut up) = (vec![0f32; len * inter], vec![0f32; len * inter]); // [L, I]
+        let ropes: Vec<Rope> = spans.iter().map(|&(start, len, _)| Rope::new(c.head_dim, c.rope_theta, start, len)).collect();
+        let mut x = Vec::with_capacity(total * h); // residual stream [T, H], the rows stacked
+        for r in rows.iter() {
+            x.extend_from_slice(r.embeds);
+        }
+        let mut a = vec![0f32; total * h]; // normed input / projection output [T, H]
+        let (mut q, mut att) = (vec![0f32; total * qd], vec![0f32; total * qd]); // [T, nH, d]
+        let (mut k, mut v) = (vec![0f32; total * kvd], vec![0f32; total * kvd]); // [T, nKV, d]
+        let (mut gate, mut up) = (vec![0f32; total * inter], vec![0f32; total * inter]); // [T, I]
         for (li, l) in self.layers.iter().enumerate() {
             rms_norm(&x, &l.input_norm, eps, &mut a);
-            matmul_bf16(&a, len, h, l.q.data(), qd, None, &mut q);
-            matmul_bf16(&a, len, h, l.k.data(), kvd, None, &mut k);
-            matmul_bf16(&a, len, h, l.v.data(), kvd, None, &mut v);
+            matmul_bf16(&a, total, h, l.q.data(), qd, None, &mut q);
+            matmul_bf16(&a, total, h, l.k.data(), kvd, None, &mut k);
+            matmul_bf16(&a, total, h, l.v.data(), kvd, None, &mut v);
             // Per-head q/k RMSNorm before the rotation (spec trap 19).
             rms_norm_inplace(&mut q, &l.q_norm, eps);
             rms_norm_inplace(&mut k, &l.k_norm, eps);
-            rope.apply(&mut q, c.heads);
-            rope.apply(&mut k, c.kv_heads);
-            cache.append(li, &k, &v);
-            let (kc, vc) = cache.layer(li);
-            causal_attention(&q, start, kc, vc, shape, &mut att);
-            matmul_bf16(&att, len, qd, l.o.data(), h, None, &mut a);
+            for (r, (&(start, len, first), rope)) in rows.iter_mut().zip(spans.iter().zip(&ropes)) {
+                let (qs, ks, vs) = (first * qd..(first + len) * qd, first * kvd..(first + len) * kvd, first * kvd..(first + len) * kvd);
+                rope.apply(&mut q[qs.clone()], c.heads);
+                rope.apply(&mut k[ks.clone()], c.kv_heads);
+                r.cache.append(li, &k[ks], &v[vs]);
+                let (kc, vc) = r.cache.layer(li);
+                causal_attention(&q[qs.clone()], start, kc, vc, shape, &mut att[qs]);
+            }
+            matmul_bf16(&att, total, qd, l.o.data(), h, None, &mut a);
             add_inplace(&mut x, &a);
             rms_norm(&x, &l.post_norm, eps, &mut a);
-            matmul_bf16(&a, len, h, l.gate.data(), inter, None, &mut gate);
-            matmul_bf16(&a, len, h, l.up.data(), inter, None, &mut up);
+            matmul_bf16(&a, total, h, l.gate.data(), inter, None, &mut gate);
+            matmul_bf16(&a, total, h, l.up.data(), inter, None, &mut up);
             swiglu(&mut gate, &up);
-            matmul_bf16(&gate, len, inter, l.down.data(), h, None, &mut a);
+            matmul_bf16(&gate, total, inter, l.down.data(), h, None, &mut a);
             add_inplace(&mut x, &a);
         }
-        cache.commit(len);
-        let mut last = vec![0f32; h];
-        rms_norm(&x[(len - 1) * h..], &self.norm, eps, &mut last);
+        for (r, &(_, len, _)) in rows.iter_mut().zip(&spans) {
+            r.cache.commit(len);
+        }
+        // lm_head for each sequence's last position only, all of them in one product: [R, H] → [R, V].
+        let n = rows.len();
+        let mut last = vec![0f32; n * h];
+        for (i, &(_, len, first)) in spans.iter().enumerate() {
+            let row = first + len - 1;
+            rms_norm(&x[row * h..(row + 1) * h], &self.norm, eps, &mut last[i * h..(i + 1) * h]);
+        }
         let head = self.lm_head.as_ref().unwrap_or(&self.embed);
-        let mut logits = vec![0f32; c.vocab];
-        matmul_bf16(&last, 1, h, head.data(), c.vocab, None, &mut logits);
-        Ok(logits)
+        let mut logits = vec![0f32; n * c.vocab];
+        matmul_bf16(&last, n, h, head.data(), c.vocab, None, &mut logits);
+        Ok(logits.chunks(c.vocab).map(<[f32]>::to_vec).collect())
     }
+}
+
+/// One sequence of a batched step: its session's cache and the embeddings [L, H] of its new positions.
+pub struct BatchRow<'a> {
+    pub cache: &'a mut KvCache,
+    pub embeds: &'a [f32],
 }
 
 /// Random bf16 tensor `name`: 1-D (norm weights) 1 ± 0.1, else uniform ±0.02·√3 (standard deviation

@@ -1,5 +1,6 @@
 //! The request loop: a reader (this thread) parses frames and handles cancellation at once;
-//! a worker thread runs loads and generations in arrival order.
+//! a worker thread runs loads and generations in arrival order (on the CPU, generations together:
+//! continuous batching, up to `max_batch` at once).
 mod worker;
 pub mod writer;
 
@@ -16,10 +17,15 @@ pub use writer::FrameWriter;
 pub type CancelMap = Arc<Mutex<HashMap<u64, Arc<AtomicBool>>>>;
 
 /// Serves frames from `input` until EOF, `shutdown`, or an unrecoverable frame; returns the exit status.
-pub fn serve(mut input: impl Read, writer: FrameWriter) -> i32 {
+pub fn serve(input: impl Read, writer: FrameWriter) -> i32 {
+    serve_with(input, writer, crate::generate::batch::DEFAULT_MAX_BATCH)
+}
+
+/// `serve` with a batch limit: generations running together at most (the rest wait in arrival order).
+pub fn serve_with(mut input: impl Read, writer: FrameWriter, max_batch: usize) -> i32 {
     let cancels: CancelMap = Arc::new(Mutex::new(HashMap::new()));
     let (tx, rx) = mpsc::channel::<Job>();
-    let worker = Worker::new(writer.clone(), Arc::clone(&cancels));
+    let worker = Worker::new(writer.clone(), Arc::clone(&cancels), max_batch);
     let handle = std::thread::Builder::new().name("ovis-worker".into()).spawn(move || worker.run(rx)).expect("spawn worker");
     let mut greeted = false;
     let status = loop {

@@ -1,9 +1,13 @@
-//! The worker thread: loads models and runs generations one at a time, in arrival order.
+//! The worker thread: loads models and runs generations. On the CPU, generations run together
+//! (continuous batching, `generate::batch`): queued requests join the running batch between steps,
+//! in arrival order, up to the batch limit, one request per session at a time; `load_model` and
+//! `close_session` wait for the running requests to end. On CUDA, one at a time, in arrival order.
 use super::{CancelMap, FrameWriter};
 use crate::error::EngineError;
 use crate::backend::cuda::model::CudaOvis;
 use crate::backend::cuda::qwen3::Session as CudaSession;
 use crate::backend::Device;
+use crate::generate::batch::{CpuBatch, Output};
 use crate::generate::cpu_runner::generate;
 use crate::generate::kv_cache::KvCache;
 use crate::generate::run::Sink;
@@ -13,7 +17,8 @@ use crate::protocol::{frame_of, kind, parse_header, Frame, Generate, LoadModel, 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
-use std::sync::mpsc::Receiver;
+use std::collections::VecDeque;
+use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::Arc;
 
 pub enum Job {
@@ -30,25 +35,131 @@ pub struct Worker {
     writer: FrameWriter,
     cancels: CancelMap,
     model: Option<Loaded>,
+    batch: CpuBatch,
+}
+
+/// The frame writer as a running request's output; a finished request's cancel flag goes with it.
+struct BatchOutput<'a> {
+    writer: &'a FrameWriter,
+    cancels: &'a CancelMap,
+}
+
+impl Output for BatchOutput<'_> {
+    fn token(&self, t: &crate::protocol::Token) -> bool {
+        self.writer.send_msg(kind::TOKEN, t)
+    }
+    fn progress(&self, p: &crate::protocol::Progress) -> bool {
+        self.writer.send_msg(kind::PROGRESS, p)
+    }
+    fn done(&self, d: &crate::protocol::Done) {
+        self.cancels.lock().unwrap().remove(&d.id);
+        self.writer.send_msg(kind::DONE, d);
+    }
+    fn error(&self, id: u64, e: &EngineError) {
+        self.cancels.lock().unwrap().remove(&id);
+        self.writer.error(Some(id), e.code(), e.to_string());
+    }
 }
 
 impl Worker {
-    pub fn new(writer: FrameWriter, cancels: CancelMap) -> Self {
-        Worker { writer, cancels, model: None }
+    pub fn new(writer: FrameWriter, cancels: CancelMap, max_batch: usize) -> Self {
+        Worker { writer, cancels, model: None, batch: CpuBatch::new(max_batch) }
     }
 
     pub fn run(mut self, rx: Receiver<Job>) {
-        while let Ok(Job::Frame(frame)) = rx.recv() {
-            // A panic is a bug in the engine; the request fails with `internal` and the engine keeps serving.
-            let outcome = catch_unwind(AssertUnwindSafe(|| self.handle(&frame)));
-            if outcome.is_err() {
-                let id = parse_header::<crate::protocol::IdOnly>(&frame).ok().map(|r| r.id);
-                if let Some(id) = id {
-                    self.cancels.lock().unwrap().remove(&id);
+        let mut queue: VecDeque<Frame> = VecDeque::new();
+        let mut open = true;
+        loop {
+            // Wait only when there is nothing to run; otherwise take what has arrived and go on.
+            if queue.is_empty() && self.batch.is_empty() {
+                match rx.recv() {
+                    Ok(Job::Frame(f)) => queue.push_back(f),
+                    Err(_) => break,
                 }
-                self.writer.error(id, "internal", "the engine hit an internal error while serving this request (see its stderr); it keeps serving");
+            }
+            while open {
+                match rx.try_recv() {
+                    Ok(Job::Frame(f)) => queue.push_back(f),
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => open = false,
+                }
+            }
+            self.admit(&mut queue);
+            if !self.batch.is_empty() {
+                self.step();
+            } else if !open && queue.is_empty() {
+                break;
             }
         }
+    }
+
+    /// Starts queued work in arrival order: CPU generations join the batch while there is room and
+    /// their session is free; anything else waits until the batch is empty, then runs on its own.
+    fn admit(&mut self, queue: &mut VecDeque<Frame>) {
+        while let Some(frame) = queue.front() {
+            let batched = frame.kind == kind::GENERATE && matches!(self.model, Some(Loaded::Cpu(..)));
+            if batched {
+                let session = parse_header::<Generate>(frame).map(|g| g.session);
+                if let Ok(session) = &session {
+                    if !self.batch.can_admit(session) {
+                        return;
+                    }
+                }
+            } else if !self.batch.is_empty() {
+                return;
+            }
+            let frame = queue.pop_front().expect("front exists");
+            let outcome = catch_unwind(AssertUnwindSafe(|| if batched { self.join_batch(&frame) } else { self.handle(&frame) }));
+            if outcome.is_err() {
+                self.internal_error(&frame);
+            }
+        }
+    }
+
+    /// One step of the running batch; a panic in it fails the requests of the batch, not the engine.
+    fn step(&mut self) {
+        let Some(Loaded::Cpu(model, sessions)) = &mut self.model else { return };
+        let out = BatchOutput { writer: &self.writer, cancels: &self.cancels };
+        let batch = &mut self.batch;
+        if catch_unwind(AssertUnwindSafe(|| batch.step(model, sessions, &out))).is_err() {
+            for id in batch.abandon() {
+                self.cancels.lock().unwrap().remove(&id);
+                self.writer.error(Some(id), "internal", "the engine hit an internal error while serving this request (see its stderr); it keeps serving");
+            }
+        }
+    }
+
+    fn join_batch(&mut self, frame: &Frame) {
+        let req = match parse_header::<Generate>(frame) {
+            Ok(r) => r,
+            Err(e) => return self.bad_generate_header(frame, e),
+        };
+        let Some(Loaded::Cpu(model, sessions)) = &mut self.model else { unreachable!("joins only with a CPU model") };
+        let cancel = self.cancels.lock().unwrap().get(&req.id).cloned().unwrap_or_else(|| Arc::new(AtomicBool::new(false)));
+        let out = BatchOutput { writer: &self.writer, cancels: &self.cancels };
+        let id = req.id;
+        let joined = parse_body(&req, &frame.body).and_then(|(ids, pixels)| self.batch.admit(model, sessions, req, &ids, &pixels, cancel, &out));
+        if let Err(e) = joined {
+            out.error(id, &e);
+        }
+    }
+
+    /// A panic while handling `frame`: a bug in the engine; the request fails with `internal` and
+    /// the engine keeps serving.
+    fn internal_error(&self, frame: &Frame) {
+        let id = parse_header::<crate::protocol::IdOnly>(frame).ok().map(|r| r.id);
+        if let Some(id) = id {
+            self.cancels.lock().unwrap().remove(&id);
+        }
+        self.writer.error(id, "internal", "the engine hit an internal error while serving this request (see its stderr); it keeps serving");
+    }
+
+    fn bad_generate_header(&self, frame: &Frame, e: String) {
+        let id = parse_header::<crate::protocol::IdOnly>(frame).ok().map(|r| r.id);
+        if let Some(id) = id {
+            self.cancels.lock().unwrap().remove(&id);
+        }
+        self.writer.error(id, "bad_header", e)
     }
 
     fn handle(&mut self, frame: &Frame) {
@@ -59,13 +170,7 @@ impl Worker {
             },
             kind::GENERATE => match parse_header::<Generate>(frame) {
                 Ok(req) => self.generate(req, &frame.body),
-                Err(e) => {
-                    let id = parse_header::<crate::protocol::IdOnly>(frame).ok().map(|r| r.id);
-                    if let Some(id) = id {
-                        self.cancels.lock().unwrap().remove(&id);
-                    }
-                    self.writer.error(id, "bad_header", e)
-                }
+                Err(e) => self.bad_generate_header(frame, e),
             },
             kind::CLOSE_SESSION => match parse_header::<SessionRef>(frame) {
                 Ok(req) => {
@@ -123,15 +228,7 @@ impl Worker {
 
     fn run_generate(&mut self, req: &Generate, body: &[u8], cancel: &AtomicBool) -> Result<crate::protocol::Done, EngineError> {
         let model = self.model.as_mut().ok_or(EngineError::NoModel)?;
-        let id_bytes = req.n_ids.checked_mul(4).filter(|&b| b <= body.len()).ok_or_else(|| {
-            EngineError::BadRequest(format!("n_ids = {} needs {} body bytes but the body has {}", req.n_ids, req.n_ids.saturating_mul(4), body.len()))
-        })?;
-        let rest = &body[id_bytes..];
-        if rest.len() % 4 != 0 {
-            return Err(EngineError::BadRequest(format!("the pixel part of the body has {} bytes, not a multiple of 4", rest.len())));
-        }
-        let ids: Vec<i32> = body[..id_bytes].chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().unwrap())).collect();
-        let pixels: Vec<f32> = rest.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+        let (ids, pixels) = parse_body(req, body)?;
         let writer = self.writer.clone();
         // A client that stopped reading cancels its request instead of leaving the engine generating.
         let mut emit = |tok: crate::protocol::Token| {
@@ -157,4 +254,18 @@ impl Worker {
             }
         }
     }
+}
+
+/// The generate body: `n_ids` i32 token ids, then the media's f32 pixels.
+fn parse_body(req: &Generate, body: &[u8]) -> Result<(Vec<i32>, Vec<f32>), EngineError> {
+    let id_bytes = req.n_ids.checked_mul(4).filter(|&b| b <= body.len()).ok_or_else(|| {
+        EngineError::BadRequest(format!("n_ids = {} needs {} body bytes but the body has {}", req.n_ids, req.n_ids.saturating_mul(4), body.len()))
+    })?;
+    let rest = &body[id_bytes..];
+    if rest.len() % 4 != 0 {
+        return Err(EngineError::BadRequest(format!("the pixel part of the body has {} bytes, not a multiple of 4", rest.len())));
+    }
+    let ids: Vec<i32> = body[..id_bytes].chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().unwrap())).collect();
+    let pixels: Vec<f32> = rest.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+    Ok((ids, pixels))
 }

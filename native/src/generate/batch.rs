@@ -1,0 +1,273 @@
+//! Continuous batching on the CPU backend: every running request advances in one forward step
+//! (`Qwen3::forward_batch`), so the weights are read once per step for all of them. New requests
+//! join between steps and finished or cancelled ones leave at once; a prompt is prefilled in chunks
+//! inside the same steps (chunked prefill: a per-step token budget shared with the decoding rows),
+//! so the streams already answering keep flowing while another request reads its prompt. A vision
+//! encode cannot be split: it runs between steps when its request joins (its cost is that request's
+//! `vision_ms`, and the others wait for it).
+//!
+//! A request's tokens do not depend on what else runs: its rows are its own in every product, its
+//! attention reads only its own cache, and its sampler, stops, limits and cancellation are its own.
+use crate::error::{EngineError, Result};
+use crate::generate::kv_cache::KvCache;
+use crate::generate::run::{check, ms, Phase, PREFILL_CHUNK};
+use crate::generate::sampler::{Sampled, Sampler, SamplingParams};
+use crate::generate::session::Sessions;
+use crate::model::merge::merge_embeddings;
+use crate::model::ovis::OvisModel;
+use crate::model::qwen3::BatchRow;
+use crate::protocol::{Done, Generate, Progress, Timings, Token};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Running requests at most, by default: decode steps stay memory-bound (each weight read once for
+/// all rows) well past this on the CPU, and the GEMV kernel takes up to this many rows.
+pub const DEFAULT_MAX_BATCH: usize = 8;
+
+/// Where a request's output goes (the engine's frame writer); `false`: the client stopped reading.
+pub trait Output {
+    fn token(&self, t: &Token) -> bool;
+    fn progress(&self, p: &Progress) -> bool;
+    fn done(&self, d: &Done);
+    fn error(&self, id: u64, e: &EngineError);
+}
+
+/// One running request.
+struct Stream {
+    req: Generate,
+    /// The session's cache, checked out of `Sessions` while the request runs (so a second request on
+    /// the same session waits until this one ends).
+    cache: KvCache,
+    cancel: Arc<AtomicBool>,
+    sampler: Sampler,
+    /// Ids sampled so far (the repetition penalty's history).
+    generated: Vec<u32>,
+    /// Input embeddings [n, H] not yet prefilled, and how many prompt positions there are in all.
+    pending: Vec<f32>,
+    prompt: usize,
+    /// The token sampled last and not yet fed back: the stream is decoding.
+    next: Option<Sampled>,
+    count: usize,
+    timings: Timings,
+    start: Instant,
+    prefill_start: Option<Instant>,
+    decode_start: Option<Instant>,
+}
+
+pub struct CpuBatch {
+    streams: Vec<Stream>,
+    max_batch: usize,
+}
+
+impl CpuBatch {
+    pub fn new(max_batch: usize) -> CpuBatch {
+        CpuBatch { streams: Vec::new(), max_batch: max_batch.max(1) }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.streams.is_empty()
+    }
+
+    /// Drops every running request (after a panic in a step): their ids, to fail them. Their
+    /// sessions' caches are dropped too (in an unknown state), so those sessions start afresh.
+    pub fn abandon(&mut self) -> Vec<u64> {
+        self.streams.drain(..).map(|s| s.req.id).collect()
+    }
+
+    /// Whether another request may join now: a free place, and its session not in use.
+    pub fn can_admit(&self, session: &str) -> bool {
+        self.streams.len() < self.max_batch && !self.streams.iter().any(|s| s.req.session == session)
+    }
+
+    /// Checks the request, checks its session's cache out, encodes its media (between steps) and
+    /// queues its prompt for prefill. A request cancelled during its vision encode ends here.
+    pub fn admit(&mut self, model: &OvisModel, sessions: &mut Sessions<KvCache>, req: Generate, ids: &[i32], pixels: &[f32], cancel: Arc<AtomicBool>, out: &dyn Output) -> Result<()> {
+        let start = Instant::now();
+        let mut cache = sessions.take_or_create(&req.session, || Ok(KvCache::new(&model.cfg.llm)))?;
+        let prepared = prepare(model, &mut cache, &req, ids, pixels, &cancel, out);
+        let (pending, timings) = match prepared {
+            Ok(Some(p)) => p,
+            Ok(None) => {
+                sessions.put(&req.session, cache);
+                let timings = Timings { total_ms: ms(start), ..Timings::default() };
+                out.done(&done(&req, ids.len(), 0, "cancelled", timings));
+                return Ok(());
+            }
+            Err(e) => {
+                sessions.put(&req.session, cache);
+                return Err(e);
+            }
+        };
+        let s = &req.sampling;
+        let params = SamplingParams { temperature: s.temperature, top_k: s.top_k, top_p: s.top_p, repetition_penalty: s.repetition_penalty, seed: s.seed };
+        self.streams.push(Stream {
+            sampler: Sampler::new(params), cache, cancel, generated: Vec::new(), pending, prompt: ids.len(), next: None, count: 0, timings, start,
+            prefill_start: None, decode_start: None, req,
+        });
+        Ok(())
+    }
+
+    /// One forward step for every running request: a token for each decoding stream, and the next
+    /// chunk of the first stream still prefilling (within the step's token budget). Finished streams
+    /// return their caches to `sessions` and get their `done`.
+    pub fn step(&mut self, model: &OvisModel, sessions: &mut Sessions<KvCache>, out: &dyn Output) {
+        let h = model.cfg.llm.hidden;
+        // A cancel lands between steps: before any more work for that stream.
+        let mut i = 0;
+        while i < self.streams.len() {
+            if self.streams[i].cancel.load(Ordering::SeqCst) {
+                let s = self.streams.swap_remove(i);
+                finish(s, "cancelled", sessions, out);
+            } else {
+                i += 1;
+            }
+        }
+        if self.streams.is_empty() {
+            return;
+        }
+        let decoding = self.streams.iter().filter(|s| s.next.is_some()).count();
+        // The decode rows come first out of the budget; a prompt gets the rest (at least a few rows,
+        // so that a full batch still makes progress on a waiting prompt).
+        let budget = PREFILL_CHUNK.saturating_sub(decoding).max(64);
+        let prefiller = self.streams.iter().position(|s| s.next.is_none());
+        let mut inputs: Vec<Vec<f32>> = Vec::new();
+        let mut members: Vec<usize> = Vec::new();
+        for (k, s) in self.streams.iter_mut().enumerate() {
+            if let Some(next) = &s.next {
+                let mut row = vec![0f32; h];
+                model.llm.embed(&[next.id], &mut row);
+                s.generated.push(next.id);
+                inputs.push(row);
+                members.push(k);
+            } else if Some(k) == prefiller {
+                let done_rows = s.prompt - s.pending.len() / h;
+                let take = (s.pending.len() / h).min(budget);
+                let _ = out.progress(&Progress { id: s.req.id, phase: Phase::Prefill.name().into(), done: done_rows, total: s.prompt });
+                s.prefill_start.get_or_insert_with(Instant::now);
+                inputs.push(s.pending.drain(..take * h).collect());
+                members.push(k);
+            }
+        }
+        let result = {
+            let mut refs: Vec<&mut Stream> = Vec::new();
+            // Borrow the member streams' caches mutably, all at once (indices are distinct and ascending).
+            let mut rest: &mut [Stream] = &mut self.streams;
+            let mut base = 0;
+            for &k in &members {
+                let (_, tail) = std::mem::take(&mut rest).split_at_mut(k - base);
+                let (first, tail) = tail.split_first_mut().expect("member index in range");
+                refs.push(first);
+                rest = tail;
+                base = k + 1;
+            }
+            let mut rows: Vec<BatchRow> = refs.into_iter().zip(&inputs).map(|(s, e)| BatchRow { cache: &mut s.cache, embeds: e }).collect();
+            model.llm.forward_batch(&mut rows)
+        };
+        let logits = match result {
+            Ok(l) => l,
+            Err(e) => {
+                // The step failed for all its rows: each request fails, its session keeps what it had.
+                for k in members.into_iter().rev() {
+                    let s = self.streams.swap_remove(k);
+                    out.error(s.req.id, &e);
+                    sessions.put(&s.req.session, s.cache);
+                }
+                return;
+            }
+        };
+        let mut ended: Vec<(usize, &'static str)> = Vec::new();
+        for (&k, mut z) in members.iter().zip(logits) {
+            let s = &mut self.streams[k];
+            if s.next.is_none() && !s.pending.is_empty() {
+                continue; // more of the prompt to come
+            }
+            if s.next.is_none() {
+                s.timings.prefill_ms = s.prefill_start.map_or(0.0, ms);
+            }
+            let picked = s.sampler.sample(&mut z, &s.generated, s.req.top_logprobs);
+            if let Some(reason) = advance(s, picked, model.cfg.llm.max_positions, out) {
+                ended.push((k, reason));
+            }
+        }
+        // Highest index first, so that swap_remove leaves the lower indices in place.
+        ended.sort_by(|a, b| b.0.cmp(&a.0));
+        for (k, reason) in ended {
+            let s = self.streams.swap_remove(k);
+            finish(s, reason, sessions, out);
+        }
+    }
+}
+
+/// Truncates the cache to `keep`, encodes the media, merges them with the ids: the prompt's input
+/// embeddings and the timings so far. None when cancelled during the vision encode.
+fn prepare(model: &OvisModel, cache: &mut KvCache, req: &Generate, ids: &[i32], pixels: &[f32], cancel: &AtomicBool, out: &dyn Output) -> Result<Option<(Vec<f32>, Timings)>> {
+    check(req, ids, pixels, &model.cfg, cache.len())?;
+    cache.truncate(req.keep);
+    let mut timings = Timings::default();
+    let t = Instant::now();
+    let visual = if pixels.is_empty() {
+        Vec::new()
+    } else {
+        let grids: Vec<[usize; 3]> = req.media.iter().map(|m| m.grid).collect();
+        let report = |done: usize, total: usize| out.progress(&Progress { id: req.id, phase: Phase::Vision.name().into(), done, total });
+        if !report(0, model.cfg.vit.layers) {
+            cancel.store(true, Ordering::SeqCst);
+        }
+        let on_layer = &mut |done, total| {
+            if !report(done, total) {
+                cancel.store(true, Ordering::SeqCst);
+            }
+            !cancel.load(Ordering::SeqCst)
+        };
+        let Some(feats) = model.vision.encode_with_progress(pixels, &grids, on_layer)? else {
+            return Ok(None);
+        };
+        model.head.forward(&feats)?.1
+    };
+    timings.vision_ms = ms(t);
+    let embeds = merge_embeddings(ids, |tok, o| model.llm.embed(tok, o), &model.head, &visual, model.cfg.llm.hidden)?;
+    Ok(Some((embeds, timings)))
+}
+
+/// What `run::drive` does with a sampled token, one token at a time: the checks before sending it,
+/// sending it, and the stops after. Some(reason) when the request ends; otherwise it goes on decoding.
+fn advance(s: &mut Stream, picked: Sampled, max_pos: usize, out: &dyn Output) -> Option<&'static str> {
+    if s.count >= s.req.max_new_tokens {
+        return Some("length");
+    }
+    if s.cancel.load(Ordering::SeqCst) {
+        return Some("cancelled");
+    }
+    s.count += 1;
+    if !out.token(&Token { id: s.req.id, token: picked.id, logprob: picked.logprob, top: picked.top.clone() }) {
+        // the client stopped reading: end the request instead of generating for nobody
+        s.cancel.store(true, Ordering::SeqCst);
+    }
+    if s.decode_start.is_none() {
+        s.timings.first_token_ms = ms(s.start);
+        s.decode_start = Some(Instant::now());
+    }
+    if s.req.stop_ids.contains(&picked.id) {
+        return Some("stop");
+    }
+    if s.count >= s.req.max_new_tokens || s.cache.len() + 1 > max_pos {
+        return Some("length");
+    }
+    s.next = Some(picked);
+    None
+}
+
+fn finish(mut s: Stream, reason: &str, sessions: &mut Sessions<KvCache>, out: &dyn Output) {
+    s.timings.decode_ms = s.decode_start.map_or(0.0, ms);
+    s.timings.total_ms = ms(s.start);
+    if s.next.is_none() && s.prefill_start.is_some() && s.timings.prefill_ms == 0.0 {
+        s.timings.prefill_ms = s.prefill_start.map_or(0.0, ms);
+    }
+    out.done(&done(&s.req, s.prompt, s.count, reason, s.timings.clone()));
+    sessions.put(&s.req.session, s.cache);
+}
+
+fn done(req: &Generate, prompt: usize, completion: usize, reason: &str, timings: Timings) -> Done {
+    Done { id: req.id, finish_reason: reason.into(), prompt_tokens: prompt, cached_tokens: req.keep, completion_tokens: completion, timings }
+}

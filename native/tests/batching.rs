@@ -1,0 +1,159 @@
+//! Continuous batching on the CPU (generate::batch): the fixture's six cases run together give each
+//! the ids and log-probabilities it gets alone; the batch limit holds; one session runs one request
+//! at a time; and a long prompt is prefilled in chunks between the decode steps of a running stream.
+use ovis_engine::protocol::*;
+use ovis_engine::server::{serve_with, FrameWriter};
+use std::io::{Cursor, Write};
+use std::sync::{Arc, Mutex};
+mod common;
+use common::{case_pixels, fixture, fixture_dir, grids, i64s};
+
+#[derive(Clone, Default)]
+struct Shared(Arc<Mutex<Vec<u8>>>);
+impl Write for Shared {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+const CASES: [&str; 6] = ["text", "think", "image", "two_images", "video", "multiturn"];
+
+/// hello, load_model, then `requests`; every frame the engine wrote, as (kind, header JSON).
+fn run(requests: &[Vec<u8>], max_batch: usize) -> Vec<(u8, serde_json::Value)> {
+    let mut input = frame_of(kind::HELLO, &Hello { protocol: 1, client: "test".into() }, vec![]).encode();
+    let load = LoadModel { id: 0, model_dir: fixture_dir().to_string_lossy().into(), device: "cpu".into() };
+    input.extend(frame_of(kind::LOAD_MODEL, &load, vec![]).encode());
+    for r in requests {
+        input.extend_from_slice(r);
+    }
+    let out = Shared::default();
+    assert_eq!(serve_with(Cursor::new(input), FrameWriter::new(Box::new(out.clone())), max_batch), 0);
+    let bytes = out.0.lock().unwrap().clone();
+    let mut r = Cursor::new(bytes);
+    let mut frames = vec![];
+    while let Ok(f) = read_frame(&mut r) {
+        frames.push((f.kind, serde_json::from_slice(&f.header).unwrap()));
+    }
+    assert!(!frames.iter().any(|f| f.0 == kind::ERROR), "no errors: {frames:?}");
+    frames
+}
+
+/// A greedy request for a fixture case (its prompt ids and media), with top-3 log-probabilities.
+fn case_request(id: u64, case: &str, session: &str, max_new: usize) -> Vec<u8> {
+    let f = fixture();
+    let ids: Vec<i32> = i64s(&f.expected, &format!("{case}.input_ids")).iter().map(|&i| i as i32).collect();
+    let has_media = f.expected.contains(&format!("{case}.grid_thws"));
+    let (pixels, grid_list) = if has_media { (case_pixels(&f.expected, case).0, grids(&f.expected, case)) } else { (Vec::new(), Vec::new()) };
+    let kind_of = if case == "video" { "video" } else { "image" };
+    let media = grid_list.iter().map(|&grid| MediaSpec { kind: kind_of.into(), grid }).collect();
+    request(id, session, &ids, &pixels, media, max_new)
+}
+
+fn request(id: u64, session: &str, ids: &[i32], pixels: &[f32], media: Vec<MediaSpec>, max_new: usize) -> Vec<u8> {
+    let g = Generate {
+        id, session: session.into(), keep: 0, n_ids: ids.len(), media, max_new_tokens: max_new,
+        sampling: Sampling { temperature: 0.0, top_k: 0, top_p: 1.0, repetition_penalty: 1.0, seed: 0 }, stop_ids: vec![], top_logprobs: 3,
+    };
+    let mut body: Vec<u8> = ids.iter().flat_map(|i| i.to_le_bytes()).collect();
+    body.extend(pixels.iter().flat_map(|p| p.to_le_bytes()));
+    frame_of(kind::GENERATE, &g, body).encode()
+}
+
+/// (token, logprob, top logprobs) of request `id`, in order.
+fn tokens(frames: &[(u8, serde_json::Value)], id: u64) -> Vec<(i64, f64, Vec<(i64, f64)>)> {
+    frames
+        .iter()
+        .filter(|f| f.0 == kind::TOKEN && f.1["id"] == id)
+        .map(|f| {
+            let top = f.1["top"].as_array().unwrap().iter().map(|p| (p[0].as_i64().unwrap(), p[1].as_f64().unwrap())).collect();
+            (f.1["token"].as_i64().unwrap(), f.1["logprob"].as_f64().unwrap(), top)
+        })
+        .collect()
+}
+
+fn same_output(alone: &[(i64, f64, Vec<(i64, f64)>)], batched: &[(i64, f64, Vec<(i64, f64)>)], what: &str) {
+    let ids = |v: &[(i64, f64, Vec<(i64, f64)>)]| v.iter().map(|t| t.0).collect::<Vec<_>>();
+    assert_eq!(ids(batched), ids(alone), "{what}: the same greedy ids alone and in the batch");
+    for (k, (a, b)) in alone.iter().zip(batched).enumerate() {
+        assert!((a.1 - b.1).abs() <= 1e-4, "{what} token {k}: logprob {} alone, {} batched", a.1, b.1);
+        for (x, y) in a.2.iter().zip(&b.2) {
+            assert!(x.0 == y.0 && (x.1 - y.1).abs() <= 1e-4, "{what} token {k}: top {:?} alone, {:?} batched", a.2, b.2);
+        }
+    }
+}
+
+/// Requests that had started (any frame) and not yet ended (done) after each frame: the most at once.
+fn most_running(frames: &[(u8, serde_json::Value)]) -> usize {
+    let mut running = std::collections::HashSet::new();
+    let mut most = 0;
+    for (k, h) in frames {
+        let Some(id) = h["id"].as_u64() else { continue };
+        if id == 0 {
+            continue; // load_model
+        }
+        if *k == kind::DONE {
+            running.remove(&id);
+        } else if *k == kind::TOKEN || *k == kind::PROGRESS {
+            running.insert(id);
+            most = most.max(running.len());
+        }
+    }
+    most
+}
+
+#[test]
+fn the_six_fixture_cases_together_answer_as_each_does_alone() {
+    let max_new = 12;
+    let reqs: Vec<Vec<u8>> = CASES.iter().enumerate().map(|(i, c)| case_request(i as u64 + 1, c, c, max_new)).collect();
+    let together = run(&reqs, 8);
+    assert_eq!(most_running(&together), 6, "all six ran at once");
+    for (i, case) in CASES.iter().enumerate() {
+        let id = i as u64 + 1;
+        let alone = run(&[case_request(id, case, case, max_new)], 1);
+        let (a, b) = (tokens(&alone, id), tokens(&together, id));
+        assert_eq!(a.len(), max_new, "{case}: {max_new} tokens");
+        same_output(&a, &b, case);
+        // the batch's `done` says the same as the lone run's, but for timings
+        let done = |fr: &[(u8, serde_json::Value)]| fr.iter().find(|f| f.0 == kind::DONE && f.1["id"] == id).unwrap().1.clone();
+        for key in ["finish_reason", "prompt_tokens", "cached_tokens", "completion_tokens"] {
+            assert_eq!(done(&together)[key], done(&alone)[key], "{case}: done.{key}");
+        }
+    }
+}
+
+#[test]
+fn the_batch_limit_holds_and_a_session_runs_one_request_at_a_time() {
+    let reqs: Vec<Vec<u8>> = (1..=5).map(|i| case_request(i, "text", &format!("s{i}"), 6)).collect();
+    let frames = run(&reqs, 2);
+    assert_eq!(most_running(&frames), 2);
+    for i in 1..=5 {
+        assert_eq!(tokens(&frames, i).len(), 6);
+    }
+    // two requests on one session: the second starts after the first is done
+    let same = run(&[case_request(1, "text", "s", 6), case_request(2, "think", "s", 6)], 8);
+    assert_eq!(most_running(&same), 1);
+    let first_done = same.iter().position(|f| f.0 == kind::DONE && f.1["id"] == 1).unwrap();
+    let second_starts = same.iter().position(|f| f.1["id"] == 2).unwrap();
+    assert!(second_starts > first_done);
+}
+
+#[test]
+fn a_long_prompt_is_prefilled_in_chunks_while_another_stream_keeps_decoding() {
+    let f = fixture();
+    let short: Vec<i32> = i64s(&f.expected, "text.input_ids").iter().map(|&i| i as i32).collect();
+    // 1,500 positions: three chunks of the 512-position step budget, less the decoding row
+    let long: Vec<i32> = (0..1500).map(|i| 1000 + (i * 37) % 5000).collect();
+    let frames = run(&[request(1, "a", &short, &[], vec![], 60), request(2, "b", &long, &[], vec![], 4)], 8);
+    let chunks: Vec<usize> = frames.iter().enumerate().filter(|(_, f)| f.0 == kind::PROGRESS && f.1["id"] == 2 && f.1["phase"] == "prefill").map(|(k, _)| k).collect();
+    assert!(chunks.len() >= 3, "the long prompt took several steps: {}", chunks.len());
+    let first_token_2 = frames.iter().position(|f| f.0 == kind::TOKEN && f.1["id"] == 2).unwrap();
+    let between = frames[chunks[0]..first_token_2].iter().filter(|f| f.0 == kind::TOKEN && f.1["id"] == 1).count();
+    assert!(between >= chunks.len() - 1, "stream 1 kept decoding while stream 2 prefilled ({between} tokens)");
+    // and stream 1's answer is the one it gives alone
+    let alone = run(&[request(1, "a", &short, &[], vec![], 60)], 1);
+    same_output(&tokens(&alone, 1), &tokens(&frames, 1), "the decoding stream");
+}
