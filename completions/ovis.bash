@@ -20,7 +20,7 @@ _ovis() {
   local list_opts="--json --help"
   local rm_opts="--json --help"
   local info_opts="--model --device --json --verbose --help"
-  local bench_opts="--synthetic --model --device --full --images --prompt-tokens --decode-tokens --repeats --warmup --json --help"
+  local bench_opts="--synthetic --model --device --full --images --prompt-tokens --decode-tokens --repeats --warmup --concurrency --json --help"
   if [[ ${COMP_CWORD} -eq 1 ]]; then
     COMPREPLY=($(compgen -W "${cmds} --help --version" -- "${cur}"))
     return
@@ -31,7 +31,7 @@ _ovis() {
     --format) COMPREPLY=($(compgen -W "json text" -- "${cur}")); return ;;
     --device) COMPREPLY=($(compgen -W "auto cpu cuda cuda:0" -- "${cur}")); return ;;
     --synthetic) COMPREPLY=($(compgen -W "2b 9b" -- "${cur}")); return ;;
-    --images|--prompt-tokens|--decode-tokens|--repeats|--warmup) return ;;
+    --images|--prompt-tokens|--decode-tokens|--repeats|--warmup|--concurrency) return ;;
     --each|--system|-s|--think-budget|--max-new-tokens|-n|--temperature|-t|--top-p|--top-k|--repetition-penalty|--seed|--min-pixels|--max-pixels|--frames|--max-input-pixels|--top-logprobs) return ;;
   esac
   case "${COMP_WORDS[1]}" in

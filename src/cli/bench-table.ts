@@ -43,6 +43,13 @@ export class BenchTable {
         return [[`decode (context ${f.context})`, `${ms(f.ms_per_token)}/token (${f.tokens_per_s.toFixed(1)} tokens/s)`]];
       case 'peak_memory':
         return [['peak memory', `${(f.bytes / 2 ** 30).toFixed(2)} GiB`]];
+      case 'concurrency': {
+        const run = (r: any) => `${r.tokens_per_s.toFixed(1)} tokens/s in all, ${ms(r.ms_per_token_median)}/token per stream (p99 gap ${ms(r.gap_p99_ms)})`;
+        return [
+          [concurrencyLabel(f.streams), run(f.decode)],
+          [prefillingLabel(f.streams, f.with_prefill.prompt), run(f.with_prefill)],
+        ];
+      }
       case 'floor': {
         const rows: Array<[string, string]> = [['decode floor', `${ms(f.decode_ms_per_token)}/token (${(f.weight_bytes_per_token / 1e9).toFixed(2)} GB at ${(f.read_bandwidth_bytes_per_s / 1e9).toFixed(1)} GB/s read)`]];
         if (this.decodeMs) rows.push(['decode vs floor', `${((f.decode_ms_per_token / this.decodeMs) * 100).toFixed(0)} % of the bandwidth floor`]);
@@ -61,13 +68,21 @@ export class BenchTable {
 const encodeLabel = (i: { side: number; patches: number }) => `vision encode ${i.side}² (${i.patches} patches)`;
 const firstTokenLabel = (i: { side: number; positions: number }) => `time to first token ${i.side}² (${i.positions} positions)`;
 
+const concurrencyLabel = (n: number) => `${n} stream${n === 1 ? '' : 's'} decoding`;
+const prefillingLabel = (n: number, prompt: number) => `${concurrencyLabel(n)} + a ${prompt}-token prefill`;
+
 /** Every row label the plan announces, for the column width. */
 function labels(plan: any): string[] {
+  if (plan.concurrency?.length) {
+    const prompt = Math.max(plan.prompt_tokens, 512);
+    return ['model', 'backend / device', ...plan.concurrency.flatMap((n: number) => [concurrencyLabel(n), prefillingLabel(n, prompt)])];
+  }
   const images = (plan.images as PlannedImage[]).flatMap((i) => [encodeLabel(i), firstTokenLabel(i)]);
   return ['model', 'backend / device', ...images, `prefill (${plan.prompt_tokens} tokens)`, `decode (context ${plan.decode_context})`, 'peak memory', 'decode floor', 'decode vs floor'];
 }
 
 function footer(b: any): string {
+  if (b.concurrency?.length) return `(decode context ${b.decode_context}, ${b.decode_tokens}+ tokens per stream through the engine's batch scheduler; gaps between each stream's tokens)\n`;
   const timed = b.repeats === 1 ? 'one timed run each' : `medians of ${b.repeats}`;
   const runs = b.warmup ? `${timed} after ${b.warmup} warm-up` : `${timed}, no warm-up`;
   const encode = b.vision_encode_in_first_token_runs ? '; vision encode timed inside the first-token runs' : '';

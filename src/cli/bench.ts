@@ -2,7 +2,7 @@
 // serves with) and prints each table row as soon as the engine reports its figure, or the final
 // JSON report with --json. Progress goes to stderr. The engine writes JSON lines (plan, figures,
 // report: native/src/bench/report.rs); the table's rows are formatted in bench-table.ts.
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { execa } from 'execa';
 import { EngineError, ModelError, UsageError } from '../errors.js';
 import { locateEngine } from '../engine/locate.js';
@@ -21,6 +21,7 @@ interface BenchOptions {
   decodeTokens?: number;
   repeats?: number;
   warmup?: number;
+  concurrency?: string;
   json: boolean;
 }
 
@@ -36,6 +37,7 @@ export function benchCommand(): Command {
     .option('--decode-tokens <n>', 'tokens decoded per repeat (default 16 on the CPU, 32 with --full or on a GPU)', intOption('--decode-tokens', 1, 4096))
     .option('--repeats <n>', 'timed runs per figure, the median is reported (default 3)', intOption('--repeats', 1, 100))
     .option('--warmup <n>', 'untimed runs first (default 0 on the CPU, 1 with --full or on a GPU)', intOption('--warmup', 0, 100))
+    .option('--concurrency <n>', 'measure continuous batching instead (CPU): N requests decoding together, e.g. 1,2,4,8, alone and while a long prompt prefills', concurrencyOption)
     .option('--json', 'print the final JSON report (one object) instead of the table', false)
     .addHelpText('after', '\nOn the CPU the defaults finish in 1–2 minutes for --synthetic 2b on 2 cores (vision encode is\ntimed inside the time-to-first-token runs); --full takes many minutes there. Rows print as measured.')
     .action(runBench);
@@ -47,7 +49,7 @@ function engineArgs(opts: BenchOptions, modelDir: string | undefined): string[] 
   args.push(...(modelDir ? ['--model', modelDir] : ['--synthetic', opts.synthetic!]));
   if (opts.full) args.push('--full');
   const given: Array<[string, string | number | undefined]> = [
-    ['--images', opts.images], ['--prompt-tokens', opts.promptTokens], ['--decode-tokens', opts.decodeTokens], ['--repeats', opts.repeats], ['--warmup', opts.warmup],
+    ['--images', opts.images], ['--concurrency', opts.concurrency], ['--prompt-tokens', opts.promptTokens], ['--decode-tokens', opts.decodeTokens], ['--repeats', opts.repeats], ['--warmup', opts.warmup],
   ];
   for (const [flag, v] of given) if (v !== undefined) args.push(flag, String(v));
   return args;
@@ -65,7 +67,7 @@ async function runBench(opts: BenchOptions): Promise<void> {
     const msg = parseLine(line);
     if (msg.type === 'report') report = msg;
     if (opts.json) continue;
-    if (msg.type === 'plan' && !msg.full) process.stderr.write('ovis bench: the quick CPU set (vision encode timed inside the first-token runs); --full measures the complete set (many minutes)\n');
+    if (msg.type === 'plan' && !msg.full && !msg.concurrency?.length) process.stderr.write('ovis bench: the quick CPU set (vision encode timed inside the first-token runs); --full measures the complete set (many minutes)\n');
     process.stdout.write(table.rows(msg));
   }
   const r = await engine;
@@ -75,6 +77,13 @@ async function runBench(opts: BenchOptions): Promise<void> {
   }
   if (!report) throw new EngineError("the engine's benchmark ended without its report line");
   if (opts.json) process.stdout.write(`${JSON.stringify(report)}\n`);
+}
+
+/** 1,2,4,8: stream counts from 1 to 64. */
+function concurrencyOption(value: string): string {
+  const ok = value.split(',').every((v) => /^\d+$/.test(v.trim()) && Number(v) >= 1 && Number(v) <= 64);
+  if (!ok) throw new InvalidArgumentError(`--concurrency takes stream counts from 1 to 64, e.g. 1,2,4,8, got ${JSON.stringify(value)}`);
+  return value.split(',').map((v) => v.trim()).join(',');
 }
 
 function parseLine(line: string): any {

@@ -55,6 +55,32 @@ test('bench prints each row while the rest is still being measured', async () =>
   assert.is(columns.size, 1, r.stdout);
 });
 
+test('bench --concurrency: each stream count decoding alone and beside a long prefill, through the scheduler', async () => {
+  const r = await runOvis(['bench', '--model', fixtureDir, '--concurrency', '1,3', '--decode-tokens', '6', '--json']);
+  assert.is(r.code, 0, r.stderr);
+  const b = JSON.parse(r.stdout);
+  assert.equal(b.concurrency, [1, 3]);
+  assert.equal(b.concurrency_runs.map((c: any) => c.streams), [1, 3]);
+  for (const c of b.concurrency_runs) {
+    for (const run of [c.decode, c.with_prefill]) {
+      for (const v of [run.tokens_per_s, run.ms_per_token_median, run.gap_p99_ms]) assert.ok(Number.isFinite(v) && v > 0, JSON.stringify(run));
+      assert.ok(run.gap_p99_ms >= run.ms_per_token_median);
+    }
+    assert.is(c.with_prefill.prompt, 512);
+  }
+  // 3 streams of 6 tokens, their prompts prefilled in one step: gaps are timed from the step after
+  // every stream has its first token, so 4 per stream
+  assert.is(b.concurrency_runs[1].decode.gaps, 12);
+  assert.is(b.decode, undefined, 'only the batching figures are measured');
+  const table = await runOvis(['bench', '--model', fixtureDir, '--concurrency', '2', '--decode-tokens', '4']);
+  assert.is(table.code, 0, table.stderr);
+  assert.match(table.stdout, /^2 streams decoding\s+[\d.]+ tokens\/s in all, [\d.]+ ms\/token per stream \(p99 gap [\d.]+ ms\)$/m);
+  assert.match(table.stdout, /^2 streams decoding \+ a 512-token prefill\s+[\d.]+ tokens\/s/m);
+  const bad = await runOvis(['bench', '--model', fixtureDir, '--concurrency', '0,2']);
+  assert.is(bad.code, 2);
+  assert.match(bad.stderr, /--concurrency takes stream counts from 1 to 64/);
+});
+
 test('bench --help states the defaults and --full; bad arguments are usage errors', async () => {
   const help = await runOvis(['bench', '--help']);
   assert.match(help.stdout, /--full/);

@@ -3,12 +3,16 @@
 
 pub const USAGE: &str = "usage: ovis-engine bench (--synthetic 2b|9b | --model DIR) [--device auto|cpu|cuda|cuda:N] [--full]
        [--images 896,1792] [--prompt-tokens 128] [--decode-tokens 32] [--repeats 3] [--warmup 1]
+       [--concurrency 1,2,4,8]
 
 Prints one JSON object per line on stdout: a \"plan\" first, a \"figure\" as each is measured, a \"report\" last.
 Defaults on a GPU, and with --full: images 896,1792 (GPU) or 448,896 (CPU), 32 decode tokens, 3 repeats
 after 1 warm-up, each figure timed in its own runs. On the CPU without --full (1–2 minutes for 2B on
 2 cores): image 448, 16 decode tokens, 3 repeats, no warm-up, and vision encode timed inside the
-time-to-first-token runs. Flags given explicitly override either set.";
+time-to-first-token runs. Flags given explicitly override either set.
+--concurrency N[,M…] measures only continuous batching (CPU): N requests decoding together through
+the engine's scheduler, aggregate tokens/s and each stream's gaps between tokens (median, p99), then
+the same while one more request prefills a prompt of max(--prompt-tokens, 512) positions.";
 
 #[derive(Debug, Clone)]
 pub struct BenchArgs {
@@ -24,6 +28,8 @@ pub struct BenchArgs {
     pub decode_tokens: Option<usize>,
     pub repeats: Option<usize>,
     pub warmup: Option<usize>,
+    /// Stream counts for the continuous-batching figures; empty = the usual figures instead.
+    pub concurrency: Vec<usize>,
 }
 
 /// What a run measures, with every default resolved for its backend.
@@ -37,6 +43,8 @@ pub struct Plan {
     /// True: vision encode is the encode (+ visual head) part of each time-to-first-token run, timed
     /// inside it; false: vision encode is timed in runs of its own (twice the image work).
     pub encode_in_first_token_runs: bool,
+    /// Stream counts of the continuous-batching sweep (then nothing else is measured).
+    pub concurrency: Vec<usize>,
 }
 
 fn number(flag: &str, v: Option<&String>) -> Result<usize, String> {
@@ -52,9 +60,14 @@ fn sides(v: &str) -> Result<Vec<usize>, String> {
     Ok(sides)
 }
 
+fn counts(v: &str) -> Result<Vec<usize>, String> {
+    let n: Vec<usize> = v.split(',').map(|s| s.trim().parse::<usize>().ok().filter(|n| (1..=64).contains(n))).collect::<Option<_>>().ok_or_else(|| format!("--concurrency takes stream counts from 1 to 64 like 1,2,4,8, got {v:?}"))?;
+    Ok(n)
+}
+
 impl BenchArgs {
     pub fn parse(argv: &[String]) -> Result<BenchArgs, String> {
-        let mut a = BenchArgs { synthetic: None, model: None, device: "auto".into(), full: false, images: None, prompt_tokens: 128, decode_tokens: None, repeats: None, warmup: None };
+        let mut a = BenchArgs { synthetic: None, model: None, device: "auto".into(), full: false, images: None, prompt_tokens: 128, decode_tokens: None, repeats: None, warmup: None, concurrency: vec![] };
         let mut it = argv.iter();
         while let Some(flag) = it.next() {
             match flag.as_str() {
@@ -67,6 +80,7 @@ impl BenchArgs {
                 "--decode-tokens" => a.decode_tokens = Some(number(flag, it.next())?),
                 "--repeats" => a.repeats = Some(number(flag, it.next())?.max(1)),
                 "--warmup" => a.warmup = Some(number(flag, it.next())?),
+                "--concurrency" => a.concurrency = counts(it.next().ok_or("--concurrency needs a value")?)?,
                 other => return Err(format!("unknown argument {other:?}")),
             }
         }
@@ -100,6 +114,7 @@ impl BenchArgs {
             repeats: self.repeats.unwrap_or(3),
             warmup: self.warmup.unwrap_or(if quick { 0 } else { 1 }),
             encode_in_first_token_runs: quick,
+            concurrency: self.concurrency.clone(),
         }
     }
 }

@@ -4,6 +4,7 @@
 mod args;
 mod measure;
 mod measure_bandwidth;
+mod measure_concurrency;
 mod measure_cuda;
 pub mod presets;
 mod report;
@@ -58,7 +59,14 @@ fn run(args: &BenchArgs) -> Result<()> {
         Device::Cpu => {
             let model = OvisModel::from_source(cfg, &source)?;
             eprintln!("model ready in {:.1} s", t.elapsed().as_secs_f64());
-            measure::measure(&model, &plan, &mut out)?;
+            if plan.concurrency.is_empty() {
+                measure::measure(&model, &plan, &mut out)?;
+            } else {
+                measure_concurrency::measure(&model, &plan, &mut out)?;
+            }
+        }
+        Device::Cuda(_) if !plan.concurrency.is_empty() => {
+            return Err(crate::error::EngineError::BadRequest("--concurrency measures continuous batching, which runs on the CPU backend so far: add --device cpu".into()));
         }
         Device::Cuda(n) => {
             let model = CudaOvis::load(n, cfg, &source)?;

@@ -3,6 +3,7 @@
 //!   {"type":"plan",…}     what will be measured (model, backend, image sides with their patch and
 //!                          position counts, repeats…), before the weights are loaded
 //!   {"type":"figure","figure":"vision_encode"|"time_to_first_token"|"prefill"|"decode"|"peak_memory"|"floor",…}
+//!   {"type":"figure","figure":"concurrency","streams",decode:{…},with_prefill:{…}}  (with --concurrency)
 //!   {"type":"report",…}   every figure in one object, last (what `ovis bench --json` prints)
 use super::args::{BenchArgs, Plan};
 use super::measure::image_prompt;
@@ -48,6 +49,7 @@ impl Report {
             "full": !plan.encode_in_first_token_runs,
             "vision_encode_in_first_token_runs": plan.encode_in_first_token_runs,
             "version": env!("CARGO_PKG_VERSION"),
+            "concurrency": plan.concurrency,
         });
         emit("plan", body.clone());
         Report { body, weight_bytes_per_token: decode_weight_bytes(llm) }
@@ -97,6 +99,16 @@ impl Report {
     fn figure(&mut self, name: &str, v: Value) {
         self.body[name] = v.clone();
         let mut line = json!({ "figure": name });
+        line.as_object_mut().expect("object").extend(v.as_object().expect("object").clone());
+        emit("figure", line);
+    }
+
+    /// One stream count of the continuous-batching sweep: decoding alone, and while a long prompt prefills.
+    pub fn concurrency(&mut self, streams: usize, alone: Value, with_prefill: Value) {
+        let v = json!({ "streams": streams, "decode": alone, "with_prefill": with_prefill });
+        let runs = self.body.as_object_mut().expect("object").entry("concurrency_runs").or_insert_with(|| json!([]));
+        runs.as_array_mut().expect("array").push(v.clone());
+        let mut line = json!({ "figure": "concurrency" });
         line.as_object_mut().expect("object").extend(v.as_object().expect("object").clone());
         emit("figure", line);
     }

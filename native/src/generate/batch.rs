@@ -1,6 +1,6 @@
 //! Continuous batching on the CPU backend: every running request advances in one forward step
 //! (`Qwen3::forward_batch`), so the weights are read once per step for all of them. New requests
-//! join between steps and finished or cancelled ones leave at once; a prompt is prefilled in chunks
+//! join between steps and finished or cancelled ones leave at once; prompts are prefilled in chunks
 //! inside the same steps (chunked prefill: a per-step token budget shared with the decoding rows),
 //! so the streams already answering keep flowing while another request reads its prompt. A vision
 //! encode cannot be split: it runs between steps when its request joins (its cost is that request's
@@ -127,10 +127,9 @@ impl CpuBatch {
             return;
         }
         let decoding = self.streams.iter().filter(|s| s.next.is_some()).count();
-        // The decode rows come first out of the budget; a prompt gets the rest (at least a few rows,
-        // so that a full batch still makes progress on a waiting prompt).
-        let budget = PREFILL_CHUNK.saturating_sub(decoding).max(64);
-        let prefiller = self.streams.iter().position(|s| s.next.is_none());
+        // The decode rows come first out of the budget; prompts share the rest in arrival order (at
+        // least a few rows, so that a full batch still makes progress on a waiting prompt).
+        let mut budget = PREFILL_CHUNK.saturating_sub(decoding).max(64);
         let mut inputs: Vec<Vec<f32>> = Vec::new();
         let mut members: Vec<usize> = Vec::new();
         for (k, s) in self.streams.iter_mut().enumerate() {
@@ -140,9 +139,10 @@ impl CpuBatch {
                 s.generated.push(next.id);
                 inputs.push(row);
                 members.push(k);
-            } else if Some(k) == prefiller {
+            } else if budget > 0 {
                 let done_rows = s.prompt - s.pending.len() / h;
                 let take = (s.pending.len() / h).min(budget);
+                budget -= take;
                 let _ = out.progress(&Progress { id: s.req.id, phase: Phase::Prefill.name().into(), done: done_rows, total: s.prompt });
                 s.prefill_start.get_or_insert_with(Instant::now);
                 inputs.push(s.pending.drain(..take * h).collect());
