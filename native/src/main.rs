@@ -1,17 +1,16 @@
 //! ovis-engine: serves the stdio protocol (docs/protocol.md). Logs go to stderr; stdout carries frames only.
-use ovis_engine::generate::batch::DEFAULT_MAX_BATCH;
-use ovis_engine::server::{serve_with, FrameWriter};
+use ovis_engine::server::{serve_with, FrameWriter, ServeOptions};
 use std::io::{BufReader, BufWriter};
 
-const USAGE: &str = "usage: ovis-engine [serve [--max-batch N] | bench ARGS]\n\n  serve   speak the ovis frame protocol on stdin/stdout (default); --max-batch N: generations\n          run together at most (default 8; the rest wait in arrival order)\n  bench   measure vision encode, time to first token, prefill and decode (JSON on stdout;\n          `ovis-engine bench --help` for its arguments)\n\nThe engine is started by the `ovis` command; see docs/protocol.md.";
+const USAGE: &str = "usage: ovis-engine [serve [--max-batch N] [--kv-memory SIZE] | bench ARGS]\n\n  serve   speak the ovis frame protocol on stdin/stdout (default); --max-batch N: generations\n          run together at most (default 8; the rest wait in arrival order); --kv-memory SIZE\n          (e.g. 4G, 512M): what the CPU sessions' KV caches may hold (default: half the memory\n          available at start); idle sessions are evicted beyond it and rebuilt when they continue\n  bench   measure vision encode, time to first token, prefill and decode (JSON on stdout;\n          `ovis-engine bench --help` for its arguments)\n\nThe engine is started by the `ovis` command; see docs/protocol.md.";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let status = match args.first().map(String::as_str) {
         None | Some("serve") => match serve_args(args.get(1..).unwrap_or(&[])) {
-            Ok(max_batch) => {
+            Ok(opts) => {
                 let writer = FrameWriter::new(Box::new(BufWriter::new(std::io::stdout())));
-                serve_with(BufReader::new(std::io::stdin()), writer, max_batch)
+                serve_with(BufReader::new(std::io::stdin()), writer, opts)
             }
             Err(msg) => {
                 eprintln!("ovis-engine: {msg}\n\n{USAGE}");
@@ -35,18 +34,37 @@ fn main() {
     std::process::exit(status);
 }
 
-/// `serve`'s options: the batch limit.
-fn serve_args(args: &[String]) -> Result<usize, String> {
-    let mut max_batch = DEFAULT_MAX_BATCH;
+/// `serve`'s options: the batch limit and the KV memory budget.
+fn serve_args(args: &[String]) -> Result<ServeOptions, String> {
+    let mut opts = ServeOptions::default();
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--max-batch" => {
                 let v = it.next().ok_or("--max-batch needs a number")?;
-                max_batch = v.parse::<usize>().ok().filter(|n| (1..=256).contains(n)).ok_or_else(|| format!("--max-batch must be an integer from 1 to 256, got {v:?}"))?;
+                opts.max_batch = v.parse::<usize>().ok().filter(|n| (1..=256).contains(n)).ok_or_else(|| format!("--max-batch must be an integer from 1 to 256, got {v:?}"))?;
+            }
+            "--kv-memory" => {
+                let v = it.next().ok_or("--kv-memory needs a size such as 4G or 512M")?;
+                opts.kv_memory = size(v).ok_or_else(|| format!("--kv-memory takes a size such as 4G, 512M or 1073741824 (bytes), got {v:?}"))?;
             }
             other => return Err(format!("unknown serve option {other:?}")),
         }
     }
-    Ok(max_batch)
+    Ok(opts)
+}
+
+/// 4G, 512M, 64K (binary units) or plain bytes; at least 1 MiB.
+fn size(v: &str) -> Option<usize> {
+    let (num, unit) = v.trim().split_at(v.trim().find(|c: char| !c.is_ascii_digit()).unwrap_or(v.trim().len()));
+    let n: usize = num.parse().ok()?;
+    let mult: usize = match unit.to_ascii_uppercase().trim_end_matches(['B', 'I']) {
+        "" => 1,
+        "K" => 1 << 10,
+        "M" => 1 << 20,
+        "G" => 1 << 30,
+        "T" => 1 << 40,
+        _ => return None,
+    };
+    n.checked_mul(mult).filter(|&b| b >= 1 << 20)
 }

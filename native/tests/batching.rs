@@ -2,7 +2,7 @@
 //! the ids and log-probabilities it gets alone; the batch limit holds; one session runs one request
 //! at a time; and a long prompt is prefilled in chunks between the decode steps of a running stream.
 use ovis_engine::protocol::*;
-use ovis_engine::server::{serve_with, FrameWriter};
+use ovis_engine::server::{serve_with, FrameWriter, ServeOptions};
 use std::io::{Cursor, Write};
 use std::sync::{Arc, Mutex};
 mod common;
@@ -24,6 +24,10 @@ const CASES: [&str; 6] = ["text", "think", "image", "two_images", "video", "mult
 
 /// hello, load_model, then `requests`; every frame the engine wrote, as (kind, header JSON).
 fn run(requests: &[Vec<u8>], max_batch: usize) -> Vec<(u8, serde_json::Value)> {
+    run_with(requests, ServeOptions { max_batch, kv_memory: usize::MAX })
+}
+
+fn run_with(requests: &[Vec<u8>], opts: ServeOptions) -> Vec<(u8, serde_json::Value)> {
     let mut input = frame_of(kind::HELLO, &Hello { protocol: 1, client: "test".into() }, vec![]).encode();
     let load = LoadModel { id: 0, model_dir: fixture_dir().to_string_lossy().into(), device: "cpu".into() };
     input.extend(frame_of(kind::LOAD_MODEL, &load, vec![]).encode());
@@ -31,7 +35,7 @@ fn run(requests: &[Vec<u8>], max_batch: usize) -> Vec<(u8, serde_json::Value)> {
         input.extend_from_slice(r);
     }
     let out = Shared::default();
-    assert_eq!(serve_with(Cursor::new(input), FrameWriter::new(Box::new(out.clone())), max_batch), 0);
+    assert_eq!(serve_with(Cursor::new(input), FrameWriter::new(Box::new(out.clone())), opts), 0);
     let bytes = out.0.lock().unwrap().clone();
     let mut r = Cursor::new(bytes);
     let mut frames = vec![];
@@ -156,4 +160,53 @@ fn a_long_prompt_is_prefilled_in_chunks_while_another_stream_keeps_decoding() {
     // and stream 1's answer is the one it gives alone
     let alone = run(&[request(1, "a", &short, &[], vec![], 60)], 1);
     same_output(&tokens(&alone, 1), &tokens(&frames, 1), "the decoding stream");
+}
+
+#[test]
+fn an_evicted_session_is_rebuilt_from_its_inputs_and_answers_as_if_it_had_been_kept() {
+    let f = fixture();
+    let prompt: Vec<i32> = i64s(&f.expected, "text.input_ids").iter().map(|&i| i as i32).collect();
+    let cfg = &f.cfg.llm;
+    let per_position = (2 * cfg.layers * cfg.kv_heads * cfg.head_dim + cfg.hidden) * 4;
+    let need = (prompt.len() + 8) * per_position;
+    let mut reqs: Vec<Vec<u8>> = ["a", "b", "c", "d"].iter().enumerate().map(|(i, s)| request(i as u64 + 1, s, &prompt, &[], vec![], 8)).collect();
+    // session a again, keeping its prompt, with a new turn
+    let turn: Vec<i32> = vec![151644, 872, 198, 9707, 151645, 198, 151644, 77091, 198];
+    let mut again = Generate {
+        id: 5, session: "a".into(), keep: prompt.len(), n_ids: turn.len(), media: vec![], max_new_tokens: 8,
+        sampling: Sampling { temperature: 0.0, top_k: 0, top_p: 1.0, repetition_penalty: 1.0, seed: 0 }, stop_ids: vec![], top_logprobs: 3,
+    };
+    let body: Vec<u8> = turn.iter().flat_map(|i| i.to_le_bytes()).collect();
+    reqs.push(frame_of(kind::GENERATE, &again, body.clone()).encode());
+    // room for three requests' caches, not four: the fourth evicts the least recently used (a)
+    let tight = run_with(&reqs, ServeOptions { max_batch: 1, kv_memory: 3 * need + need / 2 });
+    let roomy = run_with(&reqs, ServeOptions { max_batch: 1, kv_memory: usize::MAX });
+    let done = |fr: &[(u8, serde_json::Value)], id: u64| fr.iter().find(|f| f.0 == kind::DONE && f.1["id"] == id).unwrap().1.clone();
+    assert_eq!(done(&roomy, 5)["cached_tokens"], prompt.len(), "kept: the prompt is reused");
+    assert_eq!(done(&tight, 5)["cached_tokens"], 0, "evicted: nothing reused, the prompt prefilled again");
+    same_output(&tokens(&roomy, 5), &tokens(&tight, 5), "the continued conversation");
+    // the rebuild is reported as prefill progress over the kept and the new positions
+    let last = tight.iter().filter(|f| f.0 == kind::PROGRESS && f.1["id"] == 5).last().unwrap().1.clone();
+    assert_eq!(last["total"], prompt.len() + turn.len());
+    // keep beyond what the session ever held is still a bad request
+    again.id = 6;
+    again.keep = 10_000;
+    let input = vec![request(1, "a", &prompt, &[], vec![], 2), frame_of(kind::GENERATE, &again, body).encode()];
+    let mut hello = frame_of(kind::HELLO, &Hello { protocol: 1, client: "test".into() }, vec![]).encode();
+    hello.extend(frame_of(kind::LOAD_MODEL, &LoadModel { id: 0, model_dir: fixture_dir().to_string_lossy().into(), device: "cpu".into() }, vec![]).encode());
+    for r in input {
+        hello.extend(r);
+    }
+    let out = Shared::default();
+    serve_with(Cursor::new(hello), FrameWriter::new(Box::new(out.clone())), ServeOptions { max_batch: 1, kv_memory: 1 });
+    let bytes = out.0.lock().unwrap().clone();
+    let mut r = Cursor::new(bytes);
+    let mut errors = vec![];
+    while let Ok(f) = read_frame(&mut r) {
+        if f.kind == kind::ERROR {
+            errors.push(serde_json::from_slice::<serde_json::Value>(&f.header).unwrap());
+        }
+    }
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0]["code"], "bad_request");
 }

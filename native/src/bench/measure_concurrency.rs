@@ -54,7 +54,7 @@ fn request(id: u64, prompt: usize, max_new: usize) -> (Generate, Vec<i32>) {
 fn run(model: &OvisModel, streams: usize, tokens: usize, long_prompt: Option<usize>) -> Result<Value> {
     let clock = Clock::default();
     let mut sessions: Sessions<KvCache> = Sessions::default();
-    let mut batch = CpuBatch::new(streams + 1);
+    let mut batch = CpuBatch::new(streams + 1, usize::MAX);
     for id in 1..=streams as u64 {
         let (req, ids) = request(id, DECODE_CONTEXT, tokens);
         batch.admit(model, &mut sessions, req, &ids, &[], Arc::new(AtomicBool::new(false)), &clock)?;

@@ -13,6 +13,7 @@ use crate::generate::kv_cache::KvCache;
 use crate::generate::run::{check, ms, Phase, PREFILL_CHUNK};
 use crate::generate::sampler::{Sampled, Sampler, SamplingParams};
 use crate::generate::session::Sessions;
+use crate::model::config::LlmConfig;
 use crate::model::merge::merge_embeddings;
 use crate::model::ovis::OvisModel;
 use crate::model::qwen3::BatchRow;
@@ -24,6 +25,15 @@ use std::time::Instant;
 /// Running requests at most, by default: decode steps stay memory-bound (each weight read once for
 /// all rows) well past this on the CPU, and the GEMV kernel takes up to this many rows.
 pub const DEFAULT_MAX_BATCH: usize = 8;
+
+/// The KV memory budget when none is given: half the memory available when the engine starts
+/// (/proc/meminfo MemAvailable), at least 1 GiB; 8 GiB where that cannot be read.
+pub fn default_kv_budget() -> usize {
+    let available = std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
+        m.lines().find(|l| l.starts_with("MemAvailable:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|kb| kb.parse::<usize>().ok())
+    });
+    available.map_or(8 << 30, |kb| (kb * 1024 / 2).max(1 << 30))
+}
 
 /// Where a request's output goes (the engine's frame writer); `false`: the client stopped reading.
 pub trait Output {
@@ -43,6 +53,10 @@ struct Stream {
     sampler: Sampler,
     /// Ids sampled so far (the repetition penalty's history).
     generated: Vec<u32>,
+    /// Positions kept from the session's cache (`keep`, or 0 when an evicted cache is rebuilt), and
+    /// positions prefilled again to rebuild it.
+    reused: usize,
+    rebuilt: usize,
     /// Input embeddings [n, H] not yet prefilled, and how many prompt positions there are in all.
     pending: Vec<f32>,
     prompt: usize,
@@ -58,11 +72,13 @@ struct Stream {
 pub struct CpuBatch {
     streams: Vec<Stream>,
     max_batch: usize,
+    /// Bytes the KV caches (running and idle, input embeddings included) may take.
+    kv_budget: usize,
 }
 
 impl CpuBatch {
-    pub fn new(max_batch: usize) -> CpuBatch {
-        CpuBatch { streams: Vec::new(), max_batch: max_batch.max(1) }
+    pub fn new(max_batch: usize, kv_budget: usize) -> CpuBatch {
+        CpuBatch { streams: Vec::new(), max_batch: max_batch.max(1), kv_budget }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -75,9 +91,35 @@ impl CpuBatch {
         self.streams.drain(..).map(|s| s.req.id).collect()
     }
 
-    /// Whether another request may join now: a free place, and its session not in use.
-    pub fn can_admit(&self, session: &str) -> bool {
-        self.streams.len() < self.max_batch && !self.streams.iter().any(|s| s.req.session == session)
+    /// Whether `req` may join now: a free place, its session not in use, and room for its KV cache
+    /// (every position it may reach) within the budget. Idle sessions' caches are evicted to make
+    /// room, least recently used first (their conversations are rebuilt from their inputs when they
+    /// continue). A request that does not fit even then waits for running ones to end; alone, it
+    /// runs anyway (the budget bounds what is kept, not a single conversation).
+    pub fn can_admit(&mut self, sessions: &mut Sessions<KvCache>, req: &Generate, cfg: &LlmConfig) -> bool {
+        if self.streams.len() >= self.max_batch || self.streams.iter().any(|s| s.req.session == req.session) {
+            return false;
+        }
+        let per_position = (2 * cfg.layers * cfg.kv_heads * cfg.head_dim + cfg.hidden) * std::mem::size_of::<f32>();
+        let positions = req.keep.saturating_add(req.n_ids).saturating_add(req.max_new_tokens).min(cfg.max_positions);
+        let own = sessions.get(&req.session).map_or(0, KvCache::capacity_bytes);
+        let need = (positions * per_position).saturating_sub(own);
+        let running: usize = self.streams.iter().map(|s| s.cache.capacity_bytes()).sum();
+        let mut used = running + sessions.caches().map(KvCache::capacity_bytes).sum::<usize>();
+        if used + need <= self.kv_budget {
+            return true;
+        }
+        for (name, cache) in sessions.least_recent_first() {
+            if name == req.session || cache.kv_capacity_bytes() == 0 {
+                continue;
+            }
+            used -= cache.evict();
+            eprintln!("ovis-engine: KV memory budget ({} MiB): evicted the cache of idle session {name:?} (rebuilt if it continues)", self.kv_budget >> 20);
+            if used + need <= self.kv_budget {
+                return true;
+            }
+        }
+        self.streams.is_empty()
     }
 
     /// Checks the request, checks its session's cache out, encodes its media (between steps) and
@@ -86,12 +128,12 @@ impl CpuBatch {
         let start = Instant::now();
         let mut cache = sessions.take_or_create(&req.session, || Ok(KvCache::new(&model.cfg.llm)))?;
         let prepared = prepare(model, &mut cache, &req, ids, pixels, &cancel, out);
-        let (pending, timings) = match prepared {
+        let (pending, reused, timings) = match prepared {
             Ok(Some(p)) => p,
             Ok(None) => {
                 sessions.put(&req.session, cache);
                 let timings = Timings { total_ms: ms(start), ..Timings::default() };
-                out.done(&done(&req, ids.len(), 0, "cancelled", timings));
+                out.done(&done(&req, ids.len(), req.keep, 0, "cancelled", timings));
                 return Ok(());
             }
             Err(e) => {
@@ -102,7 +144,7 @@ impl CpuBatch {
         let s = &req.sampling;
         let params = SamplingParams { temperature: s.temperature, top_k: s.top_k, top_p: s.top_p, repetition_penalty: s.repetition_penalty, seed: s.seed };
         self.streams.push(Stream {
-            sampler: Sampler::new(params), cache, cancel, generated: Vec::new(), pending, prompt: ids.len(), next: None, count: 0, timings, start,
+            sampler: Sampler::new(params), cache, cancel, generated: Vec::new(), reused, rebuilt: req.keep - reused, pending, prompt: ids.len(), next: None, count: 0, timings, start,
             prefill_start: None, decode_start: None, req,
         });
         Ok(())
@@ -140,10 +182,11 @@ impl CpuBatch {
                 inputs.push(row);
                 members.push(k);
             } else if budget > 0 {
-                let done_rows = s.prompt - s.pending.len() / h;
+                let total = s.prompt + s.rebuilt;
+                let done_rows = total - s.pending.len() / h;
                 let take = (s.pending.len() / h).min(budget);
                 budget -= take;
-                let _ = out.progress(&Progress { id: s.req.id, phase: Phase::Prefill.name().into(), done: done_rows, total: s.prompt });
+                let _ = out.progress(&Progress { id: s.req.id, phase: Phase::Prefill.name().into(), done: done_rows, total });
                 s.prefill_start.get_or_insert_with(Instant::now);
                 inputs.push(s.pending.drain(..take * h).collect());
                 members.push(k);
@@ -199,11 +242,24 @@ impl CpuBatch {
     }
 }
 
-/// Truncates the cache to `keep`, encodes the media, merges them with the ids: the prompt's input
-/// embeddings and the timings so far. None when cancelled during the vision encode.
-fn prepare(model: &OvisModel, cache: &mut KvCache, req: &Generate, ids: &[i32], pixels: &[f32], cancel: &AtomicBool, out: &dyn Output) -> Result<Option<(Vec<f32>, Timings)>> {
-    check(req, ids, pixels, &model.cfg, cache.len())?;
-    cache.truncate(req.keep);
+/// Truncates the cache to `keep` (or, when it was evicted, queues its first `keep` inputs to be
+/// prefilled again), encodes the media, merges them with the ids: the input embeddings to prefill,
+/// the positions reused from the cache, and the timings so far. None when cancelled during the
+/// vision encode.
+fn prepare(model: &OvisModel, cache: &mut KvCache, req: &Generate, ids: &[i32], pixels: &[f32], cancel: &AtomicBool, out: &dyn Output) -> Result<Option<(Vec<f32>, usize, Timings)>> {
+    check(req, ids, pixels, &model.cfg, cache.history())?;
+    let mut rebuild = Vec::new();
+    let reused = if req.keep > cache.len() {
+        rebuild = cache.inputs(req.keep).to_vec();
+        cache.clear();
+        0
+    } else {
+        cache.truncate(req.keep);
+        req.keep
+    };
+    let llm = &model.cfg.llm;
+    let positions = (req.keep + ids.len() + req.max_new_tokens).min(llm.max_positions);
+    cache.reserve_exact(positions.saturating_sub(cache.len()));
     let mut timings = Timings::default();
     let t = Instant::now();
     let visual = if pixels.is_empty() {
@@ -226,8 +282,9 @@ fn prepare(model: &OvisModel, cache: &mut KvCache, req: &Generate, ids: &[i32], 
         model.head.forward(&feats)?.1
     };
     timings.vision_ms = ms(t);
-    let embeds = merge_embeddings(ids, |tok, o| model.llm.embed(tok, o), &model.head, &visual, model.cfg.llm.hidden)?;
-    Ok(Some((embeds, timings)))
+    let embeds = merge_embeddings(ids, |tok, o| model.llm.embed(tok, o), &model.head, &visual, llm.hidden)?;
+    rebuild.extend_from_slice(&embeds);
+    Ok(Some((rebuild, reused, timings)))
 }
 
 /// What `run::drive` does with a sampled token, one token at a time: the checks before sending it,
@@ -264,10 +321,10 @@ fn finish(mut s: Stream, reason: &str, sessions: &mut Sessions<KvCache>, out: &d
     if s.next.is_none() && s.prefill_start.is_some() && s.timings.prefill_ms == 0.0 {
         s.timings.prefill_ms = s.prefill_start.map_or(0.0, ms);
     }
-    out.done(&done(&s.req, s.prompt, s.count, reason, s.timings.clone()));
+    out.done(&done(&s.req, s.prompt, s.reused, s.count, reason, s.timings.clone()));
     sessions.put(&s.req.session, s.cache);
 }
 
-fn done(req: &Generate, prompt: usize, completion: usize, reason: &str, timings: Timings) -> Done {
-    Done { id: req.id, finish_reason: reason.into(), prompt_tokens: prompt, cached_tokens: req.keep, completion_tokens: completion, timings }
+fn done(req: &Generate, prompt: usize, reused: usize, completion: usize, reason: &str, timings: Timings) -> Done {
+    Done { id: req.id, finish_reason: reason.into(), prompt_tokens: prompt, cached_tokens: reused, completion_tokens: completion, timings }
 }

@@ -213,6 +213,7 @@ impl Qwen3 {
         }
         for (r, &(_, len, _)) in rows.iter_mut().zip(&spans) {
             r.cache.commit(len);
+            r.cache.record_inputs(r.embeds);
         }
         // lm_head for each sequence's last position only, all of them in one product: [R, H] → [R, V].
         let n = rows.len();

@@ -16,16 +16,31 @@ pub use writer::FrameWriter;
 /// Cancellation flags of queued and running requests, by request id.
 pub type CancelMap = Arc<Mutex<HashMap<u64, Arc<AtomicBool>>>>;
 
-/// Serves frames from `input` until EOF, `shutdown`, or an unrecoverable frame; returns the exit status.
-pub fn serve(input: impl Read, writer: FrameWriter) -> i32 {
-    serve_with(input, writer, crate::generate::batch::DEFAULT_MAX_BATCH)
+/// How the engine schedules generations (`ovis-engine serve --max-batch N --kv-memory SIZE`).
+#[derive(Debug, Clone, Copy)]
+pub struct ServeOptions {
+    /// Generations running together at most (the rest wait in arrival order).
+    pub max_batch: usize,
+    /// Bytes the CPU sessions' KV caches may hold; idle ones are evicted beyond it.
+    pub kv_memory: usize,
 }
 
-/// `serve` with a batch limit: generations running together at most (the rest wait in arrival order).
-pub fn serve_with(mut input: impl Read, writer: FrameWriter, max_batch: usize) -> i32 {
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions { max_batch: crate::generate::batch::DEFAULT_MAX_BATCH, kv_memory: crate::generate::batch::default_kv_budget() }
+    }
+}
+
+/// Serves frames from `input` until EOF, `shutdown`, or an unrecoverable frame; returns the exit status.
+pub fn serve(input: impl Read, writer: FrameWriter) -> i32 {
+    serve_with(input, writer, ServeOptions::default())
+}
+
+/// `serve` with scheduling options.
+pub fn serve_with(mut input: impl Read, writer: FrameWriter, opts: ServeOptions) -> i32 {
     let cancels: CancelMap = Arc::new(Mutex::new(HashMap::new()));
     let (tx, rx) = mpsc::channel::<Job>();
-    let worker = Worker::new(writer.clone(), Arc::clone(&cancels), max_batch);
+    let worker = Worker::new(writer.clone(), Arc::clone(&cancels), opts);
     let handle = std::thread::Builder::new().name("ovis-worker".into()).spawn(move || worker.run(rx)).expect("spawn worker");
     let mut greeted = false;
     let status = loop {

@@ -2,7 +2,7 @@
 //! (continuous batching, `generate::batch`): queued requests join the running batch between steps,
 //! in arrival order, up to the batch limit, one request per session at a time; `load_model` and
 //! `close_session` wait for the running requests to end. On CUDA, one at a time, in arrival order.
-use super::{CancelMap, FrameWriter};
+use super::{CancelMap, FrameWriter, ServeOptions};
 use crate::error::EngineError;
 use crate::backend::cuda::model::CudaOvis;
 use crate::backend::cuda::qwen3::Session as CudaSession;
@@ -62,8 +62,8 @@ impl Output for BatchOutput<'_> {
 }
 
 impl Worker {
-    pub fn new(writer: FrameWriter, cancels: CancelMap, max_batch: usize) -> Self {
-        Worker { writer, cancels, model: None, batch: CpuBatch::new(max_batch) }
+    pub fn new(writer: FrameWriter, cancels: CancelMap, opts: ServeOptions) -> Self {
+        Worker { writer, cancels, model: None, batch: CpuBatch::new(opts.max_batch, opts.kv_memory) }
     }
 
     pub fn run(mut self, rx: Receiver<Job>) {
@@ -99,9 +99,9 @@ impl Worker {
         while let Some(frame) = queue.front() {
             let batched = frame.kind == kind::GENERATE && matches!(self.model, Some(Loaded::Cpu(..)));
             if batched {
-                let session = parse_header::<Generate>(frame).map(|g| g.session);
-                if let Ok(session) = &session {
-                    if !self.batch.can_admit(session) {
+                // (a bad header is answered by join_batch)
+                if let (Ok(req), Some(Loaded::Cpu(model, sessions))) = (parse_header::<Generate>(frame), &mut self.model) {
+                    if !self.batch.can_admit(sessions, &req, &model.cfg.llm) {
                         return;
                     }
                 }
