@@ -52,7 +52,7 @@ export function addGenerationOptions(cmd: Command): Command {
     .option('-t, --temperature <t>', "sampling temperature; 0 = greedy (default: the model's generation_config.json)", floatOption('--temperature', 0, 100))
     .option('--top-p <p>', 'nucleus sampling: keep the smallest set of tokens with this much probability', floatOption('--top-p', 0, 1, { minExclusive: true }))
     .option('--top-k <k>', 'keep the k most likely tokens; 0 = off', intOption('--top-k', 0, 1_000_000))
-    .option('--repetition-penalty <r>', 'penalise tokens already generated; 1 = off (greedy default: 1)', floatOption('--repetition-penalty', 0, 100, { minExclusive: true }))
+    .option('--repetition-penalty <r>', 'penalise tokens already generated; 1 = off (greedy default: 1)', floatOption('--repetition-penalty', 0.01, 100))
     .option('--seed <n>', 'random seed for reproducible sampling', intOption('--seed', 0, 2 ** 53 - 1))
     .option('--min-pixels <n>', 'smallest resized image area in pixels', intOption('--min-pixels', 1), 448 * 448)
     .option('--max-pixels <n>', 'largest resized image area (default 1792·1792; 896·896 per video frame)', intOption('--max-pixels', 1))

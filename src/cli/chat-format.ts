@@ -4,6 +4,7 @@ import type { ChatSession } from '../session/chat-session.js';
 import { formatInt, type Status } from '../ui/transcript.js';
 import { visualTokens, type LoadedMedium } from './load-media.js';
 import type { MediaArg } from './media-args.js';
+import { isGreedy } from './sampling.js';
 
 /** "image photo.jpg · 4032×3024 → 1792×1344 · 2,352 visual tokens" (videos: frames × size). */
 export function describeAttachment(m: MediaArg, loaded: LoadedMedium): string {
@@ -39,7 +40,7 @@ export function statsLines(s: ChatSession, status: Status): string[] {
   const st = s.settings;
   const sampling = (() => {
     const temperature = st.temperature ?? s.defaults.temperature;
-    if (temperature === 0) return 'greedy';
+    if (isGreedy(temperature)) return 'greedy';
     return `temperature ${temperature}, top-p ${st.topP ?? s.defaults.topP}, top-k ${st.topK ?? s.defaults.topK}`;
   })();
   const think = st.thinkBudget !== undefined ? `thinking ≤ ${st.thinkBudget} tokens` : st.think ? 'thinking on' : 'thinking off';

@@ -1,13 +1,15 @@
 //! Next-token choice from one position's f32 logits, in transformers' order (model-spec.md §8.1):
 //! repetition penalty (also when greedy) → temperature → top-k (ties kept) → top-p (largest always
-//! kept) → multinomial; greedy = argmax of the penalised logits.
+//! kept) → multinomial; greedy = argmax of the penalised logits, for any temperature below
+//! GREEDY_TEMPERATURE (logits / T would overflow f32 for a tiny T).
 //! Reported log-probabilities follow vLLM: log-softmax of the penalised logits, before temperature
 //! and truncation.
+use crate::protocol::GREEDY_TEMPERATURE;
 use std::collections::HashSet;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SamplingParams {
-    /// 0 = greedy.
+    /// 0 (anything below GREEDY_TEMPERATURE) = greedy.
     pub temperature: f32,
     /// 0 = off.
     pub top_k: usize,
@@ -58,7 +60,8 @@ impl Sampler {
         }
         let lse = LogSumExp::of(logits);
         let top = top_logprobs(logits, top_n, &lse);
-        if p.temperature <= 0.0 {
+        // (NaN included: never divide by a temperature that is not a sane positive number)
+        if !(p.temperature >= GREEDY_TEMPERATURE) {
             let id = argmax(logits);
             return Sampled { id: id as u32, logprob: lse.logprob(logits[id]), top };
         }
