@@ -3,6 +3,7 @@
 mod worker;
 pub mod writer;
 
+use crate::error::EXIT_DEVICE_FAULT;
 use crate::protocol::{kind, parse_header, read_frame, Hello, HelloOk, IdOnly, ReadError, PROTOCOL_VERSION};
 use std::collections::HashMap;
 use std::io::Read;
@@ -15,11 +16,20 @@ pub use writer::FrameWriter;
 /// Cancellation flags of queued and running requests, by request id.
 pub type CancelMap = Arc<Mutex<HashMap<u64, Arc<AtomicBool>>>>;
 
-/// Serves frames from `input` until EOF, `shutdown`, or an unrecoverable frame; returns the exit status.
-pub fn serve(mut input: impl Read, writer: FrameWriter) -> i32 {
+/// Serves frames from `input` until EOF, `shutdown`, an unrecoverable frame or a device fault; returns
+/// the exit status (docs/protocol.md): 0, 2 for a broken stream, EXIT_DEVICE_FAULT after a device fault
+/// (reported once as `device_error`; the worker takes no further request).
+pub fn serve(input: impl Read, writer: FrameWriter) -> i32 {
+    serve_with(input, writer, None)
+}
+
+/// `serve`, calling `on_fault(EXIT_DEVICE_FAULT)` from the worker right after a device fault was
+/// reported: the engine binary exits there at once, instead of when the client next writes.
+pub fn serve_with(mut input: impl Read, writer: FrameWriter, on_fault: Option<fn(i32)>) -> i32 {
     let cancels: CancelMap = Arc::new(Mutex::new(HashMap::new()));
     let (tx, rx) = mpsc::channel::<Job>();
-    let worker = Worker::new(writer.clone(), Arc::clone(&cancels));
+    let faulted = Arc::new(AtomicBool::new(false));
+    let worker = Worker::new(writer.clone(), Arc::clone(&cancels), Arc::clone(&faulted), on_fault);
     let handle = std::thread::Builder::new().name("ovis-worker".into()).spawn(move || worker.run(rx)).expect("spawn worker");
     let mut greeted = false;
     let status = loop {
@@ -81,5 +91,9 @@ pub fn serve(mut input: impl Read, writer: FrameWriter) -> i32 {
     };
     drop(tx);
     let _ = handle.join();
-    status
+    if faulted.load(Ordering::SeqCst) {
+        EXIT_DEVICE_FAULT
+    } else {
+        status
+    }
 }

@@ -1,6 +1,6 @@
 //! The worker thread: loads models and runs generations one at a time, in arrival order.
 use super::{CancelMap, FrameWriter};
-use crate::error::EngineError;
+use crate::error::{EngineError, EXIT_DEVICE_FAULT};
 use crate::backend::cuda::model::CudaOvis;
 use crate::backend::cuda::qwen3::Session as CudaSession;
 use crate::backend::Device;
@@ -12,7 +12,7 @@ use crate::model::ovis::{open_dir, OvisModel};
 use crate::protocol::{frame_of, kind, parse_header, Frame, Generate, LoadModel, ModelLoaded, SessionRef};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 
@@ -30,15 +30,23 @@ pub struct Worker {
     writer: FrameWriter,
     cancels: CancelMap,
     model: Option<Loaded>,
+    /// Set when a request hit a device fault (EngineError::DeviceFault): the GPU's context is lost.
+    faulted: Arc<AtomicBool>,
+    on_fault: Option<fn(i32)>,
 }
 
 impl Worker {
-    pub fn new(writer: FrameWriter, cancels: CancelMap) -> Self {
-        Worker { writer, cancels, model: None }
+    /// `faulted` is raised when a device fault was reported; then `on_fault` (if any) is called with
+    /// EXIT_DEVICE_FAULT (the engine binary exits there), and the worker stops taking requests.
+    pub fn new(writer: FrameWriter, cancels: CancelMap, faulted: Arc<AtomicBool>, on_fault: Option<fn(i32)>) -> Self {
+        Worker { writer, cancels, model: None, faulted, on_fault }
     }
 
     pub fn run(mut self, rx: Receiver<Job>) {
         while let Ok(Job::Frame(frame)) = rx.recv() {
+            if self.faulted.load(Ordering::SeqCst) {
+                break;
+            }
             // A panic is a bug in the engine; the request fails with `internal` and the engine keeps serving.
             let outcome = catch_unwind(AssertUnwindSafe(|| self.handle(&frame)));
             if outcome.is_err() {
@@ -48,6 +56,24 @@ impl Worker {
                 }
                 self.writer.error(id, "internal", "the engine hit an internal error while serving this request (see its stderr); it keeps serving");
             }
+            if self.faulted.load(Ordering::SeqCst) {
+                // The fault was reported (once, as device_error, to the request that met it). Nothing
+                // on this GPU can work any more: stop here and let the engine exit so the client
+                // starts a fresh one with a new context.
+                eprintln!("ovis-engine: the GPU faulted; exiting with status {EXIT_DEVICE_FAULT} (the client starts a new engine)");
+                if let Some(exit) = self.on_fault {
+                    exit(EXIT_DEVICE_FAULT);
+                }
+                break;
+            }
+        }
+    }
+
+    /// Sends the error frame of a failed request; a device fault also marks the worker as faulted.
+    fn fail(&self, id: Option<u64>, e: &EngineError) {
+        self.writer.error(id, e.code(), e.to_string());
+        if matches!(e, EngineError::DeviceFault(_)) {
+            self.faulted.store(true, Ordering::SeqCst);
         }
     }
 
@@ -85,7 +111,7 @@ impl Worker {
     fn load(&mut self, req: LoadModel) {
         let selection = match crate::backend::resolve(&req.device) {
             Ok(d) => d,
-            Err(e) => return self.writer.error(Some(req.id), e.code(), e.to_string()),
+            Err(e) => return self.fail(Some(req.id), &e),
         };
         // The old model (and its device memory) goes before the new one is loaded.
         self.model = None;
@@ -105,7 +131,7 @@ impl Worker {
                 self.model = Some(model);
                 self.writer.send(&frame_of(kind::MODEL_LOADED, &ModelLoaded { id: req.id, info }, Vec::new()));
             }
-            Err(e) => self.writer.error(Some(req.id), e.code(), e.to_string()),
+            Err(e) => self.fail(Some(req.id), &e),
         }
     }
 
@@ -117,7 +143,7 @@ impl Worker {
             Ok(done) => {
                 self.writer.send_msg(kind::DONE, &done);
             }
-            Err(e) => self.writer.error(Some(req.id), e.code(), e.to_string()),
+            Err(e) => self.fail(Some(req.id), &e),
         }
     }
 
