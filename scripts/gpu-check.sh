@@ -56,6 +56,15 @@ run() {
   timeout 240 "$dir/cuda_parity" "${tests[@]}" 2>&1 | tee "$out/parity.log" || status=$?
   timeout 240 "$dir/cuda_model_parity" "${tests[@]}" 2>&1 | tee "$out/model-parity.log" || status=$?
   timeout 120 "$dir/engine_server" "${tests[@]}" cuda_ 2>&1 | tee "$out/engine-server.log" || status=$?
+  # A run that passed having run no test (a filter matching nothing) ran no CUDA code: a failure. (The
+  # fault-injection tests skip here, with a SKIPPED line: a real driver cannot be made to fault.)
+  local log
+  for log in parity model-parity engine-server; do
+    if ! grep -qE 'test result: ok\. [1-9][0-9]* passed' "$out/$log.log"; then
+      echo "gpu-check: $log ran no test" >&2
+      status=1
+    fi
+  done
   # Each benchmark is bounded so that one hang leaves time for the rest of the device session. The
   # engine writes JSON lines (a plan, each figure as measured, the report last): all are kept in the
   # .jsonl file, and the report is printed.

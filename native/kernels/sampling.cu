@@ -10,7 +10,9 @@
 //   2. greedy (temperature ≤ 0): the first index of the largest z;
 //      else w = z / T; top-k keeps w ≥ the k-th largest (ties kept; radix select on order-preserving
 //      u32 keys, 4 passes of 8 bits); top-p keeps w ≥ the smallest value whose ascending cumulative
-//      probability exceeds 1 − p (radix select on probability mass; ties at that value all kept);
+//      probability exceeds 1 − p (radix select on probability mass; ties at that value all kept; the
+//      mass histogram is summed in 128-bit fixed point, so the cut does not depend on the order in
+//      which threads add to it: a seeded run gives the same tokens every time);
 //      multinomial: the first survivor, in index order, whose cumulative weight exceeds u·Σ weights,
 //      u ∈ [0, 1) given by the host (the same stream as the CPU sampler);
 //   3. writes the result, marks seen[id] = 1 and *next_id = id (read by the next decode step's
@@ -167,24 +169,58 @@ __device__ unsigned kth_largest_key(const float* z, int V, float temp, int k, un
     return prefix;
 }
 
+// Probability mass in 128-bit unsigned fixed point, 64 fraction bits: {hi, lo} = hi + lo·2⁻⁶⁴. A weight
+// exp(w − wmax) ∈ [0, 1] becomes lo = ⌊weight·2⁶⁴⌋ (hi = 1 for weight 1), exact but for the bits below
+// 2⁻⁶⁴. Integer addition is associative, so a histogram bucket summed by atomics holds the same bits
+// whatever order the threads add in (f64 atomics would round differently from run to run and move the
+// top-p cut). The carry out of lo goes to hi (an add wraps at most once; a bucket sums at most V ≤ 2³¹
+// weights ≤ 1, so hi never overflows).
+__device__ __forceinline__ void mass_add(unsigned long long* hi, unsigned long long* lo, double weight) {
+    const unsigned long long l = weight >= 1.0 ? 0ull : (unsigned long long)(weight * 18446744073709551616.0);
+    const unsigned long long h = weight >= 1.0 ? 1ull : 0ull;
+    const unsigned long long old = atomicAdd(lo, l);
+    const unsigned long long carry = old + l < old ? 1ull : 0ull;
+    if (h + carry) atomicAdd(hi, h + carry);
+}
+
+__device__ __forceinline__ double mass_value(unsigned long long hi, unsigned long long lo) {
+    return (double)hi + (double)lo * 5.421010862427522e-20;  // 2⁻⁶⁴
+}
+
+// One pass of the top-p radix select: hist[d] (as {hist_hi, hist_lo}) = the mass of the survivors
+// (finite, key ≥ floor_key) whose key matches `prefix` under `mask` and has digit d at `shift`.
+// Deterministic: the same bits for any thread schedule (see mass_add).
+__device__ void top_p_mass_hist(const float* z, int V, float temp, unsigned floor_key, float wmax, unsigned prefix, unsigned mask, int shift,
+                                unsigned long long* hist_hi, unsigned long long* hist_lo) {
+    for (int b = threadIdx.x; b < 256; b += blockDim.x) hist_hi[b] = hist_lo[b] = 0ull;
+    __syncthreads();
+    for (int i = threadIdx.x; i < V; i += blockDim.x) {
+        const float w = scaled(z, i, temp);
+        const unsigned key = order_key(w);
+        if (w > -OVIS_INF && key >= floor_key && (key & mask) == prefix) {
+            const int d = (key >> shift) & 255;
+            mass_add(&hist_hi[d], &hist_lo[d], exp((double)(w - wmax)));
+        }
+    }
+    __syncthreads();
+}
+
 // Radix select, ascending, on probability mass among survivors (key ≥ floor_key, finite): the smallest
-// key K with mass(key ≤ K) > cut. Weights exp(w − wmax) in f64.
-__device__ unsigned top_p_key(const float* z, int V, float temp, unsigned floor_key, float wmax, double cut, double* hist, unsigned* shared_out, double* shared_d) {
+// key K with mass(key ≤ K) > cut. Weights exp(w − wmax) in f64, summed per digit in fixed point.
+__device__ unsigned top_p_key(const float* z, int V, float temp, unsigned floor_key, float wmax, double cut, unsigned long long* hist_hi,
+                              unsigned long long* hist_lo, unsigned* shared_out, double* shared_d) {
     unsigned prefix = 0, mask = 0;
     double remaining = cut;
     for (int shift = 24; shift >= 0; shift -= 8) {
-        for (int b = threadIdx.x; b < 256; b += blockDim.x) hist[b] = 0.0;
-        __syncthreads();
-        for (int i = threadIdx.x; i < V; i += blockDim.x) {
-            const float w = scaled(z, i, temp);
-            const unsigned key = order_key(w);
-            if (w > -OVIS_INF && key >= floor_key && (key & mask) == prefix) atomicAdd(&hist[(key >> shift) & 255], exp((double)(w - wmax)));
-        }
-        __syncthreads();
+        top_p_mass_hist(z, V, temp, floor_key, wmax, prefix, mask, shift, hist_hi, hist_lo);
         if (threadIdx.x == 0) {
             double below = 0.0;
             int d = 0;
-            for (; d < 255 && below + hist[d] <= remaining; d++) below += hist[d];
+            for (; d < 255; d++) {
+                const double h = mass_value(hist_hi[d], hist_lo[d]);
+                if (below + h > remaining) break;
+                below += h;
+            }
             shared_out[0] = d;
             shared_d[0] = below;
         }
@@ -204,7 +240,7 @@ sample_f32(const float* __restrict__ z, const SampleParams* __restrict__ params,
     __shared__ double dscratch[32];
     __shared__ Cand cscratch[32];
     __shared__ unsigned hist[256];
-    __shared__ double dhist[256];
+    __shared__ unsigned long long mhist_hi[256], mhist_lo[256];
     __shared__ unsigned uout[2];
     __shared__ double dout[1];
     __shared__ int pick;
@@ -250,7 +286,7 @@ sample_f32(const float* __restrict__ z, const SampleParams* __restrict__ params,
                 if (w > -OVIS_INF && order_key(w) >= floor_key) mass += exp((double)(w - wmax));
             }
             mass = block_sum_d(mass, dscratch);
-            const unsigned pk = p.top_p <= 0.f ? order_key(wmax) : top_p_key(z, V, temp, floor_key, wmax, (1.0 - (double)p.top_p) * mass, dhist, uout, dout);
+            const unsigned pk = p.top_p <= 0.f ? order_key(wmax) : top_p_key(z, V, temp, floor_key, wmax, (1.0 - (double)p.top_p) * mass, mhist_hi, mhist_lo, uout, dout);
             floor_key = max(floor_key, pk);
         }
         // Multinomial: contiguous chunks per thread, an exclusive scan of their weights, then the one

@@ -15,9 +15,14 @@ pub enum EngineError {
     /// The sequence would exceed the model's context window.
     #[error("{0}")]
     ContextOverflow(String),
-    /// The requested device cannot be used.
+    /// The requested device cannot be used, or ran out of memory: the engine keeps serving.
     #[error("{0}")]
     Device(String),
+    /// The GPU faulted (an illegal address, an uncorrectable ECC error, …): its CUDA context is lost and
+    /// every later call on it fails. Reported once as `device_error`, then the engine exits with
+    /// `EXIT_DEVICE_FAULT` so that the client starts a new one (docs/protocol.md, "Device faults").
+    #[error("{0}")]
+    DeviceFault(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -30,11 +35,16 @@ impl EngineError {
             EngineError::BadRequest(_) => "bad_request",
             EngineError::NoModel => "no_model",
             EngineError::ContextOverflow(_) => "context_overflow",
-            EngineError::Device(_) => "device_error",
+            EngineError::Device(_) | EngineError::DeviceFault(_) => "device_error",
             EngineError::Internal(_) => "internal",
         }
     }
 }
+
+/// The engine's exit status after a device fault (sysexits.h EX_TEMPFAIL: a temporary failure, to be
+/// retried): the CUDA context cannot be used again, so the engine reports the fault once and exits,
+/// and the client starts a fresh engine (docs/protocol.md, "Device faults").
+pub const EXIT_DEVICE_FAULT: i32 = 75;
 
 pub type Result<T> = std::result::Result<T, EngineError>;
 

@@ -1,4 +1,10 @@
 //! ovis-engine: serves the stdio protocol (docs/protocol.md). Logs go to stderr; stdout carries frames only.
+//!
+//! Exit status of `serve`: 0 after `shutdown` or the end of stdin; 2 when the stream is broken (a bad
+//! frame, another protocol version, stdin unreadable, bad options); 1 when the worker thread is gone; 75
+//! (`EXIT_DEVICE_FAULT`, EX_TEMPFAIL) right after a device fault (an illegal address, an uncorrectable
+//! ECC error, …), which the engine reports once as `device_error`: the GPU's CUDA context cannot be
+//! used again, so the client starts a new engine (docs/protocol.md, "Device faults").
 use ovis_engine::server::{serve_with, FrameWriter, ServeOptions};
 use std::io::{BufReader, BufWriter};
 
@@ -8,7 +14,9 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let status = match args.first().map(String::as_str) {
         None | Some("serve") => match serve_args(args.get(1..).unwrap_or(&[])) {
-            Ok(opts) => {
+            Ok(mut opts) => {
+                // After a device fault the worker exits the process at once (the fault frame is flushed).
+                opts.on_fault = Some(|status| std::process::exit(status));
                 let writer = FrameWriter::new(Box::new(BufWriter::new(std::io::stdout())));
                 serve_with(BufReader::new(std::io::stdin()), writer, opts)
             }

@@ -24,7 +24,7 @@ const CASES: [&str; 6] = ["text", "think", "image", "two_images", "video", "mult
 
 /// hello, load_model, then `requests`; every frame the engine wrote, as (kind, header JSON).
 fn run(requests: &[Vec<u8>], max_batch: usize) -> Vec<(u8, serde_json::Value)> {
-    run_with(requests, ServeOptions { max_batch, kv_memory: usize::MAX })
+    run_with(requests, ServeOptions { max_batch, kv_memory: usize::MAX, on_fault: None })
 }
 
 fn run_with(requests: &[Vec<u8>], opts: ServeOptions) -> Vec<(u8, serde_json::Value)> {
@@ -179,8 +179,8 @@ fn an_evicted_session_is_rebuilt_from_its_inputs_and_answers_as_if_it_had_been_k
     let body: Vec<u8> = turn.iter().flat_map(|i| i.to_le_bytes()).collect();
     reqs.push(frame_of(kind::GENERATE, &again, body.clone()).encode());
     // room for three requests' caches, not four: the fourth evicts the least recently used (a)
-    let tight = run_with(&reqs, ServeOptions { max_batch: 1, kv_memory: 3 * need + need / 2 });
-    let roomy = run_with(&reqs, ServeOptions { max_batch: 1, kv_memory: usize::MAX });
+    let tight = run_with(&reqs, ServeOptions { max_batch: 1, kv_memory: 3 * need + need / 2, on_fault: None });
+    let roomy = run_with(&reqs, ServeOptions { max_batch: 1, kv_memory: usize::MAX, on_fault: None });
     let done = |fr: &[(u8, serde_json::Value)], id: u64| fr.iter().find(|f| f.0 == kind::DONE && f.1["id"] == id).unwrap().1.clone();
     assert_eq!(done(&roomy, 5)["cached_tokens"], prompt.len(), "kept: the prompt is reused");
     assert_eq!(done(&tight, 5)["cached_tokens"], 0, "evicted: nothing reused, the prompt prefilled again");
@@ -198,7 +198,7 @@ fn an_evicted_session_is_rebuilt_from_its_inputs_and_answers_as_if_it_had_been_k
         hello.extend(r);
     }
     let out = Shared::default();
-    serve_with(Cursor::new(hello), FrameWriter::new(Box::new(out.clone())), ServeOptions { max_batch: 1, kv_memory: 1 });
+    serve_with(Cursor::new(hello), FrameWriter::new(Box::new(out.clone())), ServeOptions { max_batch: 1, kv_memory: 1, on_fault: None });
     let bytes = out.0.lock().unwrap().clone();
     let mut r = Cursor::new(bytes);
     let mut errors = vec![];

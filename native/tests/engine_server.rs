@@ -5,6 +5,7 @@ use ovis_engine::protocol::*;
 use ovis_engine::server::{serve, FrameWriter};
 use std::io::{Cursor, Write};
 use std::sync::{Arc, Mutex};
+mod fakecuda;
 mod skip;
 
 #[derive(Clone, Default)]
@@ -329,4 +330,119 @@ fn cuda_survives_bad_requests() {
         assert!(frames.iter().any(|f| f.0 == kind::ERROR && f.1["id"] == id), "request {id} should fail: {frames:?}");
     }
     assert_eq!(tokens_of(&frames, 5).len(), 2, "the engine serves the next request: {frames:?}");
+}
+
+const PROMPT: [i32; 9] = [151644, 872, 198, 9707, 151645, 198, 151644, 77091, 198];
+
+/// A device fault (here CUDA_ERROR_ILLEGAL_ADDRESS, injected by the fake GPU into the first sampling
+/// kernel) is reported once, as `device_error`, to the request that met it; the engine takes no further
+/// request (the CUDA context is dead: every later call would fail) and ends with status 75
+/// (EXIT_DEVICE_FAULT), so the client starts a new engine.
+#[test]
+#[ignore = "needs a CUDA GPU (runs with --include-ignored: scripts/gpu-check.sh, npm run test:fakegpu)"]
+fn cuda_device_fault_is_reported_once_and_the_engine_exits_75() {
+    const NAME: &str = "cuda_device_fault_is_reported_once_and_the_engine_exits_75";
+    if !skip::gpu_present(NAME) {
+        return;
+    }
+    let Some(fake) = fakecuda::fake_cuda(NAME) else { return };
+    let _reset = fakecuda::ResetOnDrop(&fake);
+    fake.fault("sample_f32", 1, 700);
+    let mut input = hello();
+    input.extend(load_on(1, &fixture(), "cuda"));
+    input.extend(generate_in(2, "a", 0, &PROMPT, 3));
+    input.extend(generate_in(3, "a", 0, &PROMPT, 3));
+    input.extend(load_on(4, &fixture(), "cuda"));
+    let (status, frames) = run(input);
+    assert_eq!(status, ovis_engine::error::EXIT_DEVICE_FAULT, "{frames:?}");
+    assert_eq!(status, 75);
+    let errors: Vec<_> = frames.iter().filter(|f| f.0 == kind::ERROR).collect();
+    assert_eq!(errors.len(), 1, "one error frame, for the request that met the fault: {frames:?}");
+    assert_eq!(errors[0].1["id"], 2);
+    assert_eq!(errors[0].1["code"], "device_error");
+    let msg = errors[0].1["message"].as_str().unwrap();
+    assert!(msg.contains("CUDA_ERROR_ILLEGAL_ADDRESS") && msg.contains("GPU faulted"), "{msg}");
+    assert!(frames.iter().all(|f| f.1["id"] != 3 && f.1["id"] != 4), "nothing after the fault is served: {frames:?}");
+}
+
+/// Out of device memory is not a fault: the request fails with `device_error` and the engine keeps
+/// serving (here the load that hit it, then a load and a generation that succeed; status 0).
+#[test]
+#[ignore = "needs a CUDA GPU (runs with --include-ignored: scripts/gpu-check.sh, npm run test:fakegpu)"]
+fn cuda_out_of_memory_fails_the_request_and_the_engine_keeps_serving() {
+    const NAME: &str = "cuda_out_of_memory_fails_the_request_and_the_engine_keeps_serving";
+    if !skip::gpu_present(NAME) {
+        return;
+    }
+    let Some(fake) = fakecuda::fake_cuda(NAME) else { return };
+    let _reset = fakecuda::ResetOnDrop(&fake);
+    // The fifth allocation of the first load (its weights) fails.
+    fake.fail_alloc_after(4);
+    let mut input = hello();
+    input.extend(load_on(1, &fixture(), "cuda"));
+    input.extend(load_on(2, &fixture(), "cuda"));
+    input.extend(generate_in(3, "a", 0, &PROMPT, 2));
+    let (status, frames) = run(input);
+    assert_eq!(status, 0, "{frames:?}");
+    let e = frames.iter().find(|f| f.0 == kind::ERROR).expect("the first load fails");
+    assert_eq!((e.1["id"].as_u64(), e.1["code"].as_str()), (Some(1), Some("device_error")), "{frames:?}");
+    assert!(e.1["message"].as_str().unwrap().contains("OUT_OF_MEMORY"), "{frames:?}");
+    assert!(frames.iter().any(|f| f.0 == kind::MODEL_LOADED && f.1["id"] == 2), "{frames:?}");
+    assert_eq!(tokens_of(&frames, 3).len(), 2, "{frames:?}");
+}
+
+/// The engine binary itself: after a device fault it exits at once with status 75, without waiting for
+/// the client to write again or to close stdin (which this test keeps open). The fault is injected
+/// through the fake GPU's environment variable FAKECUDA_FAULT.
+#[test]
+#[ignore = "needs a CUDA GPU (runs with --include-ignored: scripts/gpu-check.sh, npm run test:fakegpu)"]
+fn cuda_engine_process_exits_75_right_after_a_device_fault() {
+    const NAME: &str = "cuda_engine_process_exits_75_right_after_a_device_fault";
+    if !skip::gpu_present(NAME) {
+        return;
+    }
+    // Only to know that this is the fake GPU (the binary loads its own copy, configured by the env).
+    if fakecuda::fake_cuda(NAME).is_none() {
+        return;
+    }
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ovis-engine"))
+        .arg("serve")
+        .env("FAKECUDA_FAULT", "sample_f32:1:700")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the engine");
+    let mut stdin = child.stdin.take().unwrap();
+    let mut input = hello();
+    input.extend(load_on(1, &fixture(), "cuda"));
+    input.extend(generate_in(2, "a", 0, &PROMPT, 3));
+    stdin.write_all(&input).unwrap();
+    stdin.flush().unwrap();
+    let t = std::time::Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if t.elapsed() > std::time::Duration::from_secs(120) {
+            child.kill().ok();
+            panic!("the engine did not exit after the device fault (stdin still open)");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    drop(stdin);
+    let (mut out, mut err) = (vec![], String::new());
+    child.stdout.take().unwrap().read_to_end(&mut out).unwrap();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    assert_eq!(status.code(), Some(75), "stderr:\n{err}");
+    let mut r = Cursor::new(out);
+    let mut frames = vec![];
+    while let Ok(f) = read_frame(&mut r) {
+        frames.push((f.kind, serde_json::from_slice::<serde_json::Value>(&f.header).unwrap()));
+    }
+    let e = frames.iter().find(|f| f.0 == kind::ERROR).unwrap_or_else(|| panic!("an error frame: {frames:?}\nstderr:\n{err}"));
+    assert_eq!((e.1["id"].as_u64(), e.1["code"].as_str()), (Some(2), Some("device_error")));
+    assert!(err.contains("injected fault 700") && err.contains("exiting with status 75"), "{err}");
 }

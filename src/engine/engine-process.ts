@@ -10,6 +10,24 @@ import { locateEngine } from './locate.js';
 
 const STDERR_LINES = 20;
 
+/** The engine's exit status after a device fault (native/src/error.rs EXIT_DEVICE_FAULT; docs/protocol.md,
+ * "Device faults"): the GPU's CUDA context is lost, the engine reported the fault once as `device_error`
+ * and exited; a new engine (the command run again) gets a fresh context. */
+export const ENGINE_EXIT_DEVICE_FAULT = 75;
+
+/** How long a `device_error` answer waits for the engine to exit with ENGINE_EXIT_DEVICE_FAULT (the engine
+ * exits right after sending it when it was a fault) before it is reported as a plain device error. */
+const FAULT_EXIT_GRACE_MS = 1000;
+
+/** The CLI's words for an engine that exited after a device fault; `detail` is the engine's own message. */
+export function deviceFaultMessage(detail: string | undefined): string {
+  const what = (detail ?? '')
+    .replace(/^the GPU faulted: /, '')
+    .replace(/; its CUDA context cannot be used again.*$/s, '')
+    .trim();
+  return `the GPU faulted (${what || `the engine exited with status ${ENGINE_EXIT_DEVICE_FAULT}`}); run the command again to restart the engine`;
+}
+
 interface Pending {
   onToken?: (t: TokenEvent) => void;
   onProgress?: (p: ProgressEvent) => void;
@@ -44,6 +62,10 @@ export class EngineProcess {
   private exitError?: Error;
   /** Set once the engine wrote something that is not a frame: every later request fails with it. */
   private broken?: EngineError;
+  /** Requests answered with `device_error`, held until the engine exits (a fault) or the grace ends. */
+  private held = new Map<number, { p: Pending; err: OvisError; timer: NodeJS.Timeout }>();
+  /** The message of the last `device_error` answer (the detail of a device fault). */
+  private lastDeviceError?: string;
   hello?: HelloOk;
 
   private constructor(binary: string, opts: EngineOptions) {
@@ -164,6 +186,18 @@ export class EngineProcess {
     if (f.kind === Kind.progress) return p?.onProgress?.(h as ProgressEvent);
     if (f.kind === Kind.error) {
       const err = errorFromFrame(h as ErrorEvent);
+      if (h.code === 'device_error') this.lastDeviceError = String(h.message);
+      if (p && h.code === 'device_error') {
+        // A device fault is followed at once by the engine's exit with ENGINE_EXIT_DEVICE_FAULT: wait for
+        // it, so that the request fails with what that means (onExit); else it was a plain device error.
+        this.pending.delete(h.id);
+        const timer = setTimeout(() => {
+          this.held.delete(h.id);
+          p.reject(err);
+        }, FAULT_EXIT_GRACE_MS);
+        this.held.set(h.id, { p, err, timer });
+        return;
+      }
       if (p) {
         this.pending.delete(h.id);
         return p.reject(err);
@@ -180,9 +214,19 @@ export class EngineProcess {
 
   private onExit(code: number | undefined, signal: string | undefined): void {
     this.exited = true;
-    const tail = this.stderrTail.filter((l) => l.trim()).slice(-8).join('\n  ');
-    const how = signal ? `was killed by ${signal}` : `exited with status ${code}`;
-    this.exitError = new EngineError(`the engine ${how}${tail ? `; its last messages:\n  ${tail}` : ''}`);
+    if (!signal && code === ENGINE_EXIT_DEVICE_FAULT) {
+      // The GPU faulted: the engine said so once (device_error) and exited; a new engine starts clean.
+      this.exitError = new EngineError(deviceFaultMessage(this.lastDeviceError), 'device_error');
+      for (const { p, timer } of this.held.values()) {
+        clearTimeout(timer);
+        p.reject(this.exitError);
+      }
+      this.held.clear();
+    } else {
+      const tail = this.stderrTail.filter((l) => l.trim()).slice(-8).join('\n  ');
+      const how = signal ? `was killed by ${signal}` : `exited with status ${code}`;
+      this.exitError = new EngineError(`the engine ${how}${tail ? `; its last messages:\n  ${tail}` : ''}`);
+    }
     this.failAll(this.exitError);
   }
 
@@ -191,5 +235,11 @@ export class EngineProcess {
     this.handshake = undefined;
     for (const p of this.pending.values()) p.reject(err);
     this.pending.clear();
+    // Device errors waiting for a fault exit that did not come (another exit, a broken stream): as they are.
+    for (const { p, err: own, timer } of this.held.values()) {
+      clearTimeout(timer);
+      p.reject(own);
+    }
+    this.held.clear();
   }
 }

@@ -1,9 +1,9 @@
 // The CLI's handling of engine faults, with a fake engine (test/engine/fake-engine.mjs): a crash,
-// garbage on the engine's stdout, an engine that dies before the handshake.
+// garbage on the engine's stdout, an engine that dies before the handshake, a GPU that faults.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { join } from 'node:path';
-import { EngineProcess } from '../../src/engine/engine-process.js';
+import { ENGINE_EXIT_DEVICE_FAULT, EngineProcess, deviceFaultMessage } from '../../src/engine/engine-process.js';
 import { EngineError } from '../../src/errors.js';
 import { fixtureDir, runOvis } from '../helpers/cli.js';
 
@@ -37,6 +37,44 @@ test('ovis ask exits 5 and shows the engine message when the engine crashes', as
   const r = await runOvis(['ask', '--model', fixtureDir, 'Hi'], { env: { OVIS_ENGINE: fake, FAKE_ENGINE_MODE: 'crash-on-generate' } });
   assert.is(r.code, 5);
   assert.match(r.stderr, /segmentation fault in the decoder/);
+  assert.is(r.stdout, '');
+});
+
+const greedy = { temperature: 0, top_k: 0, top_p: 1, repetition_penalty: 1, seed: 0 };
+const ask = (engine: EngineProcess) =>
+  engine.generate({ session: 's', keep: 0, media: [], max_new_tokens: 1, sampling: greedy, stop_ids: [], top_logprobs: 0 }, new Int32Array([1]), [], () => {}).done;
+
+test('a device fault (device_error, then exit 75) fails the request with "the GPU faulted …; run the command again"', async () => {
+  const engine = await EngineProcess.start({ binary: fake, env: env('gpu-fault') });
+  await engine.loadModel('/x', 'cuda');
+  const err = await ask(engine).then(() => undefined, (e) => e);
+  assert.ok(err instanceof EngineError);
+  assert.is(err.message, 'the GPU faulted (replaying the decode graph: CUDA_ERROR_ILLEGAL_ADDRESS (an illegal memory access was encountered)); run the command again to restart the engine');
+  assert.is(err.code, 'device_error');
+  assert.not.ok(engine.running);
+  // A later request on the dead engine says the same.
+  const again = await ask(engine).then(() => undefined, (e) => e);
+  assert.match(again.message, /^the GPU faulted \(.*\); run the command again to restart the engine$/);
+});
+
+test('a device error the engine survives (out of memory) is reported as it is, and the engine keeps running', async () => {
+  const engine = await EngineProcess.start({ binary: fake, env: env('gpu-oom') });
+  await engine.loadModel('/x', 'cuda');
+  const err = await ask(engine).then(() => undefined, (e) => e);
+  assert.ok(err instanceof EngineError);
+  assert.match(err.message, /^engine: cannot allocate 2\.000 GiB on the GPU: .*OUT_OF_MEMORY.* \(device_error\)$/);
+  assert.ok(engine.running);
+  await engine.close();
+});
+
+test('the message of a device fault without its detail', () => {
+  assert.is(deviceFaultMessage(undefined), `the GPU faulted (the engine exited with status ${ENGINE_EXIT_DEVICE_FAULT}); run the command again to restart the engine`);
+});
+
+test('ovis ask exits 5 and says the GPU faulted and to run the command again', async () => {
+  const r = await runOvis(['ask', '--model', fixtureDir, 'Hi'], { env: { OVIS_ENGINE: fake, FAKE_ENGINE_MODE: 'gpu-fault' } });
+  assert.is(r.code, 5);
+  assert.match(r.stderr, /the GPU faulted \(replaying the decode graph: CUDA_ERROR_ILLEGAL_ADDRESS.*\); run the command again to restart the engine/);
   assert.is(r.stdout, '');
 });
 

@@ -4,6 +4,7 @@
 mod worker;
 pub mod writer;
 
+use crate::error::EXIT_DEVICE_FAULT;
 use crate::protocol::{kind, parse_header, read_frame, Hello, HelloOk, IdOnly, ReadError, PROTOCOL_VERSION};
 use std::collections::HashMap;
 use std::io::Read;
@@ -23,15 +24,20 @@ pub struct ServeOptions {
     pub max_batch: usize,
     /// Bytes the CPU sessions' KV caches may hold; idle ones are evicted beyond it.
     pub kv_memory: usize,
+    /// Called from the worker with EXIT_DEVICE_FAULT right after a device fault was reported (the
+    /// engine binary exits there at once, instead of when the client next writes).
+    pub on_fault: Option<fn(i32)>,
 }
 
 impl Default for ServeOptions {
     fn default() -> Self {
-        ServeOptions { max_batch: crate::generate::batch::DEFAULT_MAX_BATCH, kv_memory: crate::generate::batch::default_kv_budget() }
+        ServeOptions { max_batch: crate::generate::batch::DEFAULT_MAX_BATCH, kv_memory: crate::generate::batch::default_kv_budget(), on_fault: None }
     }
 }
 
-/// Serves frames from `input` until EOF, `shutdown`, or an unrecoverable frame; returns the exit status.
+/// Serves frames from `input` until EOF, `shutdown`, an unrecoverable frame or a device fault; returns
+/// the exit status (docs/protocol.md): 0, 2 for a broken stream, EXIT_DEVICE_FAULT after a device fault
+/// (reported once as `device_error`; the worker takes no further request).
 pub fn serve(input: impl Read, writer: FrameWriter) -> i32 {
     serve_with(input, writer, ServeOptions::default())
 }
@@ -40,7 +46,8 @@ pub fn serve(input: impl Read, writer: FrameWriter) -> i32 {
 pub fn serve_with(mut input: impl Read, writer: FrameWriter, opts: ServeOptions) -> i32 {
     let cancels: CancelMap = Arc::new(Mutex::new(HashMap::new()));
     let (tx, rx) = mpsc::channel::<Job>();
-    let worker = Worker::new(writer.clone(), Arc::clone(&cancels), opts);
+    let faulted = Arc::new(AtomicBool::new(false));
+    let worker = Worker::new(writer.clone(), Arc::clone(&cancels), opts, Arc::clone(&faulted));
     let handle = std::thread::Builder::new().name("ovis-worker".into()).spawn(move || worker.run(rx)).expect("spawn worker");
     let mut greeted = false;
     let status = loop {
@@ -102,5 +109,9 @@ pub fn serve_with(mut input: impl Read, writer: FrameWriter, opts: ServeOptions)
     };
     drop(tx);
     let _ = handle.join();
-    status
+    if faulted.load(Ordering::SeqCst) {
+        EXIT_DEVICE_FAULT
+    } else {
+        status
+    }
 }

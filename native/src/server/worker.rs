@@ -3,7 +3,7 @@
 //! in arrival order, up to the batch limit, one request per session at a time; `load_model` and
 //! `close_session` wait for the running requests to end. On CUDA, one at a time, in arrival order.
 use super::{CancelMap, FrameWriter, ServeOptions};
-use crate::error::EngineError;
+use crate::error::{EngineError, EXIT_DEVICE_FAULT};
 use crate::backend::cuda::model::CudaOvis;
 use crate::backend::cuda::qwen3::Session as CudaSession;
 use crate::backend::Device;
@@ -16,7 +16,7 @@ use crate::model::ovis::{open_dir, OvisModel};
 use crate::protocol::{frame_of, kind, parse_header, Frame, Generate, LoadModel, ModelLoaded, SessionRef};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::collections::VecDeque;
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::Arc;
@@ -36,6 +36,9 @@ pub struct Worker {
     cancels: CancelMap,
     model: Option<Loaded>,
     batch: CpuBatch,
+    /// Set when a request hit a device fault (EngineError::DeviceFault): the GPU's context is lost.
+    faulted: Arc<AtomicBool>,
+    on_fault: Option<fn(i32)>,
 }
 
 /// The frame writer as a running request's output; a finished request's cancel flag goes with it.
@@ -62,8 +65,18 @@ impl Output for BatchOutput<'_> {
 }
 
 impl Worker {
-    pub fn new(writer: FrameWriter, cancels: CancelMap, opts: ServeOptions) -> Self {
-        Worker { writer, cancels, model: None, batch: CpuBatch::new(opts.max_batch, opts.kv_memory) }
+    /// `faulted` is raised when a device fault was reported; then `opts.on_fault` (if any) is called
+    /// with EXIT_DEVICE_FAULT (the engine binary exits there), and the worker stops taking requests.
+    pub fn new(writer: FrameWriter, cancels: CancelMap, opts: ServeOptions, faulted: Arc<AtomicBool>) -> Self {
+        Worker { writer, cancels, model: None, batch: CpuBatch::new(opts.max_batch, opts.kv_memory), faulted, on_fault: opts.on_fault }
+    }
+
+    /// Sends the error frame of a failed request; a device fault also marks the worker as faulted.
+    fn fail(&self, id: Option<u64>, e: &EngineError) {
+        self.writer.error(id, e.code(), e.to_string());
+        if matches!(e, EngineError::DeviceFault(_)) {
+            self.faulted.store(true, Ordering::SeqCst);
+        }
     }
 
     pub fn run(mut self, rx: Receiver<Job>) {
@@ -90,6 +103,16 @@ impl Worker {
             } else if !open && queue.is_empty() {
                 break;
             }
+            if self.faulted.load(Ordering::SeqCst) {
+                // The fault was reported (once, as device_error, to the request that met it). Nothing
+                // on this GPU can work any more: stop here and let the engine exit so the client
+                // starts a fresh one with a new context.
+                eprintln!("ovis-engine: the GPU faulted; exiting with status {EXIT_DEVICE_FAULT} (the client starts a new engine)");
+                if let Some(exit) = self.on_fault {
+                    exit(EXIT_DEVICE_FAULT);
+                }
+                break;
+            }
         }
     }
 
@@ -97,6 +120,9 @@ impl Worker {
     /// their session is free; anything else waits until the batch is empty, then runs on its own.
     fn admit(&mut self, queue: &mut VecDeque<Frame>) {
         while let Some(frame) = queue.front() {
+            if self.faulted.load(Ordering::SeqCst) {
+                return;
+            }
             let batched = frame.kind == kind::GENERATE && matches!(self.model, Some(Loaded::Cpu(..)));
             if batched {
                 // (a bad header is answered by join_batch)
@@ -190,7 +216,7 @@ impl Worker {
     fn load(&mut self, req: LoadModel) {
         let selection = match crate::backend::resolve(&req.device) {
             Ok(d) => d,
-            Err(e) => return self.writer.error(Some(req.id), e.code(), e.to_string()),
+            Err(e) => return self.fail(Some(req.id), &e),
         };
         // The old model (and its device memory) goes before the new one is loaded.
         self.model = None;
@@ -210,7 +236,7 @@ impl Worker {
                 self.model = Some(model);
                 self.writer.send(&frame_of(kind::MODEL_LOADED, &ModelLoaded { id: req.id, info }, Vec::new()));
             }
-            Err(e) => self.writer.error(Some(req.id), e.code(), e.to_string()),
+            Err(e) => self.fail(Some(req.id), &e),
         }
     }
 
@@ -222,7 +248,7 @@ impl Worker {
             Ok(done) => {
                 self.writer.send_msg(kind::DONE, &done);
             }
-            Err(e) => self.writer.error(Some(req.id), e.code(), e.to_string()),
+            Err(e) => self.fail(Some(req.id), &e),
         }
     }
 

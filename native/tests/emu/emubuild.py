@@ -153,16 +153,20 @@ def kernel_names(path):
     return [n for n, _ in kernels(path)]
 
 
-def build(cu, sanitize=True, opt="-O1"):
-    """Returns the path of the emulation library of kernels/<cu> (cached by content hash)."""
+def build(cu, sanitize=True, opt="-O1", probe=None):
+    """Returns the path of the emulation library of kernels/<cu> (cached by content hash).
+
+    `probe`: the path of a test-only .cu file compiled after <cu> in the same translation unit, whose
+    extern "C" kernels call <cu>'s device functions (e.g. probes/sampling_probe.cu: the top-p mass
+    histogram on its own); its kernels are exported beside <cu>'s. NVRTC never sees it."""
     src = os.path.join(KDIR, cu)
     headers = sorted(f for f in os.listdir(KDIR) if f.endswith(".cuh"))
     h = hashlib.sha256()
-    for f in [os.path.join(KDIR, x) for x in headers] + [src, os.path.join(HERE, "cuda_emu.h"), os.path.abspath(__file__)]:
+    for f in [os.path.join(KDIR, x) for x in headers] + [src, os.path.join(HERE, "cuda_emu.h"), os.path.abspath(__file__)] + ([probe] if probe else []):
         h.update(open(f, "rb").read())
     h.update(f"{sanitize}{opt}".encode())
     tag = h.hexdigest()[:16]
-    d = os.path.join(BUILD, f"{cu[:-3]}-{tag}")
+    d = os.path.join(BUILD, f"{cu[:-3]}{'-' + os.path.basename(probe)[:-3] if probe else ''}-{tag}")
     lib = os.path.join(d, "lib.so")
     if os.path.exists(lib):
         return lib
@@ -175,10 +179,16 @@ def build(cu, sanitize=True, opt="-O1"):
     ks = kernels(src)
     if not ks:
         raise BuildError(f"{cu}: no extern \"C\" __global__ kernels found")
+    if probe:
+        with open(os.path.join(d, os.path.basename(probe)), "w") as o:
+            o.write(transform(probe))
+        ks += kernels(probe)
     gen = os.path.join(d, "gen.cpp")
     with open(gen, "w") as o:
         o.write('#include "cuda_emu.h"\n')
         o.write(f'#include "{cu}"\n')
+        if probe:
+            o.write(f'#include "{os.path.basename(probe)}"\n')
         o.write('#line 1 "gen.cpp"\n')
         for n, bound in ks:
             o.write(f"EMU_EXPORT({n}, {bound if bound else 1024})\n")
@@ -197,10 +207,10 @@ def build(cu, sanitize=True, opt="-O1"):
 class Module:
     """One kernel file's emulation library; launch() takes arguments like cuLaunchKernel."""
 
-    def __init__(self, cu, sanitize=True):
+    def __init__(self, cu, sanitize=True, probe=None):
         self.cu = cu
-        self.lib = ctypes.CDLL(build(cu, sanitize))
-        self.names = kernel_names(os.path.join(KDIR, cu))
+        self.lib = ctypes.CDLL(build(cu, sanitize, probe=probe))
+        self.names = kernel_names(os.path.join(KDIR, cu)) + (kernel_names(probe) if probe else [])
         self.lib.emu_last_error.restype = ctypes.c_char_p
         self.lib.emu_alloc.restype = ctypes.c_void_p
         self.lib.emu_alloc.argtypes = [ctypes.c_size_t]

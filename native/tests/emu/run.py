@@ -107,6 +107,8 @@ class Buf:
 
 
 SCHEDULES = [(0, "forward"), (1, "reverse"), (2, "shuffled"), (3, "warp-serial")]
+# Test-only kernels compiled with a kernel file (emubuild.build's `probe`).
+PROBES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "probes")
 
 
 class Ctx:
@@ -116,10 +118,12 @@ class Ctx:
         self.failed = 0
         self.mods = {}
 
-    def mod(self, cu):
-        if cu not in self.mods:
-            self.mods[cu] = emubuild.Module(cu)
-        return self.mods[cu]
+    def mod(self, cu, probe=None):
+        """The emulation library of kernels/<cu> (with the test-only kernels of probes/<probe>, if given)."""
+        key = (cu, probe)
+        if key not in self.mods:
+            self.mods[key] = emubuild.Module(cu, probe=os.path.join(PROBES, probe) if probe else None)
+        return self.mods[key]
 
     def report(self, name, ok, msg):
         self.failed += not ok
@@ -128,21 +132,22 @@ class Ctx:
     def check(self, name, run, refs, schedules=None):
         """run(mod_launcher) → dict of output arrays; refs: dict name → (ref, kind, atol, rtol) where kind is
         'bf16' (output bf16 bits, compared as f32), 'f32', or 'exact' (bitwise). Runs under each schedule,
-        requires identical outputs, compares the first with the references."""
+        requires identical outputs, compares the first with the references. A schedule is (mode, name) or
+        (mode, name, seed): the seed of the shuffled schedule (default 12345)."""
         t0 = time.time()
         print(f"EMU-CHECK {self.group}/{name}", file=sys.stderr, flush=True)
         outs = []
         scheds = schedules or ([SCHEDULES[0], SCHEDULES[2], SCHEDULES[3]] if self.quick else SCHEDULES)
         try:
-            for mode, _ in scheds:
+            for sched in scheds:
                 for m in self.mods.values():
-                    m.schedule(mode, 12345)
+                    m.schedule(sched[0], sched[2] if len(sched) > 2 else 12345)
                 outs.append(run())
         except Exception as e:
             self.report(name, False, f"launch error: {e}")
             return False
         # schedule invariance
-        for (mode, sname), o in zip(scheds[1:], outs[1:]):
+        for (mode, sname, *_), o in zip(scheds[1:], outs[1:]):
             for k in outs[0]:
                 a, b = outs[0][k], o[k]
                 if a.tobytes() != b.tobytes():
@@ -930,6 +935,64 @@ def group_sampling(c):
             refs.pop("id"), refs.pop("next_id"), refs.pop("logprob"), refs.pop("seen")
             note += " [choice too close to a boundary to compare]"
         c.check(f"sample_f32 {name}{note}", run, refs)
+
+    group_top_p_determinism(c, m)
+
+
+def order_keys(w):
+    """sampling.cu order_key: a larger float gives a larger unsigned key."""
+    u = np.ascontiguousarray(w, F32).view(np.uint32)
+    return np.where(u & np.uint32(0x80000000), ~u, u | np.uint32(0x80000000)).astype(np.uint32)
+
+
+def top_p_hist_ref(z, temp, floor_key, wmax, prefix, mask, shift):
+    """sampling.cu top_p_mass_hist, exactly: w = z / T (f32, NaN removed), weight = exp(f64(w − wmax)) (the
+    host libm's exp, as the emulation's), summed per digit in 128-bit fixed point with 64 fraction bits,
+    returned as hi + lo·2⁻⁶⁴ in f64."""
+    import math
+
+    w = (np.asarray(z, F32) / F32(temp)).astype(F32)
+    w = np.where(np.isnan(w), F32(-np.inf), w)
+    key = order_keys(w)
+    sel = np.flatnonzero((w > -np.inf) & (key >= np.uint32(floor_key)) & ((key & np.uint32(mask)) == np.uint32(prefix)))
+    total = [0] * 256
+    for i in sel:
+        weight = math.exp(float(F32(w[i] - F32(wmax))))
+        total[int(key[i] >> np.uint32(shift)) & 255] += (1 << 64) if weight >= 1.0 else int(weight * 2.0**64)
+    return np.array([float(t >> 64) + float(t & ((1 << 64) - 1)) * 5.421010862427522e-20 for t in total], np.float64)
+
+
+def group_top_p_determinism(c, m):
+    """The top-p cut must not depend on the order in which threads add probability mass (a seeded run
+    gives the same tokens every time): the mass histogram of one radix pass (probes/sampling_probe.cu),
+    on a vocabulary-sized input, has the same bits under every schedule, shuffled ones with several seeds
+    included, and equals the fixed-point sum computed here. Summed with f64 atomics (the kernel before),
+    the buckets of thousands of weights differ in their last bits from one schedule to the next."""
+    p = c.mod("sampling.cu", probe="sampling_probe.cu")
+    V = 151_936
+    rng = rng_for("top_p_determinism")
+    z = (rng.standard_normal(V) * 3).astype(F32)
+    z[[5, 77, 1000]] = np.nan
+    scheds = [SCHEDULES[0], SCHEDULES[1], (2, "shuffled seed 1", 1), (2, "shuffled seed 2", 2), SCHEDULES[3]]
+    if c.quick:
+        scheds = scheds[:3]
+    for temp in [1.0, 0.7]:
+        w = (z / F32(temp)).astype(F32)
+        wmax = F32(np.nanmax(w))
+        kth = np.sort(w[~np.isnan(w)])[::-1][999]  # a top-k floor of 1000
+        keys = order_keys(np.where(np.isnan(w), F32(-np.inf), w))
+        busiest = int(np.bincount(keys[~np.isnan(w)] >> np.uint32(24), minlength=256).argmax())
+        for floor_key, prefix, mask, shift, what in [(0, 0, 0, 24, "pass 1"), (int(order_keys(np.array([kth], F32))[0]), 0, 0, 24, "pass 1, top_k floor"),
+                                                     (0, busiest << 24, 0xFF000000, 16, "pass 2")]:
+            ref = top_p_hist_ref(z, temp, floor_key, wmax, prefix, mask, shift)
+
+            def run(temp=temp, floor_key=floor_key, wmax=wmax, prefix=prefix, mask=mask, shift=shift):
+                out = Buf(p, shape=(256,), dtype=np.float64)
+                p.launch("probe_top_p_mass_hist", (1,), 1024, 0,
+                         [Buf(p, z), I32(V), Fl(temp), ctypes.c_uint(floor_key), Fl(wmax), ctypes.c_uint(prefix), ctypes.c_uint(mask), I32(shift), out])
+                return {"hist": out.get()}
+
+            c.check(f"top_p_mass_hist T={temp} {what} V={V} ({int((ref > 0).sum())} buckets)", run, {"hist": (ref, "exact")}, schedules=scheds)
 
 
 GROUPS = {

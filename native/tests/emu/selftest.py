@@ -73,6 +73,14 @@ MUTATIONS = [
      "for (; d > 0 && above + (int)hist[d] < remaining; d--)", "for (; d > 0 && above + (int)hist[d] <= remaining; d--)"),
     ("sampling: ties on value broken by higher id", "sampling", "sampling.cu",
      "(a.v == b.v && a.i < b.i)", "(a.v == b.v && a.i > b.i)"),
+    ("sampling: top-p mass carry out of the low word dropped", "sampling", "sampling.cu",
+     "if (h + carry) atomicAdd(hi, h + carry);", "if (h) atomicAdd(hi, h);"),
+    # The kernel before the fixed-point histogram: f64 atomics, whose sums depend on the thread order.
+    ("sampling: top-p mass summed with f64 atomics", "sampling", "sampling.cu",
+     "    const unsigned long long old = atomicAdd(lo, l);\n    const unsigned long long carry = old + l < old ? 1ull : 0ull;\n    if (h + carry) atomicAdd(hi, h + carry);\n}\n\n"
+     "__device__ __forceinline__ double mass_value(unsigned long long hi, unsigned long long lo) {\n    return (double)hi + (double)lo * 5.421010862427522e-20;  // 2⁻⁶⁴\n}",
+     "    atomicAdd(reinterpret_cast<double*>(lo), weight);\n}\n\n"
+     "__device__ __forceinline__ double mass_value(unsigned long long hi, unsigned long long lo) {\n    double d;\n    memcpy(&d, &lo, 8);\n    return d;\n}"),
 ]
 
 

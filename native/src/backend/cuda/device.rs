@@ -5,9 +5,10 @@
 //! without a GPU (see docs/cuda.md).
 use super::kernels::{self, FILES};
 use super::probe::{probe, GpuInfo};
-use crate::error::{EngineError, Result};
+use crate::error::{EngineError, Result, EXIT_DEVICE_FAULT};
 use crate::model::weights::WeightRef;
-use cudarc::driver::{result, CudaContext, CudaFunction, CudaSlice, CudaStream, DevicePtr, DeviceRepr, ValidAsZeroBits};
+use cudarc::driver::{result, result::DriverError, CudaContext, CudaFunction, CudaSlice, CudaStream, DevicePtr, DeviceRepr, ValidAsZeroBits};
+use std::any::Any;
 use std::ffi::c_void;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,8 +16,42 @@ use std::sync::Arc;
 /// A device pointer as kernels take it (CUdeviceptr).
 pub type DPtr = u64;
 
-pub fn device_err(what: &str, e: impl std::fmt::Debug) -> EngineError {
+/// A failed CUDA call as an engine error. A driver error that leaves the context unusable (`sticky`) is
+/// a `DeviceFault`: the engine reports it once and exits (EXIT_DEVICE_FAULT); anything else (out of
+/// memory, a bad launch configuration, a cuBLASLt refusal) is a plain `Device` error, and the engine
+/// keeps serving.
+pub fn device_err(what: &str, e: impl std::fmt::Debug + 'static) -> EngineError {
+    if let Some(d) = (&e as &dyn Any).downcast_ref::<DriverError>() {
+        if is_sticky(d.0 as u32) {
+            let desc = d.error_string().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            return EngineError::DeviceFault(format!(
+                "the GPU faulted: {what}: {:?} ({desc}); its CUDA context cannot be used again, so the engine exits with status {EXIT_DEVICE_FAULT} (start it again)",
+                d.0
+            ));
+        }
+    }
     EngineError::Device(format!("{what}: {e:?}"))
+}
+
+/// Whether a CUresult is one of the errors after which the CUDA context is corrupt: every later call in
+/// the process fails with it ("sticky" errors; CUDA driver API, cudaError_enum). Out of memory, invalid
+/// values, launch-configuration and stream-capture errors are not among them.
+pub fn is_sticky(code: u32) -> bool {
+    matches!(
+        code,
+        214 // CUDA_ERROR_ECC_UNCORRECTABLE
+            | 220 // CUDA_ERROR_NVLINK_UNCORRECTABLE
+            | 700 // CUDA_ERROR_ILLEGAL_ADDRESS
+            | 702 // CUDA_ERROR_LAUNCH_TIMEOUT
+            | 709 // CUDA_ERROR_CONTEXT_IS_DESTROYED
+            | 710 // CUDA_ERROR_ASSERT (a device-side assert)
+            | 714 // CUDA_ERROR_HARDWARE_STACK_ERROR
+            | 715 // CUDA_ERROR_ILLEGAL_INSTRUCTION
+            | 716 // CUDA_ERROR_MISALIGNED_ADDRESS
+            | 717 // CUDA_ERROR_INVALID_ADDRESS_SPACE
+            | 718 // CUDA_ERROR_INVALID_PC
+            | 719 // CUDA_ERROR_LAUNCH_FAILED
+    )
 }
 
 /// Stack of each kernel-compiling thread.
@@ -166,4 +201,22 @@ pub fn ptr<T>(s: &CudaSlice<T>, stream: &CudaStream) -> DPtr {
 
 pub fn gib(bytes: u64) -> f64 {
     bytes as f64 / (1u64 << 30) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sticky_errors_are_faults_and_out_of_memory_is_not() {
+        for code in [214, 700, 714, 715, 716, 717, 718, 719] {
+            assert!(is_sticky(code), "{code}");
+        }
+        // Out of memory, invalid value, launch out of resources, stream capture invalidated.
+        for code in [2, 1, 701, 901, 0] {
+            assert!(!is_sticky(code), "{code}");
+        }
+        // Errors that are not driver errors (cuBLASLt, NVRTC) stay plain device errors.
+        assert!(matches!(device_err("cuBLASLt matmul", "CUBLAS_STATUS_NOT_SUPPORTED"), EngineError::Device(_)));
+    }
 }

@@ -348,35 +348,43 @@ impl Session {
     }
 
     /// Grows the KV cache to hold at least `positions` (capped at the model's window), keeping the
-    /// cached positions; the decode graph is captured again on the next step (its pointers changed).
+    /// cached positions; the decode graph is captured again on the next step (its pointers change).
+    ///
+    /// All or nothing: the decode graph goes first (it holds the old buffers' addresses), then every
+    /// layer's new K and V buffer is allocated and filled, and only then are they swapped in. When an
+    /// allocation or copy fails (out of device memory), the new buffers are freed and the session is as
+    /// it was (same capacity, same cached positions), so the request fails alone with `device_error`
+    /// and the conversation can go on. The cost: the old and the new cache live side by side for a
+    /// moment, which `check_fits` accounts for.
     pub fn reserve(&mut self, g: &Gpu, model: &CudaQwen3, positions: usize) -> Result<()> {
         let c = &model.cfg;
         if positions <= self.max_ctx {
             return Ok(());
         }
         let new_ctx = positions.max(2 * self.max_ctx).next_multiple_of(KV_STEP).min(c.max_positions).max(positions);
-        // The new cache minus the old one (freed as it is replaced), plus one old layer in flight.
-        let extra = kv_bytes(c, new_ctx) - kv_bytes(c, self.max_ctx) + kv_bytes(c, self.max_ctx) / c.layers.max(1) as u64;
-        g.check_fits(extra, &format!("growing a conversation's KV cache to {new_ctx} positions"))?;
-        let row = c.head_dim;
+        let what = format!("growing a conversation's KV cache from {} to {new_ctx} positions", self.max_ctx);
+        g.check_fits(kv_bytes(c, new_ctx), &what)?;
+        self.graph = None;
+        let (row, old_ctx, len) = (c.head_dim, self.max_ctx, self.len);
         let grow = |old: &Buf| -> Result<Buf> {
             let mut new = g.zeros::<u16>(c.kv_heads * new_ctx * row)?;
             // Nothing to copy from an empty cache (and cudarc rejects zero-length copies).
-            for head in (0..c.kv_heads).filter(|_| self.len > 0) {
-                let from = old.slice(head * self.max_ctx * row..(head * self.max_ctx + self.len) * row);
-                let mut to = new.slice_mut(head * new_ctx * row..(head * new_ctx + self.len) * row);
+            for head in (0..c.kv_heads).filter(|_| len > 0) {
+                let from = old.slice(head * old_ctx * row..(head * old_ctx + len) * row);
+                let mut to = new.slice_mut(head * new_ctx * row..(head * new_ctx + len) * row);
                 g.stream.memcpy_dtod(&from, &mut to).map_err(|e| device_err("copying the KV cache", e))?;
             }
             Ok(new)
         };
-        // Layer by layer, so that at most one old layer's K or V lives beside the new cache (frees are
-        // stream-ordered after the queued copy).
-        for l in 0..c.layers {
-            self.k[l] = grow(&self.k[l])?;
-            self.v[l] = grow(&self.v[l])?;
-        }
+        let fresh = || -> Result<(Vec<Buf>, Vec<Buf>)> { Ok((self.k.iter().map(grow).collect::<Result<_>>()?, self.v.iter().map(grow).collect::<Result<_>>()?)) };
+        let (k, v) = fresh().map_err(|e| match e {
+            EngineError::Device(m) => EngineError::Device(format!("{what} failed, the conversation is unchanged: {m}")),
+            other => other,
+        })?;
+        // The old buffers are freed here, stream-ordered after the copies queued above.
+        self.k = k;
+        self.v = v;
         self.max_ctx = new_ctx;
-        self.graph = None;
         Ok(())
     }
 

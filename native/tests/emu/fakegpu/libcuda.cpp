@@ -8,11 +8,23 @@
 // Purpose: run the engine's whole CUDA path (Gpu, Blas, CudaQwen3, CudaVision, sessions, graphs) on a
 // machine without a GPU, on the tiny fixture, against the reference. It checks the host-side
 // orchestration; the kernels' own numerics are those of the emulator (see ../README.md).
+//
+// Fault injection, for the engine's error handling (deterministic: counted in calls, not in time):
+//   FAKECUDA_FAIL_ALLOC_AFTER=N     the allocation after the next N fails with CUDA_ERROR_OUT_OF_MEMORY
+//                                   (once; the ones after it succeed again: out of memory is recoverable)
+//   FAKECUDA_FAULT=KERNEL[:NTH[:CODE]]  the NTH run (default 1; eager launch or graph replay) of KERNEL
+//                                   fails with CUresult CODE (default 700, CUDA_ERROR_ILLEGAL_ADDRESS)
+//                                   and the context is dead from then on: every later call returns CODE
+//                                   (a "sticky" error, as after a real fault)
+// and, from a test in the same process (dlopen("libcuda.so", RTLD_NOLOAD) + dlsym):
+//   fakecuda_fail_alloc_after(n)  (n < 0: off), fakecuda_fault(kernel, nth, code), fakecuda_reset()
+//   (clears both and the sticky error), fakecuda_allocs() (allocations so far).
 #include <dlfcn.h>
 #include "bf16.h"
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <atomic>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -22,7 +34,33 @@ typedef int CUdevice;
 typedef unsigned long long CUdeviceptr;
 
 namespace {
-constexpr CUresult OK = 0, INVALID_VALUE = 1, NOT_FOUND = 500, LAUNCH_FAILED = 719;
+constexpr CUresult OK = 0, INVALID_VALUE = 1, OUT_OF_MEMORY = 2, NOT_FOUND = 500, LAUNCH_FAILED = 719;
+
+// Fault injection state (see the top of this file).
+std::atomic<long long> g_fail_alloc_after{-1};
+std::atomic<long long> g_allocs{0};
+std::string g_fault_kernel;
+long long g_fault_nth = 0;
+int g_fault_code = 700;
+std::atomic<int> g_sticky{0};
+
+void read_fault_env() {
+    static bool done = false;
+    if (done) return;
+    done = true;
+    if (const char* n = getenv("FAKECUDA_FAIL_ALLOC_AFTER")) g_fail_alloc_after = atoll(n);
+    if (const char* f = getenv("FAKECUDA_FAULT")) {
+        std::string spec = f;
+        size_t a = spec.find(':');
+        g_fault_kernel = spec.substr(0, a);
+        g_fault_nth = 1;
+        if (a != std::string::npos) {
+            size_t b = spec.find(':', a + 1);
+            g_fault_nth = atoll(spec.substr(a + 1, b == std::string::npos ? std::string::npos : b - a - 1).c_str());
+            if (b != std::string::npos) g_fault_code = atoi(spec.c_str() + b + 1);
+        }
+    }
+}
 
 struct Kernel {
     std::string name;
@@ -93,6 +131,13 @@ bool native_twin(const Node& n) {
 }
 
 int run(const Node& n) {
+    if (g_sticky) return g_sticky;
+    if (!g_fault_kernel.empty() && n.k->name == g_fault_kernel && --g_fault_nth == 0) {
+        fprintf(stderr, "fake libcuda: injected fault %d in kernel %s (FAKECUDA_FAULT)\n", g_fault_code, n.k->name.c_str());
+        g_fault_kernel.clear();
+        g_sticky = g_fault_code;
+        return g_fault_code;
+    }
     if (native_twin(n)) return OK;
     std::vector<void*> ptrs;
     for (auto& a : n.args) ptrs.push_back((void*)a.data());
@@ -107,8 +152,14 @@ size_t g_used = 0;
 const size_t TOTAL = 80ull << 30;
 }  // namespace
 
+// After an injected fault every call that touches the context fails with the same error.
+#define STICKY \
+    do {                            \
+        if (int e_ = g_sticky) return e_; \
+    } while (0)
+
 extern "C" {
-CUresult cuInit(unsigned) { return OK; }
+CUresult cuInit(unsigned) { read_fault_env(); return OK; }
 CUresult cuDriverGetVersion(int* v) { *v = 13000; return OK; }
 CUresult cuDeviceGetCount(int* n) { *n = 1; return OK; }
 CUresult cuDeviceGet(CUdevice* d, int ordinal) { if (ordinal != 0) return INVALID_VALUE; *d = 0; return OK; }
@@ -131,18 +182,32 @@ CUresult cuDevicePrimaryCtxRetain(void** ctx, CUdevice) { *ctx = &g_ctx_token; r
 CUresult cuDevicePrimaryCtxRelease_v2(CUdevice) { return OK; }
 CUresult cuCtxSetCurrent(void*) { return OK; }
 CUresult cuCtxGetCurrent(void** ctx) { *ctx = &g_ctx_token; return OK; }
-CUresult cuCtxSynchronize() { return OK; }
+CUresult cuCtxSynchronize() { STICKY; return OK; }
 CUresult cuCtxPushCurrent_v2(void*) { return OK; }
 CUresult cuCtxPopCurrent_v2(void** c) { if (c) *c = &g_ctx_token; return OK; }
-CUresult cuGetErrorString(CUresult, const char** s) { *s = "fake libcuda error"; return OK; }
-CUresult cuGetErrorName(CUresult, const char** s) { *s = "CUDA_ERROR_FAKE"; return OK; }
+// Names and descriptions of the errors this stand-in returns or injects (as the real driver words them).
+static const char* error_text(CUresult e, bool name) {
+    switch (e) {
+        case 0: return name ? "CUDA_SUCCESS" : "no error";
+        case 1: return name ? "CUDA_ERROR_INVALID_VALUE" : "invalid argument";
+        case 2: return name ? "CUDA_ERROR_OUT_OF_MEMORY" : "out of memory";
+        case 214: return name ? "CUDA_ERROR_ECC_UNCORRECTABLE" : "uncorrectable ECC error encountered";
+        case 500: return name ? "CUDA_ERROR_NOT_FOUND" : "named symbol not found";
+        case 700: return name ? "CUDA_ERROR_ILLEGAL_ADDRESS" : "an illegal memory access was encountered";
+        case 719: return name ? "CUDA_ERROR_LAUNCH_FAILED" : "unspecified launch failure";
+        default: return name ? "CUDA_ERROR_FAKE" : "fake libcuda error";
+    }
+}
+CUresult cuGetErrorString(CUresult e, const char** s) { *s = error_text(e, false); return OK; }
+CUresult cuGetErrorName(CUresult e, const char** s) { *s = error_text(e, true); return OK; }
 
 CUresult cuStreamCreate(void** s, unsigned) { *s = new Stream(); return OK; }
 CUresult cuStreamCreateWithPriority(void** s, unsigned, int) { *s = new Stream(); return OK; }
 CUresult cuStreamDestroy_v2(void* s) { delete (Stream*)s; return OK; }
-CUresult cuStreamSynchronize(void*) { return OK; }
+CUresult cuStreamSynchronize(void*) { STICKY; return OK; }
 CUresult cuStreamWaitEvent(void*, void*, unsigned) { return OK; }
 CUresult cuStreamBeginCapture_v2(void* s, int) {
+    STICKY;
     auto* st = (Stream*)s;
     if (!st) return INVALID_VALUE;
     st->capturing = true;
@@ -158,9 +223,10 @@ CUresult cuStreamEndCapture(void* s, void** graph) {
     return OK;
 }
 CUresult cuStreamIsCapturing(void* s, int* status) { *status = s && ((Stream*)s)->capturing ? 1 : 0; return OK; }
-CUresult cuGraphInstantiateWithFlags(void** exec, void* graph, unsigned long long) { *exec = new Graph(*(Graph*)graph); return OK; }
+CUresult cuGraphInstantiateWithFlags(void** exec, void* graph, unsigned long long) { STICKY; *exec = new Graph(*(Graph*)graph); return OK; }
 CUresult cuGraphUpload(void*, void*) { return OK; }
 CUresult cuGraphLaunch(void* exec, void*) {
+    STICKY;
     for (auto& n : ((Graph*)exec)->nodes)
         if (CUresult r = run(n)) return r;
     return OK;
@@ -170,15 +236,25 @@ CUresult cuGraphExecDestroy(void* g) { delete (Graph*)g; return OK; }
 
 CUresult cuEventCreate(void** e, unsigned) { *e = new int(0); return OK; }
 CUresult cuEventDestroy_v2(void* e) { delete (int*)e; return OK; }
-CUresult cuEventRecord(void*, void*) { return OK; }
-CUresult cuEventSynchronize(void*) { return OK; }
-CUresult cuEventQuery(void*) { return OK; }
+CUresult cuEventRecord(void*, void*) { STICKY; return OK; }
+CUresult cuEventSynchronize(void*) { STICKY; return OK; }
+CUresult cuEventQuery(void*) { STICKY; return OK; }
 
 // Allocations: 256-byte aligned host memory, filled with 0xFF so a kernel reading what nobody wrote
 // sees NaN; cudarc's alloc_zeros clears explicitly with cuMemsetD8.
 static CUresult alloc(CUdeviceptr* p, size_t n) {
+    STICKY;
+    read_fault_env();
+    g_allocs++;
+    long long left = g_fail_alloc_after.load();
+    if (left == 0) {
+        g_fail_alloc_after = -1;
+        fprintf(stderr, "fake libcuda: injected out of memory for an allocation of %zu bytes (FAKECUDA_FAIL_ALLOC_AFTER)\n", n);
+        return OUT_OF_MEMORY;
+    }
+    if (left > 0) g_fail_alloc_after = left - 1;
     void* m = nullptr;
-    if (posix_memalign(&m, 256, n ? n : 1)) return 2;  // CUDA_ERROR_OUT_OF_MEMORY
+    if (posix_memalign(&m, 256, n ? n : 1)) return OUT_OF_MEMORY;
     memset(m, 0xFF, n);
     g_used += n;
     *p = (CUdeviceptr)m;
@@ -186,22 +262,22 @@ static CUresult alloc(CUdeviceptr* p, size_t n) {
 }
 CUresult cuMemAlloc_v2(CUdeviceptr* p, size_t n) { return alloc(p, n); }
 CUresult cuMemAllocAsync(CUdeviceptr* p, size_t n, void*) { return alloc(p, n); }
-CUresult cuMemFree_v2(CUdeviceptr p) { free((void*)p); return OK; }
-CUresult cuMemFreeAsync(CUdeviceptr p, void*) { free((void*)p); return OK; }
-CUresult cuMemGetInfo_v2(size_t* free_b, size_t* total) { *total = TOTAL; *free_b = TOTAL - (g_used < TOTAL ? g_used : 0); return OK; }
-CUresult cuMemcpyHtoD_v2(CUdeviceptr d, const void* s, size_t n) { memcpy((void*)d, s, n); return OK; }
-CUresult cuMemcpyHtoDAsync_v2(CUdeviceptr d, const void* s, size_t n, void*) { memcpy((void*)d, s, n); return OK; }
-CUresult cuMemcpyDtoH_v2(void* d, CUdeviceptr s, size_t n) { memcpy(d, (void*)s, n); return OK; }
-CUresult cuMemcpyDtoHAsync_v2(void* d, CUdeviceptr s, size_t n, void*) { memcpy(d, (void*)s, n); return OK; }
-CUresult cuMemcpyDtoD_v2(CUdeviceptr d, CUdeviceptr s, size_t n) { memmove((void*)d, (void*)s, n); return OK; }
-CUresult cuMemcpyDtoDAsync_v2(CUdeviceptr d, CUdeviceptr s, size_t n, void*) { memmove((void*)d, (void*)s, n); return OK; }
-CUresult cuMemsetD8_v2(CUdeviceptr d, unsigned char v, size_t n) { memset((void*)d, v, n); return OK; }
-CUresult cuMemsetD8Async(CUdeviceptr d, unsigned char v, size_t n, void*) { memset((void*)d, v, n); return OK; }
+CUresult cuMemFree_v2(CUdeviceptr p) { free((void*)p); STICKY; return OK; }
+CUresult cuMemFreeAsync(CUdeviceptr p, void*) { free((void*)p); STICKY; return OK; }
+CUresult cuMemGetInfo_v2(size_t* free_b, size_t* total) { STICKY; *total = TOTAL; *free_b = TOTAL - (g_used < TOTAL ? g_used : 0); return OK; }
+CUresult cuMemcpyHtoD_v2(CUdeviceptr d, const void* s, size_t n) { STICKY; memcpy((void*)d, s, n); return OK; }
+CUresult cuMemcpyHtoDAsync_v2(CUdeviceptr d, const void* s, size_t n, void*) { STICKY; memcpy((void*)d, s, n); return OK; }
+CUresult cuMemcpyDtoH_v2(void* d, CUdeviceptr s, size_t n) { STICKY; memcpy(d, (void*)s, n); return OK; }
+CUresult cuMemcpyDtoHAsync_v2(void* d, CUdeviceptr s, size_t n, void*) { STICKY; memcpy(d, (void*)s, n); return OK; }
+CUresult cuMemcpyDtoD_v2(CUdeviceptr d, CUdeviceptr s, size_t n) { STICKY; memmove((void*)d, (void*)s, n); return OK; }
+CUresult cuMemcpyDtoDAsync_v2(CUdeviceptr d, CUdeviceptr s, size_t n, void*) { STICKY; memmove((void*)d, (void*)s, n); return OK; }
+CUresult cuMemsetD8_v2(CUdeviceptr d, unsigned char v, size_t n) { STICKY; memset((void*)d, v, n); return OK; }
+CUresult cuMemsetD8Async(CUdeviceptr d, unsigned char v, size_t n, void*) { STICKY; memset((void*)d, v, n); return OK; }
 CUresult cuMemHostAlloc(void** p, size_t n, unsigned) { *p = malloc(n ? n : 1); return OK; }
 CUresult cuMemFreeHost(void* p) { free(p); return OK; }
 
 static int g_module_token;
-CUresult cuModuleLoadData(void** m, const void*) { *m = &g_module_token; return OK; }
+CUresult cuModuleLoadData(void** m, const void*) { STICKY; *m = &g_module_token; return OK; }
 CUresult cuModuleUnload(void*) { return OK; }
 CUresult cuModuleGetFunction(void** f, void*, const char* name) {
     std::string l = std::string("emu_launch_") + name, a = std::string("emu_argsizes_") + name;
@@ -226,6 +302,7 @@ CUresult cuFuncSetCacheConfig(void*, int) { return OK; }
 
 CUresult cuLaunchKernel(void* f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz, unsigned smem, void* stream,
                         void** params, void** extra) {
+    STICKY;
     auto* k = (Kernel*)f;
     if (extra) return INVALID_VALUE;
     Node n{k, {gx, gy, gz}, {bx, by, bz}, smem, {}};
@@ -239,4 +316,20 @@ CUresult cuLaunchKernel(void* f, unsigned gx, unsigned gy, unsigned gz, unsigned
     }
     return run(n);
 }
+
+// Fault injection from a test in the same process (see the top of this file).
+void fakecuda_fail_alloc_after(long long n) { read_fault_env(); g_fail_alloc_after = n; }
+void fakecuda_fault(const char* kernel, long long nth, int code) {
+    read_fault_env();
+    g_fault_kernel = kernel ? kernel : "";
+    g_fault_nth = nth;
+    g_fault_code = code;
+}
+void fakecuda_reset() {
+    read_fault_env();
+    g_fail_alloc_after = -1;
+    g_fault_kernel.clear();
+    g_sticky = 0;
+}
+long long fakecuda_allocs() { return g_allocs; }
 }

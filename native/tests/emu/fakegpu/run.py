@@ -15,11 +15,15 @@ it prints one SKIPPED line and exits 0, or fails when OVIS_REQUIRE_TEST_TOOLS=1 
 With no command it runs the default set: every kernel against its CPU twin (tests/cuda_parity.rs),
 the CUDA model parity tests and the engine's CUDA serving tests (about 13 minutes on 2 cores);
 `--quick` runs the kernel parity, the serving tests, and the kept-session, grown-cache and reduced
-synthetic-2B tests (about 2 minutes, in `npm test`).
+synthetic-2B tests (about 2 minutes, in `npm test`). Both first check that OVIS_REQUIRE_GPU=1 works
+(a GPU test with an unloadable libcuda.so must fail), and fail any test command that ran no test or
+recorded a skip. The fault-injection tests (out of memory, a sticky device fault) use the stand-in's
+FAKECUDA_* controls (libcuda.cpp).
 """
 import glob
 import hashlib
 import os
+import re
 import subprocess
 import sys
 
@@ -86,18 +90,64 @@ def main():
         test = ["cargo", "test", "--release", "--manifest-path", os.path.join(NATIVE, "Cargo.toml"), "--test"]
         # The GPU tests are #[ignore]d for a plain `cargo test` (they need a GPU): include them here.
         run = ["--", "--include-ignored", "--test-threads=1"]
+        require_gpu_switch_works(test + ["cuda_parity"] + run, env)
         cmds = [
             test + ["cuda_parity"] + run,
             test + ["engine_server"] + run + ["--nocapture", "cuda_"],
             test + ["cuda_model_parity"] + run + ["--nocapture"] + (["kept_session", "grown", "synthetic"] if quick else []),
         ]
-    else:
-        cmds = [args]
-    for cmd in cmds:
-        print("fakegpu:", " ".join(cmd), flush=True)
-        r = subprocess.run(cmd, env=env)
-        if r.returncode:
-            sys.exit(r.returncode)
+        for cmd in cmds:
+            run_counted(cmd, env)
+        return
+    print("fakegpu:", " ".join(args), flush=True)
+    sys.exit(subprocess.run(args, env=env).returncode)
+
+
+def run_counted(cmd, env):
+    """Runs one test command on the fake GPU; fails unless it passed, ran at least one test, and skipped
+    none (with OVIS_REQUIRE_GPU=1 a GPU test cannot skip for want of a GPU; a filter that matches
+    nothing, or a test that returned early, would otherwise read as a pass having run no CUDA code)."""
+    print("fakegpu:", " ".join(cmd), flush=True)
+    skip_log = os.path.join(BUILD, "skipped.txt")
+    if os.path.exists(skip_log):
+        os.remove(skip_log)
+    p = subprocess.Popen(cmd, env=dict(env, OVIS_SKIP_LOG=skip_log), stdout=subprocess.PIPE, text=True, errors="replace")
+    passed = 0
+    for line in p.stdout:
+        sys.stdout.write(line)
+        sys.stdout.flush()
+        m = re.match(r"test result: \w+\. (\d+) passed", line)
+        if m:
+            passed += int(m.group(1))
+    if p.wait():
+        sys.exit(p.returncode)
+    skipped = open(skip_log).read().splitlines() if os.path.exists(skip_log) else []
+    if skipped:
+        sys.exit("fakegpu: tests skipped on the fake GPU (each must run here):\n  " + "\n  ".join(skipped))
+    if passed == 0:
+        sys.exit(f"fakegpu: {' '.join(cmd)} ran no test")
+
+
+def require_gpu_switch_works(cmd, env):
+    """Self-check of OVIS_REQUIRE_GPU=1: one GPU test run with a libcuda.so that cannot be loaded (what a
+    broken stand-in looks like: "no GPU") must fail with the switch, and skip without it. Otherwise this
+    runner could pass having run no CUDA code."""
+    broken = os.path.join(BUILD, "broken-lib")
+    os.makedirs(broken, exist_ok=True)
+    with open(os.path.join(broken, "libcuda.so"), "w") as f:
+        f.write("not a shared library: the fake GPU's self-check of OVIS_REQUIRE_GPU\n")
+    one = cmd + ["--exact", "unsupported_head_widths_fail_before_launching"]
+    base = dict(env, LD_LIBRARY_PATH=broken)
+    outs = {}
+    for require in ["1", "0"]:
+        r = subprocess.run(one, env=dict(base, OVIS_REQUIRE_GPU=require), capture_output=True, text=True, errors="replace")
+        outs[require] = (r.returncode, r.stdout + r.stderr)
+    (rc1, out1), (rc0, out0) = outs["1"], outs["0"]
+    if rc1 == 0 or "OVIS_REQUIRE_GPU=1 but there is no CUDA GPU" not in out1:
+        sys.exit(f"fakegpu: self-check failed: with libcuda.so unloadable and OVIS_REQUIRE_GPU=1, a GPU test did not fail (status {rc1}):\n{out1[-3000:]}")
+    if rc0 != 0 or "1 passed" not in out0:
+        sys.exit(f"fakegpu: self-check failed: with libcuda.so unloadable and OVIS_REQUIRE_GPU=0, a GPU test did not skip (status {rc0}):\n{out0[-3000:]}")
+    print("fakegpu: self-check: without a loadable libcuda a GPU test fails under OVIS_REQUIRE_GPU=1 (and skips without it)", flush=True)
 
 
 if __name__ == "__main__":
