@@ -3,22 +3,11 @@
 //! at a time; and a long prompt is prefilled in chunks between the decode steps of a running stream.
 use ovis_engine::protocol::*;
 use ovis_engine::server::{serve_with, FrameWriter, ServeOptions};
-use std::io::{Cursor, Write};
-use std::sync::{Arc, Mutex};
+use std::io::Cursor;
 mod common;
+use common::Shared;
 use common::{case_pixels, fixture, fixture_dir, grids, i64s};
 
-#[derive(Clone, Default)]
-struct Shared(Arc<Mutex<Vec<u8>>>);
-impl Write for Shared {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 const CASES: [&str; 6] = ["text", "think", "image", "two_images", "video", "multiturn"];
 

@@ -5,20 +5,11 @@ use ovis_engine::protocol::*;
 use ovis_engine::server::{serve, FrameWriter};
 use std::io::{Cursor, Write};
 use std::sync::{Arc, Mutex};
+mod common;
+use common::Shared;
 mod fakecuda;
 mod skip;
 
-#[derive(Clone, Default)]
-struct Shared(Arc<Mutex<Vec<u8>>>);
-impl Write for Shared {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 /// $OVIS_FIXTURE_DIR (binaries carried to a GPU machine), else this source tree's fixture.
 fn fixture() -> String {

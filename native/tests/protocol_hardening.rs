@@ -11,19 +11,9 @@ use ovis_engine::server::{serve, FrameWriter};
 use std::io::{Cursor, Read, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
+mod common;
+use common::Shared;
 
-#[derive(Clone, Default)]
-struct Shared(Arc<Mutex<Vec<u8>>>);
-impl Write for Shared {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 fn fixture() -> String {
     std::env::var("OVIS_FIXTURE_DIR").unwrap_or_else(|_| format!("{}/../test/fixtures/tiny-ovis2.5", env!("CARGO_MANIFEST_DIR")))

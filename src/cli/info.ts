@@ -1,7 +1,6 @@
 // `ovis info`: the model's architecture, sizes and parameter count, and the engine's backend and device.
 import { Command } from 'commander';
-import { ModelError } from '../errors.js';
-import { modelName, resolveModel } from '../model/resolve.js';
+import { modelName, NotDownloadedError, resolveModel } from '../model/resolve.js';
 import { formatRef } from '../model/repo-ref.js';
 import { offerDownload } from './pull.js';
 import { createLogger } from '../output/logger.js';
@@ -27,7 +26,7 @@ async function runInfo(opts: InfoOptions): Promise<void> {
   const log = createLogger({ verbose: opts.verbose });
   // Without --model: the default model when it is downloaded, else the engine alone.
   const model = await resolveModel(opts.model, opts.model ? { download: offerDownload(log) } : {}).catch((e) => {
-    if (opts.model || process.env.OVIS_MODEL || !(e instanceof ModelError) || !/not downloaded|only partly downloaded/.test(e.message)) throw e;
+    if (opts.model || process.env.OVIS_MODEL || !(e instanceof NotDownloadedError)) throw e;
     log.info(`${modelName(undefined)} is not downloaded (ovis pull fetches it): showing the engine only`);
     return undefined;
   });

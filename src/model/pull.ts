@@ -168,7 +168,7 @@ async function linkIntoSnapshot(cacheDir: string, id: string, commit: string, f:
   } catch {
     // no link yet, or a copied file
   }
-  if (existsSync(link) || (await readlink(link).then(() => true, () => false))) await rm(link, { force: true });
+  await rm(link, { force: true });
   await symlink(target, link);
 }
 

@@ -12,6 +12,9 @@ import { modelscopeDir } from './modelscope-cache.js';
 import { DEFAULT_MODEL, formatRef, parseRepoRef, type RepoRef } from './repo-ref.js';
 import { checkModelDir, validateModelDir } from './validate.js';
 
+/** A model named by a repo id that is not (or only partly) downloaded, and no download was offered. */
+export class NotDownloadedError extends ModelError {}
+
 export interface ResolvedModel {
   dir: string;
   source: 'directory' | 'hf-cache' | 'modelscope';
@@ -67,8 +70,8 @@ export async function resolveModel(given: string | undefined, opts: ResolveOptio
     }
   }
   const what = incomplete ? `${formatRef(ref)} is only partly downloaded (in ${hub.cacheDir})` : `${formatRef(ref)} is not downloaded (not in ${hub.cacheDir})`;
-  if (hub.offline) throw new ModelError(`${what}, and HF_HUB_OFFLINE is set: run \`${pull}\` while online, or pass --model with a local model directory`);
-  if (!opts.download) throw new ModelError(`${what}: run \`${pull}\` first, or pass --model with a local model directory`);
+  if (hub.offline) throw new NotDownloadedError(`${what}, and HF_HUB_OFFLINE is set: run \`${pull}\` while online, or pass --model with a local model directory`);
+  if (!opts.download) throw new NotDownloadedError(`${what}: run \`${pull}\` first, or pass --model with a local model directory`);
   const dir = await opts.download(ref, hub, incomplete);
   await validateModelDir(dir, (kind) => (kind === 'incomplete' ? `run \`${pull}\` again to fetch what is missing` : undefined));
   return { dir, source: 'hf-cache', ref };

@@ -192,21 +192,9 @@ impl CpuBatch {
                 members.push(k);
             }
         }
-        let result = {
-            let mut refs: Vec<&mut Stream> = Vec::new();
-            // Borrow the member streams' caches mutably, all at once (indices are distinct and ascending).
-            let mut rest: &mut [Stream] = &mut self.streams;
-            let mut base = 0;
-            for &k in &members {
-                let (_, tail) = std::mem::take(&mut rest).split_at_mut(k - base);
-                let (first, tail) = tail.split_first_mut().expect("member index in range");
-                refs.push(first);
-                rest = tail;
-                base = k + 1;
-            }
-            let mut rows: Vec<BatchRow> = refs.into_iter().zip(&inputs).map(|(s, e)| BatchRow { cache: &mut s.cache, embeds: e }).collect();
-            model.llm.forward_batch(&mut rows)
-        };
+        // The member streams' caches, borrowed all at once (members ascend, as the streams do).
+        let mut rows: Vec<BatchRow> = self.streams.iter_mut().enumerate().filter(|(k, _)| members.contains(k)).zip(&inputs).map(|((_, s), e)| BatchRow { cache: &mut s.cache, embeds: e }).collect();
+        let result = model.llm.forward_batch(&mut rows);
         let logits = match result {
             Ok(l) => l,
             Err(e) => {

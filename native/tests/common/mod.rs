@@ -4,6 +4,7 @@
 use ovis_engine::model::config::ModelConfig;
 use ovis_engine::model::source::WeightSource;
 use ovis_engine::model::weights::{DType, Weights};
+use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -118,3 +119,17 @@ pub fn cases_json() -> std::collections::HashMap<String, Vec<f32>> {
     v["cases"].as_array().unwrap().iter().map(|c| (c["name"].as_str().unwrap().to_string(), c["greedy_top2_gaps"].as_array().unwrap().iter().map(|g| g.as_f64().unwrap() as f32).collect())).collect()
 }
 
+
+/// An in-memory output the engine's frame writer can own a clone of, read back after `serve`.
+#[derive(Clone, Default)]
+pub struct Shared(pub Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Write for Shared {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
