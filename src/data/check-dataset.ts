@@ -24,7 +24,9 @@ export interface CheckSummary {
   warnings: number;
   /** samples with at least one error */
   badSamples: number;
-  byCode: Record<string, number>;
+  /** problems per code, errors and warnings apart */
+  errorCodes: Record<string, number>;
+  warningCodes: Record<string, number>;
   tokens: { text: number; visual: number; trained: number; longest: number; longestSample: number | null };
   seconds: number;
 }
@@ -40,7 +42,8 @@ export async function checkDataset(data: LoadedDataset, options: CheckOptions): 
     errors: 0,
     warnings: 0,
     badSamples: 0,
-    byCode: {},
+    errorCodes: {},
+    warningCodes: {},
     tokens: { text: 0, visual: 0, trained: 0, longest: 0, longestSample: null },
     seconds: 0,
   };
@@ -67,13 +70,14 @@ export async function checkDataset(data: LoadedDataset, options: CheckOptions): 
 function tally(s: CheckSummary, index: number, r: SampleReport): void {
   let bad = false;
   for (const p of r.problems) {
+    const codes = p.severity === 'error' ? s.errorCodes : s.warningCodes;
+    codes[p.code] = (codes[p.code] ?? 0) + 1;
     if (p.severity === 'error') {
       s.errors++;
       bad = true;
     } else {
       s.warnings++;
     }
-    s.byCode[p.code] = (s.byCode[p.code] ?? 0) + 1;
   }
   if (bad) s.badSamples++;
   if (r.tokens) addTokens(s, index, r.tokens);

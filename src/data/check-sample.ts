@@ -30,7 +30,13 @@ export async function checkSample(raw: unknown, index: number, ctx: CheckContext
   const v = ctx.format === 'upstream' ? validateUpstream(raw, index) : validateSwift(raw, index);
   // the think-block warning only matters where ms-swift trains: upstream adds the block itself
   const problems = v.problems.filter((p) => ctx.profile.name === 'swift' || p.code !== 'no-think-block');
-  if (!v.sample || problems.some((p) => p.severity === 'error')) return { problems };
+  if (!v.sample) return { problems };
+  if (problems.some((p) => p.severity === 'error')) {
+    // still say which media are missing or broken: one pass over the data finds everything
+    const media = ctx.format === 'upstream' ? upstreamMedia(v.sample as UpstreamSample, ctx.mediaDir) : swiftMedia(v.sample as SwiftSample, ctx.mediaDir);
+    problems.push(...(await sampleGrids(media, ctx.profile, ctx.sizer, index)).problems);
+    return { problems };
+  }
 
   const target = toProfileFormat(v.sample, index, ctx);
   problems.push(...target.problems.map((p) => (p.code === 'frames-unsupported' ? { ...p, severity: 'error' as const } : p)));

@@ -10,6 +10,7 @@
 //   * --truncation_strategy delete (ms-swift's default, explicit here): over-long samples are dropped,
 //     which `ovis data check --profile swift` reports;
 //   * full fine-tuning runs under DeepSpeed ZeRO-2.
+import { swiftProfile, type Profile } from '../data/profiles.js';
 import { LEARNING_RATE, LORA, TRAIN_PIXELS, type FinetuneSettings } from './settings.js';
 
 export interface TrainCommand {
@@ -29,6 +30,11 @@ export function swiftPixelEnv(env: NodeJS.ProcessEnv = process.env): Record<stri
     VIDEO_MAX_PIXELS: pick('VIDEO_MAX_PIXELS', TRAIN_PIXELS.videoMax),
     NUM_FRAMES: pick('NUM_FRAMES', TRAIN_PIXELS.frames),
   };
+}
+
+/** The budgets the command sets, as a profile `ovis data check --finetune-pixels` counts with. */
+export function swiftTrainProfile(maxLength: number, env: NodeJS.ProcessEnv = process.env): Profile {
+  return swiftProfile({ ...env, ...swiftPixelEnv(env) }, maxLength);
 }
 
 export function swiftCommand(s: FinetuneSettings, env: NodeJS.ProcessEnv = process.env): TrainCommand {

@@ -6,6 +6,7 @@
 // `ovis data check --profile upstream` counts with.
 import { join } from 'node:path';
 import { UsageError } from '../errors.js';
+import { upstreamProfile, type Profile } from '../data/profiles.js';
 import { LEARNING_RATE, TRAIN_PIXELS, type FinetuneSettings } from './settings.js';
 import type { TrainCommand } from './swift-command.js';
 
@@ -14,13 +15,24 @@ export interface UpstreamPlan extends TrainCommand {
   copy: { from: string; to: string };
 }
 
+/** The budgets the command passes, as a profile `ovis data check --finetune-pixels` counts with. */
+export function upstreamTrainProfile(maxLength: number): Profile {
+  const p = upstreamProfile(maxLength);
+  return {
+    ...p,
+    singleImage: { min: TRAIN_PIXELS.imageMin, max: TRAIN_PIXELS.imageMax },
+    video: { min: TRAIN_PIXELS.imageMin, max: TRAIN_PIXELS.videoMax },
+    frames: TRAIN_PIXELS.frames,
+  };
+}
+
 export function upstreamCommand(s: FinetuneSettings, dataInfoName: string): UpstreamPlan {
   if (s.mode === 'lora') {
     throw new UsageError("AIDC-AI/Ovis's training code has no LoRA; use --engine swift for LoRA, or --mode full");
   }
   if (!s.ovisRepo) throw new UsageError('--engine upstream needs the AIDC-AI/Ovis checkout: give --ovis-repo DIR or set OVIS_REPO');
   const version = 'ovis_finetune_datainfo';
-  const px = String(TRAIN_PIXELS.imageMin);
+  const p = upstreamTrainProfile(s.maxLength);
   const argv = [
     'torchrun', `--nproc_per_node=${s.gpus}`, 'ovis/train/train.py',
     '--deepspeed', 'scripts/zero_configs/zero2_cp.json',
@@ -30,15 +42,17 @@ export function upstreamCommand(s: FinetuneSettings, dataInfoName: string): Upst
     '--data_type', 'conversation',
     '--ovis_pretrained_path', s.model,
     '--attn_implementation', 'flash_attention_2',
-    '--single_image_min_pixels', px,
-    '--single_image_max_pixels', String(TRAIN_PIXELS.imageMax),
-    '--video_min_pixels', px,
-    '--video_max_pixels', String(TRAIN_PIXELS.videoMax),
-    '--min_frames', String(TRAIN_PIXELS.frames),
-    '--max_frames', String(TRAIN_PIXELS.frames),
+    '--single_image_min_pixels', String(p.singleImage.min),
+    '--single_image_max_pixels', String(p.singleImage.max),
+    '--multiple_image_min_pixels', String(p.multiImage.min),
+    '--multiple_image_max_pixels', String(p.multiImage.max),
+    '--video_min_pixels', String(p.video.min),
+    '--video_max_pixels', String(p.video.max),
+    '--min_frames', String(p.frames),
+    '--max_frames', String(p.frames),
+    '--multimodal_max_length', String(p.maxLength),
+    '--text_max_length', String(p.maxLength),
     '--train_modules', 'all',
-    '--multimodal_max_length', String(s.maxLength),
-    '--text_max_length', String(s.maxLength),
     '--output_dir', s.output,
     '--per_device_train_batch_size', '1',
     '--gradient_accumulation_steps', '16',
