@@ -25,7 +25,7 @@ test('upstream: each defect is reported with its sample index, code and counts',
     /* 1 two tags, one image */ { image: 'photo.jpg', conversations: [human('<image>\n<image>\nWhat?'), gpt('Two.')] },
     /* 2 missing image */ { image: ['photo.jpg', 'nowhere.png'], conversations: [human('<image>\n<image>\nCompare.'), gpt('Same.')] },
     /* 3 pad token */ { conversations: [human('Say it.'), gpt('Done<|endoftext|>')] },
-    /* 4 over-long, cut */ { conversations: [human(long), gpt('Short answer.')] },
+    /* 4 over-long: cut, and the answer with it */ { conversations: [human(long), gpt('Short answer.')] },
     /* 5 corrupt image */ { image: 'corrupt.png', conversations: [human('<image>\nWhat?'), gpt('Noise.')] },
     /* 6 images and a video */ { image: 'photo.jpg', video: 'clip.mp4', conversations: [human('<image>\nWhat?'), gpt('Both.')] },
     /* 7 wrong order */ { conversations: [gpt('Hello.'), human('Hi.')] },
@@ -47,7 +47,6 @@ test('upstream: each defect is reported with its sample index, code and counts',
   assert.is(cut.severity, 'warning');
   assert.is(cut.detail.kept, 1024);
   assert.ok(cut.detail.total > 1200, `${cut.detail.total} ids`);
-  // the answer sits past the cut: nothing is trained any more, which is an error
   assert.equal(codesOf(p, 5), ['bad-media']);
   assert.equal(codesOf(p, 6), ['mixed-media']);
   assert.ok(codesOf(p, 7).every((c) => c === 'turn-order') && codesOf(p, 7).length >= 2);
