@@ -31,7 +31,9 @@ export function onPath(name: string, env: NodeJS.ProcessEnv = process.env): stri
 export async function swiftVersion(env: NodeJS.ProcessEnv = process.env): Promise<string | undefined> {
   const python = env.OVIS_PYTHON || 'python3';
   try {
-    const r = await run(python, ['-c', 'import swift; print(swift.__version__)'], { env, timeoutMs: 60_000 });
+    // no spawn timeout: when the binary does not exist, Node never clears its timer and the process
+    // would linger for the whole timeout
+    const r = await run(python, ['-c', 'import swift; print(swift.__version__)'], { env });
     const v = r.stdout.toString('utf8').trim();
     return r.code === 0 && /^\d+\.\d+/.test(v) ? v : undefined;
   } catch {
