@@ -20,7 +20,7 @@ _ovis() {
   local list_opts="--json --help"
   local rm_opts="--json --help"
   local info_opts="--model --device --json --verbose --help"
-  local check_opts="--format --profile --image-dir --max-length --finetune-pixels --decode --per-sample --json --model --help"
+  local check_opts="--format --profile --image-dir --max-length --finetune-pixels --decode --per-sample --json --model --jobs --help"
   local convert_opts="--to --from --image-dir --json --help"
   local finetune_opts="--engine --mode --model --output --max-length --epochs --gpus --swift-version --ovis-repo --run --help"
   local bench_opts="--synthetic --model --device --full --images --prompt-tokens --decode-tokens --repeats --warmup --concurrency --json --help"
@@ -36,7 +36,7 @@ _ovis() {
     --mode) COMPREPLY=($(compgen -W "lora full" -- "${cur}")); return ;;
     --swift-version) COMPREPLY=($(compgen -W "3 4" -- "${cur}")); return ;;
     --image-dir|--ovis-repo|--output|-o) COMPREPLY=($(compgen -d -- "${cur}")); return ;;
-    --max-length|--epochs|--gpus) return ;;
+    --max-length|--epochs|--gpus|--jobs|-j) return ;;
     --device) COMPREPLY=($(compgen -W "auto cpu cuda cuda:0" -- "${cur}")); return ;;
     --synthetic) COMPREPLY=($(compgen -W "2b 9b" -- "${cur}")); return ;;
     --images|--prompt-tokens|--decode-tokens|--repeats|--warmup|--concurrency) return ;;

@@ -85,6 +85,7 @@ complete -c ovis -n '__fish_seen_subcommand_from check' -l decode -d 'decode eve
 complete -c ovis -n '__fish_seen_subcommand_from check' -l per-sample -d 'token counts per sample'
 complete -c ovis -n '__fish_seen_subcommand_from check convert' -l json -d 'write JSON lines'
 complete -c ovis -n '__fish_seen_subcommand_from check finetune' -s m -l model -r -a '(__ovis_models; __fish_complete_directories)' -d 'model directory or ORG/NAME'
+complete -c ovis -n '__fish_seen_subcommand_from check' -s j -l jobs -x -d 'worker threads'
 complete -c ovis -n '__fish_seen_subcommand_from convert' -l to -x -a 'upstream swift' -d 'format to write'
 complete -c ovis -n '__fish_seen_subcommand_from convert' -l from -x -a 'upstream swift' -d 'the input format'
 complete -c ovis -n '__fish_seen_subcommand_from finetune' -l engine -x -a 'swift upstream' -d 'trainer'

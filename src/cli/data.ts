@@ -3,7 +3,7 @@
 // time is spent, and converted between the two formats (src/data/).
 import { Command, Option } from 'commander';
 import { InputError } from '../errors.js';
-import { checkDataset, type CheckSummary } from '../data/check-dataset.js';
+import { checkDatasetParallel, type CheckSummary } from '../data/check-dataset.js';
 import { convertDataset } from '../data/convert-dataset.js';
 import { profileFor, SWIFT_MAX_LENGTH, UPSTREAM_MAX_LENGTH, type Profile } from '../data/profiles.js';
 import { swiftTrainProfile } from '../finetune/swift-command.js';
@@ -26,6 +26,7 @@ interface CheckOptions {
   perSample: boolean;
   json: boolean;
   model?: string;
+  jobs?: number;
 }
 
 interface ConvertOptions {
@@ -52,6 +53,7 @@ export function dataCommand(): Command {
       .option('--per-sample', "print each sample's text, visual and trained token counts on stdout", false)
       .option('--json', 'print one JSON line per problem (and per sample with --per-sample) on stdout', false)
       .option('-m, --model <model>', 'model whose tokenizer counts (default: $OVIS_MODEL, else AIDC-AI/Ovis2.5-2B)')
+      .option('-j, --jobs <n>', 'worker threads (default: one per 5,000 samples, at most the cores and 8)', intOption('--jobs', 1, 64))
       .action(runCheck),
   );
   data.addCommand(
@@ -72,14 +74,15 @@ async function runCheck(file: string, opts: CheckOptions): Promise<void> {
   const log = createLogger();
   const data = await loadDataset(file, { format: opts.format, imageDir: opts.imageDir });
   const profile = profileOf(opts.profile ?? data.format, opts.maxLength, opts.finetunePixels);
-  const tokenizer = await OvisTokenizer.load(await modelDirFor(opts.model, log));
+  const modelDir = await modelDirFor(opts.model, log);
   const progress = createProgress();
   const long = data.samples.length >= 1000;
   if (long) progress.phase('checking samples');
   const out = process.stdout;
-  const summary = await checkDataset(data, {
+  const summary = await checkDatasetParallel(data, {
     profile,
-    tokenizer,
+    modelDir,
+    jobs: opts.jobs,
     decode: opts.decode,
     onProgress: (done, total) => (progress.prefix = `${done.toLocaleString('en-US')}/${total.toLocaleString('en-US')} samples`),
     onSample: (index, report) => {
@@ -95,7 +98,7 @@ async function runCheck(file: string, opts: CheckOptions): Promise<void> {
         out.write(opts.json ? `${JSON.stringify({ type: 'sample', sample: index, ...t })}\n` : `${index}\ttext ${t.text}\tvisual ${t.visual}\ttrained ${t.trained}\ttotal ${t.total}\n`);
       }
     },
-  });
+  }, () => OvisTokenizer.load(modelDir));
   progress.stop();
   printSummary(log, data.format, profile, summary);
   if (summary.errors > 0) {

@@ -64,11 +64,11 @@ export function swiftSequence(tok: PromptTokenizer, sample: SwiftSample, grids: 
   for (const p of pieces) {
     if ('text' in p) {
       const ids = tok.encodeText(p.text);
-      seq.push(ids, () => p.trained);
+      seq.push(ids, 0, p.trained ? ids.length : 0);
     } else {
       // one medium alone through encodePrompt: [start, atoms…, end]
       const tag = p.medium === 'video' ? '<video>' : '<image>';
-      seq.push(encodePrompt(tok, tag, [grids[next++]], [p.medium]), () => false);
+      seq.push(encodePrompt(tok, tag, [grids[next++]], [p.medium]));
     }
   }
   return seq;

@@ -51,9 +51,9 @@ export function upstreamSequence(tok: PromptTokenizer, sample: UpstreamSample, g
     next += n;
     if (turn.from === 'gpt') {
       const from = hasThinking(turn.value) ? prefix.think : prefix.noThink;
-      seq.push(ids, (i) => i >= from && i < ids.length - 1);
+      seq.push(ids, from, ids.length - 1);
     } else {
-      seq.push(ids, () => false);
+      seq.push(ids);
     }
   }
   const last = sample.conversations[sample.conversations.length - 1];

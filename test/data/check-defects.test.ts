@@ -141,4 +141,17 @@ test('a datainfo file: meta_file and image_dir are taken from it', async () => {
   assert.match(c.stderr, /data_format "caption"; ovis data checks conversation datasets only/);
 });
 
+test('worker threads (--jobs) report the same problems and counts, in the same order', async () => {
+  const samples = Array.from({ length: 40 }, (_, i) =>
+    i % 5 === 0 ? { image: 'nowhere.png', conversations: [human('<image>\nWhat?'), gpt('X.')] }
+    : i % 3 === 0 ? { image: 'photo.jpg', conversations: [human('<image>\n<image>\nTwo?'), gpt('One.')] }
+    : { image: i % 2 ? 'small.png' : 'tall.png', conversations: [human(`<image>\nSample ${i}?`), gpt(`Answer ${i}.`)] });
+  const file = writeUpstream(dir, 'many.json', samples);
+  const one = await check(file, '--per-sample', '--jobs', '1');
+  const three = await check(file, '--per-sample', '--jobs', '3');
+  assert.is(three.code, 3);
+  assert.is(three.stdout, one.stdout);
+  assert.is(one.samples.length, 40 - 8 - 11);
+});
+
 test.run();
