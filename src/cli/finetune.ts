@@ -64,7 +64,8 @@ async function runFinetune(data: string, extra: string[], opts: FinetuneOptions)
     mode: opts.mode,
     model: await modelArg(opts.model),
     data: resolve(data),
-    output: opts.output,
+    // absolute: the upstream command runs from inside the checkout
+    output: resolve(opts.output),
     maxLength: opts.maxLength ?? (engine === 'swift' ? SWIFT_MAX_LENGTH : UPSTREAM_MAX_LENGTH),
     epochs: opts.epochs,
     gpus: opts.gpus,
