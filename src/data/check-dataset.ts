@@ -64,6 +64,8 @@ export async function checkDataset(data: LoadedDataset, options: CheckOptions): 
       options.onSample?.(start + k, r);
     });
     options.onProgress?.(end, data.samples.length);
+    // cached media make a batch pure computation: let timers (the progress line) run between batches
+    await new Promise((resolve) => setImmediate(resolve));
   }
   summary.seconds = (performance.now() - t0) / 1000;
   return summary;
