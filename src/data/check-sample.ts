@@ -47,9 +47,14 @@ export async function checkSample(raw: unknown, index: number, ctx: CheckContext
   problems.push(...g.problems);
   if (!g.grids) return { problems };
 
-  const seq = target.swift
-    ? swiftSequence(ctx.tokenizer, target.swift, g.grids)
-    : upstreamSequence(ctx.tokenizer, target.upstream!, g.grids, media.kind);
+  let seq;
+  try {
+    seq = target.swift ? swiftSequence(ctx.tokenizer, target.swift, g.grids) : upstreamSequence(ctx.tokenizer, target.upstream!, g.grids, media.kind);
+  } catch (err) {
+    // the structure checks should have caught whatever gets here; one odd sample must not stop the run
+    problems.push({ severity: 'error', code: 'bad-sample', sample: index, message: `sample ${index} cannot be tokenised: ${(err as Error).message}` });
+    return { problems };
+  }
   const max = ctx.profile.maxLength;
   let tokens: SampleTokens;
   if (ctx.profile.name === 'upstream') {
