@@ -5,7 +5,8 @@
 //   * each turn is tokenised on its own, split at its media tag (`<video>` if present, else `<image>`),
 //     which is what encodePrompt does; every medium becomes [start, atoms…, end];
 //   * a gpt turn's labels are its ids after the role (and the empty think block), up to and with
-//     `<|im_end|>`; the "\n" after it is never trained and, after a final gpt turn, dropped;
+//     `<|im_end|>`; the "\n" after it is never trained and, after a final gpt turn (not ignored_gpt),
+//     dropped;
 //   * ignored_gpt, human and system turns are not trained.
 import { encodePrompt, type PromptTokenizer } from '../prompt/encode.js';
 import type { GridTHW, MediaKind } from '../prompt/types.js';
@@ -56,7 +57,7 @@ export function upstreamSequence(tok: PromptTokenizer, sample: UpstreamSample, g
       seq.push(ids);
     }
   }
-  const last = sample.conversations[sample.conversations.length - 1];
-  if (last.from === 'gpt' || last.from === 'ignored_gpt') seq.pop();
+  // only after a gpt turn (Qwen3ConversationFormatter.format checks `from == "gpt"`, not ignored_gpt)
+  if (sample.conversations[sample.conversations.length - 1].from === 'gpt') seq.pop();
   return seq;
 }

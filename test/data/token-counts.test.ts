@@ -119,9 +119,10 @@ test('upstream: a gpt answer with its own think block is trained whole, ignored_
   const answer = '<think>\nLet me see.\n</think>\n\nYes.';
   const file = writeUpstream(dir, 'think.json', [{ conversations: [human('Sure?'), gpt(answer), human('Again?'), { from: 'ignored_gpt', value: 'No.' }] }]);
   const [got] = await counts(file, upstreamProfile());
-  // trained: the answer and its <|im_end|>, nothing of the ignored turn
+  // trained: the answer and its <|im_end|>, nothing of the ignored turn; after a final ignored_gpt
+  // turn upstream keeps the "\n" (it drops it only after a gpt turn)
   assert.is(got.trained, pb.tokenizer.encodeText(`${answer}<|im_end|>`).length);
-  const text = `<|im_start|>user\nSure?<|im_end|>\n<|im_start|>assistant\n${answer}<|im_end|>\n<|im_start|>user\nAgain?<|im_end|>\n<|im_start|>assistant\nNo.<|im_end|>`;
+  const text = `<|im_start|>user\nSure?<|im_end|>\n<|im_start|>assistant\n${answer}<|im_end|>\n<|im_start|>user\nAgain?<|im_end|>\n<|im_start|>assistant\nNo.<|im_end|>\n`;
   assert.is(got.total, pb.tokenizer.encodeText(text).length);
 });
 
