@@ -12,7 +12,7 @@ _ovis_models() {
 _ovis() {
   local cur prev words cword
   _init_completion 2>/dev/null || { cur="${COMP_WORDS[COMP_CWORD]}"; prev="${COMP_WORDS[COMP_CWORD-1]}"; }
-  local cmds="ask chat pull list ls rm info bench completion help"
+  local cmds="ask chat pull list ls rm info bench data finetune completion help"
   local gen_opts="--model --system --think --no-think --think-budget --max-new-tokens --temperature --top-p --top-k --repetition-penalty --seed --min-pixels --max-pixels --frames --max-input-pixels --device --verbose --help"
   local ask_opts="${gen_opts} --messages --save --continue --attach --each --format --json --top-logprobs"
   local chat_opts="${gen_opts} --load --save"
@@ -20,6 +20,9 @@ _ovis() {
   local list_opts="--json --help"
   local rm_opts="--json --help"
   local info_opts="--model --device --json --verbose --help"
+  local check_opts="--format --profile --image-dir --max-length --finetune-pixels --decode --per-sample --json --model --jobs --help"
+  local convert_opts="--to --from --image-dir --json --help"
+  local finetune_opts="--engine --mode --model --output --max-length --epochs --gpus --swift-version --ovis-repo --run --help"
   local bench_opts="--synthetic --model --device --full --images --prompt-tokens --decode-tokens --repeats --warmup --concurrency --json --help"
   if [[ ${COMP_CWORD} -eq 1 ]]; then
     COMPREPLY=($(compgen -W "${cmds} --help --version" -- "${cur}"))
@@ -28,7 +31,12 @@ _ovis() {
   case "${prev}" in
     --model|-m) COMPREPLY=($(compgen -d -- "${cur}") $(compgen -W "$(_ovis_models)" -- "${cur}")); return ;;
     --attach|-a|--messages|--save|--continue|--load) COMPREPLY=($(compgen -f -- "${cur}")); return ;;
-    --format) COMPREPLY=($(compgen -W "json text" -- "${cur}")); return ;;
+    --format|--profile|--to|--from) if [[ ${COMP_WORDS[1]} == data ]]; then COMPREPLY=($(compgen -W "upstream swift" -- "${cur}")); else COMPREPLY=($(compgen -W "json text" -- "${cur}")); fi; return ;;
+    --engine) COMPREPLY=($(compgen -W "swift upstream" -- "${cur}")); return ;;
+    --mode) COMPREPLY=($(compgen -W "lora full" -- "${cur}")); return ;;
+    --swift-version) COMPREPLY=($(compgen -W "3 4" -- "${cur}")); return ;;
+    --image-dir|--ovis-repo|--output|-o) COMPREPLY=($(compgen -d -- "${cur}")); return ;;
+    --max-length|--epochs|--gpus|--jobs|-j) return ;;
     --device) COMPREPLY=($(compgen -W "auto cpu cuda cuda:0" -- "${cur}")); return ;;
     --synthetic) COMPREPLY=($(compgen -W "2b 9b" -- "${cur}")); return ;;
     --images|--prompt-tokens|--decode-tokens|--repeats|--warmup|--concurrency) return ;;
@@ -42,6 +50,12 @@ _ovis() {
     rm) if [[ ${cur} == -* ]]; then COMPREPLY=($(compgen -W "${rm_opts}" -- "${cur}")); else COMPREPLY=($(compgen -W "$(_ovis_models)" -- "${cur}")); fi ;;
     info) COMPREPLY=($(compgen -W "${info_opts}" -- "${cur}")) ;;
     bench) COMPREPLY=($(compgen -W "${bench_opts}" -- "${cur}")) ;;
+    data)
+      if [[ ${COMP_CWORD} -eq 2 ]]; then COMPREPLY=($(compgen -W "check convert" -- "${cur}"))
+      elif [[ ${cur} == -* ]]; then
+        if [[ ${COMP_WORDS[2]} == check ]]; then COMPREPLY=($(compgen -W "${check_opts}" -- "${cur}")); else COMPREPLY=($(compgen -W "${convert_opts}" -- "${cur}")); fi
+      else COMPREPLY=($(compgen -f -- "${cur}")); fi ;;
+    finetune) if [[ ${cur} == -* ]]; then COMPREPLY=($(compgen -W "${finetune_opts}" -- "${cur}")); else COMPREPLY=($(compgen -f -- "${cur}")); fi ;;
     completion) COMPREPLY=($(compgen -W "bash zsh fish" -- "${cur}")) ;;
   esac
 }

@@ -5,6 +5,8 @@ import { askCommand } from './ask.js';
 import { benchCommand } from './bench.js';
 import { chatCommand } from './chat.js';
 import { completionCommand } from './completion.js';
+import { dataCommand } from './data.js';
+import { finetuneCommand } from './finetune.js';
 import { infoCommand } from './info.js';
 import { listCommand } from './list.js';
 import { pullCommand } from './pull.js';
@@ -19,7 +21,7 @@ export function buildProgram(): Command {
     .showSuggestionAfterError()
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s), writeOut: (s) => process.stdout.write(s) });
-  for (const cmd of [askCommand(), chatCommand(), pullCommand(), listCommand(), rmCommand(), infoCommand(), benchCommand(), completionCommand()]) {
+  for (const cmd of [askCommand(), chatCommand(), pullCommand(), listCommand(), rmCommand(), infoCommand(), benchCommand(), dataCommand(), finetuneCommand(), completionCommand()]) {
     cmd.exitOverride();
     program.addCommand(cmd);
   }

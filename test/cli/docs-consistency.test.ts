@@ -11,16 +11,19 @@ const root = join(import.meta.dirname, '..', '..');
 const man = readFileSync(join(root, 'man', 'ovis.1'), 'utf8').replace(/\\-/g, '-');
 const completions = ['ovis.bash', '_ovis', 'ovis.fish'].map((f) => [f, readFileSync(join(root, 'completions', f), 'utf8')] as const);
 
-for (const cmd of buildProgram().commands) {
-  test(`ovis ${cmd.name()}: every flag is documented and completed`, () => {
-    assert.ok(man.includes(`.B ${cmd.name()}`), `man page describes ${cmd.name()}`);
+// `data check` and `data convert` are commands too: their flags count as much as the top level's
+const commands = buildProgram().commands.flatMap((c) => [{ name: c.name(), cmd: c }, ...c.commands.map((sub) => ({ name: `${c.name()} ${sub.name()}`, cmd: sub }))]);
+
+for (const { name, cmd } of commands) {
+  test(`ovis ${name}: every flag is documented and completed`, () => {
+    assert.ok(man.includes(`.B ${name}`), `man page describes ${name}`);
     for (const opt of cmd.options) {
       const flag = opt.long!;
-      assert.ok(mentionsFlag(man, flag), `man page lacks ${flag} of ${cmd.name()}`);
+      assert.ok(mentionsFlag(man, flag), `man page lacks ${flag} of ${name}`);
       for (const [file, text] of completions) {
         const bare = flag.replace(/^--/, '');
         const found = file === 'ovis.fish' ? fishDeclares(text, bare) : mentionsFlag(text, flag);
-        assert.ok(found, `${file} lacks ${flag} of ${cmd.name()}`);
+        assert.ok(found, `${file} lacks ${flag} of ${name}`);
       }
     }
   });
