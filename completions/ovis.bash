@@ -12,7 +12,7 @@ _ovis_models() {
 _ovis() {
   local cur prev words cword
   _init_completion 2>/dev/null || { cur="${COMP_WORDS[COMP_CWORD]}"; prev="${COMP_WORDS[COMP_CWORD-1]}"; }
-  local cmds="ask chat pull list ls rm info bench completion help"
+  local cmds="ask chat pull list ls rm info bench serve completion help"
   local gen_opts="--model --system --think --no-think --think-budget --max-new-tokens --temperature --top-p --top-k --repetition-penalty --seed --min-pixels --max-pixels --frames --max-input-pixels --device --verbose --help"
   local ask_opts="${gen_opts} --messages --save --continue --attach --each --format --json --top-logprobs"
   local chat_opts="${gen_opts} --load --save"
@@ -21,6 +21,7 @@ _ovis() {
   local rm_opts="--json --help"
   local info_opts="--model --device --json --verbose --help"
   local bench_opts="--synthetic --model --device --full --images --prompt-tokens --decode-tokens --repeats --warmup --concurrency --json --help"
+  local serve_opts="--host --port --model --device --max-batch --kv-memory --max-queue --api-key --allow-local-files --allow-remote-media --max-media-bytes --max-body-bytes --max-input-pixels --frames --verbose --help"
   if [[ ${COMP_CWORD} -eq 1 ]]; then
     COMPREPLY=($(compgen -W "${cmds} --help --version" -- "${cur}"))
     return
@@ -31,6 +32,7 @@ _ovis() {
     --format) COMPREPLY=($(compgen -W "json text" -- "${cur}")); return ;;
     --device) COMPREPLY=($(compgen -W "auto cpu cuda cuda:0" -- "${cur}")); return ;;
     --synthetic) COMPREPLY=($(compgen -W "2b 9b" -- "${cur}")); return ;;
+    --host|--port|-p|--max-batch|--kv-memory|--max-queue|--api-key|--max-media-bytes|--max-body-bytes) return ;;
     --images|--prompt-tokens|--decode-tokens|--repeats|--warmup|--concurrency) return ;;
     --each|--system|-s|--think-budget|--max-new-tokens|-n|--temperature|-t|--top-p|--top-k|--repetition-penalty|--seed|--min-pixels|--max-pixels|--frames|--max-input-pixels|--top-logprobs) return ;;
   esac
@@ -42,6 +44,7 @@ _ovis() {
     rm) if [[ ${cur} == -* ]]; then COMPREPLY=($(compgen -W "${rm_opts}" -- "${cur}")); else COMPREPLY=($(compgen -W "$(_ovis_models)" -- "${cur}")); fi ;;
     info) COMPREPLY=($(compgen -W "${info_opts}" -- "${cur}")) ;;
     bench) COMPREPLY=($(compgen -W "${bench_opts}" -- "${cur}")) ;;
+    serve) COMPREPLY=($(compgen -W "${serve_opts}" -- "${cur}")) ;;
     completion) COMPREPLY=($(compgen -W "bash zsh fish" -- "${cur}")) ;;
   esac
 }
