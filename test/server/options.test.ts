@@ -1,5 +1,5 @@
 // `ovis serve`'s options, each against a real server on the fixture: a non-loopback --host without
-// a key warns; OVIS_API_KEY sets the key; --max-body-bytes refuses a larger body with 413;
+// a key warns; OVIS_API_KEY sets the key; --max-body-bytes and --max-input-pixels refuse with 413;
 // --allow-local-files admits file:// media; a video as a data URL gives the reference's ids.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -22,7 +22,7 @@ const ids = (content: Array<{ token: string }>) => content.map((t) => Number(t.t
 test.before(async () => {
   [open, keyed] = await Promise.all([
     startServe(['--host', '0.0.0.0', '--max-body-bytes', '4000', '--allow-local-files', '--frames', '4']),
-    startServe(['--frames', '4'], { env: { OVIS_API_KEY: KEY } }),
+    startServe(['--frames', '4', '--max-input-pixels', '100000'], { env: { OVIS_API_KEY: KEY } }),
   ]);
 });
 test.after(async () => {
@@ -52,6 +52,15 @@ test('a body over --max-body-bytes is 413 with an OpenAI-shaped error', async ()
   const body = await res.json();
   assert.is(body.error.code, 'payload_too_large');
   assert.match(body.error.message, /--max-body-bytes/);
+});
+
+test('an image over --max-input-pixels once decoded is 413, and the server goes on', async () => {
+  const url = `data:image/jpeg;base64,${readFileSync(input('photo.jpg')).toString('base64')}`;
+  const e = await client(keyed, KEY).chat.completions.create({ max_tokens: 1, messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url } }] }] }).catch((err) => err);
+  assert.is(e.status, 413);
+  assert.match(e.message, /640×480 pixels .* over the limit/);
+  const ok = await client(keyed, KEY).chat.completions.create({ max_tokens: 1, messages: [{ role: 'user', content: 'Hi' }] });
+  assert.is(ok.usage!.completion_tokens, 1);
 });
 
 test('--allow-local-files: a file:// image gives the reference ids of the image case', async () => {
