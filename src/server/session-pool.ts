@@ -24,6 +24,18 @@ export interface Lease {
   fail(engineAlive: boolean): void;
 }
 
+/** Positions shared with a cache that make it worth taking even if most of that cache is lost. */
+const LONG_SHARED_PREFIX = 256;
+
+/**
+ * Taking a session truncates its cache to `keep`: worth it when this prompt continues most of that
+ * conversation, or shares a long prefix (a long system prompt, the same image). A few shared tokens
+ * (`<|im_start|>user\n`) are not worth the other conversation's history: a fresh session is taken.
+ */
+function worthReusing(keep: number, cached: number): boolean {
+  return keep >= LONG_SHARED_PREFIX || keep * 2 >= cached;
+}
+
 export class SessionPool {
   private entries: Entry[] = [];
   private counter = 0;
@@ -32,14 +44,14 @@ export class SessionPool {
   constructor(private readonly max: number) {}
 
   /** A session for a prompt of `ids` whose media blocks are `mediaKeys`, marked busy until the lease ends. */
-  take(engine: EngineProcess, generation: number, ids: Int32Array, mediaKeys: readonly string[]): Lease {
+  take(engine: Pick<EngineProcess, 'closeSession'>, generation: number, ids: Int32Array, mediaKeys: readonly string[]): Lease {
     for (const e of this.entries) if (e.generation !== generation) e.cache.clear();
     let best: Entry | undefined;
     let bestKeep = 0;
     for (const e of this.entries) {
       if (e.busy) continue;
       const keep = e.cache.keepFor(ids, mediaKeys);
-      if (keep > bestKeep) [best, bestKeep] = [e, keep];
+      if (keep > bestKeep && worthReusing(keep, e.cache.length)) [best, bestKeep] = [e, keep];
     }
     const entry = best ?? this.fresh(engine, generation);
     entry.busy = true;
@@ -65,7 +77,7 @@ export class SessionPool {
   }
 
   /** An idle session with an empty cache, or a new one (closing the least recently used beyond `max`). */
-  private fresh(engine: EngineProcess, generation: number): Entry {
+  private fresh(engine: Pick<EngineProcess, 'closeSession'>, generation: number): Entry {
     const idle = this.entries.filter((e) => !e.busy).sort((a, b) => a.usedAt - b.usedAt);
     const empty = idle.find((e) => e.cache.length === 0);
     if (empty) return empty;

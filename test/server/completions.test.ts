@@ -168,6 +168,15 @@ test('a continued conversation reuses the cached prefix of the first turn', asyn
   assert.ok(b.usage.prompt_tokens_details.cached_tokens >= a.usage!.prompt_tokens - 4, `cached ${b.usage.prompt_tokens_details.cached_tokens} of ${a.usage!.prompt_tokens}`);
 });
 
+test('a continued conversation about an image reuses the cached image too', async () => {
+  const url = `data:image/png;base64,${readFileSync(input('small.png')).toString('base64')}`;
+  const first: any[] = [{ role: 'user', content: [{ type: 'image_url', image_url: { url } }, { type: 'text', text: 'Name one color in the image.' }] }];
+  const a = await client.chat.completions.create({ ...greedy, messages: first });
+  const b: any = await client.chat.completions.create({ ...greedy, messages: [...first, { role: 'assistant', content: a.choices[0].message.content }, { role: 'user', content: 'Another one?' }] });
+  assert.ok(a.usage!.prompt_tokens > 64, 'the image takes most of the prompt');
+  assert.ok(b.usage.prompt_tokens_details.cached_tokens >= a.usage!.prompt_tokens - 4, `cached ${b.usage.prompt_tokens_details.cached_tokens} of ${a.usage!.prompt_tokens}`);
+});
+
 test('a stop string ends the answer before it, with finish_reason stop', async () => {
   const full = await client.chat.completions.create({ ...greedy, messages: textCase.messages });
   const text = full.choices[0].message.content!;
