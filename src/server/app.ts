@@ -1,6 +1,10 @@
-// The HTTP server (fastify: a schema-free JSON API with hooks for auth and errors, mature and fast;
-// see docs in README "Serve"): the OpenAI-compatible routes, /health, /metrics and the chat page.
-// Every error leaves as an OpenAI-shaped body with its status code.
+// The HTTP server: the OpenAI-compatible routes, /health, /metrics and the chat page. Every error
+// leaves as an OpenAI-shaped body with its status code.
+//
+// Why fastify (rather than hono): it is Node-native (hono needs an adapter to Node's http server),
+// its JSON body parsing enforces a body limit with proper 400/413 errors, its hooks carry auth and
+// metrics for every route, and reply.hijack() hands the raw response to the SSE writer, whose
+// 'close' event is how a disconnected client cancels its generation.
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import { bearerChecker } from './auth.js';
 import { chatPageHtml } from './chat-page.js';

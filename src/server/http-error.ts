@@ -41,6 +41,8 @@ export function httpErrorOf(e: unknown): HttpError {
   if (e instanceof TooLargeInputError) return tooLarge(e.message, 'messages');
   if (e instanceof InputError || e instanceof UsageError) return badRequest(e.message, 'messages');
   if (e instanceof EngineError) {
+    // The engine refused the request itself (ids, grids or sampling values out of range).
+    if (e.code === 'bad_request') return badRequest(e.message, null, 'bad_request');
     if (e.code === 'engine' || e.code === 'device_error') return unavailable(`${e.message.split('\n')[0]}; the server restarts the engine: try again shortly`);
     return new HttpError(500, e.message, 'server_error', null, e.code);
   }
