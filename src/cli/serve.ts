@@ -3,6 +3,7 @@
 // requests in flight, then stops the engine and exits.
 import type { AddressInfo } from 'node:net';
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { UsageError } from '../errors.js';
 import { DEFAULT_MAX_INPUT_PIXELS } from '../media/decode-image.js';
 import { readGenerationDefaults } from '../model/generation-config.js';
 import { createLogger } from '../output/logger.js';
@@ -37,9 +38,11 @@ interface ServeOptions {
   verbose: boolean;
 }
 
-/** The engine's --kv-memory sizes: bytes, or a number with K, M, G or T (at least 1 MiB). */
+/** The engine's --kv-memory sizes: bytes, or a number with K, M, G or T (at least 1 MiB, as the engine checks). */
 function kvMemoryOption(value: string): string {
-  if (!/^\d+([KMGT]i?B?)?$/i.test(value.trim())) throw new InvalidArgumentError(`--kv-memory takes a size such as 4G or 512M, got ${JSON.stringify(value)}`);
+  const m = /^(\d+)([KMGT]?)(i?B)?$/i.exec(value.trim());
+  const bytes = m ? Number(m[1]) * 1024 ** ' KMGT'.indexOf((m[2] || ' ').toUpperCase()) : 0;
+  if (!m || bytes < 2 ** 20) throw new InvalidArgumentError(`--kv-memory takes a size of at least 1M, such as 4G or 512M, got ${JSON.stringify(value)}`);
   return value.trim();
 }
 
@@ -86,6 +89,9 @@ export async function runServe(opts: ServeOptions): Promise<void> {
     await app.listen({ host: opts.host, port: opts.port });
   } catch (e) {
     await supervisor.close();
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE') throw new UsageError(`cannot listen on ${opts.host}:${opts.port}: the port is in use; choose another --port (0 picks a free one)`, { cause: e });
+    if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND' || code === 'EACCES') throw new UsageError(`cannot listen on ${opts.host}:${opts.port} (${code}): give an address of this machine as --host, and a port you may use`, { cause: e });
     throw e;
   }
   const addr = app.server.address() as AddressInfo;

@@ -8,6 +8,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import OpenAI from 'openai';
+import { fixtureDir, runOvis } from '../helpers/cli.js';
 import { caseOf, comparableIds } from '../helpers/reference.js';
 import { startServe, type Served } from '../helpers/serve.js';
 import { skipTest } from '../helpers/skip.js';
@@ -47,6 +48,16 @@ test.after(async () => {
 test('a non-loopback --host without an API key prints a warning; a loopback one does not', () => {
   assert.match(open.stderr(), /warning: listening on 0\.0\.0\.0 without an API key/);
   assert.not.match(keyed.stderr(), /warning/);
+});
+
+test('a port in use, or a bad --kv-memory, is a usage error (exit 2) that says what to do', async () => {
+  const port = new URL(keyed.url).port;
+  const busy = await runOvis(['serve', '--model', fixtureDir, '--port', port]);
+  assert.is(busy.code, 2, busy.stderr);
+  assert.match(busy.stderr, new RegExp(`cannot listen on 127\\.0\\.0\\.1:${port}: the port is in use; choose another --port`));
+  const kv = await runOvis(['serve', '--model', fixtureDir, '--kv-memory', '5']);
+  assert.is(kv.code, 2);
+  assert.match(kv.stderr, /--kv-memory takes a size of at least 1M/);
 });
 
 test('OVIS_API_KEY is the key when --api-key is not given', async () => {
