@@ -110,7 +110,8 @@ export function parseCompletionParams(raw: unknown): CompletionParams {
     logprobs,
     topLogprobs,
     tokensAsIds: boolean(body, 'return_tokens_as_token_ids') ?? false,
-    // A thinking budget implies thinking, as `ovis ask --think-budget` does.
+    // Off unless asked for, as `ovis ask` (the model's template alone would think); a thinking
+    // budget implies thinking, as `ovis ask --think-budget` does.
     enableThinking: (boolean(templateKwargs, 'enable_thinking', 'chat_template_kwargs.enable_thinking') ?? false) || thinkingBudget !== undefined,
     thinkingBudget,
     minPixels: number(mm, 'min_pixels', 1, Number.MAX_SAFE_INTEGER, { integer: true, label: 'mm_processor_kwargs.min_pixels' }),
