@@ -6,7 +6,7 @@ import { mkdtemp, rm, stat, writeFile, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadMedium, type LoadedMedium } from '../cli/load-media.js';
+import { loadMedium, type LoadedMedium, type MediaOptions } from '../cli/load-media.js';
 import { IMAGE_MIN_PIXELS } from '../media/smart-resize.js';
 import type { Logger } from '../output/logger.js';
 import { badRequest, HttpError, tooLarge } from './http-error.js';
@@ -105,17 +105,60 @@ function fetchBytes(ref: MediaRef, policy: MediaPolicy): Promise<Uint8Array> {
   return Promise.reject(badRequest(`${ref.where}: ${ref.kind} URLs must be data:, file: or http(s): URLs, got ${JSON.stringify(ref.url.slice(0, 40))}`, ref.where));
 }
 
+/**
+ * Media decoded lately, by key: a conversation sends its images again with every turn, and decoding
+ * and resizing one is the slow part of a turn's preparation. Bounded by the patches' bytes.
+ */
+class RecentMedia {
+  private map = new Map<string, LoadedMedium>();
+  private bytes = 0;
+
+  constructor(private readonly maxBytes: number) {}
+
+  get(key: string): LoadedMedium | undefined {
+    const hit = this.map.get(key);
+    if (hit) {
+      // Most recently used last.
+      this.map.delete(key);
+      this.map.set(key, hit);
+    }
+    return hit;
+  }
+
+  put(key: string, m: LoadedMedium): void {
+    if (m.pixels.byteLength > this.maxBytes || this.map.has(key)) return;
+    this.map.set(key, m);
+    this.bytes += m.pixels.byteLength;
+    for (const [k, old] of this.map) {
+      if (this.bytes <= this.maxBytes) break;
+      this.map.delete(k);
+      this.bytes -= old.pixels.byteLength;
+    }
+  }
+}
+
+/** 256 MiB of f32 patches: about six images at the largest default size (1792², 12,544 patches of 3 KiB). */
+const recent = new RecentMedia(256 * 2 ** 20);
+
 export async function loadRequestMedium(ref: MediaRef, size: SizeKwargs, policy: MediaPolicy, log: Logger): Promise<RequestMedium> {
   const bytes = await fetchBytes(ref, policy);
   const opts = { minPixels: size.minPixels ?? IMAGE_MIN_PIXELS, maxPixels: size.maxPixels, frames: policy.frames, maxInputPixels: policy.maxInputPixels };
-  const key = createHash('sha256').update(`${ref.kind} ${opts.minPixels} ${opts.maxPixels} ${opts.frames}\n`).update(bytes).digest('hex');
-  if (ref.kind === 'image') return { key, loaded: await loadMedium({ kind: 'image', source: ref.where, bytes }, opts, log) };
+  const key = createHash('sha256').update(`${ref.kind} ${opts.minPixels} ${opts.maxPixels} ${opts.frames} ${opts.maxInputPixels}\n`).update(bytes).digest('hex');
+  const known = recent.get(key);
+  if (known) return { key, loaded: known };
+  const loaded = await decode(ref, bytes, opts, log);
+  recent.put(key, loaded);
+  return { key, loaded };
+}
+
+async function decode(ref: MediaRef, bytes: Uint8Array, opts: MediaOptions, log: Logger): Promise<LoadedMedium> {
+  if (ref.kind === 'image') return loadMedium({ kind: 'image', source: ref.where, bytes }, opts, log);
   // ffmpeg reads a video from a file: the bytes go to a private temporary one for the decode.
   const dir = await mkdtemp(join(tmpdir(), 'ovis-serve-'));
   try {
     const path = join(dir, 'video');
     await writeFile(path, bytes);
-    return { key, loaded: await loadMedium({ kind: 'video', source: path }, opts, log) };
+    return await loadMedium({ kind: 'video', source: path }, opts, log);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
