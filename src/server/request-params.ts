@@ -94,6 +94,11 @@ export function parseCompletionParams(raw: unknown): CompletionParams {
   const thinkingBudget = number(body, 'thinking_budget', 1, 1_000_000, { integer: true });
   const topK = number(body, 'top_k', -1, 1_000_000, { integer: true });
   const streamOptions = object(body, 'stream_options');
+  const minPixels = number(mm, 'min_pixels', 1, Number.MAX_SAFE_INTEGER, { integer: true, label: 'mm_processor_kwargs.min_pixels' });
+  const maxPixels = number(mm, 'max_pixels', 1, Number.MAX_SAFE_INTEGER, { integer: true, label: 'mm_processor_kwargs.max_pixels' });
+  if (minPixels !== undefined && maxPixels !== undefined && minPixels > maxPixels) {
+    throw badRequest(`mm_processor_kwargs.min_pixels (${minPixels}) is above max_pixels (${maxPixels})`, 'mm_processor_kwargs.min_pixels');
+  }
   return {
     model: body.model as string | undefined,
     messages: body.messages,
@@ -114,7 +119,7 @@ export function parseCompletionParams(raw: unknown): CompletionParams {
     // budget implies thinking, as `ovis ask --think-budget` does.
     enableThinking: (boolean(templateKwargs, 'enable_thinking', 'chat_template_kwargs.enable_thinking') ?? false) || thinkingBudget !== undefined,
     thinkingBudget,
-    minPixels: number(mm, 'min_pixels', 1, Number.MAX_SAFE_INTEGER, { integer: true, label: 'mm_processor_kwargs.min_pixels' }),
-    maxPixels: number(mm, 'max_pixels', 1, Number.MAX_SAFE_INTEGER, { integer: true, label: 'mm_processor_kwargs.max_pixels' }),
+    minPixels,
+    maxPixels,
   };
 }

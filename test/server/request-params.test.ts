@@ -59,6 +59,8 @@ test('each unservable value is a 400 naming its field', () => {
     [{ messages, tools: [{ type: 'function' }] }, 'tools'],
     [{ messages: [] }, 'messages'],
     [{ messages, stream: 'yes' }, 'stream'],
+    [{ messages, mm_processor_kwargs: { min_pixels: 1000, max_pixels: 10 } }, 'mm_processor_kwargs.min_pixels'],
+    [{ messages, chat_template_kwargs: [] }, 'chat_template_kwargs'],
   ];
   for (const [body, param] of cases) {
     const e = refused(body);
