@@ -35,7 +35,9 @@ export class SseWriter {
   /** A JSON error as the whole response (before any event). */
   json(status: number, body: unknown): void {
     if (this.closed) return;
-    this.res.writeHead(status, { 'content-type': 'application/json; charset=utf-8' });
+    // As the JSON routes do (app.ts): a busy or restarting server says when to try again.
+    const retry = status === 429 || status === 503 ? { 'retry-after': '1' } : {};
+    this.res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', ...retry });
     this.res.end(JSON.stringify(body));
   }
 }
