@@ -12,7 +12,7 @@ _ovis_models() {
 _ovis() {
   local cur prev words cword
   _init_completion 2>/dev/null || { cur="${COMP_WORDS[COMP_CWORD]}"; prev="${COMP_WORDS[COMP_CWORD-1]}"; }
-  local cmds="ask chat pull list ls rm info bench data finetune completion help"
+  local cmds="ask chat pull list ls rm info bench serve data finetune completion help"
   local gen_opts="--model --system --think --no-think --think-budget --max-new-tokens --temperature --top-p --top-k --repetition-penalty --seed --min-pixels --max-pixels --frames --max-input-pixels --device --verbose --help"
   local ask_opts="${gen_opts} --messages --save --continue --attach --each --format --json --top-logprobs"
   local chat_opts="${gen_opts} --load --save"
@@ -24,6 +24,7 @@ _ovis() {
   local convert_opts="--to --from --image-dir --json --help"
   local finetune_opts="--engine --mode --model --output --max-length --epochs --gpus --swift-version --ovis-repo --run --help"
   local bench_opts="--synthetic --model --device --full --images --prompt-tokens --decode-tokens --repeats --warmup --concurrency --json --help"
+  local serve_opts="--host --port --model --device --max-batch --kv-memory --max-queue --api-key --allow-local-files --allow-remote-media --max-media-bytes --max-body-bytes --max-input-pixels --frames --verbose --help"
   if [[ ${COMP_CWORD} -eq 1 ]]; then
     COMPREPLY=($(compgen -W "${cmds} --help --version" -- "${cur}"))
     return
@@ -39,6 +40,7 @@ _ovis() {
     --max-length|--epochs|--gpus|--jobs|-j) return ;;
     --device) COMPREPLY=($(compgen -W "auto cpu cuda cuda:0" -- "${cur}")); return ;;
     --synthetic) COMPREPLY=($(compgen -W "2b 9b" -- "${cur}")); return ;;
+    --host|--port|-p|--max-batch|--kv-memory|--max-queue|--api-key|--max-media-bytes|--max-body-bytes) return ;;
     --images|--prompt-tokens|--decode-tokens|--repeats|--warmup|--concurrency) return ;;
     --each|--system|-s|--think-budget|--max-new-tokens|-n|--temperature|-t|--top-p|--top-k|--repetition-penalty|--seed|--min-pixels|--max-pixels|--frames|--max-input-pixels|--top-logprobs) return ;;
   esac
@@ -56,6 +58,7 @@ _ovis() {
         if [[ ${COMP_WORDS[2]} == check ]]; then COMPREPLY=($(compgen -W "${check_opts}" -- "${cur}")); else COMPREPLY=($(compgen -W "${convert_opts}" -- "${cur}")); fi
       else COMPREPLY=($(compgen -f -- "${cur}")); fi ;;
     finetune) if [[ ${cur} == -* ]]; then COMPREPLY=($(compgen -W "${finetune_opts}" -- "${cur}")); else COMPREPLY=($(compgen -f -- "${cur}")); fi ;;
+    serve) COMPREPLY=($(compgen -W "${serve_opts}" -- "${cur}")) ;;
     completion) COMPREPLY=($(compgen -W "bash zsh fish" -- "${cur}")) ;;
   esac
 }

@@ -47,6 +47,9 @@ export class InputError extends OvisError {
   }
 }
 
+/** Input refused for its size (an image or video frame over the decoded-pixel limit); the server's 413. */
+export class TooLargeInputError extends InputError {}
+
 export class ModelError extends OvisError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('model', 'model', message, options);

@@ -11,6 +11,7 @@ import { infoCommand } from './info.js';
 import { listCommand } from './list.js';
 import { pullCommand } from './pull.js';
 import { rmCommand } from './rm.js';
+import { serveCommand } from './serve.js';
 
 export const VERSION = '0.1.0';
 
@@ -21,7 +22,7 @@ export function buildProgram(): Command {
     .showSuggestionAfterError()
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s), writeOut: (s) => process.stdout.write(s) });
-  for (const cmd of [askCommand(), chatCommand(), pullCommand(), listCommand(), rmCommand(), infoCommand(), benchCommand(), dataCommand(), finetuneCommand(), completionCommand()]) {
+  for (const cmd of [askCommand(), chatCommand(), pullCommand(), listCommand(), rmCommand(), infoCommand(), benchCommand(), serveCommand(), dataCommand(), finetuneCommand(), completionCommand()]) {
     cmd.exitOverride();
     program.addCommand(cmd);
   }

@@ -40,6 +40,10 @@ export interface EngineOptions {
   /** Called with each engine log line (stderr), e.g. for --verbose. */
   onLog?: (line: string) => void;
   env?: NodeJS.ProcessEnv;
+  /** Arguments after `serve`, e.g. ['--max-batch', '16', '--kv-memory', '4G'] (`ovis serve`). */
+  serveArgs?: string[];
+  /** Called once when the engine process has exited, with what every pending request failed with. */
+  onExit?: (err: Error) => void;
 }
 
 /** Maps an engine error frame to the CLI's error class (and so its exit code). */
@@ -67,12 +71,14 @@ export class EngineProcess {
   /** The message of the last `device_error` answer (the detail of a device fault). */
   private lastDeviceError?: string;
   hello?: HelloOk;
+  private onExitHook?: (err: Error) => void;
 
   private constructor(binary: string, opts: EngineOptions) {
     // `detached`: the engine leads its own process group, so a Ctrl-C typed in the terminal (sent to
     // the whole foreground group) reaches only ovis, which cancels the request; the engine then
     // finishes cleanly. It still exits when ovis goes: its stdin closes.
-    this.proc = execa(binary, ['serve'], { stdin: 'pipe', stdout: 'pipe', stderr: 'pipe', buffer: false, reject: false, env: opts.env, detached: true });
+    this.onExitHook = opts.onExit;
+    this.proc = execa(binary, ['serve', ...(opts.serveArgs ?? [])], { stdin: 'pipe', stdout: 'pipe', stderr: 'pipe', buffer: false, reject: false, env: opts.env, detached: true });
     this.proc.stdout!.on('data', (chunk: Buffer) => this.onData(chunk));
     let partial = '';
     this.proc.stderr!.on('data', (chunk: Buffer) => {
@@ -111,6 +117,11 @@ export class EngineProcess {
     const id = this.nextId++;
     const done = this.request<DoneEvent>(id, encodeGenerate({ ...req, id }, ids, pixels), onToken, onProgress);
     return { id, done };
+  }
+
+  /** The engine's process id (undefined if it could not be spawned). */
+  get pid(): number | undefined {
+    return this.proc.pid;
   }
 
   /** True once the engine process has exited (a later request fails at once). */
@@ -228,6 +239,7 @@ export class EngineProcess {
       this.exitError = new EngineError(`the engine ${how}${tail ? `; its last messages:\n  ${tail}` : ''}`);
     }
     this.failAll(this.exitError);
+    this.onExitHook?.(this.exitError);
   }
 
   private failAll(err: Error): void {

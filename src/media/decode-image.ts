@@ -7,7 +7,7 @@
 // sharp's JPEG (libjpeg-turbo family, ISLOW, fancy upsampling) and PNG pixels equal Pillow's.
 import { readFile } from 'node:fs/promises';
 import sharp, { type Metadata, type OutputInfo } from 'sharp';
-import { InputError } from '../errors.js';
+import { InputError, TooLargeInputError } from '../errors.js';
 
 /** Decompression-bomb guard: largest decoded image accepted (width·height, pixels). Pillow's own
  * hard limit (2 × Image.MAX_IMAGE_PIXELS), so whatever the reference opens, ovis opens too. */
@@ -135,7 +135,7 @@ export function formatPixels(n: number): string {
 
 function tooLarge(name: string, width: number | undefined, height: number | undefined, limit: number): InputError {
   const n = (width ?? 0) * (height ?? 0);
-  return new InputError(
+  return new TooLargeInputError(
     `image ${name} is ${width}×${height} pixels (${formatPixels(n)}), over the limit of ${formatPixels(limit)} ` +
       'for decoded images; shrink it first or raise the input pixel limit',
   );

@@ -4,7 +4,7 @@
 // frame 0 with Pillow-exact bilinear, and patchify into one grid [N, gh, gw].
 import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { InputError } from '../errors.js';
+import { InputError, TooLargeInputError } from '../errors.js';
 import { DEFAULT_MAX_INPUT_PIXELS, formatPixels } from './decode-image.js';
 import { findFfmpeg, parseFfmpegInfo, run, type Ffmpeg, type FindFfmpegOptions, type VideoInfo } from './ffmpeg.js';
 import type { MediaTimings } from './image.js';
@@ -57,7 +57,7 @@ export async function prepareVideo(path: string, options: PrepareVideoOptions = 
   const input = `file:${resolve(path)}`;
   const info = await probe(ffmpeg, input, path, options.signal);
   if (info.width !== null && info.height !== null && maxInput > 0 && info.width * info.height > maxInput) {
-    throw new InputError(
+    throw new TooLargeInputError(
       `video ${path} has ${info.width}×${info.height} frames, over the limit of ${formatPixels(maxInput)} per frame; scale it down first`,
     );
   }
