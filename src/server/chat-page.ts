@@ -34,9 +34,9 @@ const BODY = `
   <div class="row">
     <label class="attach" title="attach an image">
       <input id="file" type="file" accept="image/*" multiple hidden>
-      <span aria-hidden="true">＋</span><span class="sr">Attach image</span>
+      <svg viewBox="0 0 24 24" width="20" height="20" aria-hidden="true" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round"><path d="M20 11l-8 8a5 5 0 0 1-7-7l9-9a3.5 3.5 0 0 1 5 5l-9 9a2 2 0 0 1-3-3l8-8"/></svg><span class="sr">Attach image</span>
     </label>
-    <textarea id="input" rows="1" placeholder="Message (Enter sends, Shift+Enter new line)" aria-label="Message"></textarea>
+    <textarea id="input" rows="1" placeholder="Message (Enter sends)" title="Enter sends, Shift+Enter starts a new line" aria-label="Message"></textarea>
     <button type="submit" id="send">Send</button>
     <button type="button" id="stop" hidden>Stop</button>
   </div>
