@@ -1,7 +1,7 @@
 // Admission: at most `running` completions hold the engine at once (its --max-batch, so every
 // admitted request is in the engine's batch), at most `queued` more wait here in arrival order,
 // and beyond that a request is refused at once (429) rather than left to time out.
-import { HttpError } from './http-error.js';
+import { clientClosed, HttpError } from './http-error.js';
 
 export interface Slot {
   /** Gives the slot back (the next waiting request takes it); safe to call twice. */
@@ -27,6 +27,7 @@ export class Admission {
 
   /** A slot now, or after those ahead; 429 when the queue is full; rejects if `signal` aborts first. */
   acquire(signal?: AbortSignal): Promise<Slot> {
+    if (signal?.aborted) return Promise.reject(clientClosed());
     if (this.active < this.maxRunning) return Promise.resolve(this.grant());
     if (this.waiting.length >= this.maxQueued) {
       return Promise.reject(new HttpError(429, `the server is busy: ${this.active} requests running and ${this.waiting.length} waiting (--max-batch ${this.maxRunning}, --max-queue ${this.maxQueued}); retry later`, 'rate_limit_error', null, 'queue_full'));
@@ -38,7 +39,7 @@ export class Admission {
         signal,
         onAbort: () => {
           this.waiting = this.waiting.filter((w) => w !== entry);
-          reject(new Error('the client went away while queued'));
+          reject(clientClosed());
         },
       };
       signal?.addEventListener('abort', entry.onAbort, { once: true });

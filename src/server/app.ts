@@ -39,7 +39,7 @@ export function buildApp(ctx: ServerContext, opts: AppOptions): FastifyInstance 
   app.setErrorHandler(async (e: FastifyError, request, reply) => {
     const err = fromFastify(e);
     if (err.status >= 500) ctx.log.warn(`${request.method} ${request.url}: ${err.message}`);
-    if (err.status === 503) reply.header('retry-after', '1');
+    if (err.status === 503 || err.status === 429) reply.header('retry-after', '1');
     return reply.code(err.status).send(err.body());
   });
   app.setNotFoundHandler(async (request, reply) => {
@@ -48,9 +48,10 @@ export function buildApp(ctx: ServerContext, opts: AppOptions): FastifyInstance 
   });
 
   app.post(CHAT_ROUTE, chatHandler(ctx));
+  const created = Math.floor(Date.now() / 1000);
   app.get('/v1/models', async () => ({
     object: 'list',
-    data: [{ id: ctx.modelName, object: 'model', created: Math.floor(Date.now() / 1000), owned_by: 'ovis', max_model_len: ctx.supervisor.info?.llm.max_positions }],
+    data: [{ id: ctx.modelName, object: 'model', created, owned_by: 'ovis', max_model_len: ctx.supervisor.info?.llm.max_positions }],
   }));
   app.get('/health', async (_request, reply) => {
     const state = opts.draining() ? 'draining' : ctx.supervisor.ready ? 'ok' : 'restarting';

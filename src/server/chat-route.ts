@@ -10,7 +10,7 @@ import { SseWriter } from './sse.js';
 export const CHAT_ROUTE = '/v1/chat/completions';
 
 /** The status counted for a completion whose client went away (nginx's "client closed request"). */
-export const CLIENT_CLOSED = 499;
+export const CLIENT_CLOSED = 499; // = clientClosed().status
 
 function checkModel(ctx: ServerContext, params: CompletionParams): void {
   if (params.model !== undefined && params.model !== ctx.modelName) {

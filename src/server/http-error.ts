@@ -27,6 +27,8 @@ export class HttpError extends Error {
 
 export const badRequest = (message: string, param: string | null = null, code: string | null = null) => new HttpError(400, message, 'invalid_request_error', param, code);
 export const tooLarge = (message: string, param: string | null = null) => new HttpError(413, message, 'invalid_request_error', param, 'payload_too_large');
+/** The client closed the connection first (nginx's 499): nobody reads this, but /metrics counts it. */
+export const clientClosed = () => new HttpError(499, 'the client closed the connection before the answer', 'invalid_request_error', null, 'client_closed');
 export const unavailable = (message: string) => new HttpError(503, message, 'service_unavailable', null, 'engine_unavailable');
 
 /**

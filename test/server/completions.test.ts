@@ -103,6 +103,24 @@ test('thinking (chat_template_kwargs.enable_thinking): reasoning_content in the 
   assert.is(content, '');
 });
 
+test('thinking_budget: thinking closed with the early-stop text after the budget, then the answer', async () => {
+  const r: any = await client.chat.completions.create({ ...greedy, messages: caseOf('think').messages, thinking_budget: 3 } as any);
+  const m = r.choices[0].message;
+  assert.match(m.reasoning_content, /Considering the limited time by the user, I have to give the solution based on the thinking directly now\.$/);
+  assert.not.match(m.content, /Considering|<\/think>/);
+  // 3 thinking tokens, the 24 early-stop tokens ovis appends, then what is left of max_tokens (8 − 3).
+  if (r.choices[0].finish_reason === 'length') assert.is(r.usage.completion_tokens, 3 + 24 + 5);
+});
+
+test('sampling: the same seed gives the same answer; top_k 1 without repetition penalty is greedy', async () => {
+  const body = { model: MODEL, messages: textCase.messages, max_tokens: 8, temperature: 1, top_p: 0.9, seed: 42 };
+  const a = await client.chat.completions.create(body);
+  const b = await client.chat.completions.create(body);
+  assert.is(a.choices[0].message.content, b.choices[0].message.content);
+  const k1 = await client.chat.completions.create({ ...body, top_k: 1, top_p: 1, repetition_penalty: 1 } as any);
+  assert.is(k1.choices[0].message.content, textCase.greedy_text.trim());
+});
+
 test('logprobs with top_logprobs: the reference first-step alternatives and log-probabilities', async () => {
   const r: any = await client.chat.completions.create({ ...greedy, messages: textCase.messages, logprobs: true, top_logprobs: 5, max_tokens: 2, return_tokens_as_token_ids: true } as any);
   const first = r.choices[0].logprobs.content[0];
