@@ -25,6 +25,7 @@ export const chatPageScript = String.raw`
   var controller = null;     // the AbortController of the request in flight, if any
   var modelName = null;
   var views = new WeakMap(); // turn -> its DOM nodes
+  var storageWarned = false;
 
   function readJson(key, fallback) {
     try { var v = JSON.parse(sessionStorage.getItem(key) || 'null'); return v === null ? fallback : v; } catch (e) { return fallback; }
@@ -40,7 +41,11 @@ export const chatPageScript = String.raw`
   }
   function saveTurns() {
     try { sessionStorage.setItem(STORE.log, JSON.stringify(turns)); }
-    catch (e) { console.warn('ovis: the conversation is too large to keep across a reload (' + e.message + ')'); }
+    catch (e) {
+      // Over the browser's quota (a few MB: large images): the page keeps it, a reload would not.
+      if (!storageWarned) notice('This conversation is too large to keep across a reload (' + e.name + '); it stays on this page until you leave it.');
+      storageWarned = true;
+    }
   }
   function saveOptions() {
     try {
@@ -176,7 +181,7 @@ export const chatPageScript = String.raw`
     var p = node('div', 'error notice', message);
     p.setAttribute('role', 'alert');
     ui.attachments.after(p);
-    setTimeout(function () { p.remove(); }, 6000);
+    setTimeout(function () { p.remove(); }, 8000);
   }
 
   // ---- the API -------------------------------------------------------------------------------

@@ -163,6 +163,10 @@ if (!existsSync(CHROMIUM)) {
     assert.is((await lastAnswer(page).locator('.answer').textContent()) ?? '', want.content);
     await details.locator('summary').click();
     assert.is(await details.evaluate((d: HTMLDetailsElement) => d.open), true, 'a click unfolds it');
+    const shot = join(ARTIFACTS, 'chat-page-thinking.png');
+    mkdirSync(ARTIFACTS, { recursive: true });
+    await page.screenshot({ path: shot });
+    process.stdout.write(`chat page screenshot: ${shot}\n`);
     await close();
   });
 
@@ -226,9 +230,14 @@ if (!existsSync(CHROMIUM)) {
     assert.ok(shown!.startsWith(`The server answered 400 Bad Request: ${err.message}`), shown!);
     assert.is(await lastAnswer(page).locator('.error button').textContent(), 'Retry');
     // The failed turn is not sent as history: the next question goes after the user's turns only.
+    // A browser whose storage is full: the page says the conversation will not survive a reload.
+    await page.evaluate(() => {
+      Storage.prototype.setItem = () => { throw new DOMException('the quota has been exceeded', 'QuotaExceededError'); };
+    });
     const next = await sendMessage(page, 'Never mind.');
     assert.equal(next.messages.map((m: any) => m.role), ['user', 'assistant', 'user', 'user']);
     await idle(page);
+    assert.match((await page.locator('.notice').textContent())!, 'too large to keep across a reload (QuotaExceededError)');
     await close();
   });
 
