@@ -109,6 +109,7 @@ export const chatPageScript = String.raw`
     var v = views.get(turn);
     if (!v || turn.role !== 'assistant') return;
     v.root.classList.toggle('streaming', !!turn.streaming);
+    v.root.setAttribute('aria-busy', String(!!turn.streaming)); // screen readers read it once, when done
     v.details.hidden = !turn.reasoning && !(turn.thinking && turn.streaming && !turn.text);
     v.summary.textContent = turn.streaming && !turn.text && turn.thinking ? 'Thinking…' : 'Thinking';
     v.thought.textContent = turn.reasoning || '';
