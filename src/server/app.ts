@@ -49,10 +49,13 @@ export function buildApp(ctx: ServerContext, opts: AppOptions): FastifyInstance 
 
   app.post(CHAT_ROUTE, chatHandler(ctx));
   const created = Math.floor(Date.now() / 1000);
-  app.get('/v1/models', async () => ({
-    object: 'list',
-    data: [{ id: ctx.modelName, object: 'model', created, owned_by: 'ovis', max_model_len: ctx.supervisor.info?.llm.max_positions }],
-  }));
+  const model = () => ({ id: ctx.modelName, object: 'model', created, owned_by: 'ovis', max_model_len: ctx.supervisor.info?.llm.max_positions });
+  app.get('/v1/models', async () => ({ object: 'list', data: [model()] }));
+  app.get('/v1/models/*', async (request) => {
+    const id = decodeURIComponent((request.params as { '*': string })['*']);
+    if (id !== ctx.modelName) throw new HttpError(404, `the model ${JSON.stringify(id)} does not exist on this server; it serves ${JSON.stringify(ctx.modelName)}`, 'invalid_request_error', 'model', 'model_not_found');
+    return model();
+  });
   app.get('/health', async (_request, reply) => {
     const state = opts.draining() ? 'draining' : ctx.supervisor.ready ? 'ok' : 'restarting';
     const body = {

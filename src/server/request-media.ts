@@ -78,17 +78,19 @@ async function fromRemote(ref: MediaRef, policy: MediaPolicy): Promise<Uint8Arra
     throw badRequest(`${ref.where}: could not download ${ref.url} (${(e as Error).message})`, ref.where);
   }
   if (!res.ok || !res.body) throw badRequest(`${ref.where}: downloading ${ref.url} answered HTTP ${res.status}`, ref.where);
-  const declared = Number(res.headers.get('content-length') ?? NaN);
-  if (Number.isFinite(declared)) checkSize(declared, ref, policy);
   const chunks: Uint8Array[] = [];
-  let size = 0;
+  let size = Number(res.headers.get('content-length') ?? 0);
   try {
+    // A declared length over the limit is refused before reading; an undeclared one as it grows.
+    checkSize(Number.isFinite(size) ? size : 0, ref, policy);
+    size = 0;
     for await (const chunk of res.body as AsyncIterable<Uint8Array>) {
       size += chunk.length;
       checkSize(size, ref, policy);
       chunks.push(chunk);
     }
   } catch (e) {
+    await res.body.cancel().catch(() => {});
     if (e instanceof HttpError) throw e;
     throw badRequest(`${ref.where}: downloading ${ref.url} failed (${signal.aborted ? `over ${policy.remoteTimeoutMs / 1000} s` : (e as Error).message})`, ref.where);
   }

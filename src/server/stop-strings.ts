@@ -3,12 +3,9 @@
 // reaches the client, even split across tokens.
 export class StopFilter {
   private held = '';
-  private readonly longest: number;
   stopped = false;
 
-  constructor(private readonly stops: readonly string[]) {
-    this.longest = Math.max(0, ...stops.map((s) => s.length));
-  }
+  constructor(private readonly stops: readonly string[]) {}
 
   /** Text safe to send now; sets `stopped` when a stop string appeared (the text before it is returned). */
   push(text: string): string {
@@ -26,11 +23,24 @@ export class StopFilter {
       this.held = '';
       return out;
     }
-    // Keep the last longest−1 characters: a stop string may begin among them.
-    const safe = Math.max(0, this.held.length - (this.longest - 1));
+    // Hold back the longest tail that is the start of a stop string: the next piece decides it.
+    const safe = this.held.length - this.partialTail();
     const out = this.held.slice(0, safe);
     this.held = this.held.slice(safe);
     return out;
+  }
+
+  private partialTail(): number {
+    let hold = 0;
+    for (const s of this.stops) {
+      for (let k = Math.min(s.length - 1, this.held.length); k > hold; k--) {
+        if (this.held.endsWith(s.slice(0, k))) {
+          hold = k;
+          break;
+        }
+      }
+    }
+    return hold;
   }
 
   /** At the end of generation: what was held back. */

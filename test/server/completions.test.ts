@@ -219,6 +219,8 @@ test('bad requests get OpenAI-shaped errors with their status, and the server ke
 test('/v1/models, /health and /metrics', async () => {
   const models = await client.models.list();
   assert.equal(models.data.map((m) => m.id), [MODEL]);
+  assert.is((await client.models.retrieve(MODEL)).id, MODEL);
+  assert.is((await apiError(client.models.retrieve('gpt-4o'))).status, 404);
   const health = await (await fetch(`${server.url}/health`)).json();
   assert.is(health.status, 'ok');
   assert.is(health.running, 0);

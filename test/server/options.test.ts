@@ -4,6 +4,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import OpenAI from 'openai';
 import { caseOf, comparableIds } from '../helpers/reference.js';
@@ -14,19 +16,31 @@ import { hasFfmpeg, input, makeFramesVideo, questionOf } from '../helpers/vision
 
 let open: Served;
 let keyed: Served;
+/** A loopback web server for --allow-remote-media: /photo.jpg, and /huge that declares 1 GiB. */
+let media: Server;
+let mediaUrl: string;
 const KEY = 'from-the-environment';
 const tmp = tempDir('ovis-serve-options-');
 const client = (s: Served, apiKey = 'unused') => new OpenAI({ baseURL: `${s.url}/v1`, apiKey, maxRetries: 0 });
 const ids = (content: Array<{ token: string }>) => content.map((t) => Number(t.token.replace('token_id:', '')));
 
 test.before(async () => {
+  media = createServer((req, res) => {
+    if (req.url === '/photo.jpg') return res.end(readFileSync(input('photo.jpg')));
+    if (req.url === '/huge') return res.writeHead(200, { 'content-length': String(2 ** 30) }).write(Buffer.alloc(1024));
+    res.writeHead(404).end();
+  });
+  await new Promise<void>((r) => media.listen(0, '127.0.0.1', r));
+  mediaUrl = `http://127.0.0.1:${(media.address() as AddressInfo).port}`;
   [open, keyed] = await Promise.all([
-    startServe(['--host', '0.0.0.0', '--max-body-bytes', '4000', '--allow-local-files', '--frames', '4']),
+    startServe(['--host', '0.0.0.0', '--max-body-bytes', '4000', '--allow-local-files', '--allow-remote-media', '--frames', '4']),
     startServe(['--frames', '4', '--max-input-pixels', '100000'], { env: { OVIS_API_KEY: KEY } }),
   ]);
 });
 test.after(async () => {
   await Promise.all([open.stop(), keyed.stop()]);
+  media.closeAllConnections();
+  media.close();
   removeTempDir(tmp);
 });
 
@@ -72,6 +86,24 @@ test('--allow-local-files: a file:// image gives the reference ids of the image 
   } as any);
   const want = comparableIds('image');
   assert.equal(ids(r.choices[0].logprobs.content).slice(0, want.length), want);
+});
+
+test('--allow-remote-media: an http image gives the reference ids; one declaring 1 GiB is 413; without the flag, 400', async () => {
+  const c = caseOf('image');
+  const ask = (s: Served, key: string, url: string) => client(s, key).chat.completions.create({
+    temperature: 0, max_tokens: 8, logprobs: true, return_tokens_as_token_ids: true,
+    mm_processor_kwargs: { min_pixels: c.min_pixels, max_pixels: c.max_pixels },
+    messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url } }, { type: 'text', text: questionOf('image') }] }],
+  } as any);
+  const r: any = await ask(open, 'unused', `${mediaUrl}/photo.jpg`);
+  const want = comparableIds('image');
+  assert.equal(ids(r.choices[0].logprobs.content).slice(0, want.length), want);
+  const huge = await ask(open, 'unused', `${mediaUrl}/huge`).catch((e) => e);
+  assert.is(huge.status, 413);
+  assert.match(huge.message, /1024\.0 MiB, over this server's limit/);
+  const refused = await ask(keyed, KEY, `${mediaUrl}/photo.jpg`).catch((e) => e);
+  assert.is(refused.status, 400);
+  assert.match(refused.message, /--allow-remote-media/);
 });
 
 test('a video as a data URL (video_url) gives the reference ids of the video case', async () => {
