@@ -56,7 +56,7 @@ async function oneRequest(server, n) {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     // A different prompt each time, so no request is a prefix-cache hit of another.
-    body: JSON.stringify({ model: server.model, messages: [{ role: 'user', content: `Request ${n}: describe a mountain in one sentence.` }], max_tokens: maxTokens, temperature: 0, stream: true }),
+    body: JSON.stringify({ model: server.model, messages: [{ role: 'user', content: `Request ${n}: describe a mountain in one sentence.` }], max_tokens: maxTokens, temperature: 0, stream: true, chat_template_kwargs: { enable_thinking: false } }),
   });
   if (!res.ok) throw new Error(`HTTP ${res.status}: ${await res.text()}`);
   let first;

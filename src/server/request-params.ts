@@ -115,9 +115,11 @@ export function parseCompletionParams(raw: unknown): CompletionParams {
     logprobs,
     topLogprobs,
     tokensAsIds: boolean(body, 'return_tokens_as_token_ids') ?? false,
-    // Off unless asked for, as `ovis ask` (the model's template alone would think); a thinking
-    // budget implies thinking, as `ovis ask --think-budget` does.
-    enableThinking: (boolean(templateKwargs, 'enable_thinking', 'chat_template_kwargs.enable_thinking') ?? false) || thinkingBudget !== undefined,
+    // On unless turned off, as vLLM serves Ovis2.5: its chat template renders the empty think block
+    // only when enable_thinking is defined and false (model-spec §3.2), so clients written for vLLM
+    // get the same prompt here. (`ovis ask` follows HF's default, off.) A thinking budget implies
+    // thinking, as `ovis ask --think-budget` does.
+    enableThinking: (boolean(templateKwargs, 'enable_thinking', 'chat_template_kwargs.enable_thinking') ?? true) || thinkingBudget !== undefined,
     thinkingBudget,
     minPixels,
     maxPixels,

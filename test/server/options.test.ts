@@ -91,7 +91,7 @@ test('an image over --max-input-pixels once decoded is 413, and the server goes 
 test('--allow-local-files: a file:// image gives the reference ids of the image case', async () => {
   const c = caseOf('image');
   const r: any = await client(open).chat.completions.create({
-    temperature: 0, max_tokens: 8, logprobs: true, return_tokens_as_token_ids: true,
+    temperature: 0, max_tokens: 8, logprobs: true, return_tokens_as_token_ids: true, chat_template_kwargs: { enable_thinking: false },
     mm_processor_kwargs: { min_pixels: c.min_pixels, max_pixels: c.max_pixels },
     messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: `file://${input('photo.jpg')}` } }, { type: 'text', text: questionOf('image') }] }],
   } as any);
@@ -102,7 +102,7 @@ test('--allow-local-files: a file:// image gives the reference ids of the image 
 test('--allow-remote-media: an http image gives the reference ids; one declaring 1 GiB is 413; without the flag, 400', async () => {
   const c = caseOf('image');
   const ask = (s: Served, key: string, url: string) => client(s, key).chat.completions.create({
-    temperature: 0, max_tokens: 8, logprobs: true, return_tokens_as_token_ids: true,
+    temperature: 0, max_tokens: 8, logprobs: true, return_tokens_as_token_ids: true, chat_template_kwargs: { enable_thinking: false },
     mm_processor_kwargs: { min_pixels: c.min_pixels, max_pixels: c.max_pixels },
     messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url } }, { type: 'text', text: questionOf('image') }] }],
   } as any);
@@ -123,7 +123,7 @@ test('a video as a data URL (video_url) gives the reference ids of the video cas
   const video = readFileSync(makeFramesVideo(join(tmp, 'frames.mkv')));
   // To the keyed server: the other's 4000-byte body limit is smaller than the video.
   const r: any = await client(keyed, KEY).chat.completions.create({
-    temperature: 0, max_tokens: 8, logprobs: true, return_tokens_as_token_ids: true,
+    temperature: 0, max_tokens: 8, logprobs: true, return_tokens_as_token_ids: true, chat_template_kwargs: { enable_thinking: false },
     mm_processor_kwargs: { min_pixels: c.min_pixels, max_pixels: c.max_pixels },
     messages: [{ role: 'user', content: [{ type: 'video_url', video_url: { url: `data:video/x-matroska;base64,${video.toString('base64')}` } }, { type: 'text', text: questionOf('video') }] }],
   } as any);

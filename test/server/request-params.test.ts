@@ -18,11 +18,12 @@ function refused(body: unknown): HttpError {
   throw new Error(`accepted: ${JSON.stringify(body)}`);
 }
 
-test('defaults: no stream, the default length, no thinking', () => {
+test('defaults: no stream, the default length, thinking on as vLLM (off only when enable_thinking is false)', () => {
   const p = parseCompletionParams({ messages });
   assert.is(p.stream, false);
   assert.is(p.maxTokens, DEFAULT_MAX_TOKENS);
-  assert.is(p.enableThinking, false);
+  assert.is(p.enableThinking, true);
+  assert.is(parseCompletionParams({ messages, chat_template_kwargs: { enable_thinking: false } }).enableThinking, false);
   assert.equal(p.stop, []);
 });
 
