@@ -16,6 +16,8 @@ function causeCode(e: unknown): string | undefined {
 
 /** The server's own message from an OpenAI-shaped error body ({error: {message}} or {message}). */
 function serverMessage(e: APIError): string {
+  // The SDK keeps the body's `error` member when there is one (vLLM's 401: {"error": "Unauthorized"}).
+  if (typeof e.error === 'string' && e.error) return e.error;
   const body = e.error as { message?: unknown; error?: { message?: unknown } } | undefined;
   const m = body?.message ?? body?.error?.message;
   return typeof m === 'string' && m ? m : e.message.replace(/^\d+\s*/, '');
