@@ -60,7 +60,7 @@ export class RemoteBackend implements Backend {
         if (controller.signal.aborted) return readStream(emptyStream(), hooks, { startedAt, aborted: () => true });
         throw e;
       }
-      const result = await readStream(stream, hooks, { startedAt, aborted: () => controller.signal.aborted });
+      const result = await readStream(stream, hooks, { startedAt, aborted: () => controller.signal.aborted, topLogprobs: req.topLogprobs });
       const d = result.done;
       this.lastPromptTokens = d.prompt_tokens + d.cached_tokens;
       this.used.set(req.session, d.prompt_tokens + d.cached_tokens + d.completion_tokens);

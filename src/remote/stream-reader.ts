@@ -56,7 +56,7 @@ export class ThinkTagSplitter {
   }
 }
 
-export async function readStream(stream: AsyncIterable<StreamChunk>, hooks: TurnHooks, opts: { startedAt: number; aborted: () => boolean }): Promise<TurnResult> {
+export async function readStream(stream: AsyncIterable<StreamChunk>, hooks: TurnHooks, opts: { startedAt: number; aborted: () => boolean; topLogprobs?: number }): Promise<TurnResult> {
   // Ovis2.5's template opens the thinking itself only when the model writes <think>: start in the answer.
   const split = new ThinkTagSplitter('answer');
   let finish: DoneEvent['finish_reason'] | undefined;
@@ -68,7 +68,7 @@ export async function readStream(stream: AsyncIterable<StreamChunk>, hooks: Turn
     firstAt ??= performance.now();
     events += 1;
     const t: TokenOut = { id: -1, text, channel, logprob: lp && lp.length > 0 ? lp.reduce((s, x) => s + x.logprob, 0) : Number.NaN };
-    if (lp && lp.length === 1 && lp[0].top_logprobs) t.top = lp[0].top_logprobs.map((x) => ({ id: -1, text: x.token, logprob: x.logprob }));
+    if ((opts.topLogprobs ?? 0) > 0 && lp && lp.length === 1 && lp[0].top_logprobs) t.top = lp[0].top_logprobs.map((x) => ({ id: -1, text: x.token, logprob: x.logprob }));
     hooks.onToken(t);
   };
   try {
