@@ -4,6 +4,7 @@
 import { APIConnectionError, APIConnectionTimeoutError, APIError } from 'openai';
 import { AuthError, BusyError, EngineError, InputError, ModelError, NetworkError, OvisError } from '../errors.js';
 import type { RemoteSettings } from './endpoint.js';
+import { TruncatedStreamError } from './stream-reader.js';
 
 /** The innermost `code` of an error's cause chain (ECONNREFUSED, ENOTFOUND, …). */
 function causeCode(e: unknown): string | undefined {
@@ -26,6 +27,7 @@ function serverMessage(e: APIError): string {
 export function remoteError(e: unknown, s: RemoteSettings, model?: string): OvisError {
   if (e instanceof OvisError) return e;
   const at = s.endpoint;
+  if (e instanceof TruncatedStreamError) return new NetworkError(`${at} stopped sending before the answer ended (no finish_reason): the server or a proxy cut the connection; try again`, { cause: e });
   if (e instanceof APIConnectionTimeoutError) {
     return new NetworkError(`${at} did not answer within ${s.timeoutMs / 1000} s: check that the server is up and not overloaded, or wait longer with OVIS_ENDPOINT_TIMEOUT=SECONDS`, { cause: e });
   }

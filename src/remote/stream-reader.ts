@@ -16,6 +16,13 @@ export interface StreamChunk {
   usage?: { prompt_tokens?: number; completion_tokens?: number; prompt_tokens_details?: { cached_tokens?: number } | null } | null;
 }
 
+/** The stream ended without a finish_reason: the connection was cut mid-answer. */
+export class TruncatedStreamError extends Error {
+  constructor() {
+    super('the answer stopped without a finish_reason');
+  }
+}
+
 const OPEN = '<think>';
 const CLOSE = '</think>';
 
@@ -88,6 +95,7 @@ export async function readStream(stream: AsyncIterable<StreamChunk>, hooks: Turn
     finish = 'cancelled';
   }
   if (opts.aborted()) finish = 'cancelled';
+  if (finish === undefined) throw new TruncatedStreamError();
   const tail = split.flush();
   const end = performance.now();
   const total = end - opts.startedAt;
@@ -95,7 +103,7 @@ export async function readStream(stream: AsyncIterable<StreamChunk>, hooks: Turn
   const cached = usage?.prompt_tokens_details?.cached_tokens ?? 0;
   const done: DoneEvent = {
     id: 0,
-    finish_reason: finish ?? 'stop',
+    finish_reason: finish,
     prompt_tokens: Math.max(0, (usage?.prompt_tokens ?? 0) - cached),
     cached_tokens: cached,
     completion_tokens: usage?.completion_tokens ?? events,

@@ -29,7 +29,11 @@ export type Reply =
   /** Never answers (the headers never come). */
   | { hang: true }
   /** Sends these deltas, then keeps the stream open without an end. */
-  | { stall: Delta[] };
+  | { stall: Delta[] }
+  /** Sends these deltas, then drops the connection (no finish_reason, no [DONE]). */
+  | { cut: Delta[] }
+  /** Sends these deltas, then an error event inside the stream, as vLLM does when generation fails. */
+  | { failAfter: Delta[]; message: string };
 
 export interface ServerOptions {
   models?: Array<{ id: string; max_model_len?: number }>;
@@ -125,13 +129,13 @@ export class OpenAITestServer {
     void this.stream(body, res, reply);
   }
 
-  private async stream(body: any, res: ServerResponse, reply: Extract<Reply, { deltas: Delta[] }> | { stall: Delta[] }): Promise<void> {
+  private async stream(body: any, res: ServerResponse, reply: Exclude<Reply, { hang: true } | { status: number }>): Promise<void> {
     res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache' });
     const base = { id: 'chatcmpl-test', object: 'chat.completion.chunk', created: 0, model: body.model };
     const send = (o: object) => res.write(`data: ${JSON.stringify({ ...base, ...o })}\n\n`);
     const top = body.logprobs ? (body.top_logprobs ?? 0) : -1;
     send({ choices: [{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }] });
-    const deltas = 'stall' in reply ? reply.stall : reply.deltas;
+    const deltas = 'stall' in reply ? reply.stall : 'cut' in reply ? reply.cut : 'failAfter' in reply ? reply.failAfter : reply.deltas;
     for (const d of deltas) {
       const text = d.content ?? d.reasoning_content ?? '';
       send({ choices: [{ index: 0, delta: d, logprobs: top >= 0 ? logprobsFor(text, top) : null, finish_reason: null }] });
@@ -139,6 +143,11 @@ export class OpenAITestServer {
       if (res.destroyed) return;
     }
     if ('stall' in reply) return; // stays open until the client goes
+    if ('cut' in reply) return void res.destroy();
+    if ('failAfter' in reply) {
+      res.write(`data: ${JSON.stringify({ error: { object: 'error', message: reply.message, type: 'InternalServerError', param: null, code: 500 } })}\n\n`);
+      return void res.end('data: [DONE]\n\n');
+    }
     send({ choices: [{ index: 0, delta: {}, logprobs: null, finish_reason: reply.finish ?? 'stop', stop_reason: null }] });
     if (body.stream_options?.include_usage) {
       const u = reply.usage ?? { prompt_tokens: 17, completion_tokens: deltas.length };

@@ -95,6 +95,21 @@ test('a refused request (400, 413): exit 3 with the server\'s reason', async () 
   assert.is(r.stderr, `ovis: ${server!.url} refused the request (413: the image is too large)\n`);
 });
 
+test('the connection cut mid-answer: the answer so far printed, exit 6', async () => {
+  server = await OpenAITestServer.start({ reply: () => ({ cut: [{ content: 'Half an' }] }) });
+  const r = await ask(server.url);
+  assert.is(r.code, 6, r.stderr);
+  assert.is(r.stdout, 'Half an');
+  assert.match(r.stderr, /stopped sending before the answer ended \(no finish_reason\)|closed the connection/);
+});
+
+test('an error event inside the stream (generation failed on the server): exit 5 with its message', async () => {
+  server = await OpenAITestServer.start({ reply: () => ({ failAfter: [{ content: 'Half' }], message: 'CUDA out of memory' }) });
+  const r = await ask(server.url);
+  assert.is(r.code, 5, r.stderr);
+  assert.match(r.stderr, /CUDA out of memory/);
+});
+
 test('--json: the error is a JSON line with its code', async () => {
   await failing(429, 'the queue is full');
   const r = await ask(server!.url, ['--json']);
