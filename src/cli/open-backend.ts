@@ -17,7 +17,10 @@ export interface OpenedBackend {
   modelName: string;
 }
 
-/** `progress` shows "loading the model" (local) or "connecting" (remote); the caller stops it. */
+/**
+ * `progress` shows "loading the model" (local) or "connecting" (remote); the caller stops it.
+ * `local.restartProgress` is what shows later waits: an engine restart, or a server's first token.
+ */
 export async function openBackend(
   opts: GenerationOptions, log: Logger, progress: Progress, timings: CliTimings, local: Omit<LocalOptions, 'device' | 'verbose'>,
 ): Promise<OpenedBackend> {
@@ -25,7 +28,7 @@ export async function openBackend(
   if (opts.endpoint !== undefined) {
     progress.phase(`connecting to ${opts.endpoint}`);
     try {
-      const backend = await timings.time('modelLoad', RemoteBackend.connect(opts, { minPixels: opts.minPixels, maxPixels: opts.maxPixels }, log));
+      const backend = await timings.time('modelLoad', RemoteBackend.connect(opts, { minPixels: opts.minPixels, maxPixels: opts.maxPixels }, log, local.restartProgress));
       return { backend, modelName: backend.model.id };
     } catch (e) {
       progress.stop();

@@ -3,6 +3,7 @@
 // prefix cache reuses what it can). Ctrl-C aborts the HTTP request; the answer so far is kept.
 import type OpenAI from 'openai';
 import type { Logger } from '../output/logger.js';
+import { silentProgress, type Progress } from '../output/progress.js';
 import type { AnswerRequest, Backend, BackendInfo } from '../session/backend.js';
 import type { TurnHooks, TurnResult } from '../session/turn.js';
 import { openaiClient } from './client.js';
@@ -24,15 +25,17 @@ export class RemoteBackend implements Backend {
     readonly model: RemoteModel,
     private readonly media: RemoteMediaOptions,
     private readonly log: Logger,
+    private readonly progress: Progress,
   ) {}
 
   /** Checks the endpoint (GET /models) and settles the model's name. */
-  static async connect(flags: EndpointFlags & { model?: string }, media: RemoteMediaOptions, log: Logger): Promise<RemoteBackend> {
+  /** `progress` shows the wait for the first token (the caller stops it; silent in the chat, whose view shows phases). */
+  static async connect(flags: EndpointFlags & { model?: string }, media: RemoteMediaOptions, log: Logger, progress: Progress = silentProgress): Promise<RemoteBackend> {
     const settings = remoteSettings(flags);
     const client = openaiClient(settings);
     const model = await pickRemoteModel(client, settings, flags);
     log.verbose(`endpoint ${settings.endpoint}: model ${model.id}${model.maxModelLen ? `, context ${model.maxModelLen}` : ''}`);
-    return new RemoteBackend(client, settings, model, media, log);
+    return new RemoteBackend(client, settings, model, media, log, progress);
   }
 
   get info(): BackendInfo {
@@ -51,6 +54,7 @@ export class RemoteBackend implements Backend {
     if (hooks.signal?.aborted) controller.abort();
     this.inFlight.add(controller);
     const startedAt = performance.now();
+    this.progress.phase(`waiting for ${this.settings.endpoint}`);
     try {
       let stream: AsyncIterable<StreamChunk>;
       try {
