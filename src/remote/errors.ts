@@ -24,6 +24,8 @@ function serverMessage(e: APIError): string {
   return typeof m === 'string' && m ? m : e.message.replace(/^\d+\s*/, '');
 }
 
+const NETWORK_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ECONNRESET', 'UND_ERR_SOCKET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH']);
+
 export function remoteError(e: unknown, s: RemoteSettings, model?: string): OvisError {
   if (e instanceof OvisError) return e;
   const at = s.endpoint;
@@ -31,13 +33,14 @@ export function remoteError(e: unknown, s: RemoteSettings, model?: string): Ovis
   if (e instanceof APIConnectionTimeoutError) {
     return new NetworkError(`${at} did not answer within ${s.timeoutMs / 1000} s: check that the server is up and not overloaded, or wait longer with OVIS_ENDPOINT_TIMEOUT=SECONDS`, { cause: e });
   }
-  if (e instanceof APIConnectionError) {
-    const code = causeCode(e);
+  const code = causeCode(e);
+  // A cut while the answer streams is not an APIConnectionError: undici's "terminated" with a socket cause.
+  if (e instanceof APIConnectionError || (code !== undefined && NETWORK_CODES.has(code))) {
     const host = new URL(at).host;
     if (code === 'ECONNREFUSED') return new NetworkError(`cannot connect to ${at}: connection refused (is the server running, and listening on ${host}?)`, { cause: e });
     if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return new NetworkError(`cannot connect to ${at}: the host name ${new URL(at).hostname} does not resolve (check the name in --endpoint)`, { cause: e });
-    if (code === 'ECONNRESET' || code === 'UND_ERR_SOCKET') return new NetworkError(`${at} closed the connection (${code}): the server stopped or a proxy cut it; try again`, { cause: e });
-    return new NetworkError(`cannot connect to ${at}: ${code ?? e.message}`, { cause: e });
+    if (code === 'ECONNRESET' || code === 'UND_ERR_SOCKET' || code === 'EPIPE') return new NetworkError(`${at} closed the connection (${code}): the server stopped or a proxy cut it; try again`, { cause: e });
+    return new NetworkError(`cannot connect to ${at}: ${code ?? (e as Error).message}`, { cause: e });
   }
   if (e instanceof APIError && typeof e.status === 'number') {
     const status = e.status;

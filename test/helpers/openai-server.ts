@@ -143,7 +143,11 @@ export class OpenAITestServer {
       if (res.destroyed) return;
     }
     if ('stall' in reply) return; // stays open until the client goes
-    if ('cut' in reply) return void res.destroy();
+    if ('cut' in reply) {
+      // Let the chunks reach the client first: destroy() drops what is still buffered.
+      await new Promise((r) => setTimeout(r, 200));
+      return void res.destroy();
+    }
     if ('failAfter' in reply) {
       res.write(`data: ${JSON.stringify({ error: { object: 'error', message: reply.message, type: 'InternalServerError', param: null, code: 500 } })}\n\n`);
       return void res.end('data: [DONE]\n\n');
