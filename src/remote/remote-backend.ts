@@ -2,6 +2,7 @@
 // chat-completions request carrying the whole conversation (the server keeps no session; vLLM's
 // prefix cache reuses what it can). Ctrl-C aborts the HTTP request; the answer so far is kept.
 import type OpenAI from 'openai';
+import { NetworkError } from '../errors.js';
 import type { Logger } from '../output/logger.js';
 import { silentProgress, type Progress } from '../output/progress.js';
 import type { AnswerRequest, Backend, BackendInfo } from '../session/backend.js';
@@ -64,7 +65,20 @@ export class RemoteBackend implements Backend {
         if (controller.signal.aborted) return readStream(emptyStream(), hooks, { startedAt, aborted: () => true });
         throw e;
       }
-      const result = await readStream(stream, hooks, { startedAt, aborted: () => controller.signal.aborted, topLogprobs: req.topLogprobs });
+      // The timeout covers the wait for the headers (the SDK) and, here, every gap between chunks.
+      let stalled = false;
+      const watched = watchdog(stream, this.settings.timeoutMs, () => {
+        stalled = true;
+        controller.abort();
+      });
+      let result: TurnResult;
+      try {
+        result = await readStream(watched, hooks, { startedAt, aborted: () => controller.signal.aborted && !stalled, topLogprobs: req.topLogprobs });
+      } catch (e) {
+        if (!stalled) throw e;
+        const at = this.settings.endpoint;
+        throw new NetworkError(`${at} sent nothing for ${this.settings.timeoutMs / 1000} s in the middle of the answer: check that the server is up and not overloaded, or wait longer with OVIS_ENDPOINT_TIMEOUT=SECONDS`, { cause: e });
+      }
       const d = result.done;
       this.lastPromptTokens = d.prompt_tokens + d.cached_tokens;
       this.used.set(req.session, d.prompt_tokens + d.cached_tokens + d.completion_tokens);
@@ -88,3 +102,17 @@ export class RemoteBackend implements Backend {
 }
 
 async function* emptyStream(): AsyncIterable<StreamChunk> {}
+
+/** `stream`, calling `onStall` when `ms` pass without a chunk. */
+async function* watchdog<T>(stream: AsyncIterable<T>, ms: number, onStall: () => void): AsyncIterable<T> {
+  let timer = setTimeout(onStall, ms);
+  try {
+    for await (const chunk of stream) {
+      clearTimeout(timer);
+      yield chunk;
+      timer = setTimeout(onStall, ms);
+    }
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -50,6 +50,15 @@ test('no answer in time: exit 6 after OVIS_ENDPOINT_TIMEOUT, the client gives up
   assert.ok(server.completions[0].aborted, 'the request was dropped');
 });
 
+test('a stream that goes quiet mid-answer: exit 6 after OVIS_ENDPOINT_TIMEOUT, the answer so far kept', async () => {
+  server = await OpenAITestServer.start({ reply: () => ({ stall: [{ content: 'Once upon' }] }) });
+  const r = await ask(server.url, [], { OVIS_ENDPOINT_TIMEOUT: '1.5' });
+  assert.is(r.code, 6, r.stderr);
+  assert.is(r.stdout, 'Once upon');
+  assert.match(r.stderr, new RegExp(`${server.url} sent nothing for 1.5 s in the middle of the answer`));
+  assert.ok(server.completions[0].aborted, 'the request was dropped');
+});
+
 test('a refused key: exit 7; a missing key is asked for', async () => {
   server = await OpenAITestServer.start({ apiKey: 'right' });
   let r = await ask(server.url, ['--api-key', 'wrong']);
