@@ -1,6 +1,6 @@
-// One chat with the engine: the conversation, its media, the settings a user changes between turns,
-// and the engine session kept across turns so each turn prefills only what the cache does not hold
-// (SessionCache). No terminal I/O: `ovis chat`'s interfaces (src/ui, src/cli/chat-plain.ts) drive it.
+// One chat: the conversation, its media, the settings a user changes between turns, and the
+// Backend that answers (the local engine, whose session cache is kept across turns so each turn
+// prefills only what it does not hold; or a server given by --endpoint). No terminal I/O: `ovis chat`'s interfaces (src/ui, src/cli/chat-plain.ts) drive it.
 import { randomInt } from 'node:crypto';
 import { UsageError } from '../errors.js';
 import type { GenerationDefaults } from '../model/generation-config.js';
