@@ -8,6 +8,7 @@ import { fixtureDir } from '../helpers/cli.js';
 import { ThinkTagSplitter } from '../../src/remote/stream-reader.js';
 import { sniffImageType } from '../../src/remote/media-url.js';
 import { endpointURL } from '../../src/remote/endpoint.js';
+import { statusLine } from '../../src/ui/transcript.js';
 
 /** Feeds `chunks` and returns the text of each channel. */
 function split(chunks: string[]): { thinking: string; answer: string } {
@@ -46,6 +47,12 @@ test('the endpoint URL: a bare host gets /v1, a trailing slash goes, a path is k
   assert.is(endpointURL('http://host:8000/'), 'http://host:8000/v1');
   assert.is(endpointURL('https://gpu.example.org/v1/'), 'https://gpu.example.org/v1');
   assert.is(endpointURL('http://host/proxy/openai/v1'), 'http://host/proxy/openai/v1');
+});
+
+test("the chat's status line for a server that does not say its context: the used part only", () => {
+  const line = statusLine({ model: 'm', device: 'remote', contextUsed: 1234, think: false }, 100);
+  assert.match(line, /context 1,234( |$)/);
+  assert.not.match(line, /undefined|\//);
 });
 
 test.run();
