@@ -13,7 +13,7 @@ _ovis() {
   local cur prev words cword
   _init_completion 2>/dev/null || { cur="${COMP_WORDS[COMP_CWORD]}"; prev="${COMP_WORDS[COMP_CWORD-1]}"; }
   local cmds="ask chat pull list ls rm info bench serve data finetune completion help"
-  local gen_opts="--model --system --think --no-think --think-budget --max-new-tokens --temperature --top-p --top-k --repetition-penalty --seed --min-pixels --max-pixels --frames --max-input-pixels --device --verbose --help"
+  local gen_opts="--model --system --think --no-think --think-budget --max-new-tokens --temperature --top-p --top-k --repetition-penalty --seed --min-pixels --max-pixels --frames --max-input-pixels --device --verbose --endpoint --api-key --remote-model --help"
   local ask_opts="${gen_opts} --messages --save --continue --attach --each --format --json --top-logprobs"
   local chat_opts="${gen_opts} --load --save"
   local pull_opts="--all --json --help"
@@ -42,7 +42,7 @@ _ovis() {
     --synthetic) COMPREPLY=($(compgen -W "2b 9b" -- "${cur}")); return ;;
     --host|--port|-p|--max-batch|--kv-memory|--max-queue|--api-key|--max-media-bytes|--max-body-bytes) return ;;
     --images|--prompt-tokens|--decode-tokens|--repeats|--warmup|--concurrency) return ;;
-    --each|--system|-s|--think-budget|--max-new-tokens|-n|--temperature|-t|--top-p|--top-k|--repetition-penalty|--seed|--min-pixels|--max-pixels|--frames|--max-input-pixels|--top-logprobs) return ;;
+    --each|--system|-s|--think-budget|--max-new-tokens|-n|--temperature|-t|--top-p|--top-k|--repetition-penalty|--seed|--min-pixels|--max-pixels|--frames|--max-input-pixels|--top-logprobs|--endpoint|--api-key|--remote-model) return ;;
   esac
   case "${COMP_WORDS[1]}" in
     ask) if [[ ${cur} == -* ]]; then COMPREPLY=($(compgen -W "${ask_opts}" -- "${cur}")); else COMPREPLY=($(compgen -f -- "${cur}")); fi ;;

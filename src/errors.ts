@@ -15,6 +15,10 @@ export const ExitCode = {
   engine: 5,
   /** A download failed: the hub (or a mirror) unreachable, refusing, or sending bad data. */
   network: 6,
+  /** An --endpoint refused the API key (401, 403). */
+  auth: 7,
+  /** An --endpoint is busy (429): try again later. */
+  busy: 8,
   /** Interrupted by the user (SIGINT); 128 + 2 as shells do. */
   interrupted: 130,
   /** Asked to stop (SIGTERM): generation cancelled, output so far kept; 128 + 15. */
@@ -59,6 +63,18 @@ export class ModelError extends OvisError {
 export class NetworkError extends OvisError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('network', 'network', message, options);
+  }
+}
+
+export class AuthError extends OvisError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('auth', 'auth', message, options);
+  }
+}
+
+export class BusyError extends OvisError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('busy', 'busy', message, options);
   }
 }
 

@@ -4,26 +4,21 @@
 // answer. A file that fails does not stop the others; the exit code is 3 if any failed. The next
 // file is prepared (decoded, resized) while the engine answers the current one.
 import { readFileSync } from 'node:fs';
-import { InputError, InterruptedError, OvisError, UsageError } from '../errors.js';
-import { readGenerationDefaults } from '../model/generation-config.js';
+import { AuthError, BusyError, InputError, InterruptedError, NetworkError, OvisError, UsageError } from '../errors.js';
 import { createLogger, type Logger } from '../output/logger.js';
 import { createProgress, type Progress } from '../output/progress.js';
 import { TextWriter } from '../output/text-writer.js';
-import { PromptBuilder, buildUserContent, type ChatMessage } from '../prompt/index.js';
-import { runAnswer } from '../session/answer.js';
+import { buildUserContent, type ChatMessage } from '../prompt/index.js';
+import type { Attached, Backend } from '../session/backend.js';
 import { ChannelText } from '../session/collect.js';
-import { SessionCache } from '../session/session-cache.js';
 import type { TurnResult } from '../session/turn.js';
 import type { AskOptions } from './ask-options.js';
 import { describeMedia } from './ask.js';
 import { CliTimings } from './cli-timings.js';
-import { modelDirFor } from './model-arg.js';
-import { detokenizerFor } from './detokenizer.js';
 import { Interrupts } from './interrupts.js';
-import { loadMedium, type LoadedMedium } from './load-media.js';
+import { loadMedium } from './load-media.js';
 import { mediaKindOfPath, type MediaArg } from './media-args.js';
-import { samplingFrom } from './sampling.js';
-import { startEngine, startModel, type LoadedEngine } from './start-engine.js';
+import { openBackend } from './open-backend.js';
 
 function checkEachOptions(opts: AskOptions, files: string[]): void {
   const clash = (['messages', 'save', 'continue'] as const).find((k) => opts[k] !== undefined);
@@ -84,15 +79,10 @@ export async function runEach(args: string[], opts: AskOptions): Promise<void> {
   const timings = new CliTimings();
   const log = createLogger({ verbose: opts.verbose });
   if (opts.thinkBudget !== undefined) opts.think = true;
-  const modelDir = await modelDirFor(opts.model, log);
-  const defaults = readGenerationDefaults(modelDir);
   const progress = createProgress({ verbose: opts.verbose });
-  const started = await startModel(modelDir, opts, log, progress, timings);
-  let engine = started.engine;
-  const interrupts = new Interrupts(() => engine.kill());
+  const { backend } = await openBackend(opts, log, progress, timings, { restartProgress: progress, contextHint: ': use a smaller --max-pixels or fewer --frames' });
+  const interrupts = new Interrupts(() => backend.kill());
   const out = opts.format === 'text' ? textOutput(log) : jsonOutput();
-  const prompts = await started.tokenizer;
-  const cache = new SessionCache();
   const media = files.map((f): MediaArg => ({ kind: mediaKindOfPath(f) ?? 'image', source: f }));
   // Errors stay inside the promise until their turn, so a bad file 7 is reported in order.
   const prepare = (i: number) => settle(loadMedium(media[i], opts, log));
@@ -108,8 +98,7 @@ export async function runEach(args: string[], opts: AskOptions): Promise<void> {
       if (i + 1 < files.length) next = prepare(i + 1);
       try {
         if ('error' in ready) throw ready.error;
-        if (!engine.running) engine = await startEngine(modelDir, opts, log, progress);
-        const { text, turn } = await answerOne(engine, prompts, cache, ready.value, opts, defaults, progress, interrupts);
+        const { text, turn } = await answerOne(backend, { arg: media[i], loaded: ready.value }, opts, progress, interrupts);
         progress.stop();
         out.answer(files[i], text, turn);
         if (turn.done.finish_reason === 'cancelled') throw stoppedAt(i);
@@ -118,36 +107,30 @@ export async function runEach(args: string[], opts: AskOptions): Promise<void> {
         if (e instanceof InterruptedError || !(e instanceof OvisError)) throw e;
         progress.stop();
         failed += 1;
-        cache.clear();
         out.error(files[i], e);
+        // An endpoint that cannot be reached, refuses the key or is busy fails every file alike: stop.
+        if (e instanceof NetworkError || e instanceof AuthError || e instanceof BusyError) throw e;
       }
     }
   } finally {
     progress.stop();
     interrupts.dispose();
-    await engine.close();
+    await backend.close();
   }
   log.verbose(timings.describe());
   if (failed > 0) throw new InputError(`${failed} of ${files.length} files failed (see their error lines)`);
 }
 
-async function answerOne(
-  engine: LoadedEngine, prompts: PromptBuilder, cache: SessionCache, loaded: LoadedMedium, opts: AskOptions,
-  defaults: ReturnType<typeof readGenerationDefaults>, progress: Progress, interrupts: Interrupts,
-): Promise<{ text: ChannelText; turn: TurnResult }> {
+async function answerOne(backend: Backend, file: Attached, opts: AskOptions, progress: Progress, interrupts: Interrupts): Promise<{ text: ChannelText; turn: TurnResult }> {
   const messages: ChatMessage[] = opts.system !== undefined ? [{ role: 'system', content: opts.system }] : [];
-  messages.push({ role: 'user', content: buildUserContent(opts.each!, [loaded.kind]) });
-  const { ids } = prompts.encode(messages, { enableThinking: opts.think, grids: [loaded.grid], kinds: [loaded.kind] });
-  // Each file is its own conversation; the text before the image (the system prompt) is reused.
-  const keep = cache.keepFor(ids, [loaded]);
-  const fresh = SessionCache.mediaBefore(ids, keep) === 0 ? [loaded] : [];
+  messages.push({ role: 'user', content: buildUserContent(opts.each!, [file.loaded.kind]) });
+  // Each file is its own conversation in one session: the local engine reuses the text before the
+  // medium (the system prompt) from its cache.
   const text = new ChannelText();
-  const turn = await runAnswer(engine, detokenizerFor(prompts), {
-    session: 'each', keep, ids: ids.slice(keep), media: fresh.map((m) => ({ kind: m.kind, grid: m.grid })), pixels: fresh.map((m) => m.pixels),
-    maxNewTokens: opts.maxNewTokens, sampling: samplingFrom(opts, defaults), stopIds: defaults.stopIds, topLogprobs: 0, thinking: opts.think,
-  }, { onToken: (t) => text.push(t), onProgress: (p) => progress.engine(p, describeMedia([loaded])), signal: interrupts.abortSignal }, opts.thinkBudget);
+  const turn = await backend.answer({
+    session: 'each', messages, media: [file], think: opts.think, thinkBudget: opts.thinkBudget, maxNewTokens: opts.maxNewTokens, sampling: opts, topLogprobs: 0,
+  }, { onToken: (t) => text.push(t), onProgress: (p) => progress.engine(p, describeMedia([file.loaded])), signal: interrupts.abortSignal });
   if (turn.tail) text.pushTail(turn.tail, turn.tailChannel);
-  cache.set(Int32Array.from([...ids, ...turn.ids]), [loaded], keep + turn.cached);
   return { text, turn };
 }
 

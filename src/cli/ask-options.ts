@@ -21,6 +21,9 @@ export interface GenerationOptions {
   frames: number;
   maxInputPixels: number;
   verbose: boolean;
+  endpoint?: string;
+  apiKey?: string;
+  remoteModel?: string;
 }
 
 export interface AskOptions extends GenerationOptions {
@@ -59,7 +62,10 @@ export function addGenerationOptions(cmd: Command): Command {
     .option('--frames <n>', 'frames sampled from a video', intOption('--frames', 1, 256), 8)
     .option('--max-input-pixels <n>', 'refuse images whose decoded size exceeds this many pixels', intOption('--max-input-pixels', 1), DEFAULT_MAX_INPUT_PIXELS)
     .addOption(new Option('--device <device>', 'where the engine runs: auto, cpu, cuda, cuda:N').argParser(deviceOption).default('auto'))
-    .option('-v, --verbose', 'show engine logs and timings on stderr', false);
+    .option('-v, --verbose', 'show engine logs and timings on stderr', false)
+    .option('--endpoint <url>', 'answer with an OpenAI-compatible server (ovis serve, vLLM) at URL, e.g. http://host:8000/v1, instead of the local engine')
+    .option('--api-key <key>', 'with --endpoint: the API key sent as a Bearer token (default: $OVIS_API_KEY)')
+    .option('--remote-model <name>', "with --endpoint: the server's model (default: its only model, or the --model name)");
 }
 
 export function addAskOptions(cmd: Command): Command {

@@ -3,13 +3,12 @@
 import { existsSync } from 'node:fs';
 import { Command } from 'commander';
 import { InterruptedError, UsageError } from '../errors.js';
-import { readGenerationDefaults } from '../model/generation-config.js';
-import { PromptBuilder, buildUserContent, type ChatMessage } from '../prompt/index.js';
+import { buildUserContent, type ChatMessage } from '../prompt/index.js';
 import { JsonlWriter } from '../output/jsonl-writer.js';
 import { createLogger, type Logger } from '../output/logger.js';
 import { createProgress, type Progress } from '../output/progress.js';
 import { TextWriter } from '../output/text-writer.js';
-import { runAnswer } from '../session/answer.js';
+import type { Attached, Backend } from '../session/backend.js';
 import { ChannelText } from '../session/collect.js';
 import { emptyConversation, type Conversation } from '../session/conversation.js';
 import { writeConversationFile } from '../session/conversation-file.js';
@@ -17,14 +16,11 @@ import type { TokenOut, TurnResult } from '../session/turn.js';
 import { addAskOptions, type AskOptions } from './ask-options.js';
 import { runEach } from './ask-each.js';
 import { CliTimings } from './cli-timings.js';
-import { modelDirFor } from './model-arg.js';
-import { detokenizerFor } from './detokenizer.js';
 import { Interrupts } from './interrupts.js';
 import { loadMedium, checkMediaMix, visualTokens, type LoadedMedium } from './load-media.js';
 import { mediaKindOfPath, splitPositionals, type MediaArg } from './media-args.js';
 import { readMessagesFile } from './messages-file.js';
-import { samplingFrom } from './sampling.js';
-import { startModel, type LoadedEngine } from './start-engine.js';
+import { openBackend } from './open-backend.js';
 import { readStdinText, joinPrompt } from './stdin.js';
 
 export function askCommand(): Command {
@@ -65,13 +61,12 @@ export async function runAsk(args: string[], opts: AskOptions): Promise<void> {
   if (opts.thinkBudget !== undefined) opts.think = true;
   if (opts.system !== undefined && history.messages[0]?.role === 'system') throw new UsageError(`--system and a system message in ${opts.continue ?? opts.messages}: give one of them`);
   checkMediaMix([...history.media, ...media]);
-  const modelDir = await modelDirFor(opts.model, log);
-  const defaults = readGenerationDefaults(modelDir);
   const progress = createProgress({ verbose: opts.verbose });
-  const { engine, tokenizer } = await startModel(modelDir, opts, log, progress, timings);
-  const interrupts = new Interrupts(() => engine.kill());
+  const { backend } = await openBackend(opts, log, progress, timings, {
+    restartProgress: progress, contextHint: ': shorten the prompt, or give fewer or smaller media (--max-pixels)',
+  });
+  const interrupts = new Interrupts(() => backend.kill());
   try {
-    const prompts = await tokenizer;
     const loaded: LoadedMedium[] = [];
     for (const m of [...history.media, ...media]) {
       progress.phase(`preparing ${m.source === '-' ? 'the image on standard input' : m.source}`);
@@ -80,9 +75,8 @@ export async function runAsk(args: string[], opts: AskOptions): Promise<void> {
       if (interrupts.abortSignal.aborted) throw new InterruptedError('interrupted before the question was sent', false, interrupts.signal);
     }
     const messages = buildMessages(text, media, history, opts.system);
-    const { ids } = prompts.encode(messages, { enableThinking: opts.think, grids: loaded.map((m) => m.grid), kinds: loaded.map((m) => m.kind) });
-    log.verbose(`prompt: ${ids.length} positions, ${loaded.length} media`);
-    const result = await generate(engine, prompts, ids, loaded, opts, defaults, progress, interrupts, timings, log);
+    const attached = [...history.media, ...media].map((arg, i) => ({ arg, loaded: loaded[i] }));
+    const result = await generate(backend, messages, attached, opts, progress, interrupts, timings, log);
     if (!result) return;
     // A turn stopped before its first token has nothing to keep.
     const answered = result.turn.done.completion_tokens > 0 || result.turn.done.finish_reason !== 'cancelled';
@@ -93,7 +87,7 @@ export async function runAsk(args: string[], opts: AskOptions): Promise<void> {
     }
   } finally {
     progress.stop();
-    await engine.close();
+    await backend.close();
     // Only now: a Ctrl-C while the engine shuts down is still an interruption, not a crash.
     interrupts.dispose();
   }
@@ -112,8 +106,8 @@ function buildMessages(text: string, media: MediaArg[], history: Conversation, s
 
 /** Streams the answer to stdout; undefined when the reader went away (`ovis ask … | head -1`). */
 async function generate(
-  engine: LoadedEngine, prompts: PromptBuilder, ids: Int32Array, loaded: LoadedMedium[], opts: AskOptions,
-  defaults: ReturnType<typeof readGenerationDefaults>, progress: Progress, interrupts: Interrupts, timings: CliTimings, log: Logger,
+  backend: Backend, messages: ChatMessage[], attached: Attached[], opts: AskOptions,
+  progress: Progress, interrupts: Interrupts, timings: CliTimings, log: Logger,
 ): Promise<{ turn: TurnResult; text: ChannelText } | undefined> {
   const writer = opts.json ? new JsonlWriter() : new TextWriter();
   // A reader that goes away ends generation quietly, as Unix tools do. The listener stays for the
@@ -124,7 +118,7 @@ async function generate(
     readerGone = true;
     interrupts.controller.abort();
   });
-  const what = describeMedia(loaded);
+  const what = describeMedia(attached.map((a) => a.loaded));
   const text = new ChannelText();
   let emitted = 0;
   const onToken = (t: TokenOut) => {
@@ -135,15 +129,14 @@ async function generate(
   };
   let turn: TurnResult;
   try {
-    turn = await runAnswer(engine, detokenizerFor(prompts), {
-      session: 'ask', keep: 0, ids, media: loaded.map((m) => ({ kind: m.kind, grid: m.grid })), pixels: loaded.map((m) => m.pixels),
-      maxNewTokens: opts.maxNewTokens, sampling: samplingFrom(opts, defaults), stopIds: defaults.stopIds,
-      topLogprobs: opts.topLogprobs, thinking: opts.think,
-    }, { onToken, onProgress: (p) => progress.engine(p, what), signal: interrupts.abortSignal }, opts.thinkBudget);
+    turn = await backend.answer({
+      session: 'ask', messages, media: attached, think: opts.think, thinkBudget: opts.thinkBudget, maxNewTokens: opts.maxNewTokens,
+      sampling: opts, topLogprobs: opts.topLogprobs, logprobs: opts.json,
+    }, { onToken, onProgress: (p) => progress.engine(p, what), signal: interrupts.abortSignal });
   } catch (e) {
     // A second Ctrl-C killed an engine that did not stop: that is still an interruption.
     if (!interrupts.engineKilled) throw e;
-    turn = { ids: [], cached: 0, tail: '', tailChannel: 'answer', done: { id: 0, finish_reason: 'cancelled', prompt_tokens: ids.length, cached_tokens: 0, completion_tokens: emitted, timings: { vision_ms: 0, prefill_ms: 0, first_token_ms: 0, decode_ms: 0, total_ms: 0 } } };
+    turn = { ids: [], cached: 0, tail: '', tailChannel: 'answer', done: { id: 0, finish_reason: 'cancelled', prompt_tokens: backend.lastPromptTokens, cached_tokens: 0, completion_tokens: emitted, timings: { vision_ms: 0, prefill_ms: 0, first_token_ms: 0, decode_ms: 0, total_ms: 0 } } };
   }
   progress.stop();
   if (readerGone) return undefined;

@@ -113,7 +113,7 @@ export class ChatController {
     const d = s.last?.done;
     const decoded = d ? d.completion_tokens - 1 : 0;
     return {
-      model: this.opts.modelName, device: s.info.backend, contextUsed: s.contextUsed, contextSize: s.info.llm.max_positions,
+      model: this.opts.modelName, device: s.info.backend, contextUsed: s.contextUsed, contextSize: s.info.maxPositions,
       tokensPerSecond: d && decoded > 0 && d.timings.decode_ms > 0 ? (decoded * 1000) / d.timings.decode_ms : undefined,
       firstTokenMs: d && d.completion_tokens > 0 ? d.timings.first_token_ms : undefined,
       think: s.settings.think || s.settings.thinkBudget !== undefined, budget: s.settings.thinkBudget,

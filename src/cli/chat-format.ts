@@ -34,14 +34,17 @@ export function statsLines(s: ChatSession, status: Status): string[] {
   }
   const tot = s.totals;
   lines.push(
-    `conversation: ${tot.turns} turn${tot.turns === 1 ? '' : 's'}, context ${formatInt(s.contextUsed)}/${formatInt(s.info.llm.max_positions)} positions; ` +
+    `conversation: ${tot.turns} turn${tot.turns === 1 ? '' : 's'}, context ${formatInt(s.contextUsed)}${s.info.maxPositions !== undefined ? `/${formatInt(s.info.maxPositions)}` : ''} positions; ` +
       `${formatInt(tot.promptTokens)} tokens prefilled, ${formatInt(tot.cachedTokens)} reused, ${formatInt(tot.completionTokens)} generated`,
   );
   const st = s.settings;
   const sampling = (() => {
-    const temperature = st.temperature ?? s.defaults.temperature;
-    if (isGreedy(temperature)) return 'greedy';
-    return `temperature ${temperature}, top-p ${st.topP ?? s.defaults.topP}, top-k ${st.topK ?? s.defaults.topK}`;
+    const d = s.defaults;
+    const temperature = st.temperature ?? d?.temperature;
+    if (temperature !== undefined && isGreedy(temperature)) return 'greedy';
+    // A server applies its own defaults to what is not set.
+    const or = (v: number | undefined) => (v === undefined ? "the server's default" : String(v));
+    return `temperature ${or(temperature)}, top-p ${or(st.topP ?? d?.topP)}, top-k ${or(st.topK ?? d?.topK)}`;
   })();
   const think = st.thinkBudget !== undefined ? `thinking ≤ ${st.thinkBudget} tokens` : st.think ? 'thinking on' : 'thinking off';
   lines.push(`settings: ${think}, ${sampling}, at most ${formatInt(st.maxNewTokens)} new tokens${st.system !== undefined ? ', system prompt set' : ''}`);

@@ -3,12 +3,13 @@
 // plain lines otherwise (TERM=dumb, a terminal of no size, stdout not a terminal).
 import { Command } from 'commander';
 import { UsageError } from '../errors.js';
-import { readGenerationDefaults } from '../model/generation-config.js';
-import { createLogger, type Logger } from '../output/logger.js';
-import { ChatSession, type ChatSettings } from '../session/chat-session.js';
+import type { Logger } from '../output/logger.js';
+import { createProgress, silentProgress } from '../output/progress.js';
+import { CONTEXT_HINT, ChatSession, ENGINE_RESTARTED, type ChatSettings } from '../session/chat-session.js';
 import { addGenerationOptions, type ChatOptions } from './ask-options.js';
 import { readMessagesFile } from './messages-file.js';
-import { displayName, modelFor } from './model-arg.js';
+import { CliTimings } from './cli-timings.js';
+import { openBackend } from './open-backend.js';
 
 export function chatCommand(): Command {
   const cmd = new Command('chat').description('talk with the model in the terminal: streamed answers, images by path, /help for commands');
@@ -41,19 +42,23 @@ async function runChat(opts: ChatOptions): Promise<void> {
     const conv = readMessagesFile(opts.load, '--load');
     if (opts.system !== undefined && conv.messages[0]?.role === 'system') throw new UsageError(`--system and a system message in ${opts.load}: give one of them`);
   }
-  const model = await modelFor(opts.model, createLogger({ verbose: opts.verbose }));
-  const modelDir = model.dir;
-  const defaults = readGenerationDefaults(modelDir);
   const settings: ChatSettings = {
     think: opts.think || opts.thinkBudget !== undefined, thinkBudget: opts.thinkBudget, system: opts.system, maxNewTokens: opts.maxNewTokens,
     temperature: opts.temperature, topP: opts.topP, topK: opts.topK, repetitionPenalty: opts.repetitionPenalty, seed: opts.seed,
     media: { minPixels: opts.minPixels, maxPixels: opts.maxPixels, frames: opts.frames, maxInputPixels: opts.maxInputPixels },
   };
   const log = new ChatLogger(opts.verbose);
-  const session = await ChatSession.start(modelDir, defaults, settings, opts.device, log, opts.verbose);
+  const progress = createProgress({ verbose: opts.verbose });
+  const { backend, modelName } = await openBackend(opts, log, progress, new CliTimings(), {
+    // The chat owns the screen once it runs: no spinner on stderr then (the view shows the phase).
+    restartProgress: silentProgress,
+    warnOnRestart: ENGINE_RESTARTED,
+    contextHint: CONTEXT_HINT,
+  });
+  progress.stop();
+  const session = new ChatSession(backend, settings, log);
   const env = process.env;
   const out = process.stdout;
-  const modelName = displayName(model);
   const canRedraw = out.isTTY === true && (out.columns ?? 0) > 0 && env.TERM !== 'dumb';
   if (!canRedraw) {
     const { runPlainChat } = await import('./chat-plain.js');

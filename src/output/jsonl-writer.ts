@@ -9,9 +9,12 @@ export class JsonlWriter {
     this.stdout.write(`${JSON.stringify(obj)}\n`);
   }
 
+  /** A token from a remote server has no id (-1 here): written as null, as is a logprob it did not send. */
   token(t: TokenOut): void {
-    const ev: Record<string, unknown> = { type: 'token', id: t.id, text: t.text, channel: t.channel, logprob: t.forced ? null : t.logprob };
-    if (t.top) ev.top_logprobs = t.top;
+    const id = (n: number) => (n >= 0 ? n : null);
+    const logprob = t.forced || Number.isNaN(t.logprob) ? null : t.logprob;
+    const ev: Record<string, unknown> = { type: 'token', id: id(t.id), text: t.text, channel: t.channel, logprob };
+    if (t.top) ev.top_logprobs = t.top.map((x) => ({ ...x, id: id(x.id) }));
     if (t.forced) ev.forced = true;
     this.line(ev);
   }

@@ -1,26 +1,25 @@
-// One chat with the engine: the conversation, its media, the settings a user changes between turns,
-// and the engine session kept across turns so each turn prefills only what the cache does not hold
-// (SessionCache). No terminal I/O: `ovis chat`'s interfaces (src/ui, src/cli/chat-plain.ts) drive it.
+// One chat: the conversation, its media, the settings a user changes between turns, and the
+// Backend that answers (the local engine, whose session cache is kept across turns so each turn
+// prefills only what it does not hold; or a server given by --endpoint). No terminal I/O: `ovis chat`'s interfaces (src/ui, src/cli/chat-plain.ts) drive it.
 import { randomInt } from 'node:crypto';
-import { InputError, UsageError } from '../errors.js';
+import { UsageError } from '../errors.js';
 import type { GenerationDefaults } from '../model/generation-config.js';
 import type { Logger } from '../output/logger.js';
 import { createProgress, silentProgress } from '../output/progress.js';
-import { PromptBuilder, type ChatMessage, type ContentItem } from '../prompt/index.js';
-import type { DoneEvent, ModelInfo } from '../protocol/index.js';
+import type { ContentItem } from '../prompt/index.js';
+import type { DoneEvent } from '../protocol/index.js';
 import { checkMediaMix, loadMedium, type LoadedMedium, type MediaOptions } from '../cli/load-media.js';
 import type { MediaArg } from '../cli/media-args.js';
 import { readMessagesFile } from '../cli/messages-file.js';
-import { samplingFrom, type SamplingFlags } from '../cli/sampling.js';
-import { detokenizerFor } from '../cli/detokenizer.js';
-import { CliTimings } from '../cli/cli-timings.js';
-import { startEngine, startModel, type LoadedEngine } from '../cli/start-engine.js';
-import { runAnswer } from './answer.js';
+import type { SamplingFlags } from '../cli/sampling.js';
+import type { Attached, Backend, BackendInfo } from './backend.js';
 import { ChannelText } from './collect.js';
+import { LocalBackend } from './local-backend.js';
 import { mediaCountOf, type Conversation, type ConversationMessage } from './conversation.js';
 import { writeConversationFile, type WriteResult } from './conversation-file.js';
-import { SessionCache } from './session-cache.js';
 import type { TurnHooks } from './turn.js';
+
+export type { Attached } from './backend.js';
 
 export interface ChatSettings extends SamplingFlags {
   think: boolean;
@@ -28,12 +27,6 @@ export interface ChatSettings extends SamplingFlags {
   system?: string;
   maxNewTokens: number;
   media: MediaOptions;
-}
-
-/** A medium ready to send: what was asked for, and its patches. */
-export interface Attached {
-  arg: MediaArg;
-  loaded: LoadedMedium;
 }
 
 export interface TurnReport {
@@ -54,24 +47,22 @@ export interface SessionTotals {
 }
 
 const SESSION = 'chat';
+export const ENGINE_RESTARTED = 'the engine stopped; starting it again (the conversation is kept and read again)';
+export const CONTEXT_HINT = ': /clear, or /save it and start again';
 
 export class ChatSession {
   conversation: Conversation = { messages: [], media: [] };
   /** Patches of `conversation.media`, index for index. */
   private loaded: LoadedMedium[] = [];
-  private cache = new SessionCache();
   private requests = 0;
   private readonly baseSeed: number;
   last?: TurnReport;
   totals: SessionTotals = { turns: 0, promptTokens: 0, cachedTokens: 0, completionTokens: 0 };
 
-  private constructor(
-    private engine: LoadedEngine,
-    readonly prompts: PromptBuilder,
-    readonly modelDir: string,
-    readonly defaults: GenerationDefaults,
+  /** `backend` answers (src/cli/open-backend.ts); the session closes it. */
+  constructor(
+    private readonly backend: Backend,
     readonly settings: ChatSettings,
-    private readonly device: string,
     private readonly log: Logger,
   ) {
     // Each request gets the next seed: a --seed makes the whole chat repeatable, and /retry still
@@ -79,17 +70,20 @@ export class ChatSession {
     this.baseSeed = settings.seed ?? randomInt(0, 2 ** 40);
   }
 
+  /** A chat with the engine on this machine (what `ovis chat` without --endpoint opens). */
   static async start(modelDir: string, defaults: GenerationDefaults, settings: ChatSettings, device: string, log: Logger, verbose: boolean): Promise<ChatSession> {
     const progress = createProgress({ verbose });
-    const { engine, tokenizer } = await startModel(modelDir, { device, verbose }, log, progress, new CliTimings());
     try {
-      return new ChatSession(engine, await tokenizer, modelDir, defaults, settings, device, log);
-    } catch (e) {
-      await engine.close();
-      throw e;
+      const backend = await LocalBackend.start(modelDir, defaults, { device, verbose, restartProgress: silentProgress, warnOnRestart: ENGINE_RESTARTED, contextHint: CONTEXT_HINT }, log, progress);
+      return new ChatSession(backend, settings, log);
     } finally {
       progress.stop();
     }
+  }
+
+  /** generation_config.json's defaults (local); undefined where a server applies its own. */
+  get defaults(): GenerationDefaults | undefined {
+    return this.backend.defaults;
   }
 
   /** Patches of the conversation's media, index for index with `conversation.media`. */
@@ -97,13 +91,13 @@ export class ChatSession {
     return this.loaded;
   }
 
-  get info(): ModelInfo {
-    return this.engine.info!;
+  get info(): BackendInfo {
+    return this.backend.info;
   }
 
-  /** KV-cache positions the conversation holds in the engine (of `info.llm.max_positions`). */
+  /** Positions the conversation holds (the engine's KV cache; a server's last usage) of `info.maxPositions`. */
   get contextUsed(): number {
-    return this.cache.length;
+    return this.backend.contextUsed(SESSION);
   }
 
   /** Loads a medium for the next message; the model's mix rule is checked with what is already there. */
@@ -163,7 +157,7 @@ export class ChatSession {
   }
 
   async close(): Promise<void> {
-    await this.engine.close();
+    await this.backend.close();
   }
 
   private popFrom(index: number): { message: ConversationMessage; attached: Attached[] } {
@@ -178,39 +172,23 @@ export class ChatSession {
   }
 
   private async turn(user: ConversationMessage, attachments: readonly Attached[], hooks: TurnHooks): Promise<TurnReport> {
-    await this.ensureEngine();
     const media = [...this.conversation.media, ...attachments.map((a) => a.arg)];
     checkMediaMix(media);
     const loaded = [...this.loaded, ...attachments.map((a) => a.loaded)];
-    const system: ChatMessage[] = this.settings.system !== undefined ? [{ role: 'system', content: this.settings.system }] : [];
-    const messages: ChatMessage[] = [...system, ...this.conversation.messages, user];
+    const system: ConversationMessage[] = this.settings.system !== undefined ? [{ role: 'system', content: this.settings.system }] : [];
     const think = this.settings.think || this.settings.thinkBudget !== undefined;
-    const { ids } = this.prompts.encode(messages, { enableThinking: think, grids: loaded.map((m) => m.grid), kinds: loaded.map((m) => m.kind) });
-    const max = this.info.llm.max_positions;
-    if (ids.length >= max) {
-      throw new InputError(`the conversation needs ${ids.length.toLocaleString('en-US')} positions but the model's context is ${max.toLocaleString('en-US')}: /clear, or /save it and start again`);
-    }
-    const keep = this.cache.keepFor(ids, loaded);
-    const fresh = loaded.slice(SessionCache.mediaBefore(ids, keep));
     const text = new ChannelText();
     const onToken = hooks.onToken;
-    let result;
-    try {
-      result = await runAnswer(this.engine, detokenizerFor(this.prompts), {
-        session: SESSION, keep, ids: ids.slice(keep), media: fresh.map((m) => ({ kind: m.kind, grid: m.grid })), pixels: fresh.map((m) => m.pixels),
-        maxNewTokens: this.settings.maxNewTokens,
-        sampling: samplingFrom({ ...this.settings, seed: (this.baseSeed + this.requests++) % 2 ** 53 }, this.defaults),
-        stopIds: this.defaults.stopIds, topLogprobs: 0, thinking: think,
-      }, { ...hooks, onToken: (t) => { text.push(t); onToken(t); } }, this.settings.thinkBudget);
-    } catch (e) {
-      if (this.engine.running) this.cache.truncate(keep);
-      else this.cache.clear();
-      throw e;
-    }
+    const result = await this.backend.answer({
+      session: SESSION, messages: [...system, ...this.conversation.messages, user], media: media.map((arg, i) => ({ arg, loaded: loaded[i] })),
+      think, thinkBudget: this.settings.thinkBudget, maxNewTokens: this.settings.maxNewTokens,
+      sampling: { ...this.settings, seed: (this.baseSeed + this.requests++) % 2 ** 53 }, topLogprobs: 0,
+    }, { ...hooks, onToken: (t) => { text.push(t); onToken(t); } });
     if (result.tail) text.pushTail(result.tail, result.tailChannel);
     const done = result.done;
-    this.cache.set(Int32Array.from([...ids, ...result.ids]), loaded, keep + result.cached);
-    const report: TurnReport = { answer: text.answer, thinking: text.thinking, done, sampled: { ...text.sampled }, withdrawn: result.ids.length === 0 };
+    // Nothing came (stopped before the first token, locally or remotely): nothing was said.
+    const withdrawn = result.ids.length === 0 && text.sampled.thinking + text.sampled.answer === 0;
+    const report: TurnReport = { answer: text.answer, thinking: text.thinking, done, sampled: { ...text.sampled }, withdrawn };
     if (!report.withdrawn) {
       const assistant: ConversationMessage = { role: 'assistant', content: report.answer, ...(report.thinking ? { reasoning: report.thinking } : {}) };
       this.conversation = { messages: [...this.conversation.messages, user, assistant], media };
@@ -222,14 +200,5 @@ export class ChatSession {
     this.totals.completionTokens += done.completion_tokens;
     this.last = report;
     return report;
-  }
-
-  /** A crashed engine is started again; the conversation survives and is prefilled anew. */
-  private async ensureEngine(): Promise<void> {
-    if (this.engine.running) return;
-    this.log.warn('the engine stopped; starting it again (the conversation is kept and read again)');
-    this.cache.clear();
-    // The chat owns the screen: no spinner on stderr (the view shows the phase).
-    this.engine = await startEngine(this.modelDir, { device: this.device, verbose: false }, this.log, silentProgress);
   }
 }

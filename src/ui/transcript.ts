@@ -15,7 +15,8 @@ export interface Status {
   model: string;
   device: string;
   contextUsed: number;
-  contextSize: number;
+  /** The model's context; unknown for a server that does not say (then only the used part shows). */
+  contextSize?: number;
   /** Last turn's decode speed and time to first token; undefined before the first turn. */
   tokensPerSecond?: number;
   firstTokenMs?: number;
@@ -69,8 +70,8 @@ export function statusLine(s: Status, width: number): string {
   const ttft = s.firstTokenMs !== undefined ? `first token ${(s.firstTokenMs / 1000).toFixed(2)} s` : undefined;
   const shortTtft = s.firstTokenMs !== undefined ? `ttft ${(s.firstTokenMs / 1000).toFixed(1)}s` : undefined;
   const think = s.budget !== undefined ? `think ≤${s.budget}` : s.think ? 'think on' : undefined;
-  const context = `context ${formatInt(s.contextUsed)}/${formatInt(s.contextSize)}`;
-  const ctx = `ctx ${compactInt(s.contextUsed)}/${compactInt(s.contextSize)}`;
+  const context = `context ${formatInt(s.contextUsed)}${s.contextSize !== undefined ? `/${formatInt(s.contextSize)}` : ''}`;
+  const ctx = `ctx ${compactInt(s.contextUsed)}${s.contextSize !== undefined ? `/${compactInt(s.contextSize)}` : ''}`;
   const saving = s.savingTo ? `saving to ${s.savingTo}` : undefined;
   const forms = [
     [s.model, s.device, context, speed, ttft, think, saving],
