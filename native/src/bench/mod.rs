@@ -6,6 +6,7 @@ mod measure;
 mod measure_bandwidth;
 mod measure_concurrency;
 mod measure_cuda;
+mod measure_cuda_concurrency;
 pub mod presets;
 mod report;
 
@@ -66,13 +67,14 @@ fn run(args: &BenchArgs) -> Result<()> {
                 measure_concurrency::measure(&model, &plan, &mut out)?;
             }
         }
-        Device::Cuda(_) if !plan.concurrency.is_empty() => {
-            return Err(crate::error::EngineError::BadRequest("--concurrency measures continuous batching, which runs on the CPU backend so far: add --device cpu".into()));
-        }
         Device::Cuda(n) => {
             let model = CudaOvis::load(n, cfg, &source)?;
             eprintln!("model on {device} in {:.1} s", t.elapsed().as_secs_f64());
-            measure_cuda::measure(&model, &plan, &mut out)?;
+            if plan.concurrency.is_empty() {
+                measure_cuda::measure(&model, &plan, &mut out)?;
+            } else {
+                measure_cuda_concurrency::measure(&model, &plan, &mut out)?;
+            }
         }
     }
     out.finish();
