@@ -189,3 +189,51 @@ extern "C" __global__ void __launch_bounds__(128) decode_attention_combine_bf16_
 extern "C" __global__ void __launch_bounds__(128) decode_attention_combine_bf16_hd32(COMBINE_PARAMS) { decode_attention_combine<32>(COMBINE_ARGS); }
 extern "C" __global__ void __launch_bounds__(128) decode_attention_combine_bf16_hd64(COMBINE_PARAMS) { decode_attention_combine<64>(COMBINE_ARGS); }
 extern "C" __global__ void __launch_bounds__(128) decode_attention_combine_bf16_hd128(COMBINE_PARAMS) { decode_attention_combine<128>(COMBINE_ARGS); }
+
+// The batched decode step (continuous batching): R requests, each over its own KV cache.
+// decode_attention_rows_bf16_hd{16,32,64,128}
+//   q        [R, nH, HD] bf16        row r's queries
+//   k_tab, v_tab [R] u64             device addresses of row r's K and V cache of this layer
+//                                    ([nKV, max_ctx[r], HD] bf16: the session's own buffers, wherever
+//                                    they are and however large: a cache that grows moves, the table
+//                                    is rewritten, the captured graph stays valid)
+//   pos, max_ctx [R] int             row r's position (keys 0..pos[r]) and its cache's capacity
+//   part_o   [R, nH, S, HD] f32, part_ml [R, nH, S, 2] f32   per-row scratch, as above
+// Launch: grid (nKV, S, R), block 128. Block (g, s, r) runs exactly decode_attention_bf16 for row r,
+//   so a row's output equals the single-request kernel's bit for bit.
+// decode_attention_rows_combine_bf16_hd{16,32,64,128}
+//   out [R, nH, HD] bf16. Launch: grid (nH, R), block HD.
+template <int HD>
+__device__ __forceinline__ void decode_attention_rows(const bf16* __restrict__ q, const unsigned long long* __restrict__ k_tab,
+                                                      const unsigned long long* __restrict__ v_tab, const int* __restrict__ pos,
+                                                      const int* __restrict__ max_ctx, float* __restrict__ part_o, float* __restrict__ part_ml, int nH,
+                                                      int nKV, int S, float scale) {
+    const int r = blockIdx.z;
+    decode_attention<HD>(q + (size_t)r * nH * HD, reinterpret_cast<const bf16*>(k_tab[r]), reinterpret_cast<const bf16*>(v_tab[r]), pos + r,
+                         part_o + (size_t)r * nH * S * HD, part_ml + (size_t)r * nH * S * 2, nH, nKV, max_ctx[r], S, scale);
+}
+
+template <int HD>
+__device__ __forceinline__ void decode_attention_rows_combine(const float* __restrict__ part_o, const float* __restrict__ part_ml, bf16* __restrict__ out,
+                                                              int nH, int S) {
+    const int r = blockIdx.y;
+    decode_attention_combine<HD>(part_o + (size_t)r * nH * S * HD, part_ml + (size_t)r * nH * S * 2, out + (size_t)r * nH * HD, S);
+}
+
+#define DECODE_ROWS_PARAMS                                                                                                          \
+    const bf16 *__restrict__ q, const unsigned long long *__restrict__ k_tab, const unsigned long long *__restrict__ v_tab,          \
+        const int *__restrict__ pos, const int *__restrict__ max_ctx, float *__restrict__ part_o, float *__restrict__ part_ml, int nH, \
+        int nKV, int S, float scale
+#define DECODE_ROWS_ARGS q, k_tab, v_tab, pos, max_ctx, part_o, part_ml, nH, nKV, S, scale
+#define COMBINE_ROWS_PARAMS const float *__restrict__ part_o, const float *__restrict__ part_ml, bf16 *__restrict__ out, int nH, int S
+#define COMBINE_ROWS_ARGS part_o, part_ml, out, nH, S
+
+extern "C" __global__ void __launch_bounds__(128) decode_attention_rows_bf16_hd16(DECODE_ROWS_PARAMS) { decode_attention_rows<16>(DECODE_ROWS_ARGS); }
+extern "C" __global__ void __launch_bounds__(128) decode_attention_rows_bf16_hd32(DECODE_ROWS_PARAMS) { decode_attention_rows<32>(DECODE_ROWS_ARGS); }
+extern "C" __global__ void __launch_bounds__(128) decode_attention_rows_bf16_hd64(DECODE_ROWS_PARAMS) { decode_attention_rows<64>(DECODE_ROWS_ARGS); }
+extern "C" __global__ void __launch_bounds__(128) decode_attention_rows_bf16_hd128(DECODE_ROWS_PARAMS) { decode_attention_rows<128>(DECODE_ROWS_ARGS); }
+
+extern "C" __global__ void __launch_bounds__(128) decode_attention_rows_combine_bf16_hd16(COMBINE_ROWS_PARAMS) { decode_attention_rows_combine<16>(COMBINE_ROWS_ARGS); }
+extern "C" __global__ void __launch_bounds__(128) decode_attention_rows_combine_bf16_hd32(COMBINE_ROWS_PARAMS) { decode_attention_rows_combine<32>(COMBINE_ROWS_ARGS); }
+extern "C" __global__ void __launch_bounds__(128) decode_attention_rows_combine_bf16_hd64(COMBINE_ROWS_PARAMS) { decode_attention_rows_combine<64>(COMBINE_ROWS_ARGS); }
+extern "C" __global__ void __launch_bounds__(128) decode_attention_rows_combine_bf16_hd128(COMBINE_ROWS_PARAMS) { decode_attention_rows_combine<128>(COMBINE_ROWS_ARGS); }

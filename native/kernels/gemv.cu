@@ -142,3 +142,75 @@ gemv_swiglu_bf16(const bf16* __restrict__ W, const bf16* __restrict__ gu, bf16* 
     const float acc = gemv_row(W, xs, row, k);
     if ((threadIdx.x & 31) == 0) y[row] = f2bf(acc);
 }
+
+// The batched decode step's projections (continuous batching, up to GEMV_MAX_ROWS running requests):
+// gemv_rows_bf16        y[r, j] = bf16(Σ_i W[j, i]·x[r, i])   for every row r < R
+// gemv_rows_logits_f32  y[r, j] = Σ_i W[j, i]·x[r, i] in f32, not rounded (the lm_head of a batch)
+//   W [n, k] bf16 row-major, x [R, k] bf16 (row stride k), y [R, n]; 1 ≤ R ≤ 16, k % 8 == 0, W and x
+//   16-byte aligned. Each weight vector is loaded once and used for all R rows, so a step of R
+//   requests reads the weights once (the point of batching a memory-bound decode).
+//   Per row, the lane split, the fmaf order and the warp reduction are those of gemv_row, so row r's
+//   result equals gemv_bf16 / gemv_logits_f32 on x[r] bit for bit: a request's tokens do not depend on
+//   the rows beside it.
+// Launch: grid ceil(n / 8), block 256 (one output row j per warp), no dynamic shared memory: the R
+//   input rows (R·2k bytes, up to 192 KiB for the MLP's down projection) are read through L1, where
+//   the block's 8 warps share them.
+#define GEMV_MAX_ROWS 16
+
+template <bool F32OUT>
+__device__ __forceinline__ void gemv_rows(const bf16* __restrict__ W, const bf16* __restrict__ x, void* __restrict__ y, int n, int k, int R) {
+    const int row = blockIdx.x * GEMV_WARPS + (threadIdx.x >> 5);
+    if (row >= n) return;  // uniform per warp: the warp leaves whole
+    const int lane = threadIdx.x & 31;
+    const int nvec = k / 8;
+    const uint4* wr = reinterpret_cast<const uint4*>(W + (size_t)row * k);
+    const uint4* xv = reinterpret_cast<const uint4*>(x);
+    float acc[GEMV_MAX_ROWS];
+#pragma unroll
+    for (int r = 0; r < GEMV_MAX_ROWS; r++) acc[r] = 0.f;
+    for (int base = lane; base < nvec; base += 32 * GEMV_UNROLL) {
+        uint4 wv[GEMV_UNROLL];
+#pragma unroll
+        for (int u = 0; u < GEMV_UNROLL; u++) {
+            const int c = base + u * 32;
+            wv[u] = c < nvec ? ld_stream(wr + c) : make_uint4(0, 0, 0, 0);
+        }
+#pragma unroll
+        for (int u = 0; u < GEMV_UNROLL; u++) {
+            const int c = base + u * 32;
+            if (c < nvec) {
+                float a[8];
+                unpack8(wv[u], a);
+#pragma unroll
+                for (int r = 0; r < GEMV_MAX_ROWS; r++) {
+                    if (r < R) {
+                        float b[8];
+                        unpack8(xv[(size_t)r * nvec + c], b);
+#pragma unroll
+                        for (int j = 0; j < 8; j++) acc[r] = fmaf(a[j], b[j], acc[r]);
+                    }
+                }
+            }
+        }
+    }
+#pragma unroll
+    for (int r = 0; r < GEMV_MAX_ROWS; r++) {
+        if (r < R) {  // R is uniform: every lane reaches each reduction
+            const float s = warp_sum(acc[r]);
+            if (lane == 0) {
+                if (F32OUT) reinterpret_cast<float*>(y)[(size_t)r * n + row] = s;
+                else reinterpret_cast<bf16*>(y)[(size_t)r * n + row] = f2bf(s);
+            }
+        }
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(GEMV_WARPS * 32)
+gemv_rows_bf16(const bf16* __restrict__ W, const bf16* __restrict__ x, bf16* __restrict__ y, int n, int k, int R) {
+    gemv_rows<false>(W, x, y, n, k, R);
+}
+
+extern "C" __global__ void __launch_bounds__(GEMV_WARPS * 32)
+gemv_rows_logits_f32(const bf16* __restrict__ W, const bf16* __restrict__ x, float* __restrict__ y, int n, int k, int R) {
+    gemv_rows<true>(W, x, y, n, k, R);
+}

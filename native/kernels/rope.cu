@@ -24,19 +24,19 @@
 // accesses are aligned for every HD that is a multiple of 4.
 #include "common.cuh"
 
+// Row `row` of qkv (block x), at position `pos`, into caches of capacity max_ctx.
 template <int HD>
-__device__ __forceinline__ void qk_norm_rope(const bf16* __restrict__ qkv, const bf16* __restrict__ q_norm, const bf16* __restrict__ k_norm,
-                                             const float* __restrict__ inv_freq, const int* __restrict__ pos0, bf16* __restrict__ q_out,
-                                             bf16* __restrict__ k_cache, bf16* __restrict__ v_cache, int L, int nH, int nKV, int max_ctx, float eps) {
+__device__ __forceinline__ void qk_norm_rope_row(const bf16* __restrict__ qkv, const bf16* __restrict__ q_norm, const bf16* __restrict__ k_norm,
+                                                 const float* __restrict__ inv_freq, int row, int pos, bf16* __restrict__ q_out,
+                                                 bf16* __restrict__ k_cache, bf16* __restrict__ v_cache, int nH, int nKV, int max_ctx, float eps) {
     static_assert(HD % 4 == 0 && HD >= 4 && HD <= 128, "one warp covers the head: HD/4 words per half, at most 32");
     constexpr int W = HD / 4;  // 32-bit words per half head = active lanes
-    const int row = blockIdx.x, lane = threadIdx.x & 31;
+    const int lane = threadIdx.x & 31;
     const int head = blockIdx.y * 4 + (threadIdx.x >> 5);
     const int heads = nH + 2 * nKV;
     // Uniform per warp (row per block, head per warp): a warp leaves whole or not at all.
-    if (row >= L || head >= heads) return;
+    if (head >= heads) return;
     const bool active = lane < W;
-    const int pos = *pos0 + row;
     const unsigned* src = reinterpret_cast<const unsigned*>(qkv + ((size_t)row * heads + head) * HD);
     // lo: elements 2l, 2l+1; hi: their partners HD/2 + 2l, HD/2 + 2l + 1 (word W + l).
     const unsigned lo = active ? src[lane] : 0u, hi = active ? src[W + lane] : 0u;
@@ -75,6 +75,31 @@ __device__ __forceinline__ void qk_norm_rope(const bf16* __restrict__ qkv, const
     dst[W + lane] = pack_bf2(o[2], o[3]);
 }
 
+template <int HD>
+__device__ __forceinline__ void qk_norm_rope(const bf16* __restrict__ qkv, const bf16* __restrict__ q_norm, const bf16* __restrict__ k_norm,
+                                             const float* __restrict__ inv_freq, const int* __restrict__ pos0, bf16* __restrict__ q_out,
+                                             bf16* __restrict__ k_cache, bf16* __restrict__ v_cache, int L, int nH, int nKV, int max_ctx, float eps) {
+    const int row = blockIdx.x;
+    if (row >= L) return;  // uniform per block
+    qk_norm_rope_row<HD>(qkv, q_norm, k_norm, inv_freq, row, *pos0 + row, q_out, k_cache, v_cache, nH, nKV, max_ctx, eps);
+}
+
+// qk_norm_rope_rows_bf16_hd{16,32,64,128}: the batched decode step's prologue, one token for each of R
+// requests, each at its own position and into its own cache.
+//   qkv [R, (nH + 2·nKV)·HD], q_out [R, nH, HD] as above (L = R); pos, max_ctx [R] int: row r's
+//   position and its cache's capacity; k_tab, v_tab [R] u64: device addresses of row r's K and V
+//   cache of this layer ([nKV, max_ctx[r], HD] bf16). Row r's results equal qk_norm_rope_bf16 with
+//   L = 1 at pos[r] bit for bit. Launch: grid (R, ceil((nH + 2·nKV) / 4)), block 128.
+template <int HD>
+__device__ __forceinline__ void qk_norm_rope_rows(const bf16* __restrict__ qkv, const bf16* __restrict__ q_norm, const bf16* __restrict__ k_norm,
+                                                  const float* __restrict__ inv_freq, const int* __restrict__ pos, bf16* __restrict__ q_out,
+                                                  const unsigned long long* __restrict__ k_tab, const unsigned long long* __restrict__ v_tab,
+                                                  const int* __restrict__ max_ctx, int nH, int nKV, float eps) {
+    const int r = blockIdx.x;
+    qk_norm_rope_row<HD>(qkv, q_norm, k_norm, inv_freq, r, pos[r], q_out, reinterpret_cast<bf16*>(k_tab[r]), reinterpret_cast<bf16*>(v_tab[r]), nH, nKV,
+                         max_ctx[r], eps);
+}
+
 // The instantiations: one extern "C" entry per supported head width (names listed in kernels.rs).
 #define QK_NORM_ROPE_PARAMS                                                                                                     \
     const bf16 *__restrict__ qkv, const bf16 *__restrict__ q_norm, const bf16 *__restrict__ k_norm,                             \
@@ -86,3 +111,14 @@ extern "C" __global__ void __launch_bounds__(128) qk_norm_rope_bf16_hd16(QK_NORM
 extern "C" __global__ void __launch_bounds__(128) qk_norm_rope_bf16_hd32(QK_NORM_ROPE_PARAMS) { qk_norm_rope<32>(QK_NORM_ROPE_ARGS); }
 extern "C" __global__ void __launch_bounds__(128) qk_norm_rope_bf16_hd64(QK_NORM_ROPE_PARAMS) { qk_norm_rope<64>(QK_NORM_ROPE_ARGS); }
 extern "C" __global__ void __launch_bounds__(128) qk_norm_rope_bf16_hd128(QK_NORM_ROPE_PARAMS) { qk_norm_rope<128>(QK_NORM_ROPE_ARGS); }
+
+#define QK_NORM_ROPE_ROWS_PARAMS                                                                                                      \
+    const bf16 *__restrict__ qkv, const bf16 *__restrict__ q_norm, const bf16 *__restrict__ k_norm, const float *__restrict__ inv_freq, \
+        const int *__restrict__ pos, bf16 *__restrict__ q_out, const unsigned long long *__restrict__ k_tab,                          \
+        const unsigned long long *__restrict__ v_tab, const int *__restrict__ max_ctx, int nH, int nKV, float eps
+#define QK_NORM_ROPE_ROWS_ARGS qkv, q_norm, k_norm, inv_freq, pos, q_out, k_tab, v_tab, max_ctx, nH, nKV, eps
+
+extern "C" __global__ void __launch_bounds__(128) qk_norm_rope_rows_bf16_hd16(QK_NORM_ROPE_ROWS_PARAMS) { qk_norm_rope_rows<16>(QK_NORM_ROPE_ROWS_ARGS); }
+extern "C" __global__ void __launch_bounds__(128) qk_norm_rope_rows_bf16_hd32(QK_NORM_ROPE_ROWS_PARAMS) { qk_norm_rope_rows<32>(QK_NORM_ROPE_ROWS_ARGS); }
+extern "C" __global__ void __launch_bounds__(128) qk_norm_rope_rows_bf16_hd64(QK_NORM_ROPE_ROWS_PARAMS) { qk_norm_rope_rows<64>(QK_NORM_ROPE_ROWS_ARGS); }
+extern "C" __global__ void __launch_bounds__(128) qk_norm_rope_rows_bf16_hd128(QK_NORM_ROPE_ROWS_PARAMS) { qk_norm_rope_rows<128>(QK_NORM_ROPE_ROWS_ARGS); }

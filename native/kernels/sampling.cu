@@ -42,15 +42,30 @@ struct SampleResult {
     float top_logprobs[SAMPLE_MAX_TOP];
 };
 
-extern "C" __global__ void __launch_bounds__(256)
-logits_penalty_f32(const float* __restrict__ logits, const unsigned char* __restrict__ seen, float* __restrict__ z,
-                    const SampleParams* __restrict__ p, int V) {
+__device__ __forceinline__ void logits_penalty(const float* __restrict__ logits, const unsigned char* __restrict__ seen, float* __restrict__ z,
+                                               const SampleParams* __restrict__ p, int V) {
     const int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= V) return;
     float v = logits[i];
     const float rho = p->rep_penalty;
     if (rho != 1.f && seen[i]) v = v > 0.f ? v / rho : v * rho;
     z[i] = v;
+}
+
+extern "C" __global__ void __launch_bounds__(256)
+logits_penalty_f32(const float* __restrict__ logits, const unsigned char* __restrict__ seen, float* __restrict__ z,
+                   const SampleParams* __restrict__ p, int V) {
+    logits_penalty(logits, seen, z, p, V);
+}
+
+// logits_penalty_rows_f32: the batched decode step's, row r = blockIdx.y of R: logits, z [R, V];
+//   seen_tab [R] u64: device address of row r's request's seen [V] (its session's own history);
+//   p [R]. Launch: grid (ceil(V / 256), R), block 256.
+extern "C" __global__ void __launch_bounds__(256)
+logits_penalty_rows_f32(const float* __restrict__ logits, const unsigned long long* __restrict__ seen_tab, float* __restrict__ z,
+                        const SampleParams* __restrict__ p, int V) {
+    const int r = blockIdx.y;
+    logits_penalty(logits + (size_t)r * V, reinterpret_cast<const unsigned char*>(seen_tab[r]), z + (size_t)r * V, p + r, V);
 }
 
 // Order-preserving key: a larger float gives a larger unsigned key.
@@ -234,9 +249,10 @@ __device__ unsigned top_p_key(const float* z, int V, float temp, unsigned floor_
 }
 
 // (SAMPLE_THREADS, 1): one block per launch, so ptxas may use up to 64 registers rather than spill.
-extern "C" __global__ void __launch_bounds__(SAMPLE_THREADS, 1)
-sample_f32(const float* __restrict__ z, const SampleParams* __restrict__ params, SampleResult* __restrict__ out,
-           unsigned char* __restrict__ seen, int* __restrict__ next_id) {
+// static: internal linkage, so its __shared__ variables are one set per translation unit (the
+// emulator places them in one section, which an inline function's COMDAT copy would conflict with).
+static __device__ __forceinline__ void sample_row(const float* __restrict__ z, const SampleParams* __restrict__ params, SampleResult* __restrict__ out,
+                                           unsigned char* __restrict__ seen, int* __restrict__ next_id) {
     __shared__ double dscratch[32];
     __shared__ Cand cscratch[32];
     __shared__ unsigned hist[256];
@@ -333,4 +349,21 @@ sample_f32(const float* __restrict__ z, const SampleParams* __restrict__ params,
         seen[id] = 1;
         *next_id = id;
     }
+}
+
+extern "C" __global__ void __launch_bounds__(SAMPLE_THREADS, 1)
+sample_f32(const float* __restrict__ z, const SampleParams* __restrict__ params, SampleResult* __restrict__ out,
+           unsigned char* __restrict__ seen, int* __restrict__ next_id) {
+    sample_row(z, params, out, seen, next_id);
+}
+
+// sample_rows_f32: the batched decode step's sampler, one block per request: block r samples z [R, V]
+//   (row stride V = params[r].vocab) row r with params[r] (its own temperature, top-k/p, u, top_n) into out[r] and next_id[r], and marks
+//   the id in its own history seen_tab[r] (u64 device address of [V] bytes). Row r's result equals
+//   sample_f32's on that row. Launch: grid R, block 1024.
+extern "C" __global__ void __launch_bounds__(SAMPLE_THREADS, 1)
+sample_rows_f32(const float* __restrict__ z, const SampleParams* __restrict__ params, SampleResult* __restrict__ out,
+                const unsigned long long* __restrict__ seen_tab, int* __restrict__ next_id, int V) {
+    const int r = blockIdx.x;
+    sample_row(z + (size_t)r * V, params + r, out + r, reinterpret_cast<unsigned char*>(seen_tab[r]), next_id + r);
 }

@@ -8,7 +8,7 @@ use ovis_engine::backend::cpu::matmul::matmul_bf16;
 use ovis_engine::generate::kv_cache::KvCache;
 use ovis_engine::generate::sampler::argmax;
 use ovis_engine::model::config::LlmConfig;
-use ovis_engine::model::qwen3::Qwen3;
+use ovis_engine::backend::cpu::qwen3::Qwen3;
 use std::time::Instant;
 
 fn qwen3_1_7b() -> LlmConfig {

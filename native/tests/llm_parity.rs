@@ -4,7 +4,7 @@ use ovis_engine::error::EngineError;
 use ovis_engine::generate::kv_cache::KvCache;
 use ovis_engine::generate::sampler::{Sampler, SamplingParams};
 use ovis_engine::model::config::ModelConfig;
-use ovis_engine::model::qwen3::Qwen3;
+use ovis_engine::backend::cpu::qwen3::Qwen3;
 use ovis_engine::model::source::WeightSource;
 use ovis_engine::model::weights::Weights;
 use serde_json::Value;

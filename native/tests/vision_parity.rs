@@ -5,11 +5,11 @@ use half::bf16;
 use ovis_engine::error::EngineError;
 use ovis_engine::generate::kv_cache::KvCache;
 use ovis_engine::model::config::ModelConfig;
-use ovis_engine::model::merge::merge_embeddings;
-use ovis_engine::model::qwen3::Qwen3;
+use ovis_engine::backend::cpu::merge::merge_embeddings;
+use ovis_engine::backend::cpu::qwen3::Qwen3;
 use ovis_engine::model::vision::layout::window_index;
-use ovis_engine::model::vision::VisionEncoder;
-use ovis_engine::model::visual_head::VisualHead;
+use ovis_engine::backend::cpu::vision::VisionEncoder;
+use ovis_engine::backend::cpu::visual_head::VisualHead;
 
 mod common;
 use common::*;

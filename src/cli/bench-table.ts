@@ -45,10 +45,10 @@ export class BenchTable {
         return [['peak memory', `${(f.bytes / 2 ** 30).toFixed(2)} GiB`]];
       case 'concurrency': {
         const run = (r: any) => `${r.tokens_per_s.toFixed(1)} tokens/s in all, ${ms(r.ms_per_token_median)}/token per stream (p99 gap ${ms(r.gap_p99_ms)})`;
-        return [
-          [concurrencyLabel(f.streams), run(f.decode)],
-          [prefillingLabel(f.streams, f.with_prefill.prompt), run(f.with_prefill)],
-        ];
+        // with_prefill is null on CUDA (no chunked prefill beside the batched decode yet).
+        const rows: Array<[string, string]> = [[concurrencyLabel(f.streams), run(f.decode)]];
+        if (f.with_prefill) rows.push([prefillingLabel(f.streams, f.with_prefill.prompt), run(f.with_prefill)]);
+        return rows;
       }
       case 'floor': {
         const rows: Array<[string, string]> = [['decode floor', `${ms(f.decode_ms_per_token)}/token (${(f.weight_bytes_per_token / 1e9).toFixed(2)} GB at ${(f.read_bandwidth_bytes_per_s / 1e9).toFixed(1)} GB/s read)`]];

@@ -4,6 +4,8 @@ pub mod cpu;
 pub mod cuda;
 
 use crate::error::{EngineError, Result};
+use crate::model::config::ModelConfig;
+use serde_json::json;
 
 /// A human description of this machine's CPU for the handshake and `ovis info`.
 pub fn cpu_description() -> String {
@@ -102,6 +104,26 @@ pub fn describe_default() -> (String, String) {
 /// Resolves a `--device` value to (backend, device description) or a clear error.
 pub fn select(device: &str) -> Result<(String, String)> {
     resolve(device).map(|s| (s.backend, s.description))
+}
+
+/// The `info` object of `model_loaded` for a model of `cfg` on `backend`/`device`.
+pub fn model_info(cfg: &ModelConfig, params: u64, weight_bytes: u64, backend: &str, device: &str) -> serde_json::Value {
+    let l = &cfg.llm;
+    let v = &cfg.vit;
+    json!({
+        "model_type": "ovis2_5",
+        "backend": backend,
+        "device": device,
+        "llm": {
+            "hidden": l.hidden, "layers": l.layers, "heads": l.heads, "kv_heads": l.kv_heads,
+            "head_dim": l.head_dim, "intermediate": l.intermediate, "vocab": l.vocab,
+            "tie_embeddings": l.tie_embeddings, "max_positions": l.max_positions
+        },
+        "vit": { "hidden": v.hidden, "layers": v.layers, "heads": v.heads, "patch": v.patch, "hidden_stride": v.hidden_stride },
+        "visual_vocab": cfg.visual_vocab,
+        "params": params,
+        "weight_bytes": weight_bytes
+    })
 }
 
 #[cfg(test)]

@@ -10,9 +10,10 @@ Defaults on a GPU, and with --full: images 896,1792 (GPU) or 448,896 (CPU), 32 d
 after 1 warm-up, each figure timed in its own runs. On the CPU without --full (1–2 minutes for 2B on
 2 cores): image 448, 16 decode tokens, 3 repeats, no warm-up, and vision encode timed inside the
 time-to-first-token runs. Flags given explicitly override either set.
---concurrency N[,M…] measures only continuous batching (CPU): N requests decoding together through
+--concurrency N[,M…] measures only continuous batching: N requests decoding together through
 the engine's scheduler, aggregate tokens/s and each stream's gaps between tokens (median, p99), then
-the same while one more request prefills a prompt of max(--prompt-tokens, 512) positions.";
+the same while one more request prefills a prompt of max(--prompt-tokens, 512) positions. On CUDA:
+N ≤ 16 through the batched decode step, without the long-prompt run (reported as null).";
 
 #[derive(Debug, Clone)]
 pub struct BenchArgs {

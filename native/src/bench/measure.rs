@@ -5,8 +5,8 @@ use super::report::{Report, DECODE_CONTEXT};
 use crate::error::Result;
 use crate::generate::kv_cache::KvCache;
 use crate::generate::sampler::{Sampler, SamplingParams};
-use crate::model::merge::merge_embeddings;
-use crate::model::ovis::OvisModel;
+use crate::backend::cpu::merge::merge_embeddings;
+use crate::backend::cpu::model::OvisModel;
 use std::time::Instant;
 
 pub(super) fn median(mut v: Vec<f64>) -> f64 {

@@ -9,7 +9,7 @@ use crate::error::{EngineError, Result};
 use crate::generate::batch::{CpuBatch, Output};
 use crate::generate::kv_cache::KvCache;
 use crate::generate::session::Sessions;
-use crate::model::ovis::OvisModel;
+use crate::backend::cpu::model::OvisModel;
 use crate::protocol::{Done, Generate, Progress, Sampling, Token};
 use serde_json::{json, Value};
 use std::cell::RefCell;

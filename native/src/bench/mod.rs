@@ -6,6 +6,7 @@ mod measure;
 mod measure_bandwidth;
 mod measure_concurrency;
 mod measure_cuda;
+mod measure_cuda_concurrency;
 pub mod presets;
 mod report;
 
@@ -14,7 +15,8 @@ pub use args::BenchArgs;
 use crate::error::Result;
 use crate::backend::cuda::model::CudaOvis;
 use crate::backend::Device;
-use crate::model::ovis::{open_dir, OvisModel};
+use crate::backend::cpu::model::OvisModel;
+use crate::model::ovis::open_dir;
 use crate::model::source::WeightSource;
 use report::Report;
 use std::path::Path;
@@ -65,13 +67,14 @@ fn run(args: &BenchArgs) -> Result<()> {
                 measure_concurrency::measure(&model, &plan, &mut out)?;
             }
         }
-        Device::Cuda(_) if !plan.concurrency.is_empty() => {
-            return Err(crate::error::EngineError::BadRequest("--concurrency measures continuous batching, which runs on the CPU backend so far: add --device cpu".into()));
-        }
         Device::Cuda(n) => {
             let model = CudaOvis::load(n, cfg, &source)?;
             eprintln!("model on {device} in {:.1} s", t.elapsed().as_secs_f64());
-            measure_cuda::measure(&model, &plan, &mut out)?;
+            if plan.concurrency.is_empty() {
+                measure_cuda::measure(&model, &plan, &mut out)?;
+            } else {
+                measure_cuda_concurrency::measure(&model, &plan, &mut out)?;
+            }
         }
     }
     out.finish();

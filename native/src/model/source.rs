@@ -1,9 +1,9 @@
 //! Where a model's tensors come from: the memory-mapped safetensors of a model directory, or random
 //! values of the released shapes generated on demand (benchmarks and tests without files). Both the CPU
-//! model and the CUDA upload read through this, so a synthetic model is the same on both backends.
+//! model and the CUDA upload read through this, so a synthetic model is the same on CPU and GPU.
 use crate::error::{model_err, Result};
 use crate::model::weights::{WeightRef, Weights};
-use crate::model::{qwen3, vision, visual_head};
+use crate::model::synthetic;
 use std::sync::Arc;
 
 #[derive(Clone)]
@@ -33,11 +33,11 @@ impl WeightSource {
                 w.bf16(name, shape)
             }
             WeightSource::Synthetic(seed) => Ok(if name.starts_with("llm.") {
-                qwen3::synthetic_tensor(*seed, name, shape)
+                synthetic::llm_tensor(*seed, name, shape)
             } else if let Some(rest) = name.strip_prefix(VIT_PREFIX) {
-                vision::synthetic_tensor(*seed ^ 1, rest, shape)
+                synthetic::vit_tensor(*seed ^ 1, rest, shape)
             } else {
-                visual_head::synthetic_tensor(*seed ^ 2, name, shape)
+                synthetic::head_tensor(*seed ^ 2, name, shape)
             }),
         }
     }

@@ -1,5 +1,5 @@
 //! Memory-mapped safetensors (one `model.safetensors` or shards through `model.safetensors.index.json`).
-//! Tensors stay in the page cache as stored (bf16); the CPU backend widens them to f32 in registers.
+//! Tensors stay in the page cache as stored (bf16); the CPU forward widens them to f32 in registers.
 use crate::error::{model_err, Result};
 use half::bf16;
 use memmap2::Mmap;

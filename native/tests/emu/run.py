@@ -939,6 +939,189 @@ def group_sampling(c):
     group_top_p_determinism(c, m)
 
 
+# ---------------------------------------------------------------------------------------------------------
+# The batched decode step (continuous batching): gemv_rows (gemv.cu), qk_norm_rope_rows (rope.cu),
+# decode_attention_rows (decode_attention.cu), logits_penalty_rows / sample_rows (sampling.cu). Each is
+# checked against numpy and, row by row, bit for bit against the single-request kernel on that row (the
+# contract that makes a request's tokens independent of the rows beside it).
+
+
+def ptr_table(bufs):
+    return np.array([b.ptr for b in bufs], np.uint64)
+
+
+def group_batched(c):
+    mg, mr, md, ms = c.mod("gemv.cu"), c.mod("rope.cu"), c.mod("decode_attention.cu"), c.mod("sampling.cu")
+    eps = 1e-6
+    # gemv_rows_bf16 / gemv_rows_logits_f32
+    for n, k, R in [(37, 64, 1), (20, 2056, 3), (9, 1024, 16), (64, 4104, 8)] if not c.quick else [(37, 64, 1), (20, 2056, 3), (9, 1024, 16)]:
+        rng = rng_for(f"gemvrows{n}{k}{R}")
+        w, x = rand_bf(rng, (n, k), 0.5), rand_bf(rng, (R, k))
+        dot = bf2f(x).astype(np.float64) @ bf2f(w).astype(np.float64).T  # [R, n]
+        tol = max(float(dot_tol(w, x[r]).max()) for r in range(R))
+
+        def run(w=w, x=x, n=n, k=k, R=R):
+            W, X = Buf(mg, w), Buf(mg, x)
+            Y = Buf(mg, shape=(R, n), dtype=np.uint16)
+            YL = Buf(mg, shape=(R, n), dtype=np.float32)
+            mg.launch("gemv_rows_bf16", (blocks(n, 8),), 256, 0, [W, X, Y, I32(n), I32(k), I32(R)])
+            mg.launch("gemv_rows_logits_f32", (blocks(n, 8),), 256, 0, [W, X, YL, I32(n), I32(k), I32(R)])
+            y, yl = Y.get(), YL.get()
+            same, same_l = True, True
+            for r in range(R):
+                Y1, YL1 = Buf(mg, shape=(n,), dtype=np.uint16), Buf(mg, shape=(n,), dtype=np.float32)
+                Xr = Buf(mg, x[r])
+                mg.launch("gemv_bf16", (blocks(n, 8),), 256, 2 * k, [W, Xr, NULL, Y1, I32(n), I32(k)])
+                mg.launch("gemv_logits_f32", (blocks(n, 8),), 256, 2 * k, [W, Xr, YL1, I32(n), I32(k)])
+                same &= Y1.get().tobytes() == y[r].tobytes()
+                same_l &= YL1.get().tobytes() == yl[r].tobytes()
+            return {"y": y, "logits": yl, "rows_eq_single": np.array([same, same_l])}
+
+        c.check(f"gemv_rows n={n} k={k} rows={R}", run,
+                {"y": (rbf(dot.astype(F32)), "bf16", tol + 1e-6, 2.0**-7), "logits": (dot, "f32", tol, 0.0), "rows_eq_single": (np.array([True, True]), "exact")})
+
+    # qk_norm_rope_rows: each row at its own position into its own cache (different capacities)
+    for hd in ([16, 128] if c.quick else [16, 32, 64, 128]):
+        nH, nKV = 4, 2
+        heads = nH + 2 * nKV
+        poss, caps = [5, 0, 40], [8, 4, 48]
+        R = len(poss)
+        rng = rng_for(f"roperows{hd}")
+        qkv = rand_bf(rng, (R, heads * hd), 2.0)
+        qn, kn = rand_bf(rng, (hd,), 0.3, 1.0), rand_bf(rng, (hd,), 0.3, 1.0)
+        inv_freq = (1.0 / (1e6 ** (np.arange(0, hd, 2, dtype=np.float64) / hd))).astype(F32)
+        caches = [(rand_bf(rng, (nKV, mc, hd), 9.0), rand_bf(rng, (nKV, mc, hd), 9.0)) for mc in caps]
+        # numpy reference (as group_rope)
+        x = bf2f(qkv).reshape(R, heads, hd)
+        ss = (x[:, : nH + nKV].astype(np.float64) ** 2).sum(-1)
+        inv = (1.0 / np.sqrt(ss / hd + eps)).astype(F32)
+        wts = np.concatenate([np.repeat(bf2f(qn)[None], nH, 0), np.repeat(bf2f(kn)[None], nKV, 0)])
+        xn = rbf(wts[None] * rbf(x[:, : nH + nKV] * inv[..., None]))
+        a = np.array(poss, F32)[:, None] * inv_freq[None, :]
+        cs = rbf(np.cos(a.astype(np.float64)).astype(F32))[:, None, :]
+        sn = rbf(np.sin(a.astype(np.float64)).astype(F32))[:, None, :]
+        x1, x2 = xn[..., : hd // 2], xn[..., hd // 2 :]
+        o = np.concatenate([rbf(rbf(x1 * cs) - rbf(x2 * sn)), rbf(rbf(x2 * cs) + rbf(x1 * sn))], -1)
+        refs = {"q": (o[:, :nH], "bf16", 1e-6, 2.0**-6)}
+        for r in range(R):
+            kr, vr = bf2f(caches[r][0]).copy(), bf2f(caches[r][1]).copy()
+            kr[:, poss[r]] = o[r, nH:]
+            vr[:, poss[r]] = x[r, nH + nKV :]
+            refs[f"k{r}"] = (kr, "bf16", 1e-6, 2.0**-6)
+            refs[f"v{r}"] = (f2bf(vr), "exact")
+        refs["rows_eq_single"] = (np.ones(R, bool), "exact")
+
+        def run(qkv=qkv, qn=qn, kn=kn, inv_freq=inv_freq, caches=caches, hd=hd):
+            Q = Buf(mr, shape=(R, nH, hd), dtype=np.uint16)
+            Ks = [Buf(mr, kc) for kc, _ in caches]
+            Vs = [Buf(mr, vc) for _, vc in caches]
+            args = [Buf(mr, qkv), Buf(mr, qn), Buf(mr, kn), Buf(mr, inv_freq), Buf(mr, np.array(poss, np.int32)), Q,
+                    Buf(mr, ptr_table(Ks)), Buf(mr, ptr_table(Vs)), Buf(mr, np.array(caps, np.int32)), I32(nH), I32(nKV), Fl(eps)]
+            mr.launch(f"qk_norm_rope_rows_bf16_hd{hd}", (R, -(-heads // 4)), 128, 0, args)
+            out = {"q": Q.get()}
+            same = []
+            for r in range(R):
+                out[f"k{r}"], out[f"v{r}"] = Ks[r].get(), Vs[r].get()
+                Q1, K1, V1 = Buf(mr, shape=(1, nH, hd), dtype=np.uint16), Buf(mr, caches[r][0]), Buf(mr, caches[r][1])
+                mr.launch(f"qk_norm_rope_bf16_hd{hd}", (1, -(-heads // 4)), 128, 0,
+                          [Buf(mr, qkv[r : r + 1]), Buf(mr, qn), Buf(mr, kn), Buf(mr, inv_freq), Buf(mr, np.array([poss[r]], np.int32)), Q1, K1, V1,
+                           I32(1), I32(nH), I32(nKV), I32(caps[r]), Fl(eps)])
+                same.append(Q1.get().tobytes() == out["q"][r].tobytes() and K1.get().tobytes() == out[f"k{r}"].tobytes() and V1.get().tobytes() == out[f"v{r}"].tobytes())
+            out["rows_eq_single"] = np.array(same)
+            return out
+
+        c.check(f"qk_norm_rope_rows hd={hd} rows={R} positions={poss}", run, refs)
+
+    # decode_attention_rows: rows with different contexts and capacities (NaN past each context)
+    for hd, nH, nKV, S, ctxs in [(16, 8, 2, 4, [101, 1, 5]), (128, 8, 2, 3, [131, 7]), (64, 4, 1, 2, [65, 64, 3, 200])][: 2 if c.quick else 3]:
+        rng = rng_for(f"decrows{hd}{nH}{nKV}{S}")
+        R, G = len(ctxs), nH // nKV
+        caps = [cx + 3 * r for r, cx in enumerate(ctxs)]
+        q = rand_bf(rng, (R, nH, hd), 1.5)
+        caches = [make_cache(rng, nKV, mc, hd, cx) for mc, cx in zip(caps, ctxs)]
+        ref = np.stack([np.stack([attn_ref(bf2f(q[r, h : h + 1]).astype(np.float64), bf2f(caches[r][0][h // G, : ctxs[r]]).astype(np.float64),
+                                           bf2f(caches[r][1][h // G, : ctxs[r]]).astype(np.float64), np.ones((1, ctxs[r]), bool))[0] for h in range(nH)])
+                        for r in range(R)])
+        tol = max(attn_tol(caches[r][1][:, : ctxs[r]]) for r in range(R))
+
+        def run(q=q, caches=caches, hd=hd, nH=nH, nKV=nKV, S=S, R=R, ctxs=ctxs, caps=caps):
+            Ks, Vs = [Buf(md, kc) for kc, _ in caches], [Buf(md, vc) for _, vc in caches]
+            PO, PML = Buf(md, shape=(R, nH, S, hd), dtype=np.float32), Buf(md, shape=(R, nH, S, 2), dtype=np.float32)
+            O = Buf(md, shape=(R, nH, hd), dtype=np.uint16)
+            scale = F32(1.0) / np.sqrt(F32(hd))
+            pos = Buf(md, np.array([cx - 1 for cx in ctxs], np.int32))
+            md.launch(f"decode_attention_rows_bf16_hd{hd}", (nKV, S, R), 128, 0,
+                      [Buf(md, q), Buf(md, ptr_table(Ks)), Buf(md, ptr_table(Vs)), pos, Buf(md, np.array(caps, np.int32)), PO, PML,
+                       I32(nH), I32(nKV), I32(S), Fl(scale)])
+            md.launch(f"decode_attention_rows_combine_bf16_hd{hd}", (nH, R), hd, 0, [PO, PML, O, I32(nH), I32(S)])
+            out = O.get()
+            same = []
+            for r in range(R):
+                PO1, PML1 = Buf(md, shape=(nH, S, hd), dtype=np.float32), Buf(md, shape=(nH, S, 2), dtype=np.float32)
+                O1 = Buf(md, shape=(nH, hd), dtype=np.uint16)
+                md.launch(f"decode_attention_bf16_hd{hd}", (nKV, S), 128, 0,
+                          [Buf(md, q[r]), Ks[r], Vs[r], Buf(md, np.array([ctxs[r] - 1], np.int32)), PO1, PML1, I32(nH), I32(nKV), I32(caps[r]), I32(S), Fl(scale)])
+                md.launch(f"decode_attention_combine_bf16_hd{hd}", (nH,), hd, 0, [PO1, PML1, O1, I32(S)])
+                same.append(O1.get().tobytes() == out[r].tobytes())
+            return {"out": out, "rows_eq_single": np.array(same)}
+
+        c.check(f"decode_attention_rows hd={hd} nH={nH} nKV={nKV} S={S} contexts={ctxs}", run,
+                {"out": (ref, "bf16", *tol), "rows_eq_single": (np.ones(R, bool), "exact")})
+
+    # logits_penalty_rows + sample_rows: each row its own parameters and history
+    V = 3000
+    rng = rng_for("samplerows")
+    rows = [  # temperature, top_k, top_p, rep_penalty, u, top_n
+        (0.0, 0, 1.0, 1.3, 0.5, 5),
+        (0.7, 50, 1.0, 1.0, 0.3, 4),
+        (1.0, 0, 0.9, 1.1, 0.77, 2),
+        (2.0, 0, 1.0, 1.0, 0.123456, 7),
+    ]
+    R = len(rows)
+    logits = (rng.standard_normal((R, V)) * 3).astype(F32)
+    seens = [(rng.random(V) < 0.05).astype(np.uint8) for _ in range(R)]
+    p = np.zeros(R, SAMPLE_PARAMS)
+    for r, (T, k, tp, rho, u, tn) in enumerate(rows):
+        p[r]["temperature"], p[r]["top_k"], p[r]["top_p"], p[r]["rep_penalty"], p[r]["u"], p[r]["top_n"], p[r]["vocab"] = T, k, tp, rho, u, tn, V
+    refs = {}
+    for r, (T, k, tp, rho, u, tn) in enumerate(rows):
+        z = logits[r].copy()
+        if rho != 1.0:
+            sb = seens[r].astype(bool)
+            z[sb] = np.where(z[sb] > 0, z[sb] / F32(rho), z[sb] * F32(rho))
+        pid, plp, ptop, margin = cpu_sample(z, T, k, tp, u, tn)
+        refs[f"z{r}"] = (z, "exact")
+        if margin >= 1e-9:
+            refs[f"id{r}"] = (np.array([pid, pid], np.int32), "exact")
+            refs[f"logprob{r}"] = (np.array([plp], F32), "f32", 2e-6, 1e-6)
+    refs["rows_eq_single"] = (np.ones(R, bool), "exact")
+
+    def run_sample():
+        S_ = [Buf(ms, sn) for sn in seens]
+        Z, P = Buf(ms, shape=(R, V), dtype=np.float32), Buf(ms, p)
+        RES, N = Buf(ms, np.zeros(R, SAMPLE_RESULT)), Buf(ms, np.full(R, -7, np.int32))
+        tab = Buf(ms, ptr_table(S_))
+        ms.launch("logits_penalty_rows_f32", (-(-V // 256), R), 256, 0, [Buf(ms, logits), tab, Z, P, I32(V)])
+        ms.launch("sample_rows_f32", (R,), 1024, 0, [Z, P, RES, tab, N, I32(V)])
+        res, nid, z = RES.get(), N.get(), Z.get()
+        out = {"rows_eq_single": []}
+        for r in range(R):
+            out[f"z{r}"] = z[r]
+            out[f"id{r}"] = np.array([res[r]["id"], nid[r]], np.int32)
+            out[f"logprob{r}"] = np.array([res[r]["logprob"]], F32)
+            # the single-request kernels on row r, from the same starting history
+            S1, Z1, P1 = Buf(ms, seens[r]), Buf(ms, shape=(V,), dtype=np.float32), Buf(ms, p[r : r + 1])
+            RES1, N1 = Buf(ms, np.zeros(1, SAMPLE_RESULT)), Buf(ms, np.array([-7], np.int32))
+            ms.launch("logits_penalty_f32", (-(-V // 256),), 256, 0, [Buf(ms, logits[r]), S1, Z1, P1, I32(V)])
+            ms.launch("sample_f32", (1,), 1024, 0, [Z1, P1, RES1, S1, N1])
+            out["rows_eq_single"].append(RES1.get().tobytes() == res[r : r + 1].tobytes() and S1.get().tobytes() == S_[r].get().tobytes()
+                                         and int(N1.get()[0]) == int(nid[r]))
+        out["rows_eq_single"] = np.array(out["rows_eq_single"])
+        return out
+
+    c.check(f"logits_penalty_rows + sample_rows V={V} rows={R} (greedy, top-k, top-p, multinomial)", run_sample, refs)
+
+
 def order_keys(w):
     """sampling.cu order_key: a larger float gives a larger unsigned key."""
     u = np.ascontiguousarray(w, F32).view(np.uint32)
@@ -1009,6 +1192,7 @@ GROUPS = {
     "segment_mma": lambda c: group_segment(c, True),
     "gemv": group_gemv,
     "sampling": group_sampling,
+    "batched": group_batched,
 }
 
 
@@ -1095,6 +1279,7 @@ GROUP_FILES = {
     "segment_mma": ["attention_mma.cu"],
     "gemv": ["gemv.cu", "norm.cu", "activation.cu"],
     "sampling": ["sampling.cu"],
+    "batched": ["gemv.cu", "rope.cu", "decode_attention.cu", "sampling.cu"],
 }
 
 if __name__ == "__main__":

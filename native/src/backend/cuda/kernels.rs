@@ -22,12 +22,24 @@ macro_rules! kernel_file {
 /// Every kernel file (the NVRTC compile test walks this list and the directory, and checks they agree).
 pub const FILES: &[KernelFile] = &[
     kernel_file!("norm.cu", ["rmsnorm_bf16", "rmsnorm_residual_bf16", "layernorm_bf16"]),
-    kernel_file!("rope.cu", ["qk_norm_rope_bf16_hd16", "qk_norm_rope_bf16_hd32", "qk_norm_rope_bf16_hd64", "qk_norm_rope_bf16_hd128"]),
+    kernel_file!(
+        "rope.cu",
+        [
+            "qk_norm_rope_bf16_hd16",
+            "qk_norm_rope_bf16_hd32",
+            "qk_norm_rope_bf16_hd64",
+            "qk_norm_rope_bf16_hd128",
+            "qk_norm_rope_rows_bf16_hd16",
+            "qk_norm_rope_rows_bf16_hd32",
+            "qk_norm_rope_rows_bf16_hd64",
+            "qk_norm_rope_rows_bf16_hd128",
+        ]
+    ),
     kernel_file!("activation.cu", ["swiglu_bf16", "gelu_tanh_bf16", "add_bf16", "add_bias_bf16"]),
     kernel_file!("embedding.cu", ["embedding_gather_bf16", "merge_rows_bf16", "advance_position_i32"]),
     kernel_file!("vision.cu", ["vision_rope2d_bf16", "pos_embed_bicubic_bf16"]),
     kernel_file!("softmax.cu", ["softmax_rows_bf16"]),
-    kernel_file!("gemv.cu", ["gemv_bf16", "gemv_logits_f32", "gemv_rmsnorm_bf16", "gemv_swiglu_bf16"]),
+    kernel_file!("gemv.cu", ["gemv_bf16", "gemv_logits_f32", "gemv_rmsnorm_bf16", "gemv_swiglu_bf16", "gemv_rows_bf16", "gemv_rows_logits_f32"]),
     kernel_file!(
         "decode_attention.cu",
         [
@@ -39,6 +51,14 @@ pub const FILES: &[KernelFile] = &[
             "decode_attention_combine_bf16_hd32",
             "decode_attention_combine_bf16_hd64",
             "decode_attention_combine_bf16_hd128",
+            "decode_attention_rows_bf16_hd16",
+            "decode_attention_rows_bf16_hd32",
+            "decode_attention_rows_bf16_hd64",
+            "decode_attention_rows_bf16_hd128",
+            "decode_attention_rows_combine_bf16_hd16",
+            "decode_attention_rows_combine_bf16_hd32",
+            "decode_attention_rows_combine_bf16_hd64",
+            "decode_attention_rows_combine_bf16_hd128",
         ]
     ),
     kernel_file!(
@@ -69,7 +89,7 @@ pub const FILES: &[KernelFile] = &[
             "segment_attention_mma_bf16_hd80",
         ]
     ),
-    kernel_file!("sampling.cu", ["logits_penalty_f32", "sample_f32"]),
+    kernel_file!("sampling.cu", ["logits_penalty_f32", "sample_f32", "logits_penalty_rows_f32", "sample_rows_f32"]),
 ];
 
 /// Options every compilation gets (besides the architecture).

@@ -3,6 +3,7 @@
 //!
 //! State (see docs/cuda.md): device discovery and kernel compilation are tested on machines without
 //! a GPU; nothing that launches work on a GPU has been run yet.
+pub mod batch;
 pub mod blas;
 pub mod device;
 pub mod kernels;

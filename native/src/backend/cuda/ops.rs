@@ -50,6 +50,14 @@ pub const VIT_HEAD_DIMS: [usize; 5] = [24, 32, 64, 72, 80];
 const QK_NORM_ROPE: [&str; 4] = ["qk_norm_rope_bf16_hd16", "qk_norm_rope_bf16_hd32", "qk_norm_rope_bf16_hd64", "qk_norm_rope_bf16_hd128"];
 const DECODE_ATTENTION: [&str; 4] = ["decode_attention_bf16_hd16", "decode_attention_bf16_hd32", "decode_attention_bf16_hd64", "decode_attention_bf16_hd128"];
 const DECODE_COMBINE: [&str; 4] = ["decode_attention_combine_bf16_hd16", "decode_attention_combine_bf16_hd32", "decode_attention_combine_bf16_hd64", "decode_attention_combine_bf16_hd128"];
+const QK_NORM_ROPE_ROWS: [&str; 4] = ["qk_norm_rope_rows_bf16_hd16", "qk_norm_rope_rows_bf16_hd32", "qk_norm_rope_rows_bf16_hd64", "qk_norm_rope_rows_bf16_hd128"];
+const DECODE_ATTENTION_ROWS: [&str; 4] = ["decode_attention_rows_bf16_hd16", "decode_attention_rows_bf16_hd32", "decode_attention_rows_bf16_hd64", "decode_attention_rows_bf16_hd128"];
+const DECODE_ROWS_COMBINE: [&str; 4] = [
+    "decode_attention_rows_combine_bf16_hd16",
+    "decode_attention_rows_combine_bf16_hd32",
+    "decode_attention_rows_combine_bf16_hd64",
+    "decode_attention_rows_combine_bf16_hd128",
+];
 const PREFILL_ATTENTION: [&str; 4] = ["prefill_attention_bf16_hd16", "prefill_attention_bf16_hd32", "prefill_attention_bf16_hd64", "prefill_attention_bf16_hd128"];
 const SEGMENT_ATTENTION: [&str; 5] = ["segment_attention_bf16_hd24", "segment_attention_bf16_hd32", "segment_attention_bf16_hd64", "segment_attention_bf16_hd72", "segment_attention_bf16_hd80"];
 const PREFILL_ATTENTION_MMA: [&str; 4] = ["prefill_attention_mma_bf16_hd16", "prefill_attention_mma_bf16_hd32", "prefill_attention_mma_bf16_hd64", "prefill_attention_mma_bf16_hd128"];
@@ -199,6 +207,72 @@ pub fn gemv_swiglu(g: &Gpu, wm: DPtr, gu: DPtr, y: DPtr, n: usize, k: usize) -> 
     g.launch("gemv_swiglu_bf16", (blocks(n, 8), 1, 1), 256, (2 * k) as u32, &mut args![wm, gu, y, nn, kk])
 }
 
+/// Rows (running requests) one batched decode step serves at most: GEMV_MAX_ROWS of gemv.cu.
+pub const MAX_ROWS: usize = 16;
+
+fn check_rows(rows: usize) -> Result<()> {
+    if rows == 0 || rows > MAX_ROWS {
+        return Err(EngineError::Internal(format!("a batched decode step takes 1 to {MAX_ROWS} rows, not {rows}")));
+    }
+    Ok(())
+}
+
+/// y [rows, n] = x [rows, k] · Wᵀ (W [n, k]), each weight read once for all rows; row r equals
+/// `gemv` on x[r] bit for bit.
+pub fn gemv_rows(g: &Gpu, w: DPtr, x: DPtr, y: DPtr, n: usize, k: usize, rows: usize) -> Result<()> {
+    check_rows(rows)?;
+    let (nn, kk, r) = (n as i32, k as i32, rows as i32);
+    g.launch("gemv_rows_bf16", (blocks(n, 8), 1, 1), 256, 0, &mut args![w, x, y, nn, kk, r])
+}
+
+/// `gemv_rows` with f32 output, not rounded (the lm_head of a batch): y [rows, n] f32.
+pub fn gemv_rows_logits(g: &Gpu, w: DPtr, x: DPtr, y: DPtr, n: usize, k: usize, rows: usize) -> Result<()> {
+    check_rows(rows)?;
+    let (nn, kk, r) = (n as i32, k as i32, rows as i32);
+    g.launch("gemv_rows_logits_f32", (blocks(n, 8), 1, 1), 256, 0, &mut args![w, x, y, nn, kk, r])
+}
+
+/// Device tables of a batched decode step's rows: row r's position and cache capacity (device int
+/// arrays [rows]) and this layer's K and V cache addresses (device u64 arrays [rows]).
+#[derive(Clone, Copy, Debug)]
+pub struct RowTables {
+    pub pos: DPtr,
+    pub max_ctx: DPtr,
+    pub k: DPtr,
+    pub v: DPtr,
+}
+
+/// `qk_norm_rope` for one token of each of `rows` requests: qkv [rows, (nH+2nKV)·HD], q_out [rows,
+/// nH, HD]; row r at position pos[r], into its own caches (`t`). a.max_ctx is not used.
+pub fn qk_norm_rope_rows(g: &Gpu, qkv: DPtr, q_norm: DPtr, k_norm: DPtr, inv_freq: DPtr, q_out: DPtr, t: RowTables, rows: usize, a: AttnDims, eps: f32) -> Result<()> {
+    check_rows(rows)?;
+    let kernel = llm_kernel(&QK_NORM_ROPE_ROWS, a.head_dim)?;
+    let (nh, nkv) = (a.heads as i32, a.kv_heads as i32);
+    let grid = (rows as u32, blocks(a.heads + 2 * a.kv_heads, 4), 1);
+    g.launch(kernel, grid, 128, 0, &mut args![qkv, q_norm, k_norm, inv_freq, t.pos, q_out, t.k, t.v, t.max_ctx, nh, nkv, eps])
+}
+
+/// `decode_attention` for `rows` requests, each over its own cache (`t`): q, out [rows, nH, HD];
+/// scratch part_o [rows, nH, splits, HD] f32, part_ml [rows, nH, splits, 2] f32.
+pub fn decode_attention_rows(g: &Gpu, q: DPtr, t: RowTables, part_o: DPtr, part_ml: DPtr, out: DPtr, rows: usize, a: AttnDims, splits: usize) -> Result<()> {
+    check_rows(rows)?;
+    let (kernel, combine) = (llm_kernel(&DECODE_ATTENTION_ROWS, a.head_dim)?, llm_kernel(&DECODE_ROWS_COMBINE, a.head_dim)?);
+    check_decode_group(a)?;
+    let (nh, nkv, s, scale) = (a.heads as i32, a.kv_heads as i32, splits as i32, 1.0f32 / (a.head_dim as f32).sqrt());
+    g.launch(kernel, (a.kv_heads as u32, splits as u32, rows as u32), 128, 0, &mut args![q, t.k, t.v, t.pos, t.max_ctx, part_o, part_ml, nh, nkv, s, scale])?;
+    g.launch(combine, (a.heads as u32, rows as u32, 1), a.head_dim as u32, 0, &mut args![part_o, part_ml, out, nh, s])
+}
+
+fn check_decode_group(a: AttnDims) -> Result<()> {
+    if a.kv_heads == 0 || !a.heads.is_multiple_of(a.kv_heads) || a.heads / a.kv_heads > DECODE_MAX_GROUP {
+        return Err(EngineError::Device(format!(
+            "the CUDA decode attention serves up to {DECODE_MAX_GROUP} query heads per kv head; this model has {} heads over {} kv heads: use --device cpu",
+            a.heads, a.kv_heads
+        )));
+    }
+    Ok(())
+}
+
 /// Largest GQA group (query heads per kv head) one decode_attention block serves (DA_MAXG).
 pub const DECODE_MAX_GROUP: usize = 8;
 
@@ -207,12 +281,7 @@ pub const DECODE_MAX_GROUP: usize = 8;
 /// [nH, splits, 2] f32. Fails for an unsupported head width or a GQA group over 8.
 pub fn decode_attention(g: &Gpu, q: DPtr, k_cache: DPtr, v_cache: DPtr, pos: DPtr, part_o: DPtr, part_ml: DPtr, out: DPtr, a: AttnDims, splits: usize) -> Result<()> {
     let (kernel, combine) = (llm_kernel(&DECODE_ATTENTION, a.head_dim)?, llm_kernel(&DECODE_COMBINE, a.head_dim)?);
-    if a.kv_heads == 0 || !a.heads.is_multiple_of(a.kv_heads) || a.heads / a.kv_heads > DECODE_MAX_GROUP {
-        return Err(EngineError::Device(format!(
-            "the CUDA decode attention serves up to {DECODE_MAX_GROUP} query heads per kv head; this model has {} heads over {} kv heads: use --device cpu",
-            a.heads, a.kv_heads
-        )));
-    }
+    check_decode_group(a)?;
     let (nh, nkv, mc, s, scale) = (a.heads as i32, a.kv_heads as i32, a.max_ctx as i32, splits as i32, 1.0f32 / (a.head_dim as f32).sqrt());
     g.launch(kernel, (a.kv_heads as u32, splits as u32, 1), 128, 0, &mut args![q, k_cache, v_cache, pos, part_o, part_ml, nh, nkv, mc, s, scale])?;
     g.launch(combine, (a.heads as u32, 1, 1), a.head_dim as u32, 0, &mut args![part_o, part_ml, out, s])
@@ -271,7 +340,7 @@ mod tests {
     #[test]
     fn picked_kernels_exist_and_match_their_head_width() {
         let all: Vec<&str> = FILES.iter().flat_map(|f| f.kernels.iter().copied()).collect();
-        for names in [&QK_NORM_ROPE, &DECODE_ATTENTION, &DECODE_COMBINE, &PREFILL_ATTENTION, &PREFILL_ATTENTION_MMA] {
+        for names in [&QK_NORM_ROPE, &DECODE_ATTENTION, &DECODE_COMBINE, &PREFILL_ATTENTION, &PREFILL_ATTENTION_MMA, &QK_NORM_ROPE_ROWS, &DECODE_ATTENTION_ROWS, &DECODE_ROWS_COMBINE] {
             for hd in LLM_HEAD_DIMS {
                 let k = llm_kernel(names, hd).unwrap();
                 assert!(k.ends_with(&format!("_hd{hd}")) && all.contains(&k), "{k} for head_dim {hd}");
@@ -281,7 +350,19 @@ mod tests {
             assert!(k.ends_with(&format!("_hd{hd}")) && all.contains(k), "{k} for head_dim {hd}");
         }
         // Nothing instantiated is left unreachable from a launcher.
-        let picked: Vec<&str> = [&QK_NORM_ROPE[..], &DECODE_ATTENTION, &DECODE_COMBINE, &PREFILL_ATTENTION, &SEGMENT_ATTENTION, &PREFILL_ATTENTION_MMA, &SEGMENT_ATTENTION_MMA].concat();
+        let picked: Vec<&str> = [
+            &QK_NORM_ROPE[..],
+            &DECODE_ATTENTION,
+            &DECODE_COMBINE,
+            &PREFILL_ATTENTION,
+            &SEGMENT_ATTENTION,
+            &PREFILL_ATTENTION_MMA,
+            &SEGMENT_ATTENTION_MMA,
+            &QK_NORM_ROPE_ROWS,
+            &DECODE_ATTENTION_ROWS,
+            &DECODE_ROWS_COMBINE,
+        ]
+        .concat();
         for k in all.iter().filter(|k| k.contains("_hd")) {
             assert!(picked.contains(k), "kernel {k} has no launcher");
         }

@@ -20,29 +20,29 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 type Buf = CudaSlice<u16>;
 
-struct Layer {
-    input_norm: Buf,
-    post_norm: Buf,
-    q_norm: Buf,
-    k_norm: Buf,
+pub(super) struct Layer {
+    pub(super) input_norm: Buf,
+    pub(super) post_norm: Buf,
+    pub(super) q_norm: Buf,
+    pub(super) k_norm: Buf,
     /// [(nH + 2·nKV)·128, H]: q rows, then k, then v.
-    qkv: Buf,
+    pub(super) qkv: Buf,
     /// [H, nH·128].
-    o: Buf,
+    pub(super) o: Buf,
     /// [2I, H]: gate rows, then up.
-    gate_up: Buf,
+    pub(super) gate_up: Buf,
     /// [H, I].
-    down: Buf,
+    pub(super) down: Buf,
 }
 
 pub struct CudaQwen3 {
-    cfg: LlmConfig,
-    embed: Buf,
-    lm_head: Option<Buf>,
-    layers: Vec<Layer>,
-    norm: Buf,
+    pub(super) cfg: LlmConfig,
+    pub(super) embed: Buf,
+    pub(super) lm_head: Option<Buf>,
+    pub(super) layers: Vec<Layer>,
+    pub(super) norm: Buf,
     /// [head_dim/2] f32: 1/θ^(2j/head_dim), as the CPU twin computes it.
-    inv_freq: CudaSlice<f32>,
+    pub(super) inv_freq: CudaSlice<f32>,
 }
 
 /// Bytes of device memory a session's KV cache of `positions` needs (K and V, bf16).
@@ -194,6 +194,7 @@ impl CudaQwen3 {
         if s.len + src.len() > s.max_ctx {
             return Err(EngineError::Internal(format!("{} cached + {} new positions exceed the session's reserved {} (reserve first)", s.len, src.len(), s.max_ctx)));
         }
+        s.sync_device(g)?;
         for chunk in src.chunks(PREFILL_ROWS) {
             if cancel.load(Ordering::SeqCst) {
                 return Ok(None);
@@ -214,6 +215,7 @@ impl CudaQwen3 {
         if s.len + 1 > s.max_ctx {
             return Err(EngineError::Internal(format!("the session holds {} positions, all it reserved (reserve first)", s.max_ctx)));
         }
+        s.sync_device(g)?;
         g.upload_at(&[params], &mut s.params, 0)?;
         if s.graph.is_none() {
             g.stream.begin_capture(sys::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL).map_err(|e| device_err("starting the decode graph capture", e))?;
@@ -266,32 +268,36 @@ const KV_STEP: usize = 1024;
 
 /// One conversation's device state: KV cache, the decode graph and its fixed buffers.
 pub struct Session {
-    max_ctx: usize,
-    len: usize,
-    k: Vec<Buf>,
-    v: Vec<Buf>,
+    pub(super) max_ctx: usize,
+    pub(super) len: usize,
+    pub(super) k: Vec<Buf>,
+    pub(super) v: Vec<Buf>,
     /// Device position (= len), read by the rope and attention kernels, advanced by the graph.
-    pos: CudaSlice<i32>,
-    next_id: CudaSlice<i32>,
+    pub(super) pos: CudaSlice<i32>,
+    pub(super) next_id: CudaSlice<i32>,
     /// merge_rows sources of one prefill chunk: [PREFILL_ROWS] int2.
-    src: CudaSlice<i32>,
-    x: Buf,
-    a: Buf,
-    qkv: Buf,
-    q: Buf,
-    att: Buf,
-    gu: Buf,
-    m: Buf,
-    delta: Buf,
+    pub(super) src: CudaSlice<i32>,
+    pub(super) x: Buf,
+    pub(super) a: Buf,
+    pub(super) qkv: Buf,
+    pub(super) q: Buf,
+    pub(super) att: Buf,
+    pub(super) gu: Buf,
+    pub(super) m: Buf,
+    pub(super) delta: Buf,
     /// [V] f32: the lm_head's output, unrounded.
-    logits: CudaSlice<f32>,
-    z: CudaSlice<f32>,
-    seen: CudaSlice<u8>,
-    params: CudaSlice<SampleParams>,
-    result: CudaSlice<SampleResult>,
-    part_o: CudaSlice<f32>,
-    part_ml: CudaSlice<f32>,
-    graph: Option<CudaGraph>,
+    pub(super) logits: CudaSlice<f32>,
+    pub(super) z: CudaSlice<f32>,
+    pub(super) seen: CudaSlice<u8>,
+    pub(super) params: CudaSlice<SampleParams>,
+    pub(super) result: CudaSlice<SampleResult>,
+    pub(super) part_o: CudaSlice<f32>,
+    pub(super) part_ml: CudaSlice<f32>,
+    pub(super) graph: Option<CudaGraph>,
+    /// Set by a batched decode step (backend/cuda/batch.rs), which keeps the position and the next id
+    /// in its own tables: the id to write to `next_id` (and `len` to `pos`) before this session's own
+    /// prefill or decode graph runs again.
+    pub(super) stale_next_id: Option<i32>,
 }
 
 // SAFETY: a session is used by one thread at a time (the engine's worker owns every session); the
@@ -330,6 +336,7 @@ impl Session {
             part_o: g.zeros(c.heads * DECODE_SPLITS * c.head_dim)?,
             part_ml: g.zeros(c.heads * DECODE_SPLITS * 2)?,
             graph: None,
+            stale_next_id: None,
         })
     }
 
@@ -385,6 +392,17 @@ impl Session {
         self.k = k;
         self.v = v;
         self.max_ctx = new_ctx;
+        Ok(())
+    }
+
+    /// Writes the position and next id a batched step left on the host back to this session's device
+    /// scalars (see `stale_next_id`).
+    fn sync_device(&mut self, g: &Gpu) -> Result<()> {
+        if let Some(id) = self.stale_next_id {
+            g.upload_at(&[self.len as i32], &mut self.pos, 0)?;
+            g.upload_at(&[id], &mut self.next_id, 0)?;
+            self.stale_next_id = None;
+        }
         Ok(())
     }
 

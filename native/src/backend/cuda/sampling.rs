@@ -65,6 +65,19 @@ pub fn sample(g: &Gpu, z: DPtr, params: DPtr, result: DPtr, seen: DPtr, next_id:
     g.launch("sample_f32", (1, 1, 1), 1024, 0, &mut args![z, params, result, seen, next_id])
 }
 
+/// The batched step's penalty: z [rows, V] from logits [rows, V], row r with params[r] and its own
+/// history seen_tab[r] (a device u64 array of the sessions' `seen` addresses).
+pub fn logits_penalty_rows(g: &Gpu, logits: DPtr, seen_tab: DPtr, z: DPtr, params: DPtr, vocab: usize, rows: usize) -> Result<()> {
+    let v = vocab as i32;
+    g.launch("logits_penalty_rows_f32", (vocab.div_ceil(256) as u32, rows as u32, 1), 256, 0, &mut args![logits, seen_tab, z, params, v])
+}
+
+/// The batched step's sampler: one block per row; writes result[r] and next_id[r], marks seen_tab[r].
+pub fn sample_rows(g: &Gpu, z: DPtr, params: DPtr, result: DPtr, seen_tab: DPtr, next_id: DPtr, vocab: usize, rows: usize) -> Result<()> {
+    let v = vocab as i32;
+    g.launch("sample_rows_f32", (rows as u32, 1, 1), 1024, 0, &mut args![z, params, result, seen_tab, next_id, v])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

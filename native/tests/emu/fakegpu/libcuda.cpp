@@ -117,7 +117,21 @@ T arg(const Node& n, int i) {
 // Native twin of the lm_head kernel (151 936 rows: 19 k blocks of 256 emulated threads per call would
 // take tens of seconds). Same contract as gemv.cu's gemv_logits_f32, which ../run.py checks against
 // numpy; only the f32 summation order differs (≈1e-7).
+// gemv_rows_logits_f32 (a batch's lm_head) likewise, with the same order per row as this twin, so a
+// batched row's logits equal the single-request twin's bit for bit, as on the GPU.
 bool native_twin(const Node& n) {
+    if (n.k->name == "gemv_rows_logits_f32") {
+        const uint16_t *W = arg<const uint16_t*>(n, 0), *x = arg<const uint16_t*>(n, 1);
+        float* y = arg<float*>(n, 2);
+        const int rows = arg<int>(n, 3), k = arg<int>(n, 4), R = arg<int>(n, 5);
+        for (int r = 0; r < R; r++)
+            for (int j = 0; j < rows; j++) {
+                float acc = 0.f;
+                for (int i = 0; i < k; i++) acc += bf(W[(size_t)j * k + i]) * bf(x[(size_t)r * k + i]);
+                y[(size_t)r * rows + j] = acc;
+            }
+        return true;
+    }
     if (n.k->name != "gemv_logits_f32") return false;
     const uint16_t *W = arg<const uint16_t*>(n, 0), *x = arg<const uint16_t*>(n, 1);
     float* y = arg<float*>(n, 2);

@@ -95,6 +95,7 @@ def main():
             test + ["cuda_parity"] + run,
             test + ["engine_server"] + run + ["--nocapture", "cuda_"],
             test + ["cuda_model_parity"] + run + ["--nocapture"] + (["kept_session", "grown", "synthetic"] if quick else []),
+            test + ["cuda_batch_parity"] + run + ["--nocapture"] + (["leaving_or_joining"] if quick else []),
         ]
         for cmd in cmds:
             run_counted(cmd, env)

@@ -5,26 +5,13 @@ use crate::backend::cpu::matmul::matmul_bf16;
 use crate::backend::cpu::vision_ops::{layer_norm, matmul_nn_bf16, softmax_rows};
 use crate::error::{bad_request, Result};
 use crate::model::config::ModelConfig;
-use crate::model::vision::random_bf16;
-use crate::model::source::{name_hash, WeightSource};
+use crate::model::merge::INDICATOR_IDS;
+use crate::model::source::WeightSource;
+use crate::model::synthetic::head_tensor;
 use crate::model::weights::WeightRef;
 
 /// The head LayerNorm is a plain `nn.LayerNorm` with PyTorch's default eps, not the ViT's 1e-6 (trap 2).
 const HEAD_LN_EPS: f64 = 1e-5;
-/// Image start/end and video start/end placeholder ids, ↔ VTE rows visual_vocab − 4 + i (trap 4).
-pub const INDICATOR_IDS: [i32; 4] = [-301, -302, -303, -304];
-
-/// Random head/VTE tensor `name`: the LayerNorm weight 1 ± 0.1, its bias ± 0.02, matrices
-/// ± 1/√(columns); depends only on (seed, name).
-pub fn synthetic_tensor(seed: u64, name: &str, shape: &[usize]) -> WeightRef {
-    let n: usize = shape.iter().product();
-    let (center, scale) = match (shape.len(), name.ends_with("1.weight")) {
-        (1, true) => (1.0, 0.1),
-        (1, false) => (0.0, 0.02),
-        _ => (0.0, 1.0 / (shape[1] as f32).sqrt()),
-    };
-    WeightRef::from_vec(random_bf16(seed ^ name_hash(name), n, center, scale), shape)
-}
 
 pub struct VisualHead {
     /// Linear without bias [V−4, s²·D].
@@ -45,7 +32,7 @@ impl VisualHead {
 
     /// Random weights of the configured shapes (benchmarks and tests; outputs are meaningless).
     pub fn synthetic(cfg: &ModelConfig, seed: u64) -> Self {
-        Self::build(cfg, |name, shape| Ok(synthetic_tensor(seed, name, shape))).expect("synthetic weights always have the configured shapes")
+        Self::build(cfg, |name, shape| Ok(head_tensor(seed, name, shape))).expect("synthetic weights always have the configured shapes")
     }
 
     fn build(cfg: &ModelConfig, mut get: impl FnMut(&str, &[usize]) -> Result<WeightRef>) -> Result<Self> {

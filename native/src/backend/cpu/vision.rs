@@ -1,17 +1,16 @@
 //! The SigLIP2-NaViT vision encoder of Ovis2.5 (model-spec.md §4): patch embedding, bicubic-resized
 //! learned position embedding, pre-LN layers with 2-D rotary and per-frame (or per-window) attention.
 //! Output: the last layer's hidden states [N, D] in §2.5 patch order, without post_layernorm (trap 1).
-pub mod layout;
-
 use crate::backend::cpu::matmul::matmul_bf16;
 use crate::backend::cpu::vision_ops::{apply_rope, bicubic_resize, gelu_tanh, layer_norm, rope2d_tables, segment_attention};
-use crate::error::{bad_request, model_err, Result};
+use crate::error::{bad_request, Result};
 use crate::model::config::VitConfig;
-use crate::model::source::{name_hash, WeightSource, VIT_PREFIX};
+use crate::model::source::{WeightSource, VIT_PREFIX};
+use crate::model::synthetic::vit_tensor;
+use crate::model::vision::check_config;
+use crate::model::vision::layout::{check_grids, frame_segments, permute_cells, positions, segments_from_cu, unpermute_cells, window_index};
 use crate::model::weights::WeightRef;
 use half::bf16;
-use rayon::prelude::*;
-use layout::{check_grids, frame_segments, permute_cells, positions, segments_from_cu, unpermute_cells, window_index};
 
 
 struct Layer {
@@ -40,52 +39,6 @@ pub struct VisionEncoder {
     pub bf16_pixels: bool,
 }
 
-/// Deterministic pseudo-random bf16 values uniform in center ± scale (splitmix64 per 64 Ki chunk, filled
-/// in parallel; the result does not depend on the thread count), for synthetic weights.
-pub(crate) fn random_bf16(seed: u64, len: usize, center: f32, scale: f32) -> Vec<bf16> {
-    let mut out = vec![bf16::ZERO; len];
-    out.par_chunks_mut(1 << 16).enumerate().for_each(|(ci, chunk)| {
-        let mut s = (seed ^ (ci as u64).wrapping_mul(0xD1B5_4A32_D192_ED03)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        for v in chunk {
-            s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = s;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^= z >> 31;
-            let u = (z >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0;
-            *v = bf16::from_f32(center + scale * u);
-        }
-    });
-    out
-}
-
-/// Random ViT tensor `name` (without the `visual_tokenizer.vit.vision_model.` prefix): LayerNorm
-/// weights 1 ± 0.1, biases ± 0.02, matrices ± 1/√fan_in; depends only on (seed, name).
-pub fn synthetic_tensor(seed: u64, name: &str, shape: &[usize]) -> WeightRef {
-    let n: usize = shape.iter().product();
-    let (center, scale) = match (shape.len(), name.contains("norm") && name.ends_with(".weight")) {
-        (1, true) => (1.0, 0.1),
-        (1, false) => (0.0, 0.02),
-        _ => (0.0, 1.0 / (shape[1..].iter().product::<usize>() as f32).sqrt()),
-    };
-    WeightRef::from_vec(random_bf16(seed ^ name_hash(name), n, center, scale), shape)
-}
-
-/// The ViT sizes every backend relies on: patch, image size, merge stride and window consistent.
-pub fn check_config(cfg: &VitConfig) -> Result<()> {
-    let p = cfg.patch;
-    if p == 0 || cfg.image_size < p || cfg.hidden_stride == 0 || cfg.heads == 0 || cfg.hidden % cfg.heads != 0 {
-        return Err(model_err(format!(
-            "config.json: vit patch_size {p} / image_size {} / hidden_stride {} / {} heads of hidden {} are inconsistent",
-            cfg.image_size, cfg.hidden_stride, cfg.heads, cfg.hidden
-        )));
-    }
-    if cfg.fullatt_blocks.is_some() && cfg.window_size / cfg.hidden_stride / p == 0 {
-        return Err(model_err(format!("config.json: vit window_size {} is smaller than one merge cell", cfg.window_size)));
-    }
-    Ok(())
-}
-
 type Getter<'a> = dyn FnMut(&str, &[usize]) -> Result<WeightRef> + 'a;
 
 /// A Linear `name` with weight [out, inp] and bias [out].
@@ -106,7 +59,7 @@ impl VisionEncoder {
 
     /// Random weights of the configured shapes (benchmarks and tests; outputs are meaningless).
     pub fn synthetic(cfg: &VitConfig, seed: u64) -> Self {
-        Self::build(cfg, |name, shape| Ok(synthetic_tensor(seed, name, shape))).expect("synthetic weights always have the configured shapes")
+        Self::build(cfg, |name, shape| Ok(vit_tensor(seed, name, shape))).expect("synthetic weights always have the configured shapes")
     }
 
     fn build(cfg: &VitConfig, mut get: impl FnMut(&str, &[usize]) -> Result<WeightRef>) -> Result<Self> {

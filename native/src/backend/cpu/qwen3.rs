@@ -6,12 +6,10 @@ use crate::backend::cpu::norm::{add_inplace, rms_norm, rms_norm_inplace, swiglu}
 use crate::backend::cpu::rope::Rope;
 use crate::error::{bad_request, EngineError, Result};
 use crate::generate::kv_cache::KvCache;
-use crate::generate::sampler::Rng;
 use crate::model::config::LlmConfig;
-use crate::model::source::{name_hash, WeightSource};
+use crate::model::source::WeightSource;
+use crate::model::synthetic::llm_tensor;
 use crate::model::weights::WeightRef;
-use half::bf16;
-use rayon::prelude::*;
 
 /// One decoder layer. Norm weights are tiny and widened to f32 once; matrices stay bf16 [out, in].
 struct Layer {
@@ -67,7 +65,7 @@ impl Qwen3 {
     /// A model of `cfg`'s shapes with random bf16 weights held in memory (benchmarks, tests):
     /// matrices uniform with standard deviation 0.02, norm weights 1 ± 0.1; reproducible from `seed`.
     pub fn synthetic(cfg: &LlmConfig, seed: u64) -> Qwen3 {
-        Self::build(cfg, |name, shape| Ok(synthetic_tensor(seed, name, shape))).expect("synthetic weights always have the configured shapes")
+        Self::build(cfg, |name, shape| Ok(llm_tensor(seed, name, shape))).expect("synthetic weights always have the configured shapes")
     }
 
     fn build(cfg: &LlmConfig, mut get: impl FnMut(&str, &[usize]) -> Result<WeightRef>) -> Result<Qwen3> {
@@ -233,26 +231,4 @@ impl Qwen3 {
 pub struct BatchRow<'a> {
     pub cache: &'a mut KvCache,
     pub embeds: &'a [f32],
-}
-
-/// Random bf16 tensor `name`: 1-D (norm weights) 1 ± 0.1, else uniform ±0.02·√3 (standard deviation
-/// 0.02). Filled in parallel in chunks of 64 Ki values, each with its own generator seeded from
-/// (seed, name, chunk), so the result depends neither on the thread count nor on the load order.
-pub fn synthetic_tensor(seed: u64, name: &str, shape: &[usize]) -> WeightRef {
-    let tensor = name_hash(name);
-    let n: usize = shape.iter().product();
-    let (center, half_width) = if shape.len() == 1 { (1.0f32, 0.1f32) } else { (0.0, 0.02 * 3f32.sqrt()) };
-    let mut data = vec![bf16::ZERO; n];
-    data.par_chunks_mut(1 << 16).enumerate().for_each(|(ci, chunk)| {
-        let mut rng = Rng::new(seed ^ tensor.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (ci as u64).wrapping_mul(0xD1B5_4A32_D192_ED03));
-        for pair in chunk.chunks_mut(2) {
-            let r = rng.next_u64();
-            for (j, v) in pair.iter_mut().enumerate() {
-                // 24 random bits → uniform in [-1, 1).
-                let u = ((r >> (32 * j + 8)) & 0xFF_FFFF) as f32 / (1 << 23) as f32 - 1.0;
-                *v = bf16::from_f32(center + half_width * u);
-            }
-        }
-    });
-    WeightRef::from_vec(data, shape)
 }

@@ -1,0 +1,48 @@
+//! The whole Ovis2.5 model on the CPU: Qwen3 decoder, vision encoder, visual head + VTE, read from one
+//! `WeightSource` (the CUDA twin is backend/cuda/model.rs).
+use crate::backend::cpu::qwen3::Qwen3;
+use crate::backend::cpu::vision::VisionEncoder;
+use crate::backend::cpu::visual_head::VisualHead;
+use crate::error::Result;
+use crate::model::config::ModelConfig;
+use crate::backend::model_info;
+use crate::model::ovis::{model_size, open_dir};
+use crate::model::source::WeightSource;
+use std::path::Path;
+
+pub struct OvisModel {
+    pub cfg: ModelConfig,
+    pub llm: Qwen3,
+    pub vision: VisionEncoder,
+    pub head: VisualHead,
+    /// Parameters and bytes of every stored tensor.
+    pub params: u64,
+    pub weight_bytes: u64,
+}
+
+impl OvisModel {
+    /// Reads config.json and maps the weights; every tensor's name and shape is checked here.
+    pub fn load(dir: &Path) -> Result<Self> {
+        let (cfg, source) = open_dir(dir)?;
+        Self::from_source(cfg, &source)
+    }
+
+    /// Random weights of `cfg`'s shapes, in memory (benchmarks of released shapes without files).
+    pub fn synthetic(cfg: ModelConfig, seed: u64) -> Self {
+        Self::from_source(cfg, &WeightSource::Synthetic(seed)).expect("synthetic weights always have the configured shapes")
+    }
+
+    /// Builds every part from `source`, checking each tensor.
+    pub fn from_source(cfg: ModelConfig, source: &WeightSource) -> Result<Self> {
+        let llm = Qwen3::load(&cfg.llm, source)?;
+        let vision = VisionEncoder::load(&cfg.vit, source)?;
+        let head = VisualHead::load(&cfg, source)?;
+        let (params, weight_bytes) = model_size(&cfg, source);
+        Ok(OvisModel { cfg, llm, vision, head, params, weight_bytes })
+    }
+
+    /// The `info` object of `model_loaded` (docs/protocol.md).
+    pub fn info(&self, backend: &str, device: &str) -> serde_json::Value {
+        model_info(&self.cfg, self.params, self.weight_bytes, backend, device)
+    }
+}
