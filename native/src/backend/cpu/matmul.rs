@@ -1,9 +1,10 @@
 //! y[m, n] = x[m, k] · W[n, k]ᵀ (+ bias[n]): f32 activations, bf16 weights widened to f32 in registers.
 //! The one matrix product of the CPU backend (LLM projections, ViT, visual head, VTE).
 //!
-//! Dispatch: m ≤ 4 rows (decode) → `gemv` (memory-bound: stream W once); more rows (prefill, vision)
-//! → `gemm` (compute-bound: widen a block of W once, reuse it for every row). Both need AVX-512F;
-//! without it a portable blocked loop below gives the same results up to summation order.
+//! Dispatch: m ≤ 16 rows (decode, one row per running request) → `gemv` (memory-bound: stream W once
+//! for all rows; AVX-512F or AVX2 + FMA); more rows (prefill, vision) → `gemm` (compute-bound: widen
+//! a block of W once, reuse it for every row; AVX-512F). Without those a portable blocked loop below
+//! gives the same results up to summation order.
 use super::{gemm, gemv};
 use half::bf16;
 use rayon::prelude::*;
@@ -50,7 +51,7 @@ impl SharedOut {
 
 /// Without AVX-512: columns in chunks of 64 per task; each W row is widened once into a buffer of
 /// [k] f32 and dotted with all m rows of x.
-fn portable(x: &[f32], m: usize, k: usize, w: &[bf16], n: usize, bias: Option<&[f32]>, y: &mut [f32]) {
+pub(crate) fn portable(x: &[f32], m: usize, k: usize, w: &[bf16], n: usize, bias: Option<&[f32]>, y: &mut [f32]) {
     const COLS: usize = 64;
     let out = SharedOut(y.as_mut_ptr());
     (0..n.div_ceil(COLS)).into_par_iter().for_each_init(

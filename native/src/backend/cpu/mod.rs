@@ -4,6 +4,8 @@ pub mod attention;
 mod attention_avx512;
 mod gemm;
 mod gemv;
+#[cfg(target_arch = "x86_64")]
+mod gemv_avx2;
 pub mod matmul;
 pub mod norm;
 pub mod rope;
