@@ -14,17 +14,31 @@ use half::bf16;
 
 /// The most rows of x handled here (the default batch of 8 decoding streams plus a small prefill
 /// chunk); more go to the GEMM.
-pub(super) const MAX_ROWS: usize = 16;
+pub const MAX_ROWS: usize = 16;
 
 /// Which kernel `gemv_bf16` runs on this CPU.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Kernel {
+pub enum Kernel {
     Avx512,
     Avx2,
     Portable,
 }
 
-pub(crate) fn kernel() -> Kernel {
+/// Whether this CPU can run `kernel`.
+pub fn available(kernel: Kernel) -> bool {
+    match kernel {
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx512 => std::arch::is_x86_feature_detected!("avx512f"),
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx2 => super::gemv_avx2::available(),
+        Kernel::Portable => true,
+        #[allow(unreachable_patterns)]
+        _ => false,
+    }
+}
+
+/// The fastest kernel this CPU can run.
+pub fn kernel() -> Kernel {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx512f") {
@@ -42,10 +56,15 @@ pub(super) fn gemv_bf16(x: &[f32], m: usize, k: usize, w: &[bf16], n: usize, bia
     gemv_with(kernel(), x, m, k, w, n, bias, y)
 }
 
-/// `gemv_bf16` with a given kernel (tests run each one the CPU has); false for `Portable`.
+/// `gemv_bf16` with a given kernel (tests run each one the CPU has); false for `Portable`, and for a
+/// kernel this CPU cannot run (`available`).
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn gemv_with(kernel: Kernel, x: &[f32], m: usize, k: usize, w: &[bf16], n: usize, bias: Option<&[f32]>, y: &mut [f32]) -> bool {
-    debug_assert!((1..=MAX_ROWS).contains(&m) && k > 0);
+pub fn gemv_with(kernel: Kernel, x: &[f32], m: usize, k: usize, w: &[bf16], n: usize, bias: Option<&[f32]>, y: &mut [f32]) -> bool {
+    assert!((1..=MAX_ROWS).contains(&m) && k > 0, "gemv: 1..={MAX_ROWS} rows and k ≥ 1, got m = {m}, k = {k}");
+    assert!(x.len() == m * k && w.len() == n * k && y.len() == m * n && bias.is_none_or(|b| b.len() == n), "gemv: shapes do not match m = {m}, k = {k}, n = {n}");
+    if !available(kernel) {
+        return false;
+    }
     #[cfg(target_arch = "x86_64")]
     {
         match kernel {
@@ -187,61 +206,5 @@ mod avx512 {
             }
         }
         s
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::backend::cpu::matmul::portable;
-
-    /// Deterministic values in [-1, 1).
-    fn values(n: usize, seed: usize) -> Vec<f32> {
-        (0..n).map(|i| ((i * 7919 + seed * 104_729) % 1009) as f32 / 504.5 - 1.0).collect()
-    }
-
-    /// Every kernel this CPU can run (and the portable loop), for every row count 1..=16, on shapes
-    /// with k below, at and past the vector widths (8, 32) and n not a multiple of the W-row groups
-    /// (3, 4) or of the task size, against an f64 reference: |error| ≤ 1e-5 · Σ|terms| + 1e-6.
-    #[test]
-    fn every_kernel_and_row_count_matches_reference() {
-        let mut kernels = vec![Kernel::Portable];
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                kernels.push(Kernel::Avx512);
-            }
-            if crate::backend::cpu::gemv_avx2::available() {
-                kernels.push(Kernel::Avx2);
-            }
-        }
-        eprintln!("gemv kernels tested on this CPU: {kernels:?} (dispatch picks {:?})", kernel());
-        for m in 1..=MAX_ROWS {
-            for &(k, n) in &[(1, 1), (7, 5), (8, 3), (31, 7), (33, 13), (100, 37), (257, 250), (2048, 9)] {
-                let x = values(m * k, m + k);
-                let w: Vec<bf16> = values(n * k, n).into_iter().map(bf16::from_f32).collect();
-                let bias: Vec<f32> = values(n, 3);
-                let bias = (m % 2 == 1).then_some(&bias[..]);
-                for &kern in &kernels {
-                    let mut y = vec![f32::NAN; m * n];
-                    if !gemv_with(kern, &x, m, k, &w, n, bias, &mut y) {
-                        portable(&x, m, k, &w, n, bias, &mut y);
-                    }
-                    for i in 0..m {
-                        for j in 0..n {
-                            let mut want = bias.map_or(0.0, |b| b[j] as f64);
-                            let mut mag = want.abs();
-                            for t in 0..k {
-                                let p = x[i * k + t] as f64 * w[j * k + t].to_f64();
-                                want += p;
-                                mag += p.abs();
-                            }
-                            let got = y[i * n + j] as f64;
-                            assert!((got - want).abs() <= 1e-5 * mag + 1e-6, "{kern:?} m={m} k={k} n={n}: y[{i},{j}] = {got}, want {want}");
-                        }
-                    }
-                }
-            }
-        }
     }
 }

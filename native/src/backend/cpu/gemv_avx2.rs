@@ -1,6 +1,9 @@
 //! The multi-row GEMV (`gemv`, 1–16 rows of x) on CPUs with AVX2 and FMA but no AVX-512F (e.g. AMD
 //! Zen 1–3): y[r, n] = x[r, k] · W[n, k]ᵀ (+ bias), W bf16 [n, k] streamed from memory once per call
-//! for all rows, split over n across threads.
+//! for all rows, split over n across threads. Such CPUs have no AVX-512 GEMM either, so `matmul`
+//! also sends larger products (prefill chunks, vision) here, in blocks of `BLOCK_ROWS` rows, each
+//! reading W once: several times the portable loop's speed, and a cost linear in the rows (which
+//! the step budget of chunked prefill relies on).
 //!
 //! Widening: 8 bf16 (16 bytes) zero-extended to 8 u32 lanes and shifted left by 16 are those 8 values
 //! as f32, in order, so x needs no repacking.
@@ -15,11 +18,15 @@ use rayon::prelude::*;
 use std::arch::x86_64::*;
 
 /// W rows per group (register blocking), rows of x per tile (the `match` in `group` assumes 4),
-/// tiles at most (16 rows), and the k chunk (x of 16 rows over 256 columns: 16 KiB, L1).
+/// tiles per call at most, and the k chunk (x of 16 rows over 256 columns: 16 KiB, L1; of 64 rows,
+/// L2).
 const WR: usize = 3;
 const XR: usize = 4;
-const MAX_TILES: usize = 4;
+const MAX_TILES: usize = 16;
 const KC: usize = 256;
+/// Rows of x per call of `gemv` at most: the accumulators of one W group for all of them live on the
+/// stack between k chunks (3 · 64 · 32 bytes).
+pub(super) const BLOCK_ROWS: usize = MAX_TILES * XR;
 
 /// Whether this CPU can run `gemv` (checked once by the caller per call; the check is cached by std).
 pub(super) fn available() -> bool {
@@ -32,8 +39,10 @@ fn rows_per_task(n: usize) -> usize {
     (n.div_ceil(tasks).div_ceil(WR) * WR).max(4 * WR)
 }
 
-/// Caller: `available()` is true, x is [m, k], w is [n, k], y is [m, n], bias [n]; k ≥ 1.
+/// Caller: `available()` is true, x is [m, k] with m ≤ BLOCK_ROWS, w is [n, k], y is [m, n], bias
+/// [n]; k ≥ 1.
 pub(super) fn gemv(x: &[f32], m: usize, k: usize, w: &[bf16], n: usize, bias: Option<&[f32]>, y: &mut [f32]) {
+    assert!(m <= BLOCK_ROWS, "gemv_avx2: {m} rows, at most {BLOCK_ROWS}");
     debug_assert!(available());
     let per = rows_per_task(n);
     let out = SharedOut(y.as_mut_ptr());
