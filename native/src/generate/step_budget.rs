@@ -11,6 +11,10 @@
 //! steps weigh less; steps with more positions weigh more, so one noisy single-position step cannot
 //! swing it). Until p is known the chunk starts at `MIN_POSITIONS`, and it grows at most twofold per
 //! step (a wrong low estimate of p costs one step of twice the target, not one of 512 positions).
+//!
+//! decode(d) needs steps without prefill, which a long prompt beside the streams never leaves: so a
+//! step with d decode rows prefills nothing (a probe) when d has no figure yet, and again after
+//! `REPROBE_AFTER` prefilling steps (the device's load changes); the prompt loses one step in that many.
 
 /// A prefilling step should take about this many times the decode-only step: the streams' gap
 /// target is 3× their step (issue 10), and 2× leaves room for the model's error and the noise.
@@ -21,6 +25,8 @@ pub const MIN_POSITIONS: usize = 1;
 pub const MAX_POSITIONS: usize = crate::generate::run::PREFILL_CHUNK;
 /// Weight of the newest step in the running figures (exponential decay of older ones).
 const NEW_WEIGHT: f64 = 0.25;
+/// Prefilling steps beside decode rows between two decode-only probes of the same row count.
+pub const REPROBE_AFTER: usize = 32;
 
 #[derive(Debug, Clone, Default)]
 pub struct StepBudget {
@@ -31,6 +37,8 @@ pub struct StepBudget {
     positions: f64,
     /// Positions prefilled by the last step that also decoded (the cap on growth is twice this).
     last: usize,
+    /// Steps that prefilled beside decode rows since the last decode-only step.
+    since_probe: usize,
 }
 
 impl StepBudget {
@@ -39,10 +47,13 @@ impl StepBudget {
     }
 
     /// Prompt positions the next step may prefill (shared by every prompt waiting) beside `decoding`
-    /// decode rows.
+    /// decode rows; 0 for a probe (see the module's comment).
     pub fn positions(&self, decoding: usize) -> usize {
         if decoding == 0 {
             return MAX_POSITIONS;
+        }
+        if !matches!(self.decode.get(decoding), Some(Some(_))) || self.since_probe >= REPROBE_AFTER {
+            return 0;
         }
         match (self.decode_seconds(decoding), self.seconds_per_position()) {
             (Some(d), Some(p)) => {
@@ -68,10 +79,12 @@ impl StepBudget {
             }
             let slot = &mut self.decode[decoding];
             *slot = Some(slot.map_or(seconds, |old| old + NEW_WEIGHT * (seconds - old)));
+            self.since_probe = 0;
             return;
         }
         if decoding > 0 {
             self.last = prefilled;
+            self.since_probe += 1;
         }
         let base = if decoding == 0 { Some(0.0) } else { self.decode_seconds(decoding) };
         // Without a decode figure for these rows the step cannot be split into decode and prefill.
@@ -108,11 +121,30 @@ mod tests {
     }
 
     #[test]
-    fn unmeasured_device_starts_at_the_floor() {
+    fn unmeasured_device_probes_then_starts_at_the_floor() {
         let mut b = StepBudget::new();
-        assert_eq!(b.positions(4), MIN_POSITIONS, "no decode figure, no per-position figure");
+        assert_eq!(b.positions(4), 0, "no decode figure for 4 rows: a decode-only step measures it");
         b.record(4, 0, 0.3);
         assert_eq!(b.positions(4), MIN_POSITIONS, "decode known, per-position cost not yet");
+        assert_eq!(b.positions(5), 0, "5 rows have no figure of their own");
+    }
+
+    #[test]
+    fn a_long_prefill_is_interrupted_by_a_probe_every_so_many_steps() {
+        let mut b = StepBudget::new();
+        b.record(2, 0, 0.2);
+        let grants: Vec<usize> = (0..2 * REPROBE_AFTER + 2)
+            .map(|_| {
+                let g = b.positions(2);
+                b.record(2, g, 0.2 + g as f64 * 0.01);
+                g
+            })
+            .collect();
+        assert!(grants[..REPROBE_AFTER].iter().all(|&g| g > 0), "{grants:?}");
+        assert_eq!(grants[REPROBE_AFTER], 0, "{grants:?}");
+        assert!(grants[REPROBE_AFTER + 1..2 * REPROBE_AFTER + 1].iter().all(|&g| g > 0), "{grants:?}");
+        assert_eq!(grants[2 * REPROBE_AFTER + 1], 0, "{grants:?}");
+        assert_eq!(grants[REPROBE_AFTER - 1], 20, "(2 − 1) · 0.2 / 0.01");
     }
 
     /// Steps of a device where decode(8) = 0.4 s and a position costs 0.01 s: the grants.
@@ -139,6 +171,8 @@ mod tests {
         let mut slow = StepBudget::new();
         slow.record(1, 0, 0.2);
         slow.record(1, 4, 2.2); // 0.5 s per position: 0.2 s of room fits none
+        assert_eq!(slow.positions(1), MIN_POSITIONS);
+        slow.record(1, 1, 0.7);
         assert_eq!(slow.positions(1), MIN_POSITIONS);
         let mut fast = StepBudget::new();
         fast.record(8, 0, 0.4);
