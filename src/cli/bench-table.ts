@@ -45,9 +45,15 @@ export class BenchTable {
         return [['peak memory', `${(f.bytes / 2 ** 30).toFixed(2)} GiB`]];
       case 'concurrency': {
         const run = (r: any) => `${r.tokens_per_s.toFixed(1)} tokens/s in all, ${ms(r.ms_per_token_median)}/token per stream (p99 gap ${ms(r.gap_p99_ms)})`;
+        const times = (x: number | null | undefined) => (x == null || !Number.isFinite(x) ? '?' : `${x.toFixed(1)}×`);
+        const ratios = f.ratios ?? {};
+        const prefill = f.with_prefill;
+        const rows: Array<[string, string]> = [[concurrencyLabel(f.streams), `${run(f.decode)}; ${times(ratios.aggregate_vs_one)} one stream`]];
         // with_prefill is null on CUDA (no chunked prefill beside the batched decode yet).
-        const rows: Array<[string, string]> = [[concurrencyLabel(f.streams), run(f.decode)]];
-        if (f.with_prefill) rows.push([prefillingLabel(f.streams, f.with_prefill.prompt), run(f.with_prefill)]);
+        if (prefill) {
+          const prefilled = prefill.prefill_done ? 'prefill done' : `${prefill.prefilled} of ${prefill.prompt} positions prefilled`;
+          rows.push([prefillingLabel(f.streams, prefill.prompt), `${run(prefill)}; p99 gap ${times(ratios.gap_p99_vs_step)} the step; ${prefilled}`]);
+        }
         return rows;
       }
       case 'floor': {
@@ -74,7 +80,7 @@ const prefillingLabel = (n: number, prompt: number) => `${concurrencyLabel(n)} +
 /** Every row label the plan announces, for the column width. */
 function labels(plan: any): string[] {
   if (plan.concurrency?.length) {
-    const prompt = Math.max(plan.prompt_tokens, 512);
+    const prompt = plan.long_prompt ?? Math.max(plan.prompt_tokens, 512);
     return ['model', 'backend / device', ...plan.concurrency.flatMap((n: number) => [concurrencyLabel(n), prefillingLabel(n, prompt)])];
   }
   const images = (plan.images as PlannedImage[]).flatMap((i) => [encodeLabel(i), firstTokenLabel(i)]);

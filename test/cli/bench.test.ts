@@ -67,15 +67,21 @@ test('bench --concurrency: each stream count decoding alone and beside a long pr
       assert.ok(run.gap_p99_ms >= run.ms_per_token_median);
     }
     assert.is(c.with_prefill.prompt, 512);
+    assert.ok(c.with_prefill.prefilled >= 0 && c.with_prefill.prefilled <= 512, JSON.stringify(c.with_prefill));
+    // the ratios against issue 10's targets, from the figures beside them (one stream = the N = 1 run)
+    assert.ok(Math.abs(c.ratios.aggregate_vs_one - c.decode.tokens_per_s / b.concurrency_runs[0].decode.tokens_per_s) < 1e-9, JSON.stringify(c));
+    assert.ok(Math.abs(c.ratios.gap_p99_vs_step - c.with_prefill.gap_p99_ms / c.decode.ms_per_token_median) < 1e-9, JSON.stringify(c));
   }
+  assert.is(b.concurrency_runs[0].ratios.aggregate_vs_one, 1);
+  assert.equal(b.concurrency_targets, { aggregate_vs_one_at_8: 5, gap_p99_vs_step: 3 });
   // 3 streams of 6 tokens, their prompts prefilled in one step: gaps are timed from the step after
   // every stream has its first token, so 4 per stream
   assert.is(b.concurrency_runs[1].decode.gaps, 12);
   assert.is(b.decode, undefined, 'only the batching figures are measured');
   const table = await runOvis(['bench', '--model', fixtureDir, '--concurrency', '2', '--decode-tokens', '4']);
   assert.is(table.code, 0, table.stderr);
-  assert.match(table.stdout, /^2 streams decoding\s+[\d.]+ tokens\/s in all, [\d.]+ ms\/token per stream \(p99 gap [\d.]+ ms\)$/m);
-  assert.match(table.stdout, /^2 streams decoding \+ a 512-token prefill\s+[\d.]+ tokens\/s/m);
+  assert.match(table.stdout, /^2 streams decoding\s+[\d.]+ tokens\/s in all, [\d.]+ ms\/token per stream \(p99 gap [\d.]+ ms\); [\d.]+× one stream$/m);
+  assert.match(table.stdout, /^2 streams decoding \+ a 512-token prefill\s+[\d.]+ tokens\/s.*; p99 gap [\d.]+× the step; (prefill done|\d+ of 512 positions prefilled)$/m);
   const bad = await runOvis(['bench', '--model', fixtureDir, '--concurrency', '0,2']);
   assert.is(bad.code, 2);
   assert.match(bad.stderr, /--concurrency takes stream counts from 1 to 64/);

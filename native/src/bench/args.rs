@@ -12,8 +12,10 @@ after 1 warm-up, each figure timed in its own runs. On the CPU without --full (1
 time-to-first-token runs. Flags given explicitly override either set.
 --concurrency N[,M…] measures only continuous batching: N requests decoding together through
 the engine's scheduler, aggregate tokens/s and each stream's gaps between tokens (median, p99), then
-the same while one more request prefills a prompt of max(--prompt-tokens, 512) positions. On CUDA:
-N ≤ 16 through the batched decode step, without the long-prompt run (reported as null).";
+the same while one more request prefills a prompt of max(--prompt-tokens, 512) positions (2000 for
+issue 10's target), with the ratios to the targets: aggregate / one stream's tokens/s, and p99 gap
+beside the prefill / the streams' median step without it. On CUDA: N ≤ 16 through the batched
+decode step, without the long-prompt run (reported as null).";
 
 #[derive(Debug, Clone)]
 pub struct BenchArgs {

@@ -3,7 +3,7 @@
 //!   {"type":"plan",…}     what will be measured (model, backend, image sides with their patch and
 //!                          position counts, repeats…), before the weights are loaded
 //!   {"type":"figure","figure":"vision_encode"|"time_to_first_token"|"prefill"|"decode"|"peak_memory"|"floor",…}
-//!   {"type":"figure","figure":"concurrency","streams",decode:{…},with_prefill:{…}}  (with --concurrency)
+//!   {"type":"figure","figure":"concurrency","streams",decode:{…},with_prefill:{…},ratios:{aggregate_vs_one,gap_p99_vs_step}}  (with --concurrency)
 //!   {"type":"report",…}   every figure in one object, last (what `ovis bench --json` prints)
 use super::args::{BenchArgs, Plan};
 use super::measure::image_prompt;
@@ -35,7 +35,7 @@ impl Report {
             let patches = (side / 16) * (side / 16);
             json!({ "side": side, "patches": patches, "positions": image_prompt(patches / 4).len() })
         }).collect();
-        let body = json!({
+        let mut body = json!({
             "model": args.model.clone().unwrap_or_else(|| format!("synthetic {}", args.synthetic.clone().unwrap_or_default())),
             "backend": backend,
             "device": device,
@@ -51,6 +51,12 @@ impl Report {
             "version": env!("CARGO_PKG_VERSION"),
             "concurrency": plan.concurrency,
         });
+        if !plan.concurrency.is_empty() {
+            body["long_prompt"] = json!(plan.prompt_tokens.max(512));
+            // issue 10 (CPU): 8 streams ≥ 5× one stream's tokens/s; p99 gap beside a 2,000-token
+            // prefill ≤ 3× the streams' step without it
+            body["concurrency_targets"] = json!({ "aggregate_vs_one_at_8": 5.0, "gap_p99_vs_step": 3.0 });
+        }
         emit("plan", body.clone());
         Report { body, weight_bytes_per_token: decode_weight_bytes(llm) }
     }
@@ -103,9 +109,10 @@ impl Report {
         emit("figure", line);
     }
 
-    /// One stream count of the continuous-batching sweep: decoding alone, and while a long prompt prefills.
-    pub fn concurrency(&mut self, streams: usize, alone: Value, with_prefill: Value) {
-        let v = json!({ "streams": streams, "decode": alone, "with_prefill": with_prefill });
+    /// One stream count of the continuous-batching sweep: decoding alone, and while a long prompt
+    /// prefills, with their ratios against issue 10's targets (`CONCURRENCY_TARGETS`).
+    pub fn concurrency(&mut self, streams: usize, alone: Value, with_prefill: Value, ratios: Value) {
+        let v = json!({ "streams": streams, "decode": alone, "with_prefill": with_prefill, "ratios": ratios });
         let runs = self.body.as_object_mut().expect("object").entry("concurrency_runs").or_insert_with(|| json!([]));
         runs.as_array_mut().expect("array").push(v.clone());
         let mut line = json!({ "figure": "concurrency" });

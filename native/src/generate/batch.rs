@@ -1,8 +1,9 @@
 //! Continuous batching on the CPU backend: every running request advances in one forward step
 //! (`Qwen3::forward_batch`), so the weights are read once per step for all of them. New requests
 //! join between steps and finished or cancelled ones leave at once; prompts are prefilled in chunks
-//! inside the same steps (chunked prefill: a per-step token budget shared with the decoding rows),
-//! so the streams already answering keep flowing while another request reads its prompt. A vision
+//! inside the same steps (chunked prefill: a per-step budget of prompt positions sized from what the
+//! steps cost on this device, `step_budget`), so the streams already answering keep flowing while
+//! another request reads its prompt. A vision
 //! encode cannot be split: it runs between steps when its request joins (its cost is that request's
 //! `vision_ms`, and the others wait for it).
 //!
@@ -10,9 +11,10 @@
 //! attention reads only its own cache, and its sampler, stops, limits and cancellation are its own.
 use crate::error::{EngineError, Result};
 use crate::generate::kv_cache::KvCache;
-use crate::generate::run::{check, ms, Phase, PREFILL_CHUNK};
+use crate::generate::run::{check, ms, Phase};
 use crate::generate::sampler::{Sampled, Sampler, SamplingParams};
 use crate::generate::session::Sessions;
+use crate::generate::step_budget::StepBudget;
 use crate::model::config::LlmConfig;
 use crate::backend::cpu::merge::merge_embeddings;
 use crate::backend::cpu::model::OvisModel;
@@ -74,11 +76,13 @@ pub struct CpuBatch {
     max_batch: usize,
     /// Bytes the KV caches (running and idle, input embeddings included) may take.
     kv_budget: usize,
+    /// Prompt positions per step, from the measured cost of earlier steps.
+    budget: StepBudget,
 }
 
 impl CpuBatch {
     pub fn new(max_batch: usize, kv_budget: usize) -> CpuBatch {
-        CpuBatch { streams: Vec::new(), max_batch: max_batch.max(1), kv_budget }
+        CpuBatch { streams: Vec::new(), max_batch: max_batch.max(1), kv_budget, budget: StepBudget::new() }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -169,9 +173,10 @@ impl CpuBatch {
             return;
         }
         let decoding = self.streams.iter().filter(|s| s.next.is_some()).count();
-        // The decode rows come first out of the budget; prompts share the rest in arrival order (at
-        // least a few rows, so that a full batch still makes progress on a waiting prompt).
-        let mut budget = PREFILL_CHUNK.saturating_sub(decoding).max(64);
+        // Every decoding stream gets its row; waiting prompts share the step's prefill budget in
+        // arrival order (at least one position a step, so they always progress).
+        let mut budget = self.budget.positions(decoding);
+        let mut prefilled = 0;
         let mut inputs: Vec<Vec<f32>> = Vec::new();
         let mut members: Vec<usize> = Vec::new();
         for (k, s) in self.streams.iter_mut().enumerate() {
@@ -186,6 +191,7 @@ impl CpuBatch {
                 let done_rows = total - s.pending.len() / h;
                 let take = (s.pending.len() / h).min(budget);
                 budget -= take;
+                prefilled += take;
                 let _ = out.progress(&Progress { id: s.req.id, phase: Phase::Prefill.name().into(), done: done_rows, total });
                 s.prefill_start.get_or_insert_with(Instant::now);
                 inputs.push(s.pending.drain(..take * h).collect());
@@ -194,7 +200,11 @@ impl CpuBatch {
         }
         // The member streams' caches, borrowed all at once (members ascend, as the streams do).
         let mut rows: Vec<BatchRow> = self.streams.iter_mut().enumerate().filter(|(k, _)| members.contains(k)).zip(&inputs).map(|((_, s), e)| BatchRow { cache: &mut s.cache, embeds: e }).collect();
+        let t = Instant::now();
         let result = model.llm.forward_batch(&mut rows);
+        if result.is_ok() {
+            self.budget.record(decoding, prefilled, t.elapsed().as_secs_f64());
+        }
         let logits = match result {
             Ok(l) => l,
             Err(e) => {

@@ -1,5 +1,10 @@
-//! y[r, n] = x[r, k] · W[n, k]ᵀ (+ bias) for r ≤ 4 rows of x (decode): memory-bound, so W (bf16,
-//! [n, k]) is streamed exactly once, split over n across threads, and widened to f32 in registers.
+//! y[r, n] = x[r, k] · W[n, k]ᵀ (+ bias) for r ≤ 16 rows of x (decode, one row per running request):
+//! memory-bound, so W (bf16, [n, k]) is streamed from memory exactly once per call for all rows, split
+//! over n across threads, and widened to f32 in registers. Rows of x are taken in tiles of 4 for each
+//! small group of W rows, which stays in L1 while the tiles pass over it.
+//!
+//! Kernel chosen at run time: AVX-512F (below), else AVX2 + FMA (`gemv_avx2`), else the caller's
+//! portable loop (`matmul::portable`, which also widens each W row once for all rows).
 //!
 //! Widening trick (AVX-512): 32 bf16 loaded as 16 u32 lanes hold element 2i in the low half and 2i+1
 //! in the high half of lane i; `lane << 16` is element 2i as f32 and `lane & 0xFFFF0000` is 2i+1.
@@ -7,19 +12,74 @@
 //! load, one shift, one and, and two FMAs.
 use half::bf16;
 
-/// The most rows of x handled here; more go to the GEMM.
-pub(super) const MAX_ROWS: usize = 4;
+/// The most rows of x handled here (the default batch of 8 decoding streams plus a small prefill
+/// chunk); more go to the GEMM.
+pub const MAX_ROWS: usize = 16;
 
-/// Returns false when the CPU lacks AVX-512F (the caller then uses the portable loop).
-pub(super) fn gemv_bf16(x: &[f32], m: usize, k: usize, w: &[bf16], n: usize, bias: Option<&[f32]>, y: &mut [f32]) -> bool {
+/// Which kernel `gemv_bf16` runs on this CPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kernel {
+    Avx512,
+    Avx2,
+    Portable,
+}
+
+/// Whether this CPU can run `kernel`.
+pub fn available(kernel: Kernel) -> bool {
+    match kernel {
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx512 => std::arch::is_x86_feature_detected!("avx512f"),
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx2 => super::gemv_avx2::available(),
+        Kernel::Portable => true,
+        #[allow(unreachable_patterns)]
+        _ => false,
+    }
+}
+
+/// The fastest kernel this CPU can run.
+pub fn kernel() -> Kernel {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx512f") {
-            avx512::gemv(x, m, k, w, n, bias, y);
-            return true;
+            return Kernel::Avx512;
+        }
+        if super::gemv_avx2::available() {
+            return Kernel::Avx2;
         }
     }
-    let _ = (x, m, k, w, n, bias, y);
+    Kernel::Portable
+}
+
+/// Returns false when the CPU has neither AVX-512F nor AVX2 + FMA (the caller then uses the portable loop).
+pub(super) fn gemv_bf16(x: &[f32], m: usize, k: usize, w: &[bf16], n: usize, bias: Option<&[f32]>, y: &mut [f32]) -> bool {
+    gemv_with(kernel(), x, m, k, w, n, bias, y)
+}
+
+/// `gemv_bf16` with a given kernel (tests run each one the CPU has); false for `Portable`, and for a
+/// kernel this CPU cannot run (`available`).
+#[allow(clippy::too_many_arguments)]
+pub fn gemv_with(kernel: Kernel, x: &[f32], m: usize, k: usize, w: &[bf16], n: usize, bias: Option<&[f32]>, y: &mut [f32]) -> bool {
+    assert!((1..=MAX_ROWS).contains(&m) && k > 0, "gemv: 1..={MAX_ROWS} rows and k ≥ 1, got m = {m}, k = {k}");
+    assert!(x.len() == m * k && w.len() == n * k && y.len() == m * n && bias.is_none_or(|b| b.len() == n), "gemv: shapes do not match m = {m}, k = {k}, n = {n}");
+    if !available(kernel) {
+        return false;
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        match kernel {
+            Kernel::Avx512 => {
+                avx512::gemv(x, m, k, w, n, bias, y);
+                return true;
+            }
+            Kernel::Avx2 => {
+                super::gemv_avx2::gemv(x, m, k, w, n, bias, y);
+                return true;
+            }
+            Kernel::Portable => {}
+        }
+    }
+    let _ = (kernel, x, m, k, w, n, bias, y);
     false
 }
 
@@ -60,32 +120,43 @@ mod avx512 {
         let out = SharedOut(y.as_mut_ptr());
         (0..n.div_ceil(per)).into_par_iter().for_each(|t| {
             let (j0, j1) = (t * per, n.min((t + 1) * per));
-            // SAFETY: AVX-512F was detected by the caller; the task writes y[r, j0..j1] only.
-            unsafe {
-                match m {
-                    1 => rows::<1>(&xd, x, k, w, j0, j1, bias, out, n),
-                    2 => rows::<2>(&xd, x, k, w, j0, j1, bias, out, n),
-                    3 => rows::<3>(&xd, x, k, w, j0, j1, bias, out, n),
-                    _ => rows::<4>(&xd, x, k, w, j0, j1, bias, out, n),
-                }
-            }
+            // SAFETY: AVX-512F was detected by the caller; the task writes y[.., j0..j1] only.
+            unsafe { rows(&xd, x, m, k, w, j0, j1, bias, out, n) };
         });
     }
 
-    /// Output columns j0..j1 for all R rows: 4 W rows at a time (4·R independent FMA chains), then singles.
+    /// Output columns j0..j1 for all m rows: 4 W rows at a time (4 × 4 independent FMA chains per
+    /// tile of x), then singles.
     #[target_feature(enable = "avx512f")]
     #[allow(clippy::too_many_arguments)]
-    unsafe fn rows<const R: usize>(xd: &[f32], x: &[f32], k: usize, w: &[bf16], j0: usize, j1: usize, bias: Option<&[f32]>, out: SharedOut, n: usize) {
+    unsafe fn rows(xd: &[f32], x: &[f32], m: usize, k: usize, w: &[bf16], j0: usize, j1: usize, bias: Option<&[f32]>, out: SharedOut, n: usize) {
         let mut j = j0;
         while j + 4 <= j1 {
-            let s = block::<4, R>(xd, x, k, w, j);
-            store::<4, R>(&s, j, bias, out, n);
+            tiles::<4>(xd, x, m, k, w, j, bias, out, n);
             j += 4;
         }
         while j < j1 {
-            let s = block::<1, R>(xd, x, k, w, j);
-            store::<1, R>(&s, j, bias, out, n);
+            tiles::<1>(xd, x, m, k, w, j, bias, out, n);
             j += 1;
+        }
+    }
+
+    /// W rows j..j+WR against each tile of 4 rows of x (the last may be shorter); the WR W rows stay
+    /// in L1 between tiles (4 · k · 2 bytes: 16 KiB at k = 2048).
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn tiles<const WR: usize>(xd: &[f32], x: &[f32], m: usize, k: usize, w: &[bf16], j: usize, bias: Option<&[f32]>, out: SharedOut, n: usize) {
+        let k32 = k / 32 * 32;
+        let mut r0 = 0;
+        while r0 < m {
+            let (xdt, xt, ot) = (&xd[r0 * k32..], &x[r0 * k..], SharedOut(out.at(r0 * n)));
+            match (m - r0).min(4) {
+                1 => store::<WR, 1>(&block::<WR, 1>(xdt, xt, k, w, j), j, bias, ot, n),
+                2 => store::<WR, 2>(&block::<WR, 2>(xdt, xt, k, w, j), j, bias, ot, n),
+                3 => store::<WR, 3>(&block::<WR, 3>(xdt, xt, k, w, j), j, bias, ot, n),
+                _ => store::<WR, 4>(&block::<WR, 4>(xdt, xt, k, w, j), j, bias, ot, n),
+            }
+            r0 += 4;
         }
     }
 

@@ -1,9 +1,11 @@
 //! y[m, n] = x[m, k] · W[n, k]ᵀ (+ bias[n]): f32 activations, bf16 weights widened to f32 in registers.
 //! The one matrix product of the CPU backend (LLM projections, ViT, visual head, VTE).
 //!
-//! Dispatch: m ≤ 4 rows (decode) → `gemv` (memory-bound: stream W once); more rows (prefill, vision)
-//! → `gemm` (compute-bound: widen a block of W once, reuse it for every row). Both need AVX-512F;
-//! without it a portable blocked loop below gives the same results up to summation order.
+//! Dispatch: m ≤ 16 rows (decode, one row per running request) → `gemv` (memory-bound: stream W once
+//! for all rows; AVX-512F or AVX2 + FMA); more rows (prefill, vision) → `gemm` (compute-bound: widen
+//! a block of W once, reuse it for every row; AVX-512F), or on AVX2-only CPUs the AVX2 multi-row
+//! kernel in blocks of 64 rows. Without those a portable blocked loop below gives the same results
+//! up to summation order.
 use super::{gemm, gemv};
 use half::bf16;
 use rayon::prelude::*;
@@ -28,10 +30,28 @@ pub fn matmul_bf16(x: &[f32], m: usize, k: usize, w: &[bf16], n: usize, bias: Op
         }
         return;
     }
-    let done = if m <= gemv::MAX_ROWS { gemv::gemv_bf16(x, m, k, w, n, bias, y) } else { gemm::gemm_bf16(x, m, k, w, n, bias, y) };
+    let done = if m <= gemv::MAX_ROWS { gemv::gemv_bf16(x, m, k, w, n, bias, y) } else { gemm::gemm_bf16(x, m, k, w, n, bias, y) || many_rows_avx2(x, m, k, w, n, bias, y) };
     if !done {
         portable(x, m, k, w, n, bias, y);
     }
+}
+
+/// Without the AVX-512 GEMM but with AVX2 + FMA: the multi-row kernel over blocks of rows (each
+/// block reads W once). False when the CPU lacks AVX2 or FMA.
+fn many_rows_avx2(x: &[f32], m: usize, k: usize, w: &[bf16], n: usize, bias: Option<&[f32]>, y: &mut [f32]) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use super::gemv_avx2::{available, gemv, BLOCK_ROWS};
+        if available() {
+            let rows = BLOCK_ROWS.min(m);
+            for (xb, yb) in x.chunks(rows * k).zip(y.chunks_mut(rows * n)) {
+                gemv(xb, xb.len() / k, k, w, n, bias, yb);
+            }
+            return true;
+        }
+    }
+    let _ = (x, m, k, w, n, bias, y);
+    false
 }
 
 /// A raw output pointer shared by tasks that write disjoint elements of y.

@@ -3,7 +3,9 @@ pub mod attention;
 #[cfg(target_arch = "x86_64")]
 mod attention_avx512;
 mod gemm;
-mod gemv;
+pub mod gemv;
+#[cfg(target_arch = "x86_64")]
+mod gemv_avx2;
 pub mod matmul;
 pub mod merge;
 pub mod model;
