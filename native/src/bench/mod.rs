@@ -14,8 +14,8 @@ pub use args::BenchArgs;
 use crate::error::Result;
 use crate::backend::cuda::model::CudaOvis;
 use crate::backend::Device;
-use crate::model::ovis::{open_dir, OvisModel};
-use crate::model::source::WeightSource;
+use crate::model::ovis::OvisModel;
+use crate::model::source::{open_model, WeightSource};
 use report::Report;
 use std::path::Path;
 
@@ -46,7 +46,7 @@ fn run(args: &BenchArgs) -> Result<()> {
     let plan = args.plan(matches!(selection.device, Device::Cuda(_)));
     let t = std::time::Instant::now();
     let (cfg, source) = match (&args.model, &args.synthetic) {
-        (Some(dir), _) => open_dir(Path::new(dir))?,
+        (Some(dir), _) => open_model(Path::new(dir), args.lora.as_deref().map(Path::new))?,
         (None, Some(name)) => (presets::preset_config(name).expect("checked by the parser"), WeightSource::Synthetic(1234)),
         (None, None) => unreachable!("checked by the parser"),
     };
