@@ -12,15 +12,15 @@ _ovis_models() {
 _ovis() {
   local cur prev words cword
   _init_completion 2>/dev/null || { cur="${COMP_WORDS[COMP_CWORD]}"; prev="${COMP_WORDS[COMP_CWORD-1]}"; }
-  local cmds="ask chat pull list ls rm info bench completion help"
-  local gen_opts="--model --system --think --no-think --think-budget --max-new-tokens --temperature --top-p --top-k --repetition-penalty --seed --min-pixels --max-pixels --frames --max-input-pixels --device --verbose --help"
+  local cmds="ask chat pull list ls rm info bench lora completion help"
+  local gen_opts="--model --system --think --no-think --think-budget --max-new-tokens --temperature --top-p --top-k --repetition-penalty --seed --min-pixels --max-pixels --frames --max-input-pixels --device --lora --verbose --help"
   local ask_opts="${gen_opts} --messages --save --continue --attach --each --format --json --top-logprobs"
   local chat_opts="${gen_opts} --load --save"
   local pull_opts="--all --json --help"
   local list_opts="--json --help"
   local rm_opts="--json --help"
-  local info_opts="--model --device --json --verbose --help"
-  local bench_opts="--synthetic --model --device --full --images --prompt-tokens --decode-tokens --repeats --warmup --concurrency --json --help"
+  local info_opts="--model --lora --device --json --verbose --help"
+  local bench_opts="--synthetic --model --lora --device --full --images --prompt-tokens --decode-tokens --repeats --warmup --concurrency --json --help"
   if [[ ${COMP_CWORD} -eq 1 ]]; then
     COMPREPLY=($(compgen -W "${cmds} --help --version" -- "${cur}"))
     return
@@ -28,6 +28,7 @@ _ovis() {
   case "${prev}" in
     --model|-m) COMPREPLY=($(compgen -d -- "${cur}") $(compgen -W "$(_ovis_models)" -- "${cur}")); return ;;
     --attach|-a|--messages|--save|--continue|--load) COMPREPLY=($(compgen -f -- "${cur}")); return ;;
+    --lora) COMPREPLY=($(compgen -d -- "${cur}")); return ;;
     --format) COMPREPLY=($(compgen -W "json text" -- "${cur}")); return ;;
     --device) COMPREPLY=($(compgen -W "auto cpu cuda cuda:0" -- "${cur}")); return ;;
     --synthetic) COMPREPLY=($(compgen -W "2b 9b" -- "${cur}")); return ;;
@@ -42,6 +43,7 @@ _ovis() {
     rm) if [[ ${cur} == -* ]]; then COMPREPLY=($(compgen -W "${rm_opts}" -- "${cur}")); else COMPREPLY=($(compgen -W "$(_ovis_models)" -- "${cur}")); fi ;;
     info) COMPREPLY=($(compgen -W "${info_opts}" -- "${cur}")) ;;
     bench) COMPREPLY=($(compgen -W "${bench_opts}" -- "${cur}")) ;;
+    lora) if [[ ${COMP_CWORD} -eq 2 ]]; then COMPREPLY=($(compgen -W "merge" -- "${cur}")); else COMPREPLY=($(compgen -d -- "${cur}")); fi ;;
     completion) COMPREPLY=($(compgen -W "bash zsh fish" -- "${cur}")) ;;
   esac
 }

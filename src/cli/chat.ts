@@ -50,7 +50,7 @@ async function runChat(opts: ChatOptions): Promise<void> {
     media: { minPixels: opts.minPixels, maxPixels: opts.maxPixels, frames: opts.frames, maxInputPixels: opts.maxInputPixels },
   };
   const log = new ChatLogger(opts.verbose);
-  const session = await ChatSession.start(modelDir, defaults, settings, opts.device, log, opts.verbose);
+  const session = await ChatSession.start(modelDir, defaults, settings, opts.device, log, opts.verbose, opts.lora);
   const env = process.env;
   const out = process.stdout;
   const modelName = displayName(model);

@@ -7,6 +7,7 @@ import { chatCommand } from './chat.js';
 import { completionCommand } from './completion.js';
 import { infoCommand } from './info.js';
 import { listCommand } from './list.js';
+import { loraCommand } from './lora.js';
 import { pullCommand } from './pull.js';
 import { rmCommand } from './rm.js';
 
@@ -19,7 +20,7 @@ export function buildProgram(): Command {
     .showSuggestionAfterError()
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s), writeOut: (s) => process.stdout.write(s) });
-  for (const cmd of [askCommand(), chatCommand(), pullCommand(), listCommand(), rmCommand(), infoCommand(), benchCommand(), completionCommand()]) {
+  for (const cmd of [askCommand(), chatCommand(), pullCommand(), listCommand(), rmCommand(), infoCommand(), benchCommand(), loraCommand(), completionCommand()]) {
     cmd.exitOverride();
     program.addCommand(cmd);
   }

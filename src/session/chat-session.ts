@@ -73,17 +73,19 @@ export class ChatSession {
     readonly settings: ChatSettings,
     private readonly device: string,
     private readonly log: Logger,
+    private readonly lora?: string,
   ) {
     // Each request gets the next seed: a --seed makes the whole chat repeatable, and /retry still
     // gives a new answer.
     this.baseSeed = settings.seed ?? randomInt(0, 2 ** 40);
   }
 
-  static async start(modelDir: string, defaults: GenerationDefaults, settings: ChatSettings, device: string, log: Logger, verbose: boolean): Promise<ChatSession> {
+  /** `lora`: a LoRA adapter directory merged at load (`--lora`), kept for an engine restart. */
+  static async start(modelDir: string, defaults: GenerationDefaults, settings: ChatSettings, device: string, log: Logger, verbose: boolean, lora?: string): Promise<ChatSession> {
     const progress = createProgress({ verbose });
-    const { engine, tokenizer } = await startModel(modelDir, { device, verbose }, log, progress, new CliTimings());
+    const { engine, tokenizer } = await startModel(modelDir, { device, verbose, lora }, log, progress, new CliTimings());
     try {
-      return new ChatSession(engine, await tokenizer, modelDir, defaults, settings, device, log);
+      return new ChatSession(engine, await tokenizer, modelDir, defaults, settings, device, log, lora);
     } catch (e) {
       await engine.close();
       throw e;
@@ -230,6 +232,6 @@ export class ChatSession {
     this.log.warn('the engine stopped; starting it again (the conversation is kept and read again)');
     this.cache.clear();
     // The chat owns the screen: no spinner on stderr (the view shows the phase).
-    this.engine = await startEngine(this.modelDir, { device: this.device, verbose: false }, this.log, silentProgress);
+    this.engine = await startEngine(this.modelDir, { device: this.device, verbose: false, lora: this.lora }, this.log, silentProgress);
   }
 }

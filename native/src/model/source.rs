@@ -68,6 +68,16 @@ impl WeightSource {
         }
     }
 
+    /// What was found on disk, for `model_loaded` info: `{"format": "safetensors"|"torch", "files": [...],
+    /// "model_type"}` (model_type as config.json says: "ovis2_5" from the hub, "ovis" from upstream SFT).
+    pub fn checkpoint(&self, dir: &Path) -> Option<serde_json::Value> {
+        let (WeightSource::Files(w) | WeightSource::Adapted(w, _)) = self else { return None };
+        let files: Vec<String> = w.files().iter().filter_map(|f| f.file_name()).map(|f| f.to_string_lossy().into_owned()).collect();
+        let format = if files.iter().all(|f| f.ends_with(".bin")) { "torch" } else { "safetensors" };
+        let model_type = std::fs::read_to_string(dir.join("config.json")).ok().and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok()).and_then(|v| v.get("model_type").cloned());
+        Some(serde_json::json!({ "format": format, "files": files, "model_type": model_type }))
+    }
+
     /// The adapter merged at load, if any.
     pub fn adapter(&self) -> Option<&LoraAdapter> {
         match self {

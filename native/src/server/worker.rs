@@ -224,9 +224,10 @@ impl Worker {
         let t = std::time::Instant::now();
         let dir = Path::new(&req.model_dir);
         // Both backends read their weights through the source, so a LoRA adapter merged there serves both.
-        let mut adapter = None;
+        let (mut adapter, mut checkpoint) = (None, None);
         let loaded = open_model(dir, req.lora.as_deref().map(Path::new)).and_then(|(cfg, source)| {
             adapter = source.adapter().map(|a| a.describe());
+            checkpoint = source.checkpoint(dir);
             match selection.device {
                 Device::Cpu => OvisModel::from_source(cfg, &source).map(|m| Loaded::Cpu(m, Sessions::default())),
                 Device::Cuda(n) => CudaOvis::load(n, cfg, &source).map(|m| Loaded::Cuda(Box::new(m), Sessions::default())),
@@ -241,6 +242,9 @@ impl Worker {
                 };
                 if let Some(a) = adapter {
                     info["adapter"] = a;
+                }
+                if let Some(c) = checkpoint {
+                    info["checkpoint"] = c;
                 }
                 self.model = Some(model);
                 self.writer.send(&frame_of(kind::MODEL_LOADED, &ModelLoaded { id: req.id, info }, Vec::new()));
