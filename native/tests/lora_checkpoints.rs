@@ -558,3 +558,43 @@ fn bin_with_code_or_other_content_is_refused_clearly() {
     let m = Weights::open_dir(&dir).err().unwrap().to_string();
     assert!(m.contains("torch.CharStorageXXXX") && m.contains("not supported"), "{m}");
 }
+
+#[test]
+fn merging_into_a_sharded_safetensors_base_keeps_its_shards_and_index() {
+    // The fixture split into two safetensors shards with an index, as the hub's larger models are.
+    let base = base_weights();
+    let dir = tmp("sharded-base");
+    for f in std::fs::read_dir(fixture()).unwrap() {
+        let f = f.unwrap();
+        let name = f.file_name().to_string_lossy().into_owned();
+        if f.path().is_file() && !name.ends_with(".safetensors") {
+            std::fs::copy(f.path(), dir.join(&name)).unwrap();
+        }
+    }
+    let mut names: Vec<&String> = base.names().collect();
+    names.sort();
+    let mut map = serde_json::Map::new();
+    for (i, chunk) in names.chunks(names.len().div_ceil(2)).enumerate() {
+        let file = format!("model-{:05}-of-00002.safetensors", i + 1);
+        let tensors: Vec<_> = chunk.iter().map(|n| {
+            let v = base.view(n).unwrap();
+            ((*n).clone(), v.info.dtype_name.as_str(), v.info.shape.clone(), v.bytes.to_vec())
+        }).collect();
+        write_safetensors(&dir.join(&file), &tensors);
+        chunk.iter().for_each(|n| _ = map.insert((*n).clone(), json!(file)));
+    }
+    std::fs::write(dir.join("model.safetensors.index.json"), serde_json::to_vec(&json!({"metadata": {}, "weight_map": map})).unwrap()).unwrap();
+    let adapter = tmp("sharded-adapter");
+    make_adapter(&adapter, &base, &MODULES, 4, lora_config(4, 8.0), 0);
+    let out = tmp("sharded-merged").join("m");
+    merge(&dir, &adapter, &out).unwrap();
+    let mut files: Vec<String> = std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).filter(|f| f.contains("safetensors")).collect();
+    files.sort();
+    assert_eq!(files, ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors", "model.safetensors.index.json"]);
+    let (_, a) = open_model(&fixture(), Some(&adapter)).unwrap();
+    let (_, m) = open_model(&out, None).unwrap();
+    assert_eq!(logits(&a), logits(&m));
+    for name in MODULES.map(|m| format!("{m}.weight")) {
+        assert_eq!(bf16s(&a, &base, &name), bf16s(&m, &base, &name), "{name}");
+    }
+}
