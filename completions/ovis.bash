@@ -12,19 +12,19 @@ _ovis_models() {
 _ovis() {
   local cur prev words cword
   _init_completion 2>/dev/null || { cur="${COMP_WORDS[COMP_CWORD]}"; prev="${COMP_WORDS[COMP_CWORD-1]}"; }
-  local cmds="ask chat pull list ls rm info bench serve data finetune completion help"
-  local gen_opts="--model --system --think --no-think --think-budget --max-new-tokens --temperature --top-p --top-k --repetition-penalty --seed --min-pixels --max-pixels --frames --max-input-pixels --device --verbose --endpoint --api-key --remote-model --help"
+  local cmds="ask chat pull list ls rm info bench serve data finetune lora completion help"
+  local gen_opts="--model --system --think --no-think --think-budget --max-new-tokens --temperature --top-p --top-k --repetition-penalty --seed --min-pixels --max-pixels --frames --max-input-pixels --device --lora --verbose --endpoint --api-key --remote-model --help"
   local ask_opts="${gen_opts} --messages --save --continue --attach --each --format --json --top-logprobs"
   local chat_opts="${gen_opts} --load --save"
   local pull_opts="--all --json --help"
   local list_opts="--json --help"
   local rm_opts="--json --help"
-  local info_opts="--model --device --json --verbose --help"
+  local info_opts="--model --lora --device --json --verbose --help"
   local check_opts="--format --profile --image-dir --max-length --finetune-pixels --decode --per-sample --json --model --jobs --help"
   local convert_opts="--to --from --image-dir --json --help"
   local finetune_opts="--engine --mode --model --output --max-length --epochs --gpus --swift-version --ovis-repo --run --help"
-  local bench_opts="--synthetic --model --device --full --images --prompt-tokens --decode-tokens --repeats --warmup --concurrency --json --help"
-  local serve_opts="--host --port --model --device --max-batch --kv-memory --max-queue --api-key --allow-local-files --allow-remote-media --max-media-bytes --max-body-bytes --max-input-pixels --frames --verbose --help"
+  local bench_opts="--synthetic --model --lora --device --full --images --prompt-tokens --decode-tokens --repeats --warmup --concurrency --json --help"
+  local serve_opts="--host --port --model --device --lora --max-batch --kv-memory --max-queue --api-key --allow-local-files --allow-remote-media --max-media-bytes --max-body-bytes --max-input-pixels --frames --verbose --help"
   if [[ ${COMP_CWORD} -eq 1 ]]; then
     COMPREPLY=($(compgen -W "${cmds} --help --version" -- "${cur}"))
     return
@@ -32,6 +32,7 @@ _ovis() {
   case "${prev}" in
     --model|-m) COMPREPLY=($(compgen -d -- "${cur}") $(compgen -W "$(_ovis_models)" -- "${cur}")); return ;;
     --attach|-a|--messages|--save|--continue|--load) COMPREPLY=($(compgen -f -- "${cur}")); return ;;
+    --lora) COMPREPLY=($(compgen -d -- "${cur}")); return ;;
     --format|--profile|--to|--from) if [[ ${COMP_WORDS[1]} == data ]]; then COMPREPLY=($(compgen -W "upstream swift" -- "${cur}")); else COMPREPLY=($(compgen -W "json text" -- "${cur}")); fi; return ;;
     --engine) COMPREPLY=($(compgen -W "swift upstream" -- "${cur}")); return ;;
     --mode) COMPREPLY=($(compgen -W "lora full" -- "${cur}")); return ;;
@@ -59,6 +60,7 @@ _ovis() {
       else COMPREPLY=($(compgen -f -- "${cur}")); fi ;;
     finetune) if [[ ${cur} == -* ]]; then COMPREPLY=($(compgen -W "${finetune_opts}" -- "${cur}")); else COMPREPLY=($(compgen -f -- "${cur}")); fi ;;
     serve) COMPREPLY=($(compgen -W "${serve_opts}" -- "${cur}")) ;;
+    lora) if [[ ${COMP_CWORD} -eq 2 ]]; then COMPREPLY=($(compgen -W "merge" -- "${cur}")); else COMPREPLY=($(compgen -d -- "${cur}")); fi ;;
     completion) COMPREPLY=($(compgen -W "bash zsh fish" -- "${cur}")) ;;
   esac
 }

@@ -8,7 +8,7 @@
 use ovis_engine::server::{serve_with, FrameWriter, ServeOptions};
 use std::io::{BufReader, BufWriter};
 
-const USAGE: &str = "usage: ovis-engine [serve [--max-batch N] [--kv-memory SIZE] | bench ARGS]\n\n  serve   speak the ovis frame protocol on stdin/stdout (default); --max-batch N: generations\n          run together at most (default 8; the rest wait in arrival order); --kv-memory SIZE\n          (e.g. 4G, 512M): what the CPU sessions' KV caches may hold (default: half the memory\n          available at start); idle sessions are evicted beyond it and rebuilt when they continue\n  bench   measure vision encode, time to first token, prefill and decode (JSON on stdout;\n          `ovis-engine bench --help` for its arguments)\n\nThe engine is started by the `ovis` command; see docs/protocol.md.";
+const USAGE: &str = "usage: ovis-engine [serve [--max-batch N] [--kv-memory SIZE] | bench ARGS | lora-merge BASE ADAPTER OUT]\n\n  serve   speak the ovis frame protocol on stdin/stdout (default); --max-batch N: generations\n          run together at most (default 8; the rest wait in arrival order); --kv-memory SIZE\n          (e.g. 4G, 512M): what the CPU sessions' KV caches may hold (default: half the memory\n          available at start); idle sessions are evicted beyond it and rebuilt when they continue\n  bench   measure vision encode, time to first token, prefill and decode (JSON on stdout;\n          `ovis-engine bench --help` for its arguments)\n  lora-merge  write a model directory with a LoRA adapter merged into BASE's weights\n\nThe engine is started by the `ovis` command; see docs/protocol.md.";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -26,6 +26,7 @@ fn main() {
             }
         },
         Some("bench") => ovis_engine::bench::main(&args[1..]),
+        Some("lora-merge") => ovis_engine::model::lora_merge::main(&args[1..]),
         Some("--version") => {
             eprintln!("ovis-engine {}", env!("CARGO_PKG_VERSION"));
             0

@@ -21,7 +21,9 @@ fn client_frames_decode_to_typed_requests() {
     let h: Hello = parse_header(&decode("hello")).unwrap();
     assert_eq!(h, Hello { protocol: 1, client: "ovis/0.1.0".into() });
     let l: LoadModel = parse_header(&decode("load_model")).unwrap();
-    assert_eq!((l.id, l.model_dir.as_str(), l.device.as_str()), (1, "/models/ovis", "auto"));
+    assert_eq!((l.id, l.model_dir.as_str(), l.device.as_str(), l.lora.as_deref()), (1, "/models/ovis", "auto", None));
+    let l: LoadModel = parse_header(&decode("load_model_lora")).unwrap();
+    assert_eq!((l.model_dir.as_str(), l.lora.as_deref()), ("/models/ovis", Some("/adapters/mine")));
     let f = decode("generate_text");
     assert_eq!(f.kind, kind::GENERATE);
     let g: Generate = parse_header(&f).unwrap();

@@ -9,11 +9,13 @@ import { locateEngine } from '../engine/locate.js';
 import { createLogger } from '../output/logger.js';
 import { modelDirFor } from './model-arg.js';
 import { BenchTable } from './bench-table.js';
-import { deviceOption, intOption } from './options.js';
+import { deviceOption, intOption, LORA_HELP } from './options.js';
+import { resolve } from 'node:path';
 
 interface BenchOptions {
   synthetic?: string;
   model?: string;
+  lora?: string;
   device: string;
   full: boolean;
   images?: string;
@@ -30,6 +32,7 @@ export function benchCommand(): Command {
     .description('measure vision encode, time to first token, prefill and decode speed')
     .addOption(new Option('--synthetic <size>', 'random weights of a released shape, built in the engine (no files)').choices(['2b', '9b']))
     .option('-m, --model <model>', 'benchmark a real model instead: a directory or ORG/NAME[@REVISION]')
+    .option('--lora <dir>', `with --model: ${LORA_HELP}`)
     .option('--device <device>', 'where the engine runs: auto, cpu, cuda, cuda:N', deviceOption, 'auto')
     .option('--full', 'on the CPU, the complete set: 448,896 images, 32 decode tokens, 1 warm-up, vision encode in runs of its own (many minutes); a GPU always runs it', false)
     .option('--images <sides>', "square image sides for vision figures, e.g. 896,1792, or 'none' (default 448 on the CPU, 448,896 with --full, 896,1792 on a GPU)")
@@ -47,6 +50,7 @@ export function benchCommand(): Command {
 function engineArgs(opts: BenchOptions, modelDir: string | undefined): string[] {
   const args = ['bench', '--device', opts.device];
   args.push(...(modelDir ? ['--model', modelDir] : ['--synthetic', opts.synthetic!]));
+  if (opts.lora !== undefined) args.push('--lora', resolve(opts.lora));
   if (opts.full) args.push('--full');
   const given: Array<[string, string | number | undefined]> = [
     ['--images', opts.images], ['--concurrency', opts.concurrency], ['--prompt-tokens', opts.promptTokens], ['--decode-tokens', opts.decodeTokens], ['--repeats', opts.repeats], ['--warmup', opts.warmup],
@@ -58,6 +62,7 @@ function engineArgs(opts: BenchOptions, modelDir: string | undefined): string[] 
 async function runBench(opts: BenchOptions): Promise<void> {
   if (!opts.synthetic && !opts.model) throw new UsageError('give --synthetic 2b|9b or --model DIR');
   if (opts.synthetic && opts.model) throw new UsageError('give --synthetic or --model, not both');
+  if (opts.lora !== undefined && !opts.model) throw new UsageError('--lora needs --model: an adapter is merged into a model\'s weights');
   const modelDir = opts.model ? await modelDirFor(opts.model, createLogger()) : undefined;
   const engine = execa(locateEngine(), engineArgs(opts, modelDir), { reject: false, stderr: 'inherit', stdin: 'ignore', buffer: false });
   const table = new BenchTable();

@@ -5,15 +5,18 @@ import { formatRef } from '../model/repo-ref.js';
 import { offerDownload } from './pull.js';
 import { createLogger } from '../output/logger.js';
 import { EngineProcess } from '../engine/engine-process.js';
-import { deviceOption } from './options.js';
+import { deviceOption, LORA_HELP } from './options.js';
+import { UsageError } from '../errors.js';
 import { startEngine } from './start-engine.js';
+import type { ModelInfo } from '../protocol/index.js';
 
-interface InfoOptions { model?: string; device: string; json: boolean; verbose: boolean }
+interface InfoOptions { model?: string; lora?: string; device: string; json: boolean; verbose: boolean }
 
 export function infoCommand(): Command {
   return new Command('info')
     .description("show the model's architecture and the engine's backend and device")
     .option('-m, --model <model>', 'model directory or ORG/NAME[@REVISION] (default: $OVIS_MODEL, else AIDC-AI/Ovis2.5-2B when downloaded; otherwise only the engine is shown)')
+    .option('--lora <dir>', LORA_HELP)
     .option('--device <device>', 'where the engine runs: auto, cpu, cuda, cuda:N', deviceOption, 'auto')
     .option('--json', 'print one JSON object', false)
     .option('-v, --verbose', 'show engine logs on stderr', false)
@@ -24,6 +27,7 @@ const billions = (n: number) => (n >= 1e9 ? `${(n / 1e9).toFixed(2)} B` : `${(n 
 
 async function runInfo(opts: InfoOptions): Promise<void> {
   const log = createLogger({ verbose: opts.verbose });
+  if (opts.lora !== undefined && !opts.model && !process.env.OVIS_MODEL) throw new UsageError('--lora needs the base model: give --model too');
   // Without --model: the default model when it is downloaded, else the engine alone.
   const model = await resolveModel(opts.model, opts.model ? { download: offerDownload(log) } : {}).catch((e) => {
     if (opts.model || process.env.OVIS_MODEL || !(e instanceof NotDownloadedError)) throw e;
@@ -39,7 +43,7 @@ async function runInfo(opts: InfoOptions): Promise<void> {
     return;
   }
   const dir = model.dir;
-  const engine = await startEngine(dir, { device: opts.device, verbose: opts.verbose }, log);
+  const engine = await startEngine(dir, { device: opts.device, verbose: opts.verbose, lora: opts.lora }, log);
   const info = engine.info!;
   await engine.close();
   if (opts.json) {
@@ -54,8 +58,23 @@ async function runInfo(opts: InfoOptions): Promise<void> {
     `parameters   ${billions(info.params)} (${info.params.toLocaleString('en-US')}), ${(info.weight_bytes / 2 ** 30).toFixed(2)} GiB of weights`,
     `decoder      ${l.layers} layers, hidden ${l.hidden}, ${l.heads} heads / ${l.kv_heads} KV heads × ${l.head_dim}, MLP ${l.intermediate}, vocabulary ${l.vocab}, ${l.tie_embeddings ? 'tied' : 'untied'} lm_head, context ${l.max_positions}`,
     `vision       ${v.layers} layers, hidden ${v.hidden}, ${v.heads} heads, patch ${v.patch}, merge ${v.hidden_stride}×${v.hidden_stride}; visual vocabulary ${info.visual_vocab}`,
+    ...checkpointLines(info),
     `engine       ovis-engine ${engine.hello?.engine} (protocol ${engine.hello?.protocol})`,
     `backend      ${info.backend}`,
     `device       ${info.device}`,
   ].join('\n') + '\n');
+}
+
+/** What was found on disk: the weight format and files, config.json's model_type, the adapter merged. */
+function checkpointLines(info: ModelInfo): string[] {
+  const lines: string[] = [];
+  const c = info.checkpoint;
+  if (c) {
+    const what = c.format === 'torch' ? 'torch.save state dict (pytorch_model*.bin, a trainer\'s output)' : 'safetensors';
+    const files = c.files.length === 1 ? c.files[0] : `${c.files.length} shards (${c.files[0]} …)`;
+    lines.push(`weights      ${what}: ${files}; config model_type ${JSON.stringify(c.model_type)}`);
+  }
+  const a = info.adapter;
+  if (a) lines.push(`adapter      LoRA ${a.dir}: ${a.modules} modules, rank ${a.rank}, alpha ${a.alpha}${a.rslora ? ' (rsLoRA)' : ''}, scale ${a.scale}, merged at load`);
+  return lines;
 }

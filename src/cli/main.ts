@@ -9,6 +9,7 @@ import { dataCommand } from './data.js';
 import { finetuneCommand } from './finetune.js';
 import { infoCommand } from './info.js';
 import { listCommand } from './list.js';
+import { loraCommand } from './lora.js';
 import { pullCommand } from './pull.js';
 import { rmCommand } from './rm.js';
 import { serveCommand } from './serve.js';
@@ -22,7 +23,7 @@ export function buildProgram(): Command {
     .showSuggestionAfterError()
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s), writeOut: (s) => process.stdout.write(s) });
-  for (const cmd of [askCommand(), chatCommand(), pullCommand(), listCommand(), rmCommand(), infoCommand(), benchCommand(), serveCommand(), dataCommand(), finetuneCommand(), completionCommand()]) {
+  for (const cmd of [askCommand(), chatCommand(), pullCommand(), listCommand(), rmCommand(), infoCommand(), benchCommand(), serveCommand(), dataCommand(), finetuneCommand(), loraCommand(), completionCommand()]) {
     cmd.exitOverride();
     program.addCommand(cmd);
   }

@@ -29,3 +29,6 @@ export function deviceOption(value: string): string {
   }
   return value;
 }
+
+/** --help text of `--lora` (ask, chat, bench, serve). */
+export const LORA_HELP = 'a LoRA adapter directory as PEFT/ms-swift save it (adapter_config.json, adapter_model.safetensors), merged into the model\'s weights at load';

@@ -1,4 +1,5 @@
 // Starts the engine and loads the model, showing the phase on a terminal while it loads.
+import { resolve } from 'node:path';
 import { EngineProcess } from '../engine/engine-process.js';
 import { PromptBuilder } from '../prompt/index.js';
 import type { ModelInfo } from '../protocol/index.js';
@@ -8,13 +9,20 @@ import type { CliTimings } from './cli-timings.js';
 
 export type LoadedEngine = EngineProcess & { info?: ModelInfo };
 
+/**
+ * How the engine loads the model: `device`, and `lora`, a PEFT LoRA adapter directory merged into the
+ * weights at load (`--lora`; every command that starts an engine passes its options through here).
+ */
+export interface EngineStartOptions { device: string; verbose: boolean; lora?: string }
+
 /** `progress` shows "loading the model"; the caller stops it (the next phase may follow at once). */
-export async function startEngine(modelDir: string, opts: { device: string; verbose: boolean }, log: Logger, progress?: Progress): Promise<LoadedEngine> {
+export async function startEngine(modelDir: string, opts: EngineStartOptions, log: Logger, progress?: Progress): Promise<LoadedEngine> {
   const own = progress ?? createProgress({ verbose: opts.verbose });
   own.phase('loading the model');
   const engine: LoadedEngine = await EngineProcess.start({ onLog: (l) => log.verbose(`engine: ${l}`) });
   try {
-    engine.info = await engine.loadModel(modelDir, opts.device);
+    engine.info = await engine.loadModel(modelDir, opts.device, opts.lora === undefined ? undefined : resolve(opts.lora));
+    if (engine.info.adapter) log.verbose(`LoRA adapter ${engine.info.adapter.dir}: ${engine.info.adapter.modules} modules, rank ${engine.info.adapter.rank}, scale ${engine.info.adapter.scale}`);
     log.verbose(`engine ${engine.hello?.engine}: ${engine.info.backend} on ${engine.info.device}`);
     return engine;
   } catch (e) {
@@ -30,7 +38,7 @@ export async function startEngine(modelDir: string, opts: { device: string; verb
  * engine's load). The engine's verdict on a broken model comes first; the progress line is stopped
  * if loading fails.
  */
-export async function startModel(modelDir: string, opts: { device: string; verbose: boolean }, log: Logger, progress: Progress, timings: CliTimings): Promise<{ engine: LoadedEngine; tokenizer: Promise<PromptBuilder> }> {
+export async function startModel(modelDir: string, opts: EngineStartOptions, log: Logger, progress: Progress, timings: CliTimings): Promise<{ engine: LoadedEngine; tokenizer: Promise<PromptBuilder> }> {
   const tokenizer = timings.time('tokenizer', PromptBuilder.load(modelDir));
   tokenizer.catch(() => {}); // awaited later; a broken model is reported by the engine first
   try {

@@ -104,9 +104,10 @@ export class EngineProcess {
     return engine;
   }
 
-  async loadModel(modelDir: string, device: string): Promise<ModelInfo> {
+  /** `lora`: a LoRA adapter directory merged into the weights at load. */
+  async loadModel(modelDir: string, device: string, lora?: string): Promise<ModelInfo> {
     const id = this.nextId++;
-    const loaded = await this.request<{ info: ModelInfo }>(id, encodeLoadModel(id, modelDir, device));
+    const loaded = await this.request<{ info: ModelInfo }>(id, encodeLoadModel(id, modelDir, device, lora));
     return loaded.info;
   }
 

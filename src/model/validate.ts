@@ -19,6 +19,8 @@ export interface ModelSummary {
   parameters: number;
   /** When the LLM's shape is the released model's (model-spec §1.2 table); otherwise undefined. */
   variant?: '2B' | '9B';
+  /** `torch`: pytorch_model*.bin state dicts (a trainer's output), checked by the engine at load. */
+  format: 'safetensors' | 'torch';
 }
 
 export type ModelCheck =
@@ -119,6 +121,9 @@ export async function checkModelDir(dir: string): Promise<ModelCheck> {
   // config.json: the architecture first, since another model makes every other finding moot.
   let config: EngineConfig | undefined;
   const cfgFile = await readJsonFile(dir, 'config.json');
+  if (cfgFile.state === 'missing' && (await fileSize(join(dir, 'adapter_config.json'))) !== undefined) {
+    return { ok: false, kind: 'invalid', problems: [`${dir} is a LoRA adapter, not a model: give the base model with --model and this directory with --lora, or merge them with \`ovis lora merge BASE ${dir} OUT\``] };
+  }
   if (cfgFile.state === 'missing') problems.add('incomplete', 'config.json is missing');
   else if (cfgFile.state !== 'ok') problems.add('invalid', cfgFile.problem);
   else if (!isObject(cfgFile.value)) problems.add('invalid', 'config.json is not a JSON object');
@@ -132,7 +137,7 @@ export async function checkModelDir(dir: string): Promise<ModelCheck> {
   await checkTokenizerAndTemplate(dir, problems);
 
   const weights = await readWeights(dir, problems);
-  if (weights && config) checkTensors(config, weights, problems);
+  if (weights && config && !weights.torch) checkTensors(config, weights, problems);
 
   if (problems.list.length > 0) return { ok: false, kind: problems.kind, problems: problems.list.map((p) => p.text) };
   const w = weights!;
@@ -142,7 +147,8 @@ export async function checkModelDir(dir: string): Promise<ModelCheck> {
     weightBytes += t.bytes;
     parameters += numel(t.shape);
   }
-  const summary: ModelSummary = { weightFiles: w.files, weightBytes, parameters };
+  if (w.torch) weightBytes = w.torchBytes;
+  const summary: ModelSummary = { weightFiles: w.files, weightBytes, parameters, format: w.torch ? 'torch' : 'safetensors' };
   const variant = config && releasedVariant(config.llm);
   if (variant) summary.variant = variant;
   return { ok: true, summary };
@@ -362,6 +368,36 @@ interface Weights {
   tensors: Map<string, TensorEntry>;
   /** Tensors the index maps to a shard whose header could not be read: neither present nor missing. */
   unknown: Set<string>;
+  /** pytorch_model*.bin: no header to read here (a zip with a pickle); the engine checks every tensor. */
+  torch?: boolean;
+  torchBytes: number;
+}
+
+const TORCH_INDEX = 'pytorch_model.bin.index.json';
+const TORCH_SINGLE = 'pytorch_model.bin';
+
+/** A trainer's torch.save output (no safetensors): its files, each present; undefined when there is none. */
+async function readTorchWeights(dir: string, problems: Problems): Promise<Weights | undefined> {
+  const index = await readJsonFile(dir, TORCH_INDEX);
+  let files: string[];
+  if (index.state === 'missing') {
+    if ((await fileSize(join(dir, TORCH_SINGLE))) === undefined) return undefined;
+    files = [TORCH_SINGLE];
+  } else if (index.state !== 'ok') {
+    problems.add('invalid', index.problem);
+    return { files: [], tensors: new Map(), unknown: new Set(), torch: true, torchBytes: 0 };
+  } else {
+    const map = isObject(index.value) ? index.value.weight_map : undefined;
+    files = isObject(map) ? [...new Set(Object.values(map).filter((f): f is string => typeof f === 'string'))].sort() : [];
+    if (files.length === 0) problems.add('invalid', `${TORCH_INDEX} has no "weight_map" naming its shards`);
+  }
+  let torchBytes = 0;
+  for (const f of files) {
+    const size = await fileSize(join(dir, f));
+    if (size === undefined) problems.add('incomplete', `${f} is missing${files.length > 1 ? ` (${TORCH_INDEX} names it)` : ''}`);
+    else torchBytes += size;
+  }
+  return { files, tensors: new Map(), unknown: new Set(), torch: true, torchBytes };
 }
 
 /** The weight files' headers, as the engine opens them (weights.rs open_dir); undefined when there are none to check. */
@@ -371,6 +407,8 @@ async function readWeights(dir: string, problems: Problems): Promise<Weights | u
   let weightMap: Record<string, string> | undefined;
   if (index.state === 'missing') {
     if ((await fileSize(join(dir, SINGLE))) === undefined) {
+      const torch = await readTorchWeights(dir, problems);
+      if (torch) return torch;
       problems.add('incomplete', `no weights: neither ${SINGLE} nor ${INDEX}`);
       return undefined;
     }
@@ -431,7 +469,7 @@ async function readWeights(dir: string, problems: Problems): Promise<Weights | u
     }
     problems.addGroup('invalid', absent, (n, ex) => `${n} tensors listed in ${INDEX} are not in the shard it names (${ex})`);
   }
-  return { files, tensors, unknown };
+  return { files, tensors, unknown, torchBytes: 0 };
 }
 
 /**

@@ -53,6 +53,10 @@ export interface ModelInfo {
   visual_vocab: number;
   params: number;
   weight_bytes: number;
+  /** The weights found: safetensors or torch.save (.bin) files, and config.json's model_type. */
+  checkpoint?: { format: 'safetensors' | 'torch'; files: string[]; model_type: string | null };
+  /** Present when a LoRA adapter was merged at load. */
+  adapter?: { dir: string; rank: number; alpha: number; rslora: boolean; scale: number; modules: number };
 }
 export interface ModelLoaded { id: number; info: ModelInfo }
 export interface TokenEvent { id: number; token: number; logprob: number; top: Array<[number, number]> }
@@ -71,8 +75,9 @@ export interface ErrorEvent { id: number | null; code: string; message: string }
 export interface SessionClosed { session: string }
 
 export const encodeHello = (client: string) => encodeFrame(Kind.hello, { protocol: PROTOCOL_VERSION, client });
-export const encodeLoadModel = (id: number, modelDir: string, device: string) =>
-  encodeFrame(Kind.loadModel, { id, model_dir: modelDir, device });
+/** `lora`: a PEFT LoRA adapter directory the engine merges into the weights at load (omitted: none). */
+export const encodeLoadModel = (id: number, modelDir: string, device: string, lora?: string) =>
+  encodeFrame(Kind.loadModel, lora === undefined ? { id, model_dir: modelDir, device } : { id, model_dir: modelDir, device, lora });
 export const encodeCancel = (id: number) => encodeFrame(Kind.cancel, { id });
 export const encodeCloseSession = (session: string) => encodeFrame(Kind.closeSession, { session });
 export const encodeShutdown = () => encodeFrame(Kind.shutdown, {});

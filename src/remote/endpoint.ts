@@ -5,6 +5,8 @@ export interface EndpointFlags {
   endpoint?: string;
   apiKey?: string;
   remoteModel?: string;
+  /** Refused with --endpoint (an adapter is merged into local weights only). */
+  lora?: string;
 }
 
 export interface RemoteSettings {
@@ -44,7 +46,10 @@ export function remoteSettings(flags: EndpointFlags, env: NodeJS.ProcessEnv = pr
 
 /** --api-key and --remote-model mean nothing without --endpoint. */
 export function checkEndpointFlags(flags: EndpointFlags): void {
-  if (flags.endpoint !== undefined) return;
+  if (flags.endpoint !== undefined) {
+    if (flags.lora !== undefined) throw new UsageError('--lora merges an adapter into a local model: the server given by --endpoint serves its own weights (start it with its own adapter); drop --lora or --endpoint');
+    return;
+  }
   if (flags.remoteModel !== undefined) throw new UsageError('--remote-model names a model on a server: give the server with --endpoint URL');
   if (flags.apiKey !== undefined) throw new UsageError('--api-key is for a server: give the server with --endpoint URL');
 }

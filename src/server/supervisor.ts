@@ -10,6 +10,8 @@ import { unavailable } from './http-error.js';
 export interface SupervisorOptions {
   modelDir: string;
   device: string;
+  /** A LoRA adapter directory merged at load (`--lora`), absolute; kept for every restart. */
+  lora?: string;
   /** `ovis-engine serve` arguments (--max-batch, --kv-memory). */
   serveArgs: string[];
   log: Logger;
@@ -69,7 +71,7 @@ export class EngineSupervisor {
     });
     started = engine;
     try {
-      this.info = await engine.loadModel(this.opts.modelDir, this.opts.device);
+      this.info = await engine.loadModel(this.opts.modelDir, this.opts.device, this.opts.lora);
     } catch (e) {
       await engine.close();
       throw e;

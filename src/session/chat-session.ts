@@ -64,6 +64,7 @@ export class ChatSession {
     private readonly backend: Backend,
     readonly settings: ChatSettings,
     private readonly log: Logger,
+    private readonly lora?: string,
   ) {
     // Each request gets the next seed: a --seed makes the whole chat repeatable, and /retry still
     // gives a new answer.
@@ -71,10 +72,11 @@ export class ChatSession {
   }
 
   /** A chat with the engine on this machine (what `ovis chat` without --endpoint opens). */
-  static async start(modelDir: string, defaults: GenerationDefaults, settings: ChatSettings, device: string, log: Logger, verbose: boolean): Promise<ChatSession> {
+  /** `lora`: a LoRA adapter directory merged at load (`--lora`), kept for an engine restart. */
+  static async start(modelDir: string, defaults: GenerationDefaults, settings: ChatSettings, device: string, log: Logger, verbose: boolean, lora?: string): Promise<ChatSession> {
     const progress = createProgress({ verbose });
     try {
-      const backend = await LocalBackend.start(modelDir, defaults, { device, verbose, restartProgress: silentProgress, warnOnRestart: ENGINE_RESTARTED, contextHint: CONTEXT_HINT }, log, progress);
+      const backend = await LocalBackend.start(modelDir, defaults, { device, verbose, lora, restartProgress: silentProgress, warnOnRestart: ENGINE_RESTARTED, contextHint: CONTEXT_HINT }, log, progress);
       return new ChatSession(backend, settings, log);
     } finally {
       progress.stop();

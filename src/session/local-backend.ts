@@ -18,6 +18,8 @@ import type { TurnHooks, TurnResult } from './turn.js';
 export interface LocalOptions {
   device: string;
   verbose: boolean;
+  /** A LoRA adapter directory merged into the weights at load (`--lora`), kept for a restart. */
+  lora?: string;
   /** Shows "loading the model" when the engine is started again after a crash. */
   restartProgress: Progress;
   /** Warn when the engine is started again (the chat does; --each shows the loading phase). */

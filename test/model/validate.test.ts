@@ -85,7 +85,7 @@ const hasProblem = (problems: string[], ...parts: string[]) => problems.some((p)
 test('the fixture passes, with the sizes its safetensors header gives', async () => {
   const { params, bytes } = fixtureWeightTotals();
   const r = await checkModelDir(fixtureDir);
-  assert.equal(r, { ok: true, summary: { weightFiles: ['model.safetensors'], weightBytes: bytes, parameters: params } });
+  assert.equal(r, { ok: true, summary: { weightFiles: ['model.safetensors'], weightBytes: bytes, parameters: params, format: 'safetensors' } });
   assert.is(bytes, 2 * params); // all BF16
 });
 

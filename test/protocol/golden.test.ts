@@ -28,6 +28,7 @@ for (const c of cases) {
 test('client messages encode to the golden bytes', () => {
   assert.equal(encodeHello('ovis/0.1.0'), bin('hello'));
   assert.equal(encodeLoadModel(1, '/models/ovis', 'auto'), bin('load_model'));
+  assert.equal(encodeLoadModel(1, '/models/ovis', 'auto', '/adapters/mine'), bin('load_model_lora'));
   assert.equal(encodeCancel(2), bin('cancel'));
   assert.equal(encodeCloseSession('s1'), bin('close_session'));
   assert.equal(encodeShutdown(), bin('shutdown'));

@@ -1,7 +1,7 @@
 //! Command-line arguments of `ovis-engine bench` (also what `ovis bench` passes through), and the
 //! plan they resolve to once the backend is known: the defaults differ between a CPU and a GPU.
 
-pub const USAGE: &str = "usage: ovis-engine bench (--synthetic 2b|9b | --model DIR) [--device auto|cpu|cuda|cuda:N] [--full]
+pub const USAGE: &str = "usage: ovis-engine bench (--synthetic 2b|9b | --model DIR [--lora ADAPTER]) [--device auto|cpu|cuda|cuda:N] [--full]
        [--images 896,1792] [--prompt-tokens 128] [--decode-tokens 32] [--repeats 3] [--warmup 1]
        [--concurrency 1,2,4,8]
 
@@ -21,6 +21,8 @@ decode step, without the long-prompt run (reported as null).";
 pub struct BenchArgs {
     pub synthetic: Option<String>,
     pub model: Option<String>,
+    /// A LoRA adapter directory merged into --model's weights at load.
+    pub lora: Option<String>,
     pub device: String,
     /// The complete (slow on a CPU) set of figures; a GPU always gets it.
     pub full: bool,
@@ -70,12 +72,13 @@ fn counts(v: &str) -> Result<Vec<usize>, String> {
 
 impl BenchArgs {
     pub fn parse(argv: &[String]) -> Result<BenchArgs, String> {
-        let mut a = BenchArgs { synthetic: None, model: None, device: "auto".into(), full: false, images: None, prompt_tokens: 128, decode_tokens: None, repeats: None, warmup: None, concurrency: vec![] };
+        let mut a = BenchArgs { synthetic: None, model: None, lora: None, device: "auto".into(), full: false, images: None, prompt_tokens: 128, decode_tokens: None, repeats: None, warmup: None, concurrency: vec![] };
         let mut it = argv.iter();
         while let Some(flag) = it.next() {
             match flag.as_str() {
                 "--synthetic" => a.synthetic = it.next().cloned(),
                 "--model" => a.model = it.next().cloned(),
+                "--lora" => a.lora = Some(it.next().cloned().ok_or("--lora needs an adapter directory")?),
                 "--device" => a.device = it.next().cloned().ok_or("--device needs a value")?,
                 "--full" => a.full = true,
                 "--images" => a.images = Some(sides(it.next().ok_or("--images needs a value")?)?),
@@ -92,6 +95,9 @@ impl BenchArgs {
             (Some(_), Some(_)) => return Err("give --synthetic or --model, not both".into()),
             (Some(s), None) if super::presets::preset_config(s).is_none() => return Err(format!("--synthetic {s:?}: use 2b or 9b")),
             _ => {}
+        }
+        if a.lora.is_some() && a.model.is_none() {
+            return Err("--lora needs --model DIR (an adapter is merged into a model's weights)".into());
         }
         if a.prompt_tokens == 0 || a.decode_tokens == Some(0) {
             return Err("--prompt-tokens and --decode-tokens must be at least 1".into());

@@ -58,10 +58,22 @@ pub fn measure(m: &CudaOvis, plan: &Plan, out: &mut Report) -> Result<()> {
         return Err(EngineError::BadRequest(format!("--concurrency {n}: the CUDA batched decode runs 1 to {MAX_ROWS} streams")));
     }
     let mut dec = BatchDecoder::new(&m.gpu, &m.llm)?;
+    // One stream's tokens/s is the baseline of the aggregate ratio (issue 10: 8 streams ≥ 5× one).
+    let mut one: Option<f64> = None;
+    if !plan.concurrency.contains(&1) {
+        eprintln!("1 stream decoding {} tokens on the GPU (the baseline)…", plan.decode_tokens);
+        one = run(m, &mut dec, 1, plan.decode_tokens.max(1))?["tokens_per_s"].as_f64();
+    }
     for &n in &plan.concurrency {
         eprintln!("{n} stream(s) decoding {} tokens together on the GPU…", plan.decode_tokens);
         let alone = run(m, &mut dec, n, plan.decode_tokens.max(1))?;
-        out.concurrency(n, alone, Value::Null);
+        if n == 1 && one.is_none() {
+            one = alone["tokens_per_s"].as_f64();
+        }
+        let aggregate = alone["tokens_per_s"].as_f64().unwrap_or(f64::NAN) / one.unwrap_or(f64::NAN);
+        // No long-prompt run on CUDA yet (prefill is not chunked there): its ratio is null.
+        let ratios = serde_json::json!({ "aggregate_vs_one": aggregate, "gap_p99_vs_step": Value::Null });
+        out.concurrency(n, alone, Value::Null, ratios);
     }
     Ok(())
 }

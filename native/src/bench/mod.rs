@@ -16,8 +16,7 @@ use crate::error::Result;
 use crate::backend::cuda::model::CudaOvis;
 use crate::backend::Device;
 use crate::backend::cpu::model::OvisModel;
-use crate::model::ovis::open_dir;
-use crate::model::source::WeightSource;
+use crate::model::source::{open_model, WeightSource};
 use report::Report;
 use std::path::Path;
 
@@ -48,7 +47,7 @@ fn run(args: &BenchArgs) -> Result<()> {
     let plan = args.plan(matches!(selection.device, Device::Cuda(_)));
     let t = std::time::Instant::now();
     let (cfg, source) = match (&args.model, &args.synthetic) {
-        (Some(dir), _) => open_dir(Path::new(dir))?,
+        (Some(dir), _) => open_model(Path::new(dir), args.lora.as_deref().map(Path::new))?,
         (None, Some(name)) => (presets::preset_config(name).expect("checked by the parser"), WeightSource::Synthetic(1234)),
         (None, None) => unreachable!("checked by the parser"),
     };

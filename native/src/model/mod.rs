@@ -1,4 +1,7 @@
 pub mod config;
+pub mod lora;
+pub mod lora_merge;
+pub mod torch_bin;
 pub mod merge;
 pub mod ovis;
 pub mod source;

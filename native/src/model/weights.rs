@@ -45,7 +45,8 @@ pub struct TensorInfo {
     pub dtype: DType,
     pub dtype_name: String,
     pub shape: Vec<usize>,
-    file: usize,
+    /// Index into the weight files (`Weights::files`).
+    pub file: usize,
     /// Absolute byte range inside the mapped file.
     start: usize,
     end: usize,
@@ -65,9 +66,23 @@ pub struct Weights {
 
 impl Weights {
     /// Opens every weight file of a model directory; fails with a message naming the file and problem.
+    /// safetensors (`model.safetensors` or shards through `model.safetensors.index.json`) are preferred;
+    /// without them, the `pytorch_model*.bin` state dicts a trainer wrote (torch_bin.rs) are read.
     pub fn open_dir(dir: &Path) -> Result<Self> {
-        let index = dir.join("model.safetensors.index.json");
-        let single = dir.join("model.safetensors");
+        let bin_index = dir.join("pytorch_model.bin.index.json");
+        let bin_single = dir.join("pytorch_model.bin");
+        if dir.join("model.safetensors.index.json").exists() || dir.join("model.safetensors").exists() || !(bin_index.exists() || bin_single.exists()) {
+            Self::open_layout(dir, "model.safetensors")
+        } else {
+            Self::open_layout(dir, "pytorch_model.bin")
+        }
+    }
+
+    /// `single` (e.g. model.safetensors) or the shards that `<single>.index.json` lists.
+    fn open_layout(dir: &Path, single_name: &str) -> Result<Self> {
+        let index_name = format!("{single_name}.index.json");
+        let index = dir.join(&index_name);
+        let single = dir.join(single_name);
         if index.exists() {
             let text = std::fs::read_to_string(&index).map_err(|e| model_err(format!("cannot read {}: {e}", index.display())))?;
             let v: Value = serde_json::from_str(&text).map_err(|e| model_err(format!("{} is not valid JSON: {e}", index.display())))?;
@@ -80,7 +95,7 @@ impl Weights {
             for (name, shard) in map {
                 let shard = shard.as_str().unwrap_or("");
                 match w.tensors.get(name) {
-                    None => return Err(model_err(format!("tensor {name} is listed in model.safetensors.index.json (shard {shard}) but missing from that file"))),
+                    None => return Err(model_err(format!("tensor {name} is listed in {index_name} (shard {shard}) but missing from that file"))),
                     Some(t) if w.files[t.file].file_name().and_then(|f| f.to_str()) != Some(shard) => {
                         return Err(model_err(format!("tensor {name} is listed in shard {shard} but found in {}", w.files[t.file].display())))
                     }
@@ -91,8 +106,13 @@ impl Weights {
         } else if single.exists() {
             Self::open_files(&[single])
         } else {
-            Err(model_err(format!("no weights in {}: expected model.safetensors or model.safetensors.index.json", dir.display())))
+            Err(model_err(format!("no weights in {}: expected model.safetensors, model.safetensors.index.json, pytorch_model.bin or pytorch_model.bin.index.json", dir.display())))
         }
+    }
+
+    /// The weight files, in the order opened.
+    pub fn files(&self) -> &[PathBuf] {
+        &self.files
     }
 
     pub fn open_files(paths: &[PathBuf]) -> Result<Self> {
@@ -101,7 +121,8 @@ impl Weights {
             let f = File::open(p).map_err(|e| model_err(format!("cannot open weight file {}: {e}", p.display())))?;
             // SAFETY: the file is opened read-only; a concurrent truncation by another process is outside our contract.
             let map = unsafe { Mmap::map(&f) }.map_err(|e| model_err(format!("cannot map {}: {e}", p.display())))?;
-            for (name, info) in parse_header(&map, p, i)? {
+            let tensors = if p.extension().is_some_and(|e| e == "bin") { bin_tensors(&map, p, i)? } else { parse_header(&map, p, i)? };
+            for (name, info) in tensors {
                 if w.tensors.insert(name.clone(), info).is_some() {
                     return Err(model_err(format!("tensor {name} appears in more than one weight file")));
                 }
@@ -215,4 +236,12 @@ fn parse_header(map: &[u8], path: &Path, file: usize) -> Result<Vec<(String, Ten
         out.push((name.clone(), TensorInfo { dtype, dtype_name, shape, file, start, end }));
     }
     Ok(out)
+}
+
+/// The tensors of a torch.save state dict (pytorch_model*.bin), as byte ranges of the mapped zip.
+fn bin_tensors(map: &[u8], path: &Path, file: usize) -> Result<Vec<(String, TensorInfo)>> {
+    Ok(crate::model::torch_bin::read(map, path)?
+        .into_iter()
+        .map(|t| (t.name, TensorInfo { dtype: t.dtype, dtype_name: t.dtype_name, shape: t.shape, file, start: t.start, end: t.end }))
+        .collect())
 }

@@ -45,6 +45,9 @@ pub struct LoadModel {
     pub model_dir: String,
     #[serde(default = "default_device")]
     pub device: String,
+    /// A PEFT LoRA adapter directory merged into the weights at load (docs/protocol.md); absent: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lora: Option<String>,
 }
 
 fn default_device() -> String {

@@ -13,7 +13,7 @@ use crate::generate::kv_cache::KvCache;
 use crate::generate::run::Sink;
 use crate::generate::session::Sessions;
 use crate::backend::cpu::model::OvisModel;
-use crate::model::ovis::open_dir;
+use crate::model::source::open_model;
 use crate::protocol::{frame_of, kind, parse_header, Frame, Generate, LoadModel, ModelLoaded, SessionRef};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
@@ -223,17 +223,29 @@ impl Worker {
         self.model = None;
         let t = std::time::Instant::now();
         let dir = Path::new(&req.model_dir);
-        let loaded = match selection.device {
-            Device::Cpu => OvisModel::load(dir).map(|m| Loaded::Cpu(m, Sessions::default())),
-            Device::Cuda(n) => open_dir(dir).and_then(|(cfg, source)| CudaOvis::load(n, cfg, &source)).map(|m| Loaded::Cuda(Box::new(m), Sessions::default())),
-        };
+        // Both backends read their weights through the source, so a LoRA adapter merged there serves both.
+        let (mut adapter, mut checkpoint) = (None, None);
+        let loaded = open_model(dir, req.lora.as_deref().map(Path::new)).and_then(|(cfg, source)| {
+            adapter = source.adapter().map(|a| a.describe());
+            checkpoint = source.checkpoint(dir);
+            match selection.device {
+                Device::Cpu => OvisModel::from_source(cfg, &source).map(|m| Loaded::Cpu(m, Sessions::default())),
+                Device::Cuda(n) => CudaOvis::load(n, cfg, &source).map(|m| Loaded::Cuda(Box::new(m), Sessions::default())),
+            }
+        });
         match loaded {
             Ok(model) => {
                 eprintln!("ovis-engine: loaded {} on {} in {:.0} ms", req.model_dir, selection.backend, t.elapsed().as_secs_f64() * 1e3);
-                let info = match &model {
+                let mut info = match &model {
                     Loaded::Cpu(m, _) => m.info(&selection.backend, &selection.description),
                     Loaded::Cuda(m, _) => m.info(&selection.backend, &selection.description),
                 };
+                if let Some(a) = adapter {
+                    info["adapter"] = a;
+                }
+                if let Some(c) = checkpoint {
+                    info["checkpoint"] = c;
+                }
                 self.model = Some(model);
                 self.writer.send(&frame_of(kind::MODEL_LOADED, &ModelLoaded { id: req.id, info }, Vec::new()));
             }
