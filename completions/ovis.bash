@@ -20,7 +20,7 @@ _ovis() {
   local list_opts="--json --help"
   local rm_opts="--json --help"
   local info_opts="--model --device --json --verbose --help"
-  local bench_opts="--synthetic --model --device --full --images --prompt-tokens --decode-tokens --repeats --warmup --concurrency --json --help"
+  local bench_opts="--synthetic --model --device --full --images --prompt-tokens --decode-tokens --repeats --warmup --concurrency --profile --json --help"
   if [[ ${COMP_CWORD} -eq 1 ]]; then
     COMPREPLY=($(compgen -W "${cmds} --help --version" -- "${cur}"))
     return

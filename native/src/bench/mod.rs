@@ -6,6 +6,8 @@ mod measure;
 mod measure_bandwidth;
 mod measure_concurrency;
 mod measure_cuda;
+mod measure_peak;
+mod measure_profile;
 pub mod presets;
 mod report;
 
@@ -61,9 +63,15 @@ fn run(args: &BenchArgs) -> Result<()> {
             eprintln!("model ready in {:.1} s", t.elapsed().as_secs_f64());
             if plan.concurrency.is_empty() {
                 measure::measure(&model, &plan, &mut out)?;
+                if plan.profile {
+                    measure_profile::measure(&model, &plan, &mut out)?;
+                }
             } else {
                 measure_concurrency::measure(&model, &plan, &mut out)?;
             }
+        }
+        Device::Cuda(_) if plan.profile => {
+            return Err(crate::error::EngineError::BadRequest("--profile times the CPU backend's stages so far: add --device cpu".into()));
         }
         Device::Cuda(_) if !plan.concurrency.is_empty() => {
             return Err(crate::error::EngineError::BadRequest("--concurrency measures continuous batching, which runs on the CPU backend so far: add --device cpu".into()));
