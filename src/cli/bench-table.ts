@@ -80,15 +80,19 @@ function labels(plan: any): string[] {
     return ['model', 'backend / device', ...plan.concurrency.flatMap((n: number) => [concurrencyLabel(n), prefillingLabel(n, prompt)])];
   }
   const images = (plan.images as PlannedImage[]).flatMap((i) => [encodeLabel(i), firstTokenLabel(i)]);
-  return ['model', 'backend / device', ...images, `prefill (${plan.prompt_tokens} tokens)`, `decode (context ${plan.decode_context})`, 'peak memory', 'decode floor', 'decode vs floor'];
+  const profile = plan.profile_stages?.length ? [PEAK_LABEL, ...plan.profile_stages.map(stageLabel)] : [];
+  return ['model', 'backend / device', ...images, `prefill (${plan.prompt_tokens} tokens)`, `decode (context ${plan.decode_context})`, 'peak memory', 'decode floor', 'decode vs floor', ...profile];
 }
+
+const PEAK_LABEL = 'profile: FMA peak (measured)';
+const stageLabel = (name: string) => `  ${name}`;
 
 /** One row per stage of the --profile pass; compute stages with their rate and share of the FMA peak. */
 function profileRows(p: any): Array<[string, string]> {
-  const rows: Array<[string, string]> = [['FMA peak (measured)', `${p.fma_peak_gflop_per_s.toFixed(0)} GFLOP/s (${p.fma_peak_isa}; kernels: ${p.gemm_path})`]];
+  const rows: Array<[string, string]> = [[PEAK_LABEL, `${p.fma_peak_gflop_per_s.toFixed(0)} GFLOP/s (${p.fma_peak_isa}; kernels: ${p.gemm_path})`]];
   for (const s of p.stages) {
     const rate = s.gflop_per_s === undefined ? '' : `, ${s.gflop_per_s.toFixed(0)} GFLOP/s = ${s.percent_of_peak.toFixed(0)} % of peak`;
-    rows.push([`  ${s.stage}`, `${ms(s.ms)} in ${s.calls} call${s.calls === 1 ? '' : 's'}${rate}`]);
+    rows.push([stageLabel(s.stage), `${ms(s.ms)} in ${s.calls} call${s.calls === 1 ? '' : 's'}${rate}`]);
   }
   return rows;
 }
