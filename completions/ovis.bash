@@ -23,7 +23,7 @@ _ovis() {
   local check_opts="--format --profile --image-dir --max-length --finetune-pixels --decode --per-sample --json --model --jobs --help"
   local convert_opts="--to --from --image-dir --json --help"
   local finetune_opts="--engine --mode --model --output --max-length --epochs --gpus --swift-version --ovis-repo --run --help"
-  local bench_opts="--synthetic --model --lora --device --full --images --prompt-tokens --decode-tokens --repeats --warmup --concurrency --json --help"
+  local bench_opts="--synthetic --model --lora --device --full --images --prompt-tokens --decode-tokens --repeats --warmup --concurrency --profile --json --help"
   local serve_opts="--host --port --model --device --lora --max-batch --kv-memory --max-queue --api-key --allow-local-files --allow-remote-media --max-media-bytes --max-body-bytes --max-input-pixels --frames --verbose --help"
   if [[ ${COMP_CWORD} -eq 1 ]]; then
     COMPREPLY=($(compgen -W "${cmds} --help --version" -- "${cur}"))

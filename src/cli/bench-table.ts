@@ -56,6 +56,8 @@ export class BenchTable {
         }
         return rows;
       }
+      case 'profile':
+        return profileRows(f);
       case 'floor': {
         const rows: Array<[string, string]> = [['decode floor', `${ms(f.decode_ms_per_token)}/token (${(f.weight_bytes_per_token / 1e9).toFixed(2)} GB at ${(f.read_bandwidth_bytes_per_s / 1e9).toFixed(1)} GB/s read)`]];
         if (this.decodeMs) rows.push(['decode vs floor', `${((f.decode_ms_per_token / this.decodeMs) * 100).toFixed(0)} % of the bandwidth floor`]);
@@ -84,7 +86,21 @@ function labels(plan: any): string[] {
     return ['model', 'backend / device', ...plan.concurrency.flatMap((n: number) => [concurrencyLabel(n), prefillingLabel(n, prompt)])];
   }
   const images = (plan.images as PlannedImage[]).flatMap((i) => [encodeLabel(i), firstTokenLabel(i)]);
-  return ['model', 'backend / device', ...images, `prefill (${plan.prompt_tokens} tokens)`, `decode (context ${plan.decode_context})`, 'peak memory', 'decode floor', 'decode vs floor'];
+  const profile = plan.profile_stages?.length ? [PEAK_LABEL, ...plan.profile_stages.map(stageLabel)] : [];
+  return ['model', 'backend / device', ...images, `prefill (${plan.prompt_tokens} tokens)`, `decode (context ${plan.decode_context})`, 'peak memory', 'decode floor', 'decode vs floor', ...profile];
+}
+
+const PEAK_LABEL = 'profile: FMA peak (measured)';
+const stageLabel = (name: string) => `  ${name}`;
+
+/** One row per stage of the --profile pass; compute stages with their rate and share of the FMA peak. */
+function profileRows(p: any): Array<[string, string]> {
+  const rows: Array<[string, string]> = [[PEAK_LABEL, `${p.fma_peak_gflop_per_s.toFixed(0)} GFLOP/s (${p.fma_peak_isa}; kernels: ${p.gemm_path})`]];
+  for (const s of p.stages) {
+    const rate = s.gflop_per_s === undefined ? '' : `, ${s.gflop_per_s.toFixed(0)} GFLOP/s = ${s.percent_of_peak.toFixed(0)} % of peak`;
+    rows.push([stageLabel(s.stage), `${ms(s.ms)} in ${s.calls} call${s.calls === 1 ? '' : 's'}${rate}`]);
+  }
+  return rows;
 }
 
 function footer(b: any): string {

@@ -24,6 +24,7 @@ interface BenchOptions {
   repeats?: number;
   warmup?: number;
   concurrency?: string;
+  profile: boolean;
   json: boolean;
 }
 
@@ -41,6 +42,7 @@ export function benchCommand(): Command {
     .option('--repeats <n>', 'timed runs per figure, the median is reported (default 3)', intOption('--repeats', 1, 100))
     .option('--warmup <n>', 'untimed runs first (default 0 on the CPU, 1 with --full or on a GPU)', intOption('--warmup', 0, 100))
     .option('--concurrency <n>', 'measure continuous batching instead (CPU): N requests decoding together, e.g. 1,2,4,8, alone and while a long prompt prefills', concurrencyOption)
+    .option('--profile', 'after the figures, time each stage of one pass on the CPU (patchify, ViT GEMMs and attention, head, VTE, prefill, decode, sampling) with GFLOP/s and % of the measured FMA peak', false)
     .option('--json', 'print the final JSON report (one object) instead of the table', false)
     .addHelpText('after', '\nOn the CPU the defaults finish in 1–2 minutes for --synthetic 2b on 2 cores (vision encode is\ntimed inside the time-to-first-token runs); --full takes many minutes there. Rows print as measured.')
     .action(runBench);
@@ -52,6 +54,7 @@ function engineArgs(opts: BenchOptions, modelDir: string | undefined): string[] 
   args.push(...(modelDir ? ['--model', modelDir] : ['--synthetic', opts.synthetic!]));
   if (opts.lora !== undefined) args.push('--lora', resolve(opts.lora));
   if (opts.full) args.push('--full');
+  if (opts.profile) args.push('--profile');
   const given: Array<[string, string | number | undefined]> = [
     ['--images', opts.images], ['--concurrency', opts.concurrency], ['--prompt-tokens', opts.promptTokens], ['--decode-tokens', opts.decodeTokens], ['--repeats', opts.repeats], ['--warmup', opts.warmup],
   ];

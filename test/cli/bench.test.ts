@@ -55,6 +55,32 @@ test('bench prints each row while the rest is still being measured', async () =>
   assert.is(columns.size, 1, r.stdout);
 });
 
+test('bench --profile: per-stage time of one CPU pass, GFLOP/s and share of the measured FMA peak for compute stages', async () => {
+  const r = await runOvis([...args, '--profile', '--json']);
+  assert.is(r.code, 0, r.stderr);
+  const p = JSON.parse(r.stdout).profile;
+  assert.ok(p.fma_peak_gflop_per_s > 0, String(p.fma_peak_gflop_per_s));
+  assert.ok(['avx512f', 'avx2+fma', 'scalar'].includes(p.fma_peak_isa), p.fma_peak_isa);
+  assert.ok(['avx512f', 'avx2+fma', 'portable'].includes(p.gemm_path), p.gemm_path);
+  const names = p.stages.map((s: any) => s.stage);
+  assert.equal(names, ['patchify', 'vit_gemm', 'vit_attention', 'vit_elementwise', 'head_gemm', 'head_norm_softmax', 'vte', 'prefill', 'decode', 'sampling']);
+  const byName = Object.fromEntries(p.stages.map((s: any) => [s.stage, s]));
+  // The fixture ViT has 2 layers: 6 products each (q, k, v, out, fc1, fc2); 4 decode steps.
+  assert.equal([byName.vit_gemm.calls, byName.vit_attention.calls, byName.decode.calls, byName.sampling.calls], [12, 2, 4, 4]);
+  for (const s of p.stages) assert.ok(s.ms >= 0 && s.calls >= 1, JSON.stringify(s));
+  for (const name of ['patchify', 'vit_gemm', 'vit_attention', 'head_gemm', 'vte', 'prefill', 'decode']) {
+    assert.ok(byName[name].gflop > 0 && byName[name].percent_of_peak > 0, JSON.stringify(byName[name]));
+  }
+  assert.is(byName.sampling.gflop, undefined, 'no FLOP rate for non-compute stages');
+
+  const table = await runOvis([...args, '--profile']);
+  assert.is(table.code, 0, table.stderr);
+  assert.match(table.stdout, /profile: FMA peak \(measured\)\s+\d+ GFLOP\/s/);
+  assert.match(table.stdout, /\n {2}vit_gemm\s+[\d.]+ ms in 12 calls, \d+ GFLOP\/s = \d+ % of peak\n/);
+  const columns = new Set(table.stdout.trim().split('\n').slice(0, -1).map((l) => l.search(/\S {2,}\S/) >= 0 ? l.replace(/^ +/, (m) => 'x'.repeat(m.length)).search(/ {2}\S/) : -1));
+  assert.is(columns.size, 1, table.stdout);
+});
+
 test('bench --concurrency: each stream count decoding alone and beside a long prefill, through the scheduler', async () => {
   const r = await runOvis(['bench', '--model', fixtureDir, '--concurrency', '1,3', '--decode-tokens', '6', '--json']);
   assert.is(r.code, 0, r.stderr);

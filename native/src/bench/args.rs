@@ -3,7 +3,7 @@
 
 pub const USAGE: &str = "usage: ovis-engine bench (--synthetic 2b|9b | --model DIR [--lora ADAPTER]) [--device auto|cpu|cuda|cuda:N] [--full]
        [--images 896,1792] [--prompt-tokens 128] [--decode-tokens 32] [--repeats 3] [--warmup 1]
-       [--concurrency 1,2,4,8]
+       [--concurrency 1,2,4,8] [--profile]
 
 Prints one JSON object per line on stdout: a \"plan\" first, a \"figure\" as each is measured, a \"report\" last.
 Defaults on a GPU, and with --full: images 896,1792 (GPU) or 448,896 (CPU), 32 decode tokens, 3 repeats
@@ -15,7 +15,11 @@ the engine's scheduler, aggregate tokens/s and each stream's gaps between tokens
 the same while one more request prefills a prompt of max(--prompt-tokens, 512) positions (2000 for
 issue 10's target), with the ratios to the targets: aggregate / one stream's tokens/s, and p99 gap
 beside the prefill / the streams' median step without it. On CUDA: N ≤ 16 through the batched
-decode step, without the long-prompt run (reported as null).";
+decode step, without the long-prompt run (reported as null).
+--profile (CPU) adds one pass with stage timers after the figures: one encode of the first image,
+one prefill, --decode-tokens decode steps; time per stage (patchify, ViT GEMMs, ViT attention,
+ViT elementwise, visual head, VTE, prefill, decode, sampling), GFLOP/s and % of the measured
+f32 FMA peak for the compute stages.";
 
 #[derive(Debug, Clone)]
 pub struct BenchArgs {
@@ -35,6 +39,8 @@ pub struct BenchArgs {
     pub warmup: Option<usize>,
     /// Stream counts for the continuous-batching figures; empty = the usual figures instead.
     pub concurrency: Vec<usize>,
+    /// One more pass with the stage timers on (measure_profile.rs).
+    pub profile: bool,
 }
 
 /// What a run measures, with every default resolved for its backend.
@@ -50,6 +56,7 @@ pub struct Plan {
     pub encode_in_first_token_runs: bool,
     /// Stream counts of the continuous-batching sweep (then nothing else is measured).
     pub concurrency: Vec<usize>,
+    pub profile: bool,
 }
 
 fn number(flag: &str, v: Option<&String>) -> Result<usize, String> {
@@ -72,7 +79,7 @@ fn counts(v: &str) -> Result<Vec<usize>, String> {
 
 impl BenchArgs {
     pub fn parse(argv: &[String]) -> Result<BenchArgs, String> {
-        let mut a = BenchArgs { synthetic: None, model: None, lora: None, device: "auto".into(), full: false, images: None, prompt_tokens: 128, decode_tokens: None, repeats: None, warmup: None, concurrency: vec![] };
+        let mut a = BenchArgs { synthetic: None, model: None, lora: None, device: "auto".into(), full: false, images: None, prompt_tokens: 128, decode_tokens: None, repeats: None, warmup: None, concurrency: vec![], profile: false };
         let mut it = argv.iter();
         while let Some(flag) = it.next() {
             match flag.as_str() {
@@ -81,6 +88,7 @@ impl BenchArgs {
                 "--lora" => a.lora = Some(it.next().cloned().ok_or("--lora needs an adapter directory")?),
                 "--device" => a.device = it.next().cloned().ok_or("--device needs a value")?,
                 "--full" => a.full = true,
+                "--profile" => a.profile = true,
                 "--images" => a.images = Some(sides(it.next().ok_or("--images needs a value")?)?),
                 "--prompt-tokens" => a.prompt_tokens = number(flag, it.next())?,
                 "--decode-tokens" => a.decode_tokens = Some(number(flag, it.next())?),
@@ -124,6 +132,7 @@ impl BenchArgs {
             warmup: self.warmup.unwrap_or(if quick { 0 } else { 1 }),
             encode_in_first_token_runs: quick,
             concurrency: self.concurrency.clone(),
+            profile: self.profile,
         }
     }
 }

@@ -7,6 +7,8 @@ mod measure_bandwidth;
 mod measure_concurrency;
 mod measure_cuda;
 mod measure_cuda_concurrency;
+mod measure_peak;
+mod measure_profile;
 pub mod presets;
 mod report;
 
@@ -62,9 +64,15 @@ fn run(args: &BenchArgs) -> Result<()> {
             eprintln!("model ready in {:.1} s", t.elapsed().as_secs_f64());
             if plan.concurrency.is_empty() {
                 measure::measure(&model, &plan, &mut out)?;
+                if plan.profile {
+                    measure_profile::measure(&model, &plan, &mut out)?;
+                }
             } else {
                 measure_concurrency::measure(&model, &plan, &mut out)?;
             }
+        }
+        Device::Cuda(_) if plan.profile => {
+            return Err(crate::error::EngineError::BadRequest("--profile times the CPU backend's stages so far: add --device cpu".into()));
         }
         Device::Cuda(n) => {
             let model = CudaOvis::load(n, cfg, &source)?;

@@ -4,6 +4,7 @@
 //!                          position counts, repeats…), before the weights are loaded
 //!   {"type":"figure","figure":"vision_encode"|"time_to_first_token"|"prefill"|"decode"|"peak_memory"|"floor",…}
 //!   {"type":"figure","figure":"concurrency","streams",decode:{…},with_prefill:{…},ratios:{aggregate_vs_one,gap_p99_vs_step}}  (with --concurrency)
+//!   {"type":"figure","figure":"profile","stages":[{stage,ms,calls,gflop_per_s?,percent_of_peak?}],…}  (--profile)
 //!   {"type":"report",…}   every figure in one object, last (what `ovis bench --json` prints)
 use super::args::{BenchArgs, Plan};
 use super::measure::image_prompt;
@@ -50,6 +51,8 @@ impl Report {
             "vision_encode_in_first_token_runs": plan.encode_in_first_token_runs,
             "version": env!("CARGO_PKG_VERSION"),
             "concurrency": plan.concurrency,
+            // With --profile, the stages its figure may list (so a table can size its label column).
+            "profile_stages": if plan.profile { crate::backend::cpu::profile::STAGES.iter().map(|s| s.name()).collect() } else { Vec::new() },
         });
         if !plan.concurrency.is_empty() {
             body["long_prompt"] = json!(plan.prompt_tokens.max(512));
@@ -107,6 +110,11 @@ impl Report {
         let mut line = json!({ "figure": name });
         line.as_object_mut().expect("object").extend(v.as_object().expect("object").clone());
         emit("figure", line);
+    }
+
+    /// The stage profile (`--profile`): its report key is "profile".
+    pub fn profile(&mut self, v: serde_json::Value) {
+        self.figure("profile", v);
     }
 
     /// One stream count of the continuous-batching sweep: decoding alone, and while a long prompt

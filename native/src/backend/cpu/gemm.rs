@@ -11,12 +11,17 @@
 //!   of x, 24 FMAs. The W panel (32 KiB) stays in L1 while the x panels stream from L2.
 use half::bf16;
 
-/// Returns false when the CPU lacks AVX-512F (the caller then uses the portable loop).
+/// Returns false when the CPU has neither AVX-512F nor AVX2+FMA (the caller then uses the portable
+/// loop). AVX2+FMA: gemm_avx2.rs, the same packing with 6 × 16 tiles.
 pub(super) fn gemm_bf16(x: &[f32], m: usize, k: usize, w: &[bf16], n: usize, bias: Option<&[f32]>, y: &mut [f32]) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx512f") {
             avx512::gemm(x, m, k, w, n, bias, y);
+            return true;
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            super::gemm_avx2::gemm(x, m, k, w, n, bias, y);
             return true;
         }
     }

@@ -2,10 +2,10 @@
 //! The one matrix product of the CPU backend (LLM projections, ViT, visual head, VTE).
 //!
 //! Dispatch: m ≤ 16 rows (decode, one row per running request) → `gemv` (memory-bound: stream W once
-//! for all rows; AVX-512F or AVX2 + FMA); more rows (prefill, vision) → `gemm` (compute-bound: widen
-//! a block of W once, reuse it for every row; AVX-512F), or on AVX2-only CPUs the AVX2 multi-row
-//! kernel in blocks of 64 rows. Without those a portable blocked loop below gives the same results
-//! up to summation order.
+//! for all rows; AVX-512F or AVX2 + FMA); more rows (prefill, vision) → `gemm` (compute-bound: packed
+//! register-tiled kernels, AVX-512F or AVX2 + FMA); `many_rows_avx2` (the multi-row GEMV in blocks of
+//! 64 rows) only if the GEMM declines. Without those a portable blocked loop below gives the same
+//! results up to summation order.
 use super::{gemm, gemv};
 use half::bf16;
 use rayon::prelude::*;

@@ -3,6 +3,8 @@ pub mod attention;
 #[cfg(target_arch = "x86_64")]
 mod attention_avx512;
 mod gemm;
+#[cfg(target_arch = "x86_64")]
+mod gemm_avx2;
 pub mod gemv;
 #[cfg(target_arch = "x86_64")]
 mod gemv_avx2;
@@ -11,8 +13,25 @@ pub mod merge;
 pub mod model;
 pub mod norm;
 pub mod qwen3;
+pub mod profile;
 pub mod rope;
 mod scratch;
 pub mod vision;
 pub mod vision_ops;
 pub mod visual_head;
+
+/// Which matrix-product kernels this CPU runs (runtime detection), for `ovis info` and bench reports:
+/// "avx512f" (packed 12×32 GEMM, flash-style ViT attention, AVX-512 decode GEMV), "avx2+fma" (packed
+/// 6×16 GEMM; ViT attention and elementwise loops compiled for AVX2; GEMV portable) or "portable".
+pub fn kernel_path() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            return "avx512f";
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            return "avx2+fma";
+        }
+    }
+    "portable"
+}

@@ -2,6 +2,7 @@
 //! learned position embedding, pre-LN layers with 2-D rotary and per-frame (or per-window) attention.
 //! Output: the last layer's hidden states [N, D] in §2.5 patch order, without post_layernorm (trap 1).
 use crate::backend::cpu::matmul::matmul_bf16;
+use crate::backend::cpu::profile::{self, gemm_flops, Stage};
 use crate::backend::cpu::vision_ops::{apply_rope, bicubic_resize, gelu_tanh, layer_norm, rope2d_tables, segment_attention};
 use crate::error::{bad_request, Result};
 use crate::model::config::VitConfig;
@@ -118,13 +119,15 @@ impl VisionEncoder {
             return Err(bad_request(format!("pixel_values[{}][{}] is not a finite number", i / pd, i % pd)));
         }
         let mut x = vec![0f32; n * d];
-        if self.bf16_pixels {
-            let rounded: Vec<f32> = pixels.iter().map(|&v| bf16::from_f32(v).to_f32()).collect();
-            matmul_bf16(&rounded, n, pd, self.patch.0.data(), d, Some(&self.patch.1), &mut x);
-        } else {
-            matmul_bf16(pixels, n, pd, self.patch.0.data(), d, Some(&self.patch.1), &mut x);
-        }
-        self.add_position_embedding(&mut x, grids);
+        profile::time(Stage::Patchify, gemm_flops(n, pd, d), || {
+            if self.bf16_pixels {
+                let rounded: Vec<f32> = pixels.iter().map(|&v| bf16::from_f32(v).to_f32()).collect();
+                matmul_bf16(&rounded, n, pd, self.patch.0.data(), d, Some(&self.patch.1), &mut x);
+            } else {
+                matmul_bf16(pixels, n, pd, self.patch.0.data(), d, Some(&self.patch.1), &mut x);
+            }
+            self.add_position_embedding(&mut x, grids);
+        });
 
         let hd = d / self.cfg.heads;
         let (mut cos, mut sin) = rope2d_tables(&positions(grids, s), hd);
@@ -175,24 +178,32 @@ impl VisionEncoder {
         let (d, heads, inter, eps) = (self.cfg.hidden, self.cfg.heads, self.cfg.intermediate, self.cfg.ln_eps);
         let hd = d / heads;
         let lin = |inp: &[f32], k: usize, (w, b): &(WeightRef, Vec<f32>), out: usize| {
-            let mut y = vec![0f32; n * out];
-            matmul_bf16(inp, n, k, w.data(), out, Some(b), &mut y);
-            y
+            profile::time(Stage::VitGemm, gemm_flops(n, k, out), || {
+                let mut y = vec![0f32; n * out];
+                matmul_bf16(inp, n, k, w.data(), out, Some(b), &mut y);
+                y
+            })
         };
+        let elementwise = |f: &mut dyn FnMut()| profile::time(Stage::VitElementwise, 0, f);
         let mut a = x.to_vec();
-        layer_norm(&mut a, d, &l.ln1.0, &l.ln1.1, eps);
+        elementwise(&mut || layer_norm(&mut a, d, &l.ln1.0, &l.ln1.1, eps));
         let (mut q, mut k, v) = (lin(&a, d, &l.q, d), lin(&a, d, &l.k, d), lin(&a, d, &l.v, d));
-        apply_rope(&mut q, heads, hd, cos, sin);
-        apply_rope(&mut k, heads, hd, cos, sin);
-        segment_attention(&q, &k, &v, n, heads, hd, segs, &mut a);
+        elementwise(&mut || {
+            apply_rope(&mut q, heads, hd, cos, sin);
+            apply_rope(&mut k, heads, hd, cos, sin);
+        });
+        // Scores and P·V: 2 · len² · hd FLOPs each per head and segment.
+        let att_flops = segs.iter().map(|&(_, len)| 4 * (len * len * d) as u64).sum();
+        profile::time(Stage::VitAttention, att_flops, || segment_attention(&q, &k, &v, n, heads, hd, segs, &mut a));
         let o = lin(&a, d, &l.o, d);
-        x.iter_mut().zip(&o).for_each(|(r, y)| *r += y);
-
-        a.copy_from_slice(x);
-        layer_norm(&mut a, d, &l.ln2.0, &l.ln2.1, eps);
+        elementwise(&mut || {
+            x.iter_mut().zip(&o).for_each(|(r, y)| *r += y);
+            a.copy_from_slice(x);
+            layer_norm(&mut a, d, &l.ln2.0, &l.ln2.1, eps);
+        });
         let mut h = lin(&a, d, &l.fc1, inter);
-        gelu_tanh(&mut h);
+        elementwise(&mut || gelu_tanh(&mut h));
         let y = lin(&h, inter, &l.fc2, d);
-        x.iter_mut().zip(&y).for_each(|(r, y)| *r += y);
+        elementwise(&mut || x.iter_mut().zip(&y).for_each(|(r, y)| *r += y));
     }
 }

@@ -2,6 +2,8 @@
 //! bidirectional per-segment attention, PyTorch bicubic resize of the position table, and the one
 //! product whose weight is not laid out [n, k] (probabilities · VTE). All f32 on bf16 weights.
 mod attention;
+#[cfg(target_arch = "x86_64")]
+mod attention_flash;
 mod simd;
 
 pub use attention::segment_attention;

@@ -2,6 +2,7 @@
 //! s² ViT tokens → Linear → LayerNorm (eps 1e-5) → softmax → probabilities over the visual vocabulary
 //! (4 zero indicator columns appended) → · VTE → LLM input embeddings. Indicator ids are VTE rows.
 use crate::backend::cpu::matmul::matmul_bf16;
+use crate::backend::cpu::profile::{self, gemm_flops, Stage};
 use crate::backend::cpu::vision_ops::{layer_norm, matmul_nn_bf16, softmax_rows};
 use crate::error::{bad_request, Result};
 use crate::model::config::ModelConfig;
@@ -62,9 +63,11 @@ impl VisualHead {
         }
         let (m, v) = (vit_out.len() / self.in_dim, self.vocab);
         let mut logits = vec![0f32; m * (v - 4)];
-        matmul_bf16(vit_out, m, self.in_dim, self.head0.data(), v - 4, None, &mut logits);
-        layer_norm(&mut logits, v - 4, &self.ln.0, &self.ln.1, HEAD_LN_EPS);
-        softmax_rows(&mut logits, v - 4);
+        profile::time(Stage::HeadGemm, gemm_flops(m, self.in_dim, v - 4), || matmul_bf16(vit_out, m, self.in_dim, self.head0.data(), v - 4, None, &mut logits));
+        profile::time(Stage::HeadNormSoftmax, 0, || {
+            layer_norm(&mut logits, v - 4, &self.ln.0, &self.ln.1, HEAD_LN_EPS);
+            softmax_rows(&mut logits, v - 4);
+        });
         let mut probs = vec![0f32; m * v];
         for (dst, src) in probs.chunks_mut(v).zip(logits.chunks(v - 4)) {
             dst[..v - 4].copy_from_slice(src);
@@ -79,7 +82,7 @@ impl VisualHead {
         }
         let m = probs.len() / self.vocab;
         let mut out = vec![0f32; m * self.hidden];
-        matmul_nn_bf16(probs, m, self.vocab, self.vte.data(), self.hidden, &mut out);
+        profile::time(Stage::Vte, gemm_flops(m, self.vocab, self.hidden), || matmul_nn_bf16(probs, m, self.vocab, self.vte.data(), self.hidden, &mut out));
         Ok(out)
     }
 

@@ -1,7 +1,11 @@
 //! Bidirectional softmax attention restricted to segments (model-spec.md §4.5: one image or video frame,
 //! or one window of §4.4), f32. Per head, keys and values are transposed to [hd, tokens] so that both
 //! products run over contiguous key ranges: a tile of 4 queries × 32 keys for the scores (8 vector
-//! accumulators), then 4 queries × 16 keys per head dim for P·V.
+//! accumulators), then 4 queries × 16 keys per head dim for P·V. That loop is the fallback (AVX2+FMA or
+//! scalar, via `multiversion!`), and the default. The flash-style AVX-512 kernel of attention_flash.rs
+//! runs only when asked (OVIS_CPU_ATTENTION=flash, on a CPU with AVX-512F): it was written on an
+//! AVX2-only machine and has not yet run on AVX-512 hardware; its test below checks it wherever
+//! AVX-512F exists, after which it can become the default.
 use super::simd::{self, madd, multiversion};
 use rayon::prelude::*;
 
@@ -81,12 +85,37 @@ multiversion! {
     fn block(q: &[f32], nq: usize, kt: &[f32], vt: &[f32], stride: usize, start: usize, len: usize, s: &mut [f32], o: &mut [f32]) = block_impl;
 }
 
-/// q, k, v, out: [tokens, heads·hd]; segments (start, len) tile 0..tokens; scale hd^−0.5. Parallel over
-/// heads × segments × blocks of 4 queries.
+/// q, k, v, out: [tokens, heads·hd]; segments (start, len) tile 0..tokens; scale hd^−0.5.
 #[allow(clippy::too_many_arguments)]
 pub fn segment_attention(q: &[f32], k: &[f32], v: &[f32], tokens: usize, heads: usize, hd: usize, segments: &[(usize, usize)], out: &mut [f32]) {
     assert_eq!(q.len(), tokens * heads * hd, "q must be [tokens, heads·hd]");
+    assert!(k.len() == q.len() && v.len() == q.len() && out.len() == q.len(), "q, k, v and out must have the same shape");
     assert_eq!(segments.iter().map(|s| s.1).sum::<usize>(), tokens, "segments must tile the tokens");
+    #[cfg(target_arch = "x86_64")]
+    {
+        if flash_requested() && flash_fits(hd) {
+            super::attention_flash::segment_attention(q, k, v, heads, hd, segments, out);
+            return;
+        }
+    }
+    blocked(q, k, v, tokens, heads, hd, segments, out);
+}
+
+#[cfg(target_arch = "x86_64")]
+fn flash_requested() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("OVIS_CPU_ATTENTION").is_ok_and(|v| v == "flash"))
+}
+
+/// The flash kernel runs here: AVX-512F present and the padded head dim fits its register tile.
+#[cfg(target_arch = "x86_64")]
+fn flash_fits(hd: usize) -> bool {
+    hd.div_ceil(16) * 16 <= super::attention_flash::MAX_HDP && std::arch::is_x86_feature_detected!("avx512f")
+}
+
+/// The blocked loop: parallel over heads × segments × blocks of 4 queries, whole score rows per block.
+#[allow(clippy::too_many_arguments)]
+fn blocked(q: &[f32], k: &[f32], v: &[f32], tokens: usize, heads: usize, hd: usize, segments: &[(usize, usize)], out: &mut [f32]) {
     let scale = 1.0 / (hd as f32).sqrt();
     let (kt, vt) = (by_head_t(k, tokens, heads, hd), by_head_t(v, tokens, heads, hd));
     // Work items: (head, segment start, segment len, first query); each writes QB query rows of one head.
@@ -143,16 +172,32 @@ mod tests {
         out
     }
 
+    /// Both kernels (the flash one where AVX-512F exists, the blocked loop everywhere) against f64
+    /// two-pass attention, on segments shorter than, equal to and longer than the flash key block
+    /// (128), head dims that are and are not multiples of 16 (72 is the released ViT's).
+    /// Bound: max abs error ≤ 5e-6 with |v| ≤ 2 (f32 sums over ≤ 300 keys, exp to ~1 ulp).
     #[test]
     fn matches_naive_on_ragged_segments() {
-        let (heads, hd, segs) = (3, 24, [(0, 37), (37, 5), (42, 70)]);
-        let n = 112;
-        let gen = |s: usize| (0..n * heads * hd).map(|i| (((i * 7919 + s) % 1000) as f32 / 500.0 - 1.0) * 2.0).collect::<Vec<f32>>();
-        let (q, k, v) = (gen(1), gen(2), gen(3));
-        let mut o = vec![0f32; q.len()];
-        segment_attention(&q, &k, &v, n, heads, hd, &segs, &mut o);
-        let want = naive(&q, &k, &v, heads, hd, &segs);
-        let e = o.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
-        assert!(e < 2e-6, "max error {e}");
+        for (heads, hd, segs) in [(3, 24, vec![(0, 37), (37, 5), (42, 70)]), (2, 72, vec![(0, 128), (128, 1), (129, 300)]), (1, 16, vec![(0, 12), (12, 33)]), (2, 96, vec![(0, 200)])] {
+            let n: usize = segs.iter().map(|s| s.1).sum();
+            let gen = |s: usize| (0..n * heads * hd).map(|i| (((i * 7919 + s) % 1000) as f32 / 500.0 - 1.0) * 2.0).collect::<Vec<f32>>();
+            let (q, k, v) = (gen(1), gen(2), gen(3));
+            let want = naive(&q, &k, &v, heads, hd, &segs);
+            let mut b = vec![0f32; q.len()];
+            blocked(&q, &k, &v, n, heads, hd, &segs, &mut b);
+            let mut outs = vec![("blocked", b)];
+            #[cfg(target_arch = "x86_64")]
+            if flash_fits(hd) {
+                let mut a = vec![0f32; q.len()];
+                super::super::attention_flash::segment_attention(&q, &k, &v, heads, hd, &segs, &mut a);
+                outs.push(("flash", a));
+            } else {
+                eprintln!("SKIP attention flash kernel (hd {hd}): this CPU has no AVX-512F");
+            }
+            for (name, o) in &outs {
+                let e = o.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+                assert!(e < 5e-6, "{name} heads={heads} hd={hd}: max error {e}");
+            }
+        }
     }
 }

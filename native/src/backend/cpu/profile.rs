@@ -1,0 +1,144 @@
+//! Stage timers for `ovis-engine bench --profile`: wall time and floating-point work per stage of the
+//! CPU path (patchify, ViT GEMMs, ViT attention, …), so the next bottleneck is visible.
+//!
+//! Off unless the bench turns it on: then `time` costs one relaxed atomic load and the call. When on,
+//! each timed call adds its wall time (ns) and its FLOPs (2 per multiply-add) to process-wide atomic
+//! counters. Stages must not nest (a nested stage's time would be counted twice).
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::time::Instant;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// Patch embedding product and the resized position table added to it.
+    Patchify,
+    /// The ViT's q/k/v/out and MLP products (bias in the epilogue).
+    VitGemm,
+    /// The ViT's bidirectional per-segment attention (scores, softmax, P·V).
+    VitAttention,
+    /// LayerNorms, rotary, GELU and residual adds of the ViT.
+    VitElementwise,
+    /// The visual head's Linear [N/4, 4D] · [V−4, 4D]ᵀ.
+    HeadGemm,
+    /// The visual head's LayerNorm and softmax over the visual vocabulary.
+    HeadNormSoftmax,
+    /// Probabilities · VTE → LLM embeddings.
+    Vte,
+    /// The decoder forward over a prompt (all positions at once).
+    Prefill,
+    /// One-position decoder forwards (GEMV-bound: every weight read once per step).
+    Decode,
+    /// Choosing the next token from the logits.
+    Sampling,
+}
+
+pub const STAGES: [Stage; 10] = [
+    Stage::Patchify,
+    Stage::VitGemm,
+    Stage::VitAttention,
+    Stage::VitElementwise,
+    Stage::HeadGemm,
+    Stage::HeadNormSoftmax,
+    Stage::Vte,
+    Stage::Prefill,
+    Stage::Decode,
+    Stage::Sampling,
+];
+
+impl Stage {
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Patchify => "patchify",
+            Stage::VitGemm => "vit_gemm",
+            Stage::VitAttention => "vit_attention",
+            Stage::VitElementwise => "vit_elementwise",
+            Stage::HeadGemm => "head_gemm",
+            Stage::HeadNormSoftmax => "head_norm_softmax",
+            Stage::Vte => "vte",
+            Stage::Prefill => "prefill",
+            Stage::Decode => "decode",
+            Stage::Sampling => "sampling",
+        }
+    }
+}
+
+static ON: AtomicBool = AtomicBool::new(false);
+static NS: [AtomicU64; STAGES.len()] = [const { AtomicU64::new(0) }; STAGES.len()];
+static FLOP: [AtomicU64; STAGES.len()] = [const { AtomicU64::new(0) }; STAGES.len()];
+static CALLS: [AtomicU64; STAGES.len()] = [const { AtomicU64::new(0) }; STAGES.len()];
+
+/// Turns the timers on (zeroing them) or off.
+pub fn set_enabled(on: bool) {
+    if on {
+        for i in 0..STAGES.len() {
+            NS[i].store(0, Relaxed);
+            FLOP[i].store(0, Relaxed);
+            CALLS[i].store(0, Relaxed);
+        }
+    }
+    ON.store(on, Relaxed);
+}
+
+pub fn enabled() -> bool {
+    ON.load(Relaxed)
+}
+
+/// Runs `f`; when profiling, adds its wall time and `flops` to `stage`.
+#[inline]
+pub fn time<R>(stage: Stage, flops: u64, f: impl FnOnce() -> R) -> R {
+    if !ON.load(Relaxed) {
+        return f();
+    }
+    let t = Instant::now();
+    let r = f();
+    let i = stage as usize;
+    NS[i].fetch_add(t.elapsed().as_nanos() as u64, Relaxed);
+    FLOP[i].fetch_add(flops, Relaxed);
+    CALLS[i].fetch_add(1, Relaxed);
+    r
+}
+
+/// One stage's totals since `set_enabled(true)`.
+#[derive(Clone, Copy, Debug)]
+pub struct StageTotal {
+    pub stage: Stage,
+    pub seconds: f64,
+    pub flops: u64,
+    pub calls: u64,
+}
+
+/// The stages that ran at least once, in pipeline order.
+pub fn totals() -> Vec<StageTotal> {
+    STAGES
+        .iter()
+        .map(|&s| {
+            let i = s as usize;
+            StageTotal { stage: s, seconds: NS[i].load(Relaxed) as f64 * 1e-9, flops: FLOP[i].load(Relaxed), calls: CALLS[i].load(Relaxed) }
+        })
+        .filter(|t| t.calls > 0)
+        .collect()
+}
+
+/// FLOPs of y[m, n] = x[m, k] · W[n, k]ᵀ.
+pub fn gemm_flops(m: usize, k: usize, n: usize) -> u64 {
+    2 * (m * k * n) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Disabled timers record nothing; enabled ones count calls and FLOPs per stage.
+    #[test]
+    fn counts_only_when_enabled() {
+        set_enabled(false);
+        assert_eq!(time(Stage::Sampling, 5, || 7), 7);
+        set_enabled(true);
+        assert!(totals().is_empty(), "enabling zeroes the counters");
+        time(Stage::VitGemm, gemm_flops(2, 3, 4), || ());
+        time(Stage::VitGemm, 10, || ());
+        let t = totals();
+        set_enabled(false);
+        assert_eq!(t.len(), 1);
+        assert_eq!((t[0].stage, t[0].calls, t[0].flops), (Stage::VitGemm, 2, 58));
+    }
+}

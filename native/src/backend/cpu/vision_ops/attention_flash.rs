@@ -1,0 +1,230 @@
+//! AVX-512 flash-style bidirectional segment attention (model-spec.md §4.5), f32, any head_dim.
+//! Per (head, segment, tile of 12 queries) the keys are visited in blocks of KB = 128 with an online
+//! softmax (running row max m and sum l; earlier partial outputs rescaled by exp(m_old − m_new)), so
+//! no score row longer than KB is ever stored: memory per task is 12·KB scores + 12·hd outputs,
+//! whatever the segment length (a 1792² image is one 12 544-token segment).
+//!
+//! Layout, packed once per call:
+//! * K per (head, segment): [⌈len/32⌉ blocks][hd][32 keys], zero keys past len, so the score tile
+//!   S[12 × 32] = Q[12 × hd] · Kᵀ[hd × 32] reads one contiguous 32·hd block (the GEMM's micro-kernel:
+//!   24 zmm accumulators, per d 2 loads and 12 broadcasts).
+//! * V per (head, segment): [len padded to 32][hdp] with hdp = hd rounded up to 16 (zero columns), so
+//!   O[4 rows × hdp] += P[4 × KB] · V[KB × hdp] keeps ≤ 4·hdp/16 zmm accumulators (hdp ≤ 96).
+//! Scores past the segment end are −∞ (their probability is exactly 0).
+use crate::backend::cpu::matmul::SharedOut;
+use rayon::prelude::*;
+use std::arch::x86_64::*;
+
+const MR: usize = 12;
+const NR: usize = 32;
+const KB: usize = 128;
+/// Rows of the P·V accumulator tile.
+const PR: usize = 4;
+/// Largest padded head_dim the P·V tile holds in registers (4 rows × 6 vectors = 24 zmm).
+pub(super) const MAX_HDP: usize = 96;
+
+/// exp(x) on 16 lanes (the Cephes expf of simd::exp: x = n·ln2 + r, degree-6 polynomial, scale by 2^n);
+/// x ≤ −88 (and −∞) gives 0.
+#[inline(always)]
+unsafe fn exp16(x: __m512) -> __m512 {
+    let x = _mm512_max_ps(x, _mm512_set1_ps(-88.0));
+    let x = _mm512_min_ps(x, _mm512_set1_ps(88.0));
+    let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm512_mul_ps(x, _mm512_set1_ps(std::f32::consts::LOG2_E)));
+    let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693_359_4), x);
+    let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.121_944_4e-4), r);
+    let mut p = _mm512_set1_ps(1.987_569_1e-4);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.398_2e-3));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.333_452e-3));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.166_579_6e-2));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.666_666_5e-1));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5));
+    p = _mm512_fmadd_ps(_mm512_mul_ps(p, r), r, _mm512_add_ps(r, _mm512_set1_ps(1.0)));
+    let e = _mm512_scalef_ps(p, n);
+    // Below −87.3 the true value is under f32's normal range: flush to 0 (also −∞ scores).
+    _mm512_mask_blend_ps(_mm512_cmp_ps_mask::<_CMP_LE_OQ>(x, _mm512_set1_ps(-88.0)), e, _mm512_setzero_ps())
+}
+
+/// Per (head, segment): offsets of its packed K and V.
+struct Packed {
+    k: Vec<f32>,
+    v: Vec<f32>,
+    /// (k offset, v offset) per head·segments + segment.
+    off: Vec<(usize, usize)>,
+    hdp: usize,
+}
+
+fn pack(k: &[f32], v: &[f32], heads: usize, hd: usize, segs: &[(usize, usize)]) -> Packed {
+    let w = heads * hd;
+    let hdp = hd.div_ceil(16) * 16;
+    let mut off = Vec::with_capacity(heads * segs.len());
+    let (mut ko, mut vo) = (0, 0);
+    for _ in 0..heads {
+        for &(_, len) in segs {
+            off.push((ko, vo));
+            let lp = len.div_ceil(NR) * NR;
+            ko += lp * hd;
+            vo += lp * hdp;
+        }
+    }
+    let (mut kp, mut vp) = (vec![0f32; ko], vec![0f32; vo]);
+    let ns = segs.len();
+    // One task per (head, segment): disjoint slices of kp / vp, split off in order.
+    let mut kparts = Vec::with_capacity(off.len());
+    let mut vparts = Vec::with_capacity(off.len());
+    let (mut krest, mut vrest) = (&mut kp[..], &mut vp[..]);
+    for t in 0..off.len() {
+        let lp = segs[t % ns].1.div_ceil(NR) * NR;
+        let (a, b) = std::mem::take(&mut krest).split_at_mut(lp * hd);
+        kparts.push(a);
+        krest = b;
+        let (a, b) = std::mem::take(&mut vrest).split_at_mut(lp * hdp);
+        vparts.push(a);
+        vrest = b;
+    }
+    kparts.into_par_iter().zip(vparts).enumerate().for_each(|(t, (kd, vd))| {
+        let (h, (st, len)) = (t / ns, segs[t % ns]);
+        for j in 0..len {
+            let src_k = &k[(st + j) * w + h * hd..][..hd];
+            let (blk, jj) = (j / NR, j % NR);
+            for (d, &x) in src_k.iter().enumerate() {
+                kd[blk * hd * NR + d * NR + jj] = x;
+            }
+            vd[j * hdp..j * hdp + hd].copy_from_slice(&v[(st + j) * w + h * hd..][..hd]);
+        }
+    });
+    Packed { k: kp, v: vp, off, hdp }
+}
+
+/// Caller checked: AVX-512F present, hd.div_ceil(16)·16 ≤ MAX_HDP, shapes consistent.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn segment_attention(q: &[f32], k: &[f32], v: &[f32], heads: usize, hd: usize, segs: &[(usize, usize)], out: &mut [f32]) {
+    let p = pack(k, v, heads, hd, segs);
+    let ns = segs.len();
+    // (head, segment, first query) per task; head-major so consecutive tasks share packed K/V in cache.
+    let items: Vec<(usize, usize, usize)> = (0..heads).flat_map(|h| (0..ns).flat_map(move |s| (0..segs[s].1).step_by(MR).map(move |i0| (h, s, i0)))).collect();
+    let o = SharedOut(out.as_mut_ptr());
+    let p = &p;
+    items.par_iter().for_each_init(
+        || (vec![0f32; hd * MR], vec![0f32; MR * KB], vec![0f32; MR * p.hdp]),
+        |(qt, s, acc), &(h, si, i0)| {
+            // SAFETY: AVX-512F checked by the caller; each task writes its own rows of one head.
+            unsafe { tile(q, heads, hd, segs[si], p, p.off[h * ns + si], h, i0, o, qt, s, acc) };
+        },
+    );
+}
+
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile(q: &[f32], heads: usize, hd: usize, (st, len): (usize, usize), p: &Packed, (ko, vo): (usize, usize), h: usize, i0: usize, out: SharedOut, qt: &mut [f32], s: &mut [f32], acc: &mut [f32]) {
+    let (w, hdp) = (heads * hd, p.hdp);
+    let rows = MR.min(len - i0);
+    let scale = 1.0 / (hd as f32).sqrt();
+    // Q tile [hd][12], pre-scaled by hd^−½, zero rows past the segment.
+    for d in 0..hd {
+        for r in 0..MR {
+            qt[d * MR + r] = if r < rows { q[(st + i0 + r) * w + h * hd + d] * scale } else { 0.0 };
+        }
+    }
+    acc.fill(0.0);
+    let (mut m, mut l) = ([f32::NEG_INFINITY; MR], [0f32; MR]);
+    let (kp, vp) = (p.k.as_ptr().add(ko), p.v.as_ptr().add(vo));
+    let mut j0 = 0;
+    while j0 < len {
+        let kb = KB.min(len - j0);
+        let kbp = kb.div_ceil(NR) * NR;
+        for b in 0..kbp / NR {
+            scores(hd, qt.as_ptr(), kp.add((j0 / NR + b) * hd * NR), s.as_mut_ptr().add(b * NR), kb.saturating_sub(b * NR));
+        }
+        // Online softmax: new row max, rescale the partial sums and outputs, P = exp(S − m).
+        let mut alpha = [0f32; MR];
+        for r in 0..MR {
+            let row = s.as_mut_ptr().add(r * KB);
+            let mut mx = _mm512_set1_ps(f32::NEG_INFINITY);
+            for c in (0..kbp).step_by(16) {
+                mx = _mm512_max_ps(mx, _mm512_loadu_ps(row.add(c)));
+            }
+            let m_new = m[r].max(_mm512_reduce_max_ps(mx));
+            alpha[r] = if m[r] == f32::NEG_INFINITY { 0.0 } else { (m[r] - m_new).exp() };
+            let mv = _mm512_set1_ps(m_new);
+            let mut sum = _mm512_setzero_ps();
+            for c in (0..kbp).step_by(16) {
+                let e = exp16(_mm512_sub_ps(_mm512_loadu_ps(row.add(c)), mv));
+                _mm512_storeu_ps(row.add(c), e);
+                sum = _mm512_add_ps(sum, e);
+            }
+            l[r] = l[r] * alpha[r] + _mm512_reduce_add_ps(sum);
+            m[r] = m_new;
+        }
+        let v = vp.add(j0 * hdp);
+        for r0 in (0..MR).step_by(PR) {
+            match hdp / 16 {
+                1 => pv::<1>(kbp, s.as_ptr().add(r0 * KB), v, hdp, acc.as_mut_ptr().add(r0 * hdp), &alpha[r0..r0 + PR]),
+                2 => pv::<2>(kbp, s.as_ptr().add(r0 * KB), v, hdp, acc.as_mut_ptr().add(r0 * hdp), &alpha[r0..r0 + PR]),
+                3 => pv::<3>(kbp, s.as_ptr().add(r0 * KB), v, hdp, acc.as_mut_ptr().add(r0 * hdp), &alpha[r0..r0 + PR]),
+                4 => pv::<4>(kbp, s.as_ptr().add(r0 * KB), v, hdp, acc.as_mut_ptr().add(r0 * hdp), &alpha[r0..r0 + PR]),
+                5 => pv::<5>(kbp, s.as_ptr().add(r0 * KB), v, hdp, acc.as_mut_ptr().add(r0 * hdp), &alpha[r0..r0 + PR]),
+                _ => pv::<6>(kbp, s.as_ptr().add(r0 * KB), v, hdp, acc.as_mut_ptr().add(r0 * hdp), &alpha[r0..r0 + PR]),
+            }
+        }
+        j0 += kb;
+    }
+    for r in 0..rows {
+        let inv = 1.0 / l[r];
+        let dst = out.at((st + i0 + r) * w + h * hd);
+        for d in 0..hd {
+            *dst.add(d) = acc[r * hdp + d] * inv;
+        }
+    }
+}
+
+/// s[12][32] (row stride KB) = qt [hd][12] · kb [hd][32]; key columns ≥ valid are −∞.
+#[inline(always)]
+unsafe fn scores(hd: usize, qt: *const f32, kb: *const f32, s: *mut f32, valid: usize) {
+    let mut a = [[_mm512_setzero_ps(); 2]; MR];
+    for d in 0..hd {
+        let k0 = _mm512_loadu_ps(kb.add(d * NR));
+        let k1 = _mm512_loadu_ps(kb.add(d * NR + 16));
+        for (r, row) in a.iter_mut().enumerate() {
+            let x = _mm512_set1_ps(*qt.add(d * MR + r));
+            row[0] = _mm512_fmadd_ps(x, k0, row[0]);
+            row[1] = _mm512_fmadd_ps(x, k1, row[1]);
+        }
+    }
+    let lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    let m0 = _mm512_cmplt_epi32_mask(lanes, _mm512_set1_epi32(valid.min(NR) as i32));
+    let m1 = _mm512_cmplt_epi32_mask(_mm512_add_epi32(lanes, _mm512_set1_epi32(16)), _mm512_set1_epi32(valid.min(NR) as i32));
+    let ninf = _mm512_set1_ps(f32::NEG_INFINITY);
+    for (r, row) in a.iter().enumerate() {
+        _mm512_storeu_ps(s.add(r * KB), _mm512_mask_blend_ps(m0, ninf, row[0]));
+        _mm512_storeu_ps(s.add(r * KB + 16), _mm512_mask_blend_ps(m1, ninf, row[1]));
+    }
+}
+
+/// acc[4][hdp] = acc·alpha (per row) + p[4][kbp] (row stride KB) · v[kbp][hdp]; V = hdp/16 vectors a row.
+#[inline(always)]
+unsafe fn pv<const V: usize>(kbp: usize, p: *const f32, v: *const f32, hdp: usize, acc: *mut f32, alpha: &[f32]) {
+    let mut a = [[_mm512_setzero_ps(); V]; PR];
+    for (r, row) in a.iter_mut().enumerate() {
+        let al = _mm512_set1_ps(alpha[r]);
+        for (c, x) in row.iter_mut().enumerate() {
+            *x = _mm512_mul_ps(al, _mm512_loadu_ps(acc.add(r * hdp + c * 16)));
+        }
+    }
+    for j in 0..kbp {
+        let mut vv = [_mm512_setzero_ps(); V];
+        for (c, x) in vv.iter_mut().enumerate() {
+            *x = _mm512_loadu_ps(v.add(j * hdp + c * 16));
+        }
+        for (r, row) in a.iter_mut().enumerate() {
+            let pr = _mm512_set1_ps(*p.add(r * KB + j));
+            for c in 0..V {
+                row[c] = _mm512_fmadd_ps(pr, vv[c], row[c]);
+            }
+        }
+    }
+    for (r, row) in a.iter().enumerate() {
+        for (c, x) in row.iter().enumerate() {
+            _mm512_storeu_ps(acc.add(r * hdp + c * 16), *x);
+        }
+    }
+}
