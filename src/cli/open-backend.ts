@@ -4,7 +4,6 @@ import { readGenerationDefaults } from '../model/generation-config.js';
 import type { Logger } from '../output/logger.js';
 import type { Progress } from '../output/progress.js';
 import { checkEndpointFlags } from '../remote/endpoint.js';
-import { RemoteBackend } from '../remote/remote-backend.js';
 import type { Backend } from '../session/backend.js';
 import { LocalBackend, type LocalOptions } from '../session/local-backend.js';
 import type { GenerationOptions } from './ask-options.js';
@@ -28,6 +27,8 @@ export async function openBackend(
   if (opts.endpoint !== undefined) {
     progress.phase(`connecting to ${opts.endpoint}`);
     try {
+      // The OpenAI client loads only for --endpoint: local runs start without it.
+      const { RemoteBackend } = await import('../remote/remote-backend.js');
       const backend = await timings.time('modelLoad', RemoteBackend.connect(opts, { minPixels: opts.minPixels, maxPixels: opts.maxPixels }, log, local.restartProgress));
       return { backend, modelName: backend.model.id };
     } catch (e) {

@@ -8,13 +8,6 @@ import { UsageError } from '../errors.js';
 import { DEFAULT_MAX_INPUT_PIXELS } from '../media/decode-image.js';
 import { readGenerationDefaults } from '../model/generation-config.js';
 import { createLogger } from '../output/logger.js';
-import { PromptBuilder } from '../prompt/index.js';
-import { Admission } from '../server/admission.js';
-import { buildApp } from '../server/app.js';
-import { isLoopback } from '../server/auth.js';
-import { Metrics } from '../server/metrics.js';
-import { SessionPool } from '../server/session-pool.js';
-import { EngineSupervisor } from '../server/supervisor.js';
 import { displayName, modelFor } from './model-arg.js';
 import { deviceOption, intOption, LORA_HELP } from './options.js';
 
@@ -71,6 +64,11 @@ export function serveCommand(): Command {
 }
 
 export async function runServe(opts: ServeOptions): Promise<void> {
+  // The server's modules (fastify and the rest) load only here: every other command starts without them.
+  const [{ PromptBuilder }, { Admission }, { buildApp }, { isLoopback }, { Metrics }, { SessionPool }, { EngineSupervisor }] = await Promise.all([
+    import('../prompt/index.js'), import('../server/admission.js'), import('../server/app.js'), import('../server/auth.js'),
+    import('../server/metrics.js'), import('../server/session-pool.js'), import('../server/supervisor.js'),
+  ]);
   const log = createLogger({ verbose: opts.verbose });
   const apiKey = opts.apiKey ?? (process.env.OVIS_API_KEY || undefined);
   const model = await modelFor(opts.model, log);

@@ -81,7 +81,9 @@ withScript('ask --each: Ctrl-C (SIGINT to the process group) stops at the curren
   const marker = '5151515';
   const run = underScript(`${ovisCommand(['ask', '--model', fixtureDir, '-n', '40000', '--temperature', '1', '--seed', marker, '--each', 'Count forever', photo, photo])} > ${shellQuote(join(work, 'each.jsonl'))}`);
   const pid = await ovisPid(marker);
-  await new Promise((r) => setTimeout(r, 2000));
+  // Long enough for the model to load and the first file's answer to begin on a busy 2-core machine
+  // (the answer is 40,000 tokens: it is still running when the signal comes).
+  await new Promise((r) => setTimeout(r, 4000));
   const group = Number(spawnSync('ps', ['-o', 'pgid=', '-p', pid], { encoding: 'utf8' }).stdout.trim());
   process.kill(-group, 'SIGINT');
   const r = await run;
