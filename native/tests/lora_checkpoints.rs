@@ -5,7 +5,7 @@
 use ovis_engine::generate::kv_cache::KvCache;
 use ovis_engine::model::config::ModelConfig;
 use ovis_engine::model::lora_merge::merge;
-use ovis_engine::model::qwen3::Qwen3;
+use ovis_engine::backend::cpu::qwen3::Qwen3;
 use ovis_engine::model::source::{open_model, WeightSource};
 use ovis_engine::model::weights::{DType, Weights};
 use half::bf16;
