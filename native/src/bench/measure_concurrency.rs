@@ -5,14 +5,15 @@
 //! moment every stream has its first token. Per N, against issue 10's targets: the aggregate over
 //! one stream's tokens/s in the same run (≥ 5 at 8 streams), and the p99 gap beside the long
 //! prefill over the same streams' median step without it (≤ 3).
+//!
+//! The same code measures both backends: the CPU model, or on a GPU the CUDA `BatchModel`
+//! (backend/cuda/runner.rs: batched decode steps, prompts prefilled in chunks between them).
 use super::args::Plan;
 use super::measure::{median, text_ids};
 use super::report::{Report, DECODE_CONTEXT};
 use crate::error::{EngineError, Result};
-use crate::generate::batch::{CpuBatch, Output};
-use crate::generate::kv_cache::KvCache;
+use crate::generate::batch::{Batch, BatchModel, Output};
 use crate::generate::session::Sessions;
-use crate::backend::cpu::model::OvisModel;
 use crate::protocol::{Done, Generate, Progress, Sampling, Token};
 use serde_json::{json, Value};
 use std::cell::RefCell;
@@ -61,10 +62,10 @@ fn request(id: u64, prompt: usize, max_new: usize) -> (Generate, Vec<i32>) {
 /// once they all decode and prefills that many positions. The gaps are timed until its first token
 /// or until the streams are done, whichever comes first; then the long request is cancelled (on a
 /// slow device its prefill, kept to a small share of each step, outlasts the streams by far).
-fn run(model: &OvisModel, streams: usize, tokens: usize, long_prompt: Option<usize>) -> Result<Value> {
+fn run<M: BatchModel>(model: &M, streams: usize, tokens: usize, long_prompt: Option<usize>) -> Result<Value> {
     let clock = Clock::default();
-    let mut sessions: Sessions<KvCache> = Sessions::default();
-    let mut batch = CpuBatch::new(streams + 1, usize::MAX);
+    let mut sessions: Sessions<M::Cache> = Sessions::default();
+    let mut batch: Batch<M> = Batch::new(streams + 1, usize::MAX);
     for id in 1..=streams as u64 {
         let (req, ids) = request(id, DECODE_CONTEXT, tokens);
         batch.admit(model, &mut sessions, req, &ids, &[], Arc::new(AtomicBool::new(false)), &clock)?;
@@ -133,7 +134,7 @@ fn run(model: &OvisModel, streams: usize, tokens: usize, long_prompt: Option<usi
 /// The sweep: for each N, a run without and one with a long prompt prefilling meanwhile, and their
 /// ratios to the targets. One stream's figure (the baseline) is the sweep's N = 1 when it has one,
 /// else a run of its own first.
-pub fn measure(model: &OvisModel, plan: &Plan, out: &mut Report) -> Result<()> {
+pub fn measure<M: BatchModel>(model: &M, plan: &Plan, out: &mut Report) -> Result<()> {
     let long = plan.prompt_tokens.max(512);
     let mut solo: Option<Value> = None;
     if !plan.concurrency.contains(&1) {

@@ -6,7 +6,6 @@ mod measure;
 mod measure_bandwidth;
 mod measure_concurrency;
 mod measure_cuda;
-mod measure_cuda_concurrency;
 mod measure_peak;
 mod measure_profile;
 pub mod presets;
@@ -80,7 +79,7 @@ fn run(args: &BenchArgs) -> Result<()> {
             if plan.concurrency.is_empty() {
                 measure_cuda::measure(&model, &plan, &mut out)?;
             } else {
-                measure_cuda_concurrency::measure(&model, &plan, &mut out)?;
+                measure_concurrency::measure(&crate::backend::cuda::runner::CudaBatchModel::new(model), &plan, &mut out)?;
             }
         }
     }

@@ -1,24 +1,23 @@
-//! Continuous batching on the CPU backend: every running request advances in one forward step
-//! (`Qwen3::forward_batch`), so the weights are read once per step for all of them. New requests
-//! join between steps and finished or cancelled ones leave at once; prompts are prefilled in chunks
-//! inside the same steps (chunked prefill: a per-step budget of prompt positions sized from what the
-//! steps cost on this device, `step_budget`), so the streams already answering keep flowing while
-//! another request reads its prompt. A vision
-//! encode cannot be split: it runs between steps when its request joins (its cost is that request's
-//! `vision_ms`, and the others wait for it).
+//! Continuous batching, the same scheduler on every backend: every running request advances in one
+//! forward step (`BatchModel::step`), so the weights are read once per step for all of them. New
+//! requests join between steps and finished or cancelled ones leave at once; prompts are prefilled in
+//! chunks inside the same steps (chunked prefill: a per-step budget of prompt positions sized from
+//! what the steps cost on this device, `step_budget`), so the streams already answering keep flowing
+//! while another request reads its prompt. A vision encode cannot be split: it runs between steps
+//! when its request joins (its cost is that request's `vision_ms`, and the others wait for it).
+//!
+//! What a backend supplies is `BatchModel`: its sessions' cache type, how a request's prompt is
+//! prepared (media encoded, cache truncated or restored) and one forward step over the running rows.
+//! The CPU's is in `generate::cpu_runner`, CUDA's in `backend::cuda::runner` (NOT RUN ON A GPU YET:
+//! verified on the fake GPU only).
 //!
 //! A request's tokens do not depend on what else runs: its rows are its own in every product, its
 //! attention reads only its own cache, and its sampler, stops, limits and cancellation are its own.
 use crate::error::{EngineError, Result};
-use crate::generate::kv_cache::KvCache;
-use crate::generate::run::{check, ms, Phase};
-use crate::generate::sampler::{Sampled, Sampler, SamplingParams};
+use crate::generate::run::ms;
+use crate::generate::sampler::Sampled;
 use crate::generate::session::Sessions;
 use crate::generate::step_budget::StepBudget;
-use crate::model::config::LlmConfig;
-use crate::backend::cpu::merge::merge_embeddings;
-use crate::backend::cpu::model::OvisModel;
-use crate::backend::cpu::qwen3::BatchRow;
 use crate::protocol::{Done, Generate, Progress, Timings, Token};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -45,22 +44,81 @@ pub trait Output {
     fn error(&self, id: u64, e: &EngineError);
 }
 
+
+/// What a step asks of one row: feed it the token it sampled last, or prefill the next `take`
+/// positions of its prompt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Work {
+    Decode(u32),
+    Prefill(usize),
+}
+
+/// One running request's part of a step, borrowed from its stream.
+pub struct Row<'a, M: BatchModel + ?Sized> {
+    pub cache: &'a mut M::Cache,
+    pub prompt: &'a mut M::Prompt,
+    pub sampling: &'a mut M::Sampling,
+    /// Ids sampled so far, the one being fed included (the repetition penalty's history).
+    pub generated: &'a [u32],
+    pub top_n: usize,
+    pub work: Work,
+}
+
+/// A request made ready to join: its prompt to prefill, the positions reused from the session's
+/// cache, and its timings so far (vision_ms).
+pub struct Prepared<P> {
+    pub prompt: P,
+    pub reused: usize,
+    pub timings: Timings,
+}
+
+/// A backend's side of the batch.
+pub trait BatchModel {
+    /// A session's cache (kept between requests; checked out while a request runs).
+    type Cache;
+    /// A prepared prompt waiting to be prefilled.
+    type Prompt;
+    /// A request's sampler state.
+    type Sampling;
+    fn new_cache(&self) -> Result<Self::Cache>;
+    /// The model's context window (positions).
+    fn max_positions(&self) -> usize;
+    /// Bytes one position of a conversation takes in this backend's cache (for the KV budget).
+    fn bytes_per_position(&self) -> usize;
+    /// Bytes `cache` holds now (counted against the KV budget).
+    fn cache_bytes(&self, cache: &Self::Cache) -> usize;
+    /// Frees what `cache` holds in the budget's memory, keeping what rebuilds the conversation
+    /// transparently later; the bytes freed (0: nothing to free).
+    fn evict(&self, cache: &mut Self::Cache) -> usize;
+    /// Positions `cache` holds (the next position to be written).
+    fn cache_len(&self, cache: &Self::Cache) -> usize;
+    fn sampling(&self, req: &Generate) -> Self::Sampling;
+    /// Checks `req`, truncates (or restores) the cache to `req.keep`, encodes the media (reporting
+    /// vision progress to `out`) and merges them with `ids`. None when cancelled during the encode.
+    fn prepare(&self, cache: &mut Self::Cache, req: &Generate, ids: &[i32], pixels: &[f32], cancel: &AtomicBool, out: &dyn Output) -> Result<Option<Prepared<Self::Prompt>>>;
+    /// Positions of `prompt` not yet prefilled.
+    fn prompt_len(&self, prompt: &Self::Prompt) -> usize;
+    /// One forward step over `rows`: per row, in order, its sampled token when it has one (every
+    /// decode row; a prefill row whose prompt this step finished). An error fails every row.
+    fn step(&self, rows: &mut [Row<'_, Self>]) -> Result<Vec<Option<Sampled>>>;
+}
+
 /// One running request.
-struct Stream {
+struct Stream<M: BatchModel> {
     req: Generate,
     /// The session's cache, checked out of `Sessions` while the request runs (so a second request on
     /// the same session waits until this one ends).
-    cache: KvCache,
+    cache: M::Cache,
     cancel: Arc<AtomicBool>,
-    sampler: Sampler,
+    sampling: M::Sampling,
     /// Ids sampled so far (the repetition penalty's history).
     generated: Vec<u32>,
     /// Positions kept from the session's cache (`keep`, or 0 when an evicted cache is rebuilt), and
     /// positions prefilled again to rebuild it.
     reused: usize,
     rebuilt: usize,
-    /// Input embeddings [n, H] not yet prefilled, and how many prompt positions there are in all.
-    pending: Vec<f32>,
+    /// The prompt positions not yet prefilled, and how many prompt positions there are in all.
+    pending: M::Prompt,
     prompt: usize,
     /// The token sampled last and not yet fed back: the stream is decoding.
     next: Option<Sampled>,
@@ -71,22 +129,28 @@ struct Stream {
     decode_start: Option<Instant>,
 }
 
-pub struct CpuBatch {
-    streams: Vec<Stream>,
+/// The running requests of one loaded model, and the limits they run under.
+pub struct Batch<M: BatchModel> {
+    streams: Vec<Stream<M>>,
     max_batch: usize,
-    /// Bytes the KV caches (running and idle, input embeddings included) may take.
+    /// Bytes the KV caches (running and idle, with what they keep to be rebuilt) may take.
     kv_budget: usize,
     /// Prompt positions per step, from the measured cost of earlier steps.
     budget: StepBudget,
 }
 
-impl CpuBatch {
-    pub fn new(max_batch: usize, kv_budget: usize) -> CpuBatch {
-        CpuBatch { streams: Vec::new(), max_batch: max_batch.max(1), kv_budget, budget: StepBudget::new() }
+impl<M: BatchModel> Batch<M> {
+    pub fn new(max_batch: usize, kv_budget: usize) -> Self {
+        Batch { streams: Vec::new(), max_batch: max_batch.max(1), kv_budget, budget: StepBudget::new() }
     }
 
     pub fn is_empty(&self) -> bool {
         self.streams.is_empty()
+    }
+
+    /// Running requests.
+    pub fn len(&self) -> usize {
+        self.streams.len()
     }
 
     /// Drops every running request (after a panic in a step): their ids, to fail them. Their
@@ -97,29 +161,32 @@ impl CpuBatch {
 
     /// Whether `req` may join now: a free place, its session not in use, and room for its KV cache
     /// (every position it may reach) within the budget. Idle sessions' caches are evicted to make
-    /// room, least recently used first (their conversations are rebuilt from their inputs when they
-    /// continue). A request that does not fit even then waits for running ones to end; alone, it
-    /// runs anyway (the budget bounds what is kept, not a single conversation).
-    pub fn can_admit(&mut self, sessions: &mut Sessions<KvCache>, req: &Generate, cfg: &LlmConfig) -> bool {
+    /// room, least recently used first (their conversations are rebuilt when they continue). A
+    /// request that does not fit even then waits for running ones to end; alone, it runs anyway (the
+    /// budget bounds what is kept, not a single conversation).
+    pub fn can_admit(&mut self, model: &M, sessions: &mut Sessions<M::Cache>, req: &Generate) -> bool {
         if self.streams.len() >= self.max_batch || self.streams.iter().any(|s| s.req.session == req.session) {
             return false;
         }
-        let per_position = (2 * cfg.layers * cfg.kv_heads * cfg.head_dim + cfg.hidden) * std::mem::size_of::<f32>();
-        let positions = req.keep.saturating_add(req.n_ids).saturating_add(req.max_new_tokens).min(cfg.max_positions);
-        let own = sessions.get(&req.session).map_or(0, KvCache::capacity_bytes);
-        let need = (positions * per_position).saturating_sub(own);
-        let running: usize = self.streams.iter().map(|s| s.cache.capacity_bytes()).sum();
-        let mut used = running + sessions.caches().map(KvCache::capacity_bytes).sum::<usize>();
-        if used + need <= self.kv_budget {
+        let positions = req.keep.saturating_add(req.n_ids).saturating_add(req.max_new_tokens).min(model.max_positions());
+        let own = sessions.get(&req.session).map_or(0, |c| model.cache_bytes(c));
+        let need = positions.saturating_mul(model.bytes_per_position()).saturating_sub(own);
+        let running: usize = self.streams.iter().map(|s| model.cache_bytes(&s.cache)).sum();
+        let mut used = running + sessions.caches().map(|c| model.cache_bytes(c)).sum::<usize>();
+        if used.saturating_add(need) <= self.kv_budget {
             return true;
         }
         for (name, cache) in sessions.least_recent_first() {
-            if name == req.session || cache.kv_capacity_bytes() == 0 {
+            if name == req.session {
                 continue;
             }
-            used -= cache.evict();
+            let freed = model.evict(cache);
+            if freed == 0 {
+                continue;
+            }
+            used = used.saturating_sub(freed);
             eprintln!("ovis-engine: KV memory budget ({} MiB): evicted the cache of idle session {name:?} (rebuilt if it continues)", self.kv_budget >> 20);
-            if used + need <= self.kv_budget {
+            if used.saturating_add(need) <= self.kv_budget {
                 return true;
             }
         }
@@ -128,11 +195,11 @@ impl CpuBatch {
 
     /// Checks the request, checks its session's cache out, encodes its media (between steps) and
     /// queues its prompt for prefill. A request cancelled during its vision encode ends here.
-    pub fn admit(&mut self, model: &OvisModel, sessions: &mut Sessions<KvCache>, req: Generate, ids: &[i32], pixels: &[f32], cancel: Arc<AtomicBool>, out: &dyn Output) -> Result<()> {
+    pub fn admit(&mut self, model: &M, sessions: &mut Sessions<M::Cache>, req: Generate, ids: &[i32], pixels: &[f32], cancel: Arc<AtomicBool>, out: &dyn Output) -> Result<()> {
         let start = Instant::now();
-        let mut cache = sessions.take_or_create(&req.session, || Ok(KvCache::new(&model.cfg.llm)))?;
-        let prepared = prepare(model, &mut cache, &req, ids, pixels, &cancel, out);
-        let (pending, reused, timings) = match prepared {
+        let mut cache = sessions.take_or_create(&req.session, || model.new_cache())?;
+        let prepared = model.prepare(&mut cache, &req, ids, pixels, &cancel, out);
+        let Prepared { prompt: pending, reused, timings } = match prepared {
             Ok(Some(p)) => p,
             Ok(None) => {
                 sessions.put(&req.session, cache);
@@ -145,20 +212,17 @@ impl CpuBatch {
                 return Err(e);
             }
         };
-        let s = &req.sampling;
-        let params = SamplingParams { temperature: s.temperature, top_k: s.top_k, top_p: s.top_p, repetition_penalty: s.repetition_penalty, seed: s.seed };
         self.streams.push(Stream {
-            sampler: Sampler::new(params), cache, cancel, generated: Vec::new(), reused, rebuilt: req.keep - reused, pending, prompt: ids.len(), next: None, count: 0, timings, start,
+            sampling: model.sampling(&req), cache, cancel, generated: Vec::new(), reused, rebuilt: req.keep - reused, pending, prompt: ids.len(), next: None, count: 0, timings, start,
             prefill_start: None, decode_start: None, req,
         });
         Ok(())
     }
 
     /// One forward step for every running request: a token for each decoding stream, and the next
-    /// chunk of the first stream still prefilling (within the step's token budget). Finished streams
-    /// return their caches to `sessions` and get their `done`.
-    pub fn step(&mut self, model: &OvisModel, sessions: &mut Sessions<KvCache>, out: &dyn Output) {
-        let h = model.cfg.llm.hidden;
+    /// chunk of the streams still prefilling (within the step's token budget, in arrival order).
+    /// Finished streams return their caches to `sessions` and get their `done`.
+    pub fn step(&mut self, model: &M, sessions: &mut Sessions<M::Cache>, out: &dyn Output) {
         // A cancel lands between steps: before any more work for that stream.
         let mut i = 0;
         while i < self.streams.len() {
@@ -177,36 +241,35 @@ impl CpuBatch {
         // arrival order (at least one position a step, so they always progress).
         let mut budget = self.budget.positions(decoding);
         let mut prefilled = 0;
-        let mut inputs: Vec<Vec<f32>> = Vec::new();
         let mut members: Vec<usize> = Vec::new();
+        let mut rows: Vec<Row<'_, M>> = Vec::new();
         for (k, s) in self.streams.iter_mut().enumerate() {
-            if let Some(next) = &s.next {
-                let mut row = vec![0f32; h];
-                model.llm.embed(&[next.id], &mut row);
+            let work = if let Some(next) = &s.next {
                 s.generated.push(next.id);
-                inputs.push(row);
-                members.push(k);
+                Work::Decode(next.id)
             } else if budget > 0 {
                 let total = s.prompt + s.rebuilt;
-                let done_rows = total - s.pending.len() / h;
-                let take = (s.pending.len() / h).min(budget);
+                let left = model.prompt_len(&s.pending);
+                let take = left.min(budget);
                 budget -= take;
                 prefilled += take;
-                let _ = out.progress(&Progress { id: s.req.id, phase: Phase::Prefill.name().into(), done: done_rows, total });
+                let _ = out.progress(&Progress { id: s.req.id, phase: crate::generate::run::Phase::Prefill.name().into(), done: total - left, total });
                 s.prefill_start.get_or_insert_with(Instant::now);
-                inputs.push(s.pending.drain(..take * h).collect());
-                members.push(k);
-            }
+                Work::Prefill(take)
+            } else {
+                continue;
+            };
+            members.push(k);
+            rows.push(Row { cache: &mut s.cache, prompt: &mut s.pending, sampling: &mut s.sampling, generated: &s.generated, top_n: s.req.top_logprobs, work });
         }
-        // The member streams' caches, borrowed all at once (members ascend, as the streams do).
-        let mut rows: Vec<BatchRow> = self.streams.iter_mut().enumerate().filter(|(k, _)| members.contains(k)).zip(&inputs).map(|((_, s), e)| BatchRow { cache: &mut s.cache, embeds: e }).collect();
         let t = Instant::now();
-        let result = model.llm.forward_batch(&mut rows);
+        let result = model.step(&mut rows);
+        drop(rows);
         if result.is_ok() {
             self.budget.record(decoding, prefilled, t.elapsed().as_secs_f64());
         }
-        let logits = match result {
-            Ok(l) => l,
+        let picks = match result {
+            Ok(p) => p,
             Err(e) => {
                 // The step failed for all its rows: each request fails, its session keeps what it had.
                 for k in members.into_iter().rev() {
@@ -217,17 +280,18 @@ impl CpuBatch {
                 return;
             }
         };
+        let max_pos = model.max_positions();
         let mut ended: Vec<(usize, &'static str)> = Vec::new();
-        for (&k, mut z) in members.iter().zip(logits) {
+        for (&k, picked) in members.iter().zip(picks) {
             let s = &mut self.streams[k];
-            if s.next.is_none() && !s.pending.is_empty() {
+            let Some(picked) = picked else {
                 continue; // more of the prompt to come
-            }
+            };
             if s.next.is_none() {
                 s.timings.prefill_ms = s.prefill_start.map_or(0.0, ms);
             }
-            let picked = s.sampler.sample(&mut z, &s.generated, s.req.top_logprobs);
-            if let Some(reason) = advance(s, picked, model.cfg.llm.max_positions, out) {
+            let len = model.cache_len(&s.cache);
+            if let Some(reason) = advance(s, picked, len, max_pos, out) {
                 ended.push((k, reason));
             }
         }
@@ -240,54 +304,9 @@ impl CpuBatch {
     }
 }
 
-/// Truncates the cache to `keep` (or, when it was evicted, queues its first `keep` inputs to be
-/// prefilled again), encodes the media, merges them with the ids: the input embeddings to prefill,
-/// the positions reused from the cache, and the timings so far. None when cancelled during the
-/// vision encode.
-fn prepare(model: &OvisModel, cache: &mut KvCache, req: &Generate, ids: &[i32], pixels: &[f32], cancel: &AtomicBool, out: &dyn Output) -> Result<Option<(Vec<f32>, usize, Timings)>> {
-    check(req, ids, pixels, &model.cfg, cache.history())?;
-    let mut rebuild = Vec::new();
-    let reused = if req.keep > cache.len() {
-        rebuild = cache.inputs(req.keep).to_vec();
-        cache.clear();
-        0
-    } else {
-        cache.truncate(req.keep);
-        req.keep
-    };
-    let llm = &model.cfg.llm;
-    let positions = (req.keep + ids.len() + req.max_new_tokens).min(llm.max_positions);
-    cache.reserve_exact(positions.saturating_sub(cache.len()));
-    let mut timings = Timings::default();
-    let t = Instant::now();
-    let visual = if pixels.is_empty() {
-        Vec::new()
-    } else {
-        let grids: Vec<[usize; 3]> = req.media.iter().map(|m| m.grid).collect();
-        let report = |done: usize, total: usize| out.progress(&Progress { id: req.id, phase: Phase::Vision.name().into(), done, total });
-        if !report(0, model.cfg.vit.layers) {
-            cancel.store(true, Ordering::SeqCst);
-        }
-        let on_layer = &mut |done, total| {
-            if !report(done, total) {
-                cancel.store(true, Ordering::SeqCst);
-            }
-            !cancel.load(Ordering::SeqCst)
-        };
-        let Some(feats) = model.vision.encode_with_progress(pixels, &grids, on_layer)? else {
-            return Ok(None);
-        };
-        model.head.forward(&feats)?.1
-    };
-    timings.vision_ms = ms(t);
-    let embeds = merge_embeddings(ids, |tok, o| model.llm.embed(tok, o), &model.head, &visual, llm.hidden)?;
-    rebuild.extend_from_slice(&embeds);
-    Ok(Some((rebuild, reused, timings)))
-}
-
 /// What `run::drive` does with a sampled token, one token at a time: the checks before sending it,
 /// sending it, and the stops after. Some(reason) when the request ends; otherwise it goes on decoding.
-fn advance(s: &mut Stream, picked: Sampled, max_pos: usize, out: &dyn Output) -> Option<&'static str> {
+fn advance<M: BatchModel>(s: &mut Stream<M>, picked: Sampled, cache_len: usize, max_pos: usize, out: &dyn Output) -> Option<&'static str> {
     if s.count >= s.req.max_new_tokens {
         return Some("length");
     }
@@ -306,14 +325,14 @@ fn advance(s: &mut Stream, picked: Sampled, max_pos: usize, out: &dyn Output) ->
     if s.req.stop_ids.contains(&picked.id) {
         return Some("stop");
     }
-    if s.count >= s.req.max_new_tokens || s.cache.len() + 1 > max_pos {
+    if s.count >= s.req.max_new_tokens || cache_len + 1 > max_pos {
         return Some("length");
     }
     s.next = Some(picked);
     None
 }
 
-fn finish(mut s: Stream, reason: &str, sessions: &mut Sessions<KvCache>, out: &dyn Output) {
+fn finish<M: BatchModel>(mut s: Stream<M>, reason: &str, sessions: &mut Sessions<M::Cache>, out: &dyn Output) {
     s.timings.decode_ms = s.decode_start.map_or(0.0, ms);
     s.timings.total_ms = ms(s.start);
     if s.next.is_none() && s.prefill_start.is_some() && s.timings.prefill_ms == 0.0 {

@@ -22,16 +22,22 @@ pub type CancelMap = Arc<Mutex<HashMap<u64, Arc<AtomicBool>>>>;
 pub struct ServeOptions {
     /// Generations running together at most (the rest wait in arrival order).
     pub max_batch: usize,
-    /// Bytes the CPU sessions' KV caches may hold; idle ones are evicted beyond it.
+    /// Bytes the sessions' KV caches may hold (host memory on the CPU, device memory on a GPU); idle
+    /// ones are evicted beyond it. KV_MEMORY_AUTO: sized from the device when a model is loaded.
     pub kv_memory: usize,
     /// Called from the worker with EXIT_DEVICE_FAULT right after a device fault was reported (the
     /// engine binary exits there at once, instead of when the client next writes).
     pub on_fault: Option<fn(i32)>,
 }
 
+/// `kv_memory` when none is given: on the CPU half the memory available at load
+/// (`generate::batch::default_kv_budget`), on a GPU 90 % of the device memory left after the weights
+/// (`CudaBatchModel::default_kv_budget`).
+pub const KV_MEMORY_AUTO: usize = 0;
+
 impl Default for ServeOptions {
     fn default() -> Self {
-        ServeOptions { max_batch: crate::generate::batch::DEFAULT_MAX_BATCH, kv_memory: crate::generate::batch::default_kv_budget(), on_fault: None }
+        ServeOptions { max_batch: crate::generate::batch::DEFAULT_MAX_BATCH, kv_memory: KV_MEMORY_AUTO, on_fault: None }
     }
 }
 

@@ -1,16 +1,15 @@
-//! The worker thread: loads models and runs generations. On the CPU, generations run together
-//! (continuous batching, `generate::batch`): queued requests join the running batch between steps,
-//! in arrival order, up to the batch limit, one request per session at a time; `load_model` and
-//! `close_session` wait for the running requests to end. On CUDA, one at a time, in arrival order.
-use super::{CancelMap, FrameWriter, ServeOptions};
+//! The worker thread: loads models and runs generations. On both backends generations run together
+//! through the same scheduler (continuous batching, `generate::batch`, with the CPU's or the CUDA
+//! `BatchModel`): queued requests join the running batch between steps, in arrival order, up to the
+//! batch limit (`--max-batch`) and the KV memory budget (`--kv-memory`), one request per session at a
+//! time; `load_model` and `close_session` wait for the running requests to end. The CUDA side has
+//! run on the fake GPU only (NOT ON A REAL GPU YET; scripts/gpu-check.sh).
+use super::{CancelMap, FrameWriter, ServeOptions, KV_MEMORY_AUTO};
 use crate::error::{EngineError, EXIT_DEVICE_FAULT};
 use crate::backend::cuda::model::CudaOvis;
-use crate::backend::cuda::qwen3::Session as CudaSession;
+use crate::backend::cuda::runner::CudaBatchModel;
 use crate::backend::Device;
-use crate::generate::batch::{CpuBatch, Output};
-use crate::generate::cpu_runner::generate;
-use crate::generate::kv_cache::KvCache;
-use crate::generate::run::Sink;
+use crate::generate::batch::{default_kv_budget, Batch, BatchModel, Output};
 use crate::generate::session::Sessions;
 use crate::backend::cpu::model::OvisModel;
 use crate::model::source::open_model;
@@ -26,17 +25,43 @@ pub enum Job {
     Frame(Frame),
 }
 
-/// The loaded model with its conversations, on the backend it was loaded for.
+/// A loaded model with its conversations and its running requests.
+struct Served<M: BatchModel> {
+    model: M,
+    sessions: Sessions<M::Cache>,
+    batch: Batch<M>,
+}
+
+impl<M: BatchModel> Served<M> {
+    fn new(model: M, opts: &ServeOptions, kv_budget: usize) -> Self {
+        Served { model, sessions: Sessions::default(), batch: Batch::new(opts.max_batch, kv_budget) }
+    }
+}
+
+/// The loaded model, on the backend it was loaded for.
 enum Loaded {
-    Cpu(OvisModel, Sessions<KvCache>),
-    Cuda(Box<CudaOvis>, Sessions<CudaSession>),
+    Cpu(Served<OvisModel>),
+    Cuda(Box<Served<CudaBatchModel>>),
+}
+
+/// Runs `$body` with `$s` bound to the loaded model's `Served`, whichever backend it is on.
+macro_rules! served {
+    ($loaded:expr, $s:ident => $body:expr) => {
+        match $loaded {
+            Loaded::Cpu($s) => $body,
+            Loaded::Cuda(b) => {
+                let $s = &mut **b;
+                $body
+            }
+        }
+    };
 }
 
 pub struct Worker {
     writer: FrameWriter,
     cancels: CancelMap,
     model: Option<Loaded>,
-    batch: CpuBatch,
+    opts: ServeOptions,
     /// Set when a request hit a device fault (EngineError::DeviceFault): the GPU's context is lost.
     faulted: Arc<AtomicBool>,
     on_fault: Option<fn(i32)>,
@@ -46,6 +71,7 @@ pub struct Worker {
 struct BatchOutput<'a> {
     writer: &'a FrameWriter,
     cancels: &'a CancelMap,
+    faulted: &'a AtomicBool,
 }
 
 impl Output for BatchOutput<'_> {
@@ -61,6 +87,11 @@ impl Output for BatchOutput<'_> {
     }
     fn error(&self, id: u64, e: &EngineError) {
         self.cancels.lock().unwrap().remove(&id);
+        // After a device fault the context is dead: the first request that met it reports it (as
+        // device_error); the others of its step end with the engine.
+        if matches!(e, EngineError::DeviceFault(_)) && self.faulted.swap(true, Ordering::SeqCst) {
+            return;
+        }
         self.writer.error(Some(id), e.code(), e.to_string());
     }
 }
@@ -69,7 +100,7 @@ impl Worker {
     /// `faulted` is raised when a device fault was reported; then `opts.on_fault` (if any) is called
     /// with EXIT_DEVICE_FAULT (the engine binary exits there), and the worker stops taking requests.
     pub fn new(writer: FrameWriter, cancels: CancelMap, opts: ServeOptions, faulted: Arc<AtomicBool>) -> Self {
-        Worker { writer, cancels, model: None, batch: CpuBatch::new(opts.max_batch, opts.kv_memory), faulted, on_fault: opts.on_fault }
+        Worker { writer, cancels, model: None, opts, faulted, on_fault: opts.on_fault }
     }
 
     /// Sends the error frame of a failed request; a device fault also marks the worker as faulted.
@@ -85,7 +116,7 @@ impl Worker {
         let mut open = true;
         loop {
             // Wait only when there is nothing to run; otherwise take what has arrived and go on.
-            if queue.is_empty() && self.batch.is_empty() {
+            if queue.is_empty() && self.idle() {
                 match rx.recv() {
                     Ok(Job::Frame(f)) => queue.push_back(f),
                     Err(_) => break,
@@ -99,7 +130,7 @@ impl Worker {
                 }
             }
             self.admit(&mut queue);
-            if !self.batch.is_empty() {
+            if !self.idle() {
                 self.step();
             } else if !open && queue.is_empty() {
                 break;
@@ -117,22 +148,31 @@ impl Worker {
         }
     }
 
-    /// Starts queued work in arrival order: CPU generations join the batch while there is room and
+    /// Whether no request is running.
+    fn idle(&self) -> bool {
+        match &self.model {
+            Some(Loaded::Cpu(s)) => s.batch.is_empty(),
+            Some(Loaded::Cuda(s)) => s.batch.is_empty(),
+            None => true,
+        }
+    }
+
+    /// Starts queued work in arrival order: generations join the batch while there is room and
     /// their session is free; anything else waits until the batch is empty, then runs on its own.
     fn admit(&mut self, queue: &mut VecDeque<Frame>) {
         while let Some(frame) = queue.front() {
             if self.faulted.load(Ordering::SeqCst) {
                 return;
             }
-            let batched = frame.kind == kind::GENERATE && matches!(self.model, Some(Loaded::Cpu(..)));
+            let batched = frame.kind == kind::GENERATE && self.model.is_some();
             if batched {
                 // (a bad header is answered by join_batch)
-                if let (Ok(req), Some(Loaded::Cpu(model, sessions))) = (parse_header::<Generate>(frame), &mut self.model) {
-                    if !self.batch.can_admit(sessions, &req, &model.cfg.llm) {
+                if let (Ok(req), Some(loaded)) = (parse_header::<Generate>(frame), &mut self.model) {
+                    if !served!(loaded, s => s.batch.can_admit(&s.model, &mut s.sessions, &req)) {
                         return;
                     }
                 }
-            } else if !self.batch.is_empty() {
+            } else if !self.idle() {
                 return;
             }
             let frame = queue.pop_front().expect("front exists");
@@ -145,14 +185,15 @@ impl Worker {
 
     /// One step of the running batch; a panic in it fails the requests of the batch, not the engine.
     fn step(&mut self) {
-        let Some(Loaded::Cpu(model, sessions)) = &mut self.model else { return };
-        let out = BatchOutput { writer: &self.writer, cancels: &self.cancels };
-        let batch = &mut self.batch;
-        if catch_unwind(AssertUnwindSafe(|| batch.step(model, sessions, &out))).is_err() {
-            for id in batch.abandon() {
-                self.cancels.lock().unwrap().remove(&id);
-                self.writer.error(Some(id), "internal", "the engine hit an internal error while serving this request (see its stderr); it keeps serving");
-            }
+        let Some(loaded) = &mut self.model else { return };
+        let out = BatchOutput { writer: &self.writer, cancels: &self.cancels, faulted: &self.faulted };
+        let abandoned = served!(loaded, s => {
+            let Served { model, sessions, batch } = s;
+            if catch_unwind(AssertUnwindSafe(|| batch.step(model, sessions, &out))).is_err() { batch.abandon() } else { Vec::new() }
+        });
+        for id in abandoned {
+            self.cancels.lock().unwrap().remove(&id);
+            self.writer.error(Some(id), "internal", "the engine hit an internal error while serving this request (see its stderr); it keeps serving");
         }
     }
 
@@ -161,11 +202,11 @@ impl Worker {
             Ok(r) => r,
             Err(e) => return self.bad_generate_header(frame, e),
         };
-        let Some(Loaded::Cpu(model, sessions)) = &mut self.model else { unreachable!("joins only with a CPU model") };
+        let Some(loaded) = &mut self.model else { unreachable!("joins only with a model loaded") };
         let cancel = self.cancels.lock().unwrap().get(&req.id).cloned().unwrap_or_else(|| Arc::new(AtomicBool::new(false)));
-        let out = BatchOutput { writer: &self.writer, cancels: &self.cancels };
+        let out = BatchOutput { writer: &self.writer, cancels: &self.cancels, faulted: &self.faulted };
         let id = req.id;
-        let joined = parse_body(&req, &frame.body).and_then(|(ids, pixels)| self.batch.admit(model, sessions, req, &ids, &pixels, cancel, &out));
+        let joined = parse_body(&req, &frame.body).and_then(|(ids, pixels)| served!(loaded, s => s.batch.admit(&s.model, &mut s.sessions, req, &ids, &pixels, cancel, &out)));
         if let Err(e) = joined {
             out.error(id, &e);
         }
@@ -196,16 +237,14 @@ impl Worker {
                 Err(e) => self.writer.error(None, "bad_header", e),
             },
             kind::GENERATE => match parse_header::<Generate>(frame) {
-                Ok(req) => self.generate(req, &frame.body),
+                Ok(req) => self.generate(req),
                 Err(e) => self.bad_generate_header(frame, e),
             },
             kind::CLOSE_SESSION => match parse_header::<SessionRef>(frame) {
                 Ok(req) => {
-                    match &mut self.model {
-                        Some(Loaded::Cpu(_, sessions)) => sessions.close(&req.session),
-                        Some(Loaded::Cuda(_, sessions)) => sessions.close(&req.session),
-                        None => false,
-                    };
+                    if let Some(loaded) = &mut self.model {
+                        served!(loaded, s => s.sessions.close(&req.session));
+                    }
                     self.writer.send_msg(kind::SESSION_CLOSED, &req);
                 }
                 Err(e) => self.writer.error(None, "bad_header", e),
@@ -228,17 +267,25 @@ impl Worker {
         let loaded = open_model(dir, req.lora.as_deref().map(Path::new)).and_then(|(cfg, source)| {
             adapter = source.adapter().map(|a| a.describe());
             checkpoint = source.checkpoint(dir);
+            let given = (self.opts.kv_memory != KV_MEMORY_AUTO).then_some(self.opts.kv_memory);
             match selection.device {
-                Device::Cpu => OvisModel::from_source(cfg, &source).map(|m| Loaded::Cpu(m, Sessions::default())),
-                Device::Cuda(n) => CudaOvis::load(n, cfg, &source).map(|m| Loaded::Cuda(Box::new(m), Sessions::default())),
+                Device::Cpu => OvisModel::from_source(cfg, &source).map(|m| Loaded::Cpu(Served::new(m, &self.opts, given.unwrap_or_else(default_kv_budget)))),
+                Device::Cuda(n) => CudaOvis::load(n, cfg, &source).and_then(|m| {
+                    let m = CudaBatchModel::new(m);
+                    let budget = match given {
+                        Some(b) => b,
+                        None => m.default_kv_budget()?,
+                    };
+                    Ok(Loaded::Cuda(Box::new(Served::new(m, &self.opts, budget))))
+                }),
             }
         });
         match loaded {
             Ok(model) => {
                 eprintln!("ovis-engine: loaded {} on {} in {:.0} ms", req.model_dir, selection.backend, t.elapsed().as_secs_f64() * 1e3);
                 let mut info = match &model {
-                    Loaded::Cpu(m, _) => m.info(&selection.backend, &selection.description),
-                    Loaded::Cuda(m, _) => m.info(&selection.backend, &selection.description),
+                    Loaded::Cpu(s) => s.model.info(&selection.backend, &selection.description),
+                    Loaded::Cuda(s) => s.model.model.info(&selection.backend, &selection.description),
                 };
                 if let Some(a) = adapter {
                     info["adapter"] = a;
@@ -253,45 +300,10 @@ impl Worker {
         }
     }
 
-    fn generate(&mut self, req: Generate, body: &[u8]) {
-        let flag = self.cancels.lock().unwrap().get(&req.id).cloned().unwrap_or_else(|| Arc::new(AtomicBool::new(false)));
-        let result = self.run_generate(&req, body, &flag);
+    /// A generate request with no model loaded (with one, requests join the batch).
+    fn generate(&mut self, req: Generate) {
         self.cancels.lock().unwrap().remove(&req.id);
-        match result {
-            Ok(done) => {
-                self.writer.send_msg(kind::DONE, &done);
-            }
-            Err(e) => self.fail(Some(req.id), &e),
-        }
-    }
-
-    fn run_generate(&mut self, req: &Generate, body: &[u8], cancel: &AtomicBool) -> Result<crate::protocol::Done, EngineError> {
-        let model = self.model.as_mut().ok_or(EngineError::NoModel)?;
-        let (ids, pixels) = parse_body(req, body)?;
-        let writer = self.writer.clone();
-        // A client that stopped reading cancels its request instead of leaving the engine generating.
-        let mut emit = |tok: crate::protocol::Token| {
-            if !writer.send_msg(kind::TOKEN, &tok) {
-                cancel.store(true, std::sync::atomic::Ordering::SeqCst);
-            }
-        };
-        let progress_writer = self.writer.clone();
-        let mut progress = |p: crate::protocol::Progress| {
-            if !progress_writer.send_msg(kind::PROGRESS, &p) {
-                cancel.store(true, std::sync::atomic::Ordering::SeqCst);
-            }
-        };
-        let sink = Sink { token: &mut emit, progress: &mut progress };
-        match model {
-            Loaded::Cpu(model, sessions) => {
-                let cache = sessions.get_or_create(&req.session, || Ok(KvCache::new(&model.cfg.llm)))?;
-                generate(model, cache, req, &ids, &pixels, cancel, sink)
-            }
-            Loaded::Cuda(model, sessions) => {
-                let session = sessions.get_or_create(&req.session, || model.new_session())?;
-                model.generate(session, req, &ids, &pixels, cancel, sink)
-            }
-        }
+        self.fail(Some(req.id), &EngineError::NoModel);
     }
 }
 

@@ -168,6 +168,17 @@ impl Gpu {
         self.stream.memcpy_htod(data, &mut view).map_err(|e| device_err("cannot copy to the GPU", e))
     }
 
+    /// Copies `bytes` bytes between raw device addresses (stream-ordered), e.g. out of a buffer that
+    /// another owner reuses.
+    pub fn copy_raw(&self, dst: DPtr, src: DPtr, bytes: usize) -> Result<()> {
+        if bytes == 0 {
+            return Ok(());
+        }
+        self.ctx.bind_to_thread().map_err(|e| device_err("binding the CUDA context", e))?;
+        // SAFETY: the callers pass addresses of live allocations of at least `bytes` bytes.
+        unsafe { result::memcpy_dtod_async(dst, src, bytes, self.stream.cu_stream()) }.map_err(|e| device_err("copying on the GPU", e))
+    }
+
     pub fn download<T: DeviceRepr + Default + Clone>(&self, src: &CudaSlice<T>) -> Result<Vec<T>> {
         self.stream.clone_dtoh(src).map_err(|e| device_err("cannot copy from the GPU", e))
     }

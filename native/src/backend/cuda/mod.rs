@@ -12,6 +12,7 @@ pub mod nvrtc;
 pub mod ops;
 pub mod probe;
 pub mod qwen3;
+pub mod runner;
 pub mod sampling;
 pub mod vision;
 

@@ -25,7 +25,7 @@ const FIRST_RESERVE: usize = 4096;
 /// Patches of the largest image the load-time check leaves room for (1792², 12 544 patches).
 const PLANNED_PATCHES: usize = 12_544;
 /// Answer tokens a request reserves KV room for up front (decode grows the cache beyond).
-const GROW_AHEAD: usize = 1024;
+pub(super) const GROW_AHEAD: usize = 1024;
 /// cuBLASLt workspace and CUDA's own allocations (context, modules), roughly.
 const RUNTIME_BYTES: u64 = 512 << 20;
 
@@ -136,7 +136,7 @@ impl CudaRunner<'_> {
     }
 }
 
-fn sampled(r: SampleResult, top_n: usize) -> Sampled {
+pub(super) fn sampled(r: SampleResult, top_n: usize) -> Sampled {
     let mut top = r.top();
     top.truncate(top_n);
     Sampled { id: r.id as u32, logprob: r.logprob, top }

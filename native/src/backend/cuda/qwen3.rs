@@ -194,19 +194,38 @@ impl CudaQwen3 {
         if s.len + src.len() > s.max_ctx {
             return Err(EngineError::Internal(format!("{} cached + {} new positions exceed the session's reserved {} (reserve first)", s.len, src.len(), s.max_ctx)));
         }
-        s.sync_device(g)?;
         for chunk in src.chunks(PREFILL_ROWS) {
             if cancel.load(Ordering::SeqCst) {
                 return Ok(None);
             }
-            let flat: Vec<i32> = chunk.iter().flatten().copied().collect();
-            g.upload_at(&flat, &mut s.src, 0)?;
-            let (h, embed) = (self.cfg.hidden, self.embed_table(g));
-            ops::merge_rows(g, ptr(&s.src, &g.stream), embed, vte, visual, ptr(&s.x, &g.stream), chunk.len(), h)?;
-            self.forward(g, blas, s, chunk.len())?;
-            s.len += chunk.len();
+            self.prefill_rows(g, blas, s, chunk, vte, visual)?;
         }
         self.sample_eager(g, s, params).map(Some)
+    }
+
+    /// Prefills `src` (as `prefill`, at most PREFILL_ROWS rows) without sampling: one chunk of a
+    /// prompt that the batch scheduler spreads over several steps. The last chunk's logits are
+    /// left in `s.logits` for `sample_prefilled`.
+    pub fn prefill_rows(&self, g: &Gpu, blas: &Blas, s: &mut Session, src: &[[i32; 2]], vte: DPtr, visual: DPtr) -> Result<()> {
+        if src.is_empty() || src.len() > PREFILL_ROWS {
+            return Err(EngineError::Internal(format!("a prefill chunk takes 1 to {PREFILL_ROWS} rows, not {}", src.len())));
+        }
+        if s.len + src.len() > s.max_ctx {
+            return Err(EngineError::Internal(format!("{} cached + {} new positions exceed the session's reserved {} (reserve first)", s.len, src.len(), s.max_ctx)));
+        }
+        s.sync_device(g)?;
+        let flat: Vec<i32> = src.iter().flatten().copied().collect();
+        g.upload_at(&flat, &mut s.src, 0)?;
+        let (h, embed) = (self.cfg.hidden, self.embed_table(g));
+        ops::merge_rows(g, ptr(&s.src, &g.stream), embed, vte, visual, ptr(&s.x, &g.stream), src.len(), h)?;
+        self.forward(g, blas, s, src.len())?;
+        s.len += src.len();
+        Ok(())
+    }
+
+    /// Samples the first token after a prompt prefilled by `prefill_rows` (what `prefill` does last).
+    pub fn sample_prefilled(&self, g: &Gpu, s: &mut Session, params: SampleParams) -> Result<SampleResult> {
+        self.sample_eager(g, s, params)
     }
 
     /// One decode step for the id the last sample wrote on the device: replays the captured graph
@@ -265,6 +284,20 @@ pub const DECODE_SPLITS: usize = 32;
 
 /// Positions a session's KV cache grows by at least (its device memory is reserved in steps).
 const KV_STEP: usize = 1024;
+
+/// A session's K/V saved in host memory ([kv_heads, len, head_dim] bf16 bits per layer), while its
+/// device memory is freed for others (`Session::offload`, `Session::restore`).
+pub struct HostKv {
+    pub len: usize,
+    k: Vec<Vec<u16>>,
+    v: Vec<Vec<u16>>,
+}
+
+impl HostKv {
+    pub fn bytes(&self) -> usize {
+        2 * self.k.iter().chain(&self.v).map(Vec::len).sum::<usize>()
+    }
+}
 
 /// One conversation's device state: KV cache, the decode graph and its fixed buffers.
 pub struct Session {
@@ -393,6 +426,50 @@ impl Session {
         self.v = v;
         self.max_ctx = new_ctx;
         Ok(())
+    }
+
+    /// Bytes of device memory this session holds (its KV cache as reserved, and its buffers).
+    pub fn device_bytes(&self, model: &CudaQwen3) -> u64 {
+        kv_bytes(&model.cfg, self.max_ctx) + session_work_bytes(&model.cfg)
+    }
+
+    /// Copies the cached positions' K/V to host memory (what `restore` rebuilds the session from), so
+    /// that the session's device memory can be freed under the KV budget.
+    pub fn offload(&self, g: &Gpu, model: &CudaQwen3) -> Result<HostKv> {
+        let c = &model.cfg;
+        let (row, len) = (c.head_dim, self.len);
+        let copy = |bufs: &[Buf]| -> Result<Vec<Vec<u16>>> {
+            bufs.iter()
+                .map(|b| {
+                    let mut host = vec![0u16; c.kv_heads * len * row];
+                    for head in (0..c.kv_heads).filter(|_| len > 0) {
+                        let from = b.slice(head * self.max_ctx * row..(head * self.max_ctx + len) * row);
+                        g.stream.memcpy_dtoh(&from, &mut host[head * len * row..(head + 1) * len * row]).map_err(|e| device_err("copying the KV cache to host memory", e))?;
+                    }
+                    Ok(host)
+                })
+                .collect()
+        };
+        let (k, v) = (copy(&self.k)?, copy(&self.v)?);
+        g.sync()?;
+        Ok(HostKv { len, k, v })
+    }
+
+    /// A session holding the positions `host` saved (`offload`), with room for `positions`.
+    pub fn restore(g: &Gpu, model: &CudaQwen3, host: &HostKv, positions: usize) -> Result<Session> {
+        let c = &model.cfg;
+        let mut s = Session::new(g, model, positions.max(host.len))?;
+        let (row, len) = (c.head_dim, host.len);
+        for (bufs, saved) in [(&mut s.k, &host.k), (&mut s.v, &host.v)] {
+            for (b, h) in bufs.iter_mut().zip(saved) {
+                for head in (0..c.kv_heads).filter(|_| len > 0) {
+                    g.upload_at(&h[head * len * row..(head + 1) * len * row], b, head * s.max_ctx * row)?;
+                }
+            }
+        }
+        s.len = len;
+        g.upload_at(&[len as i32], &mut s.pos, 0)?;
+        Ok(s)
     }
 
     /// Writes the position and next id a batched step left on the host back to this session's device

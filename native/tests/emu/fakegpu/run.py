@@ -14,8 +14,9 @@ it prints one SKIPPED line and exits 0, or fails when OVIS_REQUIRE_TEST_TOOLS=1 
 
 With no command it runs the default set: every kernel against its CPU twin (tests/cuda_parity.rs),
 the CUDA model parity tests and the engine's CUDA serving tests (about 13 minutes on 2 cores);
-`--quick` runs the kernel parity, the serving tests, and the kept-session, grown-cache and reduced
-synthetic-2B tests (about 2 minutes, in `npm test`). Both first check that OVIS_REQUIRE_GPU=1 works
+`--quick` runs the kernel parity, the serving tests, the kept-session, grown-cache and reduced
+synthetic-2B tests, and the batched-decode and batched-serving tests on the text-only fixture cases
+(OVIS_CUDA_BATCH_CASES; in `npm test`). Both first check that OVIS_REQUIRE_GPU=1 works
 (a GPU test with an unloadable libcuda.so must fail), and fail any test command that ran no test or
 recorded a skip. The fault-injection tests (out of memory, a sticky device fault) use the stand-in's
 FAKECUDA_* controls (libcuda.cpp).
@@ -95,10 +96,14 @@ def main():
             test + ["cuda_parity"] + run,
             test + ["engine_server"] + run + ["--nocapture", "cuda_"],
             test + ["cuda_model_parity"] + run + ["--nocapture"] + (["kept_session", "grown", "synthetic"] if quick else []),
-            test + ["cuda_batch_parity"] + run + ["--nocapture"] + (["leaving_or_joining"] if quick else []),
+            test + ["cuda_batch_parity"] + run + ["--nocapture"] + (["fixture_cases"] if quick else []),
+            test + ["cuda_batch_serving"] + run + ["--nocapture"],
         ]
+        # The quick run batches the text-only fixture cases (the media cases' vision encodes are what
+        # makes the fake GPU slow); the full run all six.
+        batch_env = dict(env, OVIS_CUDA_BATCH_CASES="text,think,multiturn") if quick else env
         for cmd in cmds:
-            run_counted(cmd, env)
+            run_counted(cmd, batch_env if "cuda_batch_parity" in cmd or "cuda_batch_serving" in cmd else env)
         return
     print("fakegpu:", " ".join(args), flush=True)
     sys.exit(subprocess.run(args, env=env).returncode)
