@@ -5,8 +5,9 @@
 #                                .gpu-check/ (git-ignored through .git/info/exclude); carry that folder
 #   scripts/gpu-check.sh run     there: runs the parity tests (every kernel against its CPU twin, then
 #                                the whole model against the fixture and the CPU, then the batched
-#                                decode against the solo runs), then the benchmark on synthetic 2B and
-#                                9B weights and the 2B continuous-batching sweep; logs to $OUT when set. The GPU tests
+#                                decode against the solo runs, then continuous batching through the
+#                                engine's worker), then the benchmark on synthetic 2B and 9B weights
+#                                and the 2B continuous-batching sweep; logs to $OUT when set. The GPU tests
 #                                are #[ignore]d in a plain `cargo test`: they run here with
 #                                --include-ignored and OVIS_REQUIRE_GPU=1, so no GPU is a failure.
 #
@@ -23,7 +24,7 @@ build() {
   # Test binaries' paths are printed by cargo as "Executable … (path)".
   local name test_bin
   mkdir -p "$dir"
-  for name in cuda_parity cuda_model_parity cuda_batch_parity engine_server; do
+  for name in cuda_parity cuda_model_parity cuda_batch_parity cuda_batch_serving engine_server; do
     test_bin="$(cargo test --release --test "$name" --no-run 2>&1 | sed -n "s/.*Executable.*(\(.*$name-[^)]*\)).*/\1/p" | tail -1)"
     [ -x "$test_bin" ] || { echo "gpu-check: could not find the $name test binary" >&2; exit 1; }
     cp "$test_bin" "$dir/$name"
@@ -57,11 +58,14 @@ run() {
   timeout 240 "$dir/cuda_parity" "${tests[@]}" 2>&1 | tee "$out/parity.log" || status=$?
   timeout 240 "$dir/cuda_model_parity" "${tests[@]}" 2>&1 | tee "$out/model-parity.log" || status=$?
   timeout 180 "$dir/cuda_batch_parity" "${tests[@]}" 2>&1 | tee "$out/batch-parity.log" || status=$?
+  # Continuous batching through the engine's worker: the six fixture cases served together against
+  # each alone, a cancel and a join mid-batch, a session evicted to host memory and back.
+  timeout 180 "$dir/cuda_batch_serving" "${tests[@]}" 2>&1 | tee "$out/batch-serving.log" || status=$?
   timeout 120 "$dir/engine_server" "${tests[@]}" cuda_ 2>&1 | tee "$out/engine-server.log" || status=$?
   # A run that passed having run no test (a filter matching nothing) ran no CUDA code: a failure. (The
   # fault-injection tests skip here, with a SKIPPED line: a real driver cannot be made to fault.)
   local log
-  for log in parity model-parity batch-parity engine-server; do
+  for log in parity model-parity batch-parity batch-serving engine-server; do
     if ! grep -qE 'test result: ok\. [1-9][0-9]* passed' "$out/$log.log"; then
       echo "gpu-check: $log ran no test" >&2
       status=1
@@ -76,10 +80,11 @@ run() {
       && tail -n 1 "$out/bench-$model.jsonl" \
       || echo "gpu-check: bench --synthetic $model failed: $(tail -3 "$out/bench-$model.log"); figures so far: $(grep -c '"figure"' "$out/bench-$model.jsonl")"
   done
-  # Continuous batching: 1..16 requests decoding together through the batched step (target: 8
-  # streams ≥ 5× one stream's tokens/s).
-  echo "gpu-check: bench --synthetic 2b --device cuda --concurrency 1,2,4,8,16"
-  timeout 120 "$dir/ovis-engine" bench --synthetic 2b --device cuda --concurrency 1,2,4,8,16 --decode-tokens 32 \
+  # Continuous batching: 1..8 requests decoding together through the engine's scheduler (batched
+  # decode steps), alone and while a 2,000-token prompt prefills in chunks (targets: 8 streams ≥ 5×
+  # one stream's tokens/s; p99 gap beside the prefill ≤ 3× the step).
+  echo "gpu-check: bench --synthetic 2b --device cuda --concurrency 1,2,4,8 --prompt-tokens 2000"
+  timeout 180 "$dir/ovis-engine" bench --synthetic 2b --device cuda --concurrency 1,2,4,8 --prompt-tokens 2000 --decode-tokens 32 \
     > "$out/bench-2b-concurrency.jsonl" 2> "$out/bench-2b-concurrency.log" && tail -n 1 "$out/bench-2b-concurrency.jsonl" \
     || echo "gpu-check: the concurrency sweep failed: $(tail -3 "$out/bench-2b-concurrency.log")"
   # The tensor-core attention against the plain FMA kernels, on the 896² image (how much mma buys).

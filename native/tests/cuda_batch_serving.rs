@@ -221,3 +221,40 @@ fn cuda_a_request_cancelled_or_joining_mid_batch_leaves_the_others_untouched() {
     // the cancelled one's tokens so far are its first tokens alone
     same_output(&tokens(&alone, 2), &tokens(&frames, 2), "request 2 (cancelled), its tokens so far");
 }
+
+/// Under the KV budget an idle conversation's cache leaves the GPU (copied to host memory) and comes
+/// back when the conversation continues: the next turn answers as it does with the cache kept, and
+/// reuses the kept positions (`cached_tokens`). A budget of one byte evicts every idle session before
+/// each request joins (a request alone runs whatever the budget).
+#[test]
+#[ignore = "needs a CUDA GPU (runs with --include-ignored: scripts/gpu-check.sh, npm run test:fakegpu)"]
+fn cuda_an_evicted_conversation_comes_back_from_host_memory_unchanged() {
+    if !skip::gpu_present("cuda_an_evicted_conversation_comes_back_from_host_memory_unchanged") {
+        return;
+    }
+    let f = fixture();
+    let prompt: Vec<i32> = i64s(&f.expected, "text.input_ids").iter().map(|&i| i as i32).collect();
+    let turn: Vec<i32> = vec![151644, 872, 198, 9707, 151645, 198, 151644, 77091, 198];
+    let greedy = Sampling { temperature: 0.0, top_k: 0, top_p: 1.0, repetition_penalty: 1.0, seed: 0 };
+    let gen = |id: u64, session: &str, keep: usize, ids: &[i32]| {
+        let g = Generate { id, session: session.into(), keep, n_ids: ids.len(), media: vec![], max_new_tokens: 4, sampling: greedy.clone(), stop_ids: vec![], top_logprobs: 3 };
+        frame_of(kind::GENERATE, &g, ids.iter().flat_map(|i| i.to_le_bytes()).collect()).encode()
+    };
+    let reqs = [gen(1, "a", 0, &prompt), gen(2, "b", 0, &prompt), gen(3, "a", prompt.len(), &turn)];
+    let run = |kv_memory: usize| {
+        let mut input = prelude();
+        for r in &reqs {
+            input.extend_from_slice(r);
+        }
+        let out = Shared::default();
+        let opts = ServeOptions { max_batch: 1, kv_memory, on_fault: None };
+        assert_eq!(serve_with(Cursor::new(input), FrameWriter::new(Box::new(out.clone())), opts), 0);
+        let frames = parse(&out.0.lock().unwrap());
+        assert!(!frames.iter().any(|f| f.0 == kind::ERROR), "no errors: {frames:?}");
+        frames
+    };
+    let (kept, evicted) = (run(usize::MAX), run(1));
+    same_output(&tokens(&kept, 3), &tokens(&evicted, 3), "the conversation continued after its cache was evicted");
+    assert_eq!(tokens(&evicted, 3).len(), 4);
+    assert_eq!(done(&evicted, 3)["cached_tokens"], prompt.len(), "the kept positions came back, not recomputed");
+}

@@ -41,7 +41,7 @@ export function benchCommand(): Command {
     .option('--decode-tokens <n>', 'tokens decoded per repeat (default 16 on the CPU, 32 with --full or on a GPU)', intOption('--decode-tokens', 1, 4096))
     .option('--repeats <n>', 'timed runs per figure, the median is reported (default 3)', intOption('--repeats', 1, 100))
     .option('--warmup <n>', 'untimed runs first (default 0 on the CPU, 1 with --full or on a GPU)', intOption('--warmup', 0, 100))
-    .option('--concurrency <n>', 'measure continuous batching instead (CPU): N requests decoding together, e.g. 1,2,4,8, alone and while a long prompt prefills', concurrencyOption)
+    .option('--concurrency <n>', 'measure continuous batching instead (CPU or CUDA): N requests decoding together, e.g. 1,2,4,8, alone and while a long prompt prefills', concurrencyOption)
     .option('--profile', 'after the figures, time each stage of one pass on the CPU (patchify, ViT GEMMs and attention, head, VTE, prefill, decode, sampling) with GFLOP/s and % of the measured FMA peak', false)
     .option('--json', 'print the final JSON report (one object) instead of the table', false)
     .addHelpText('after', '\nOn the CPU the defaults finish in 1–2 minutes for --synthetic 2b on 2 cores (vision encode is\ntimed inside the time-to-first-token runs); --full takes many minutes there. Rows print as measured.')

@@ -14,8 +14,8 @@ time-to-first-token runs. Flags given explicitly override either set.
 the engine's scheduler, aggregate tokens/s and each stream's gaps between tokens (median, p99), then
 the same while one more request prefills a prompt of max(--prompt-tokens, 512) positions (2000 for
 issue 10's target), with the ratios to the targets: aggregate / one stream's tokens/s, and p99 gap
-beside the prefill / the streams' median step without it. On CUDA: N ≤ 16 through the batched
-decode step, without the long-prompt run (reported as null).
+beside the prefill / the streams' median step without it. The same scheduler on CUDA (batched
+decode steps; never run on a GPU yet).
 --profile (CPU) adds one pass with stage timers after the figures: one encode of the first image,
 one prefill, --decode-tokens decode steps; time per stage (patchify, ViT GEMMs, ViT attention,
 ViT elementwise, visual head, VTE, prefill, decode, sampling), GFLOP/s and % of the measured

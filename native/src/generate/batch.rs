@@ -185,7 +185,7 @@ impl<M: BatchModel> Batch<M> {
                 continue;
             }
             used = used.saturating_sub(freed);
-            eprintln!("ovis-engine: KV memory budget ({} MiB): evicted the cache of idle session {name:?} (rebuilt if it continues)", self.kv_budget >> 20);
+            eprintln!("ovis-engine: KV memory budget ({} MiB): evicted the cache of idle session {name:?} (brought back when its conversation continues)", self.kv_budget >> 20);
             if used.saturating_add(need) <= self.kv_budget {
                 return true;
             }
