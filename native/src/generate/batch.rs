@@ -85,6 +85,10 @@ pub trait BatchModel {
     fn max_positions(&self) -> usize;
     /// Bytes one position of a conversation takes in this backend's cache (for the KV budget).
     fn bytes_per_position(&self) -> usize;
+    /// Bytes a session takes besides its positions (the GPU's working buffers; none on the CPU).
+    fn bytes_per_session(&self) -> usize {
+        0
+    }
     /// Bytes `cache` holds now (counted against the KV budget).
     fn cache_bytes(&self, cache: &Self::Cache) -> usize;
     /// Frees what `cache` holds in the budget's memory, keeping what rebuilds the conversation
@@ -170,7 +174,7 @@ impl<M: BatchModel> Batch<M> {
         }
         let positions = req.keep.saturating_add(req.n_ids).saturating_add(req.max_new_tokens).min(model.max_positions());
         let own = sessions.get(&req.session).map_or(0, |c| model.cache_bytes(c));
-        let need = positions.saturating_mul(model.bytes_per_position()).saturating_sub(own);
+        let need = positions.saturating_mul(model.bytes_per_position()).saturating_add(model.bytes_per_session()).saturating_sub(own);
         let running: usize = self.streams.iter().map(|s| model.cache_bytes(&s.cache)).sum();
         let mut used = running + sessions.caches().map(|c| model.cache_bytes(c)).sum::<usize>();
         if used.saturating_add(need) <= self.kv_budget {

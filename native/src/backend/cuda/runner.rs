@@ -109,6 +109,10 @@ impl BatchModel for CudaBatchModel {
         super::qwen3::kv_bytes(&self.model.cfg.llm, 1) as usize
     }
 
+    fn bytes_per_session(&self) -> usize {
+        super::qwen3::session_work_bytes(&self.model.cfg.llm) as usize
+    }
+
     fn cache_bytes(&self, cache: &CudaCache) -> usize {
         match cache {
             CudaCache::Device(s) => s.device_bytes(&self.model.llm) as usize,

@@ -101,7 +101,7 @@ def main():
         ]
         # The quick run batches the text-only fixture cases (the media cases' vision encodes are what
         # makes the fake GPU slow); the full run all six.
-        batch_env = dict(env, OVIS_CUDA_BATCH_CASES="text,think,multiturn") if quick else env
+        batch_env = dict(env, OVIS_CUDA_BATCH_CASES="text,think") if quick else env
         for cmd in cmds:
             run_counted(cmd, batch_env if "cuda_batch_parity" in cmd or "cuda_batch_serving" in cmd else env)
         return
