@@ -192,7 +192,7 @@ impl CpuBatch {
                 let take = (s.pending.len() / h).min(budget);
                 budget -= take;
                 prefilled += take;
-                let _ = out.progress(&Progress { id: s.req.id, phase: Phase::Prefill.name().into(), done: done_rows, total });
+                let _ = out.progress(&Progress { id: s.req.id, phase: Phase::Prefill.name().into(), done: done_rows, total, elapsed_ms: None });
                 s.prefill_start.get_or_insert_with(Instant::now);
                 inputs.push(s.pending.drain(..take * h).collect());
                 members.push(k);
@@ -264,7 +264,7 @@ fn prepare(model: &OvisModel, cache: &mut KvCache, req: &Generate, ids: &[i32], 
         Vec::new()
     } else {
         let grids: Vec<[usize; 3]> = req.media.iter().map(|m| m.grid).collect();
-        let report = |done: usize, total: usize| out.progress(&Progress { id: req.id, phase: Phase::Vision.name().into(), done, total });
+        let report = |done: usize, total: usize| out.progress(&Progress { id: req.id, phase: Phase::Vision.name().into(), done, total, elapsed_ms: Some(ms(t)) });
         if !report(0, model.cfg.vit.layers) {
             cancel.store(true, Ordering::SeqCst);
         }
