@@ -29,8 +29,8 @@ pub struct VisionSpeed {
 
 impl VisionSpeed {
     pub fn to_json(self) -> serde_json::Value {
-        // One decimal: more would only be noise.
-        let round = |v: f64| (v * 10.0).round() / 10.0;
+        // Three significant digits: more would only be noise (and a tiny override must stay above 0).
+        let round = |v: f64| if v > 0.0 { let scale = 10f64.powi(2 - v.log10().floor() as i32); (v * scale).round() / scale } else { v };
         serde_json::json!({ "gemm_gflops": round(self.gemm_gflops), "attention_gflops": round(self.attention_gflops) })
     }
 }
@@ -110,6 +110,8 @@ mod tests {
         assert!(s.gemm_gflops.is_finite() && s.gemm_gflops > 0.0, "{s:?}");
         assert!(s.attention_gflops.is_finite() && s.attention_gflops > 0.0, "{s:?}");
         let j = s.to_json();
-        assert!(j["gemm_gflops"].as_f64().unwrap() >= 0.0 && j["attention_gflops"].is_number(), "{j}");
+        assert!(j["gemm_gflops"].as_f64().unwrap() > 0.0 && j["attention_gflops"].as_f64().unwrap() > 0.0, "{j}");
+        let tiny = VisionSpeed { gemm_gflops: 0.0012345, attention_gflops: 123.456 }.to_json();
+        assert_eq!((tiny["gemm_gflops"].as_f64(), tiny["attention_gflops"].as_f64()), (Some(0.00123), Some(123.0)));
     }
 }
