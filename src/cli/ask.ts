@@ -135,7 +135,12 @@ async function generate(
       session: 'ask', messages, media: attached, think: opts.think, thinkBudget: opts.thinkBudget, maxNewTokens: opts.maxNewTokens,
       sampling: opts, topLogprobs: opts.topLogprobs, logprobs: opts.json,
     }, {
-      onToken, onProgress: (p) => progress.engine(p, what), signal: interrupts.abortSignal,
+      onToken, signal: interrupts.abortSignal,
+      onProgress: (p) => {
+        // Fed here too, not only by a progress line: --verbose reports the estimate's accuracy.
+        if (p.phase === 'vision') progress.encodeClock?.layer(p.done, p.elapsed_ms);
+        progress.engine(p, what);
+      },
       onEncodeStart: (media) => (progress.encodeClock = encodes.start(media)),
     });
   } catch (e) {
@@ -155,6 +160,11 @@ async function generate(
   const d = turn.done;
   const t = d.timings;
   log.verbose(`${d.completion_tokens} tokens (${d.finish_reason}); vision ${t.vision_ms.toFixed(1)} ms, prefill ${t.prefill_ms.toFixed(1)} ms, first token ${t.first_token_ms.toFixed(1)} ms, decode ${t.decode_ms.toFixed(1)} ms`);
+  const clock = progress.encodeClock;
+  if (clock && t.vision_ms > 0) {
+    const after = clock.afterFirstLayerMs === undefined ? '' : `, ${Math.round(clock.afterFirstLayerMs)} ms after the first layer`;
+    log.verbose(`vision encode: estimated ${Math.round(clock.estimateMs)} ms before it${after}; took ${Math.round(t.vision_ms)} ms`);
+  }
   log.verbose(timings.describe());
   if (d.finish_reason === 'length' && !text.answer && text.sampled.thinking > 0) {
     log.warn(`the answer was cut off: the ${opts.maxNewTokens} tokens of --max-new-tokens went to thinking; raise -n or set --think-budget`);

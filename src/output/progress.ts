@@ -31,7 +31,8 @@ export const silentProgress: Progress = { phase() {}, engine() {}, stop() {} };
 export function createProgress(opts: { verbose?: boolean; stream?: NodeJS.WritableStream } = {}): Progress {
   const stream = opts.stream ?? process.stderr;
   if (opts.verbose) return new LogProgress(stream);
-  if (!canRedraw(stream)) return silentProgress;
+  // A copy: the caller may set its prefix and encode clock.
+  if (!canRedraw(stream)) return { ...silentProgress };
 
   return new SpinnerProgress(stream);
 }

@@ -141,12 +141,16 @@ export class EncodeClock {
     this.headMs = estimateMs * headShare;
   }
 
-  /** A `vision` progress event: `done` layers of `total` after `elapsedMs` in the engine. */
+  /** The whole encode as projected when the first layer was done (for --verbose: the estimate's accuracy). */
+  afterFirstLayerMs?: number;
+
+  /** A `vision` progress event: `done` layers of `total` after `elapsedMs` in the engine (repeats are ignored). */
   layer(done: number, elapsedMs: number | undefined): void {
     if (done <= this.layersDone) return;
     this.layersDone = done;
     this.engineMs = elapsedMs ?? this.now() - this.start;
     this.at = this.now();
+    if (this.afterFirstLayerMs === undefined) this.afterFirstLayerMs = this.engineMs + this.remainingMs();
   }
 
   /** Milliseconds left now (never below 0). */

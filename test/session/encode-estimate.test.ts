@@ -80,6 +80,9 @@ test('the clock: the estimate until a layer is done, then the layers measured so
   t = 2100;
   clock.layer(1, 2000);
   assert.is(clock.remainingMs(), 52_000);
+  assert.is(clock.afterFirstLayerMs, 54_000, 'the projection --verbose reports');
+  clock.layer(1, 2000);
+  assert.is(clock.remainingMs(), 52_000, 'a repeated event changes nothing');
   t = 3100;
   assert.is(clock.remainingMs(), 51_000);
   clock.layer(27, 54_000);
