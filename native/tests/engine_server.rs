@@ -274,6 +274,30 @@ fn a_turn_after_an_image_keeps_the_image_in_the_cache() {
     assert_eq!(tokens_of(&frames, 4), continued);
 }
 
+#[test]
+fn a_cpu_encode_reports_each_layer_with_its_elapsed_time_and_the_load_its_speed() {
+    let pixels: Vec<f32> = (0..4 * 768).map(|i| ((i * 37) % 255) as f32 / 127.5 - 1.0).collect();
+    let ids = [151644, 872, 198, -301, -300, -302, 198, 3838, 151645, 198, 151644, 77091, 198];
+    let mut input = hello();
+    input.extend(load_on(1, &fixture(), "cpu"));
+    input.extend(generate_media(2, "s", 0, &ids, &pixels, 2, vec![]));
+    let (_, frames) = run(input);
+    let info = &frames.iter().find(|(k, _)| *k == kind::MODEL_LOADED).expect("model_loaded").1["info"];
+    // The fixture's ViT: 2 layers, D 48, I 96 (test/fixtures/tiny-ovis2.5/config.json).
+    assert_eq!(info["vit"]["intermediate"], 96, "{info}");
+    for rate in ["gemm_gflops", "attention_gflops"] {
+        let v = info["vision_speed"][rate].as_f64().unwrap_or(-1.0);
+        assert!(v >= 0.0 && v.is_finite(), "{rate} in {info}");
+    }
+    let vision: Vec<&serde_json::Value> = frames.iter().filter(|(k, h)| *k == kind::PROGRESS && h["phase"] == "vision").map(|(_, h)| h).collect();
+    let done: Vec<u64> = vision.iter().map(|h| h["done"].as_u64().unwrap()).collect();
+    assert_eq!(done, [0, 1, 2], "one event before the encode and one per layer: {vision:?}");
+    let elapsed: Vec<f64> = vision.iter().map(|h| h["elapsed_ms"].as_f64().expect("elapsed_ms on vision events")).collect();
+    assert!(elapsed.windows(2).all(|w| w[0] <= w[1]) && elapsed[0] >= 0.0, "{elapsed:?}");
+    let prefill = frames.iter().find(|(k, h)| *k == kind::PROGRESS && h["phase"] == "prefill").expect("a prefill event");
+    assert!(prefill.1.get("elapsed_ms").is_none(), "prefill events carry no elapsed_ms: {}", prefill.1);
+}
+
 /// The whole engine on the GPU (worker, sessions, CUDA model) serves the same requests as on the CPU:
 /// the same first tokens for a text prompt, an image prompt and a kept session's next turn. Ignored
 /// without --include-ignored (scripts/gpu-check.sh runs it on a GPU, the fake GPU on the CPU).

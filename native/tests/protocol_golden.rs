@@ -56,8 +56,10 @@ fn engine_messages_encode_to_golden_bytes() {
     let timings = Timings { vision_ms: 0.0, prefill_ms: 1.5, first_token_ms: 2.5, decode_ms: 10.25, total_ms: 12.75 };
     let done = Done { id: 2, finish_reason: "length".into(), prompt_tokens: 3, cached_tokens: 0, completion_tokens: 8, timings };
     assert_eq!(frame_of(kind::DONE, &done, vec![]).encode(), golden("done"));
-    let progress = Progress { id: 2, phase: "prefill".into(), done: 512, total: 1500 };
+    let progress = Progress { id: 2, phase: "prefill".into(), done: 512, total: 1500, elapsed_ms: None };
     assert_eq!(frame_of(kind::PROGRESS, &progress, vec![]).encode(), golden("progress"));
+    let vision = Progress { id: 2, phase: "vision".into(), done: 3, total: 27, elapsed_ms: Some(4512.25) };
+    assert_eq!(frame_of(kind::PROGRESS, &vision, vec![]).encode(), golden("progress_vision"));
     let closed = SessionRef { session: "s1".into() };
     assert_eq!(frame_of(kind::SESSION_CLOSED, &closed, vec![]).encode(), golden("session_closed"));
     let err = ErrorMsg { id: Some(2), code: "bad_request".into(), message: "ids[0] = -7 is not a token id".into() };

@@ -13,7 +13,8 @@ import type { Attached, Backend } from '../session/backend.js';
 import { ChannelText } from '../session/collect.js';
 import type { TurnResult } from '../session/turn.js';
 import type { AskOptions } from './ask-options.js';
-import { describeMedia } from './ask.js';
+import { describeMedia, encodeNotice } from './ask.js';
+import type { EncodeNotice } from './encode-notice.js';
 import { CliTimings } from './cli-timings.js';
 import { Interrupts } from './interrupts.js';
 import { loadMedium } from './load-media.js';
@@ -83,6 +84,7 @@ export async function runEach(args: string[], opts: AskOptions): Promise<void> {
   const { backend } = await openBackend(opts, log, progress, timings, { restartProgress: progress, contextHint: ': use a smaller --max-pixels or fewer --frames' });
   const interrupts = new Interrupts(() => backend.kill());
   const out = opts.format === 'text' ? textOutput(log) : jsonOutput();
+  const encodes = encodeNotice(backend, opts, progress, log);
   const media = files.map((f): MediaArg => ({ kind: mediaKindOfPath(f) ?? 'image', source: f }));
   // Errors stay inside the promise until their turn, so a bad file 7 is reported in order.
   const prepare = (i: number) => settle(loadMedium(media[i], opts, log));
@@ -98,7 +100,7 @@ export async function runEach(args: string[], opts: AskOptions): Promise<void> {
       if (i + 1 < files.length) next = prepare(i + 1);
       try {
         if ('error' in ready) throw ready.error;
-        const { text, turn } = await answerOne(backend, { arg: media[i], loaded: ready.value }, opts, progress, interrupts);
+        const { text, turn } = await answerOne(backend, { arg: media[i], loaded: ready.value }, opts, progress, interrupts, encodes);
         progress.stop();
         out.answer(files[i], text, turn);
         if (turn.done.finish_reason === 'cancelled') throw stoppedAt(i);
@@ -121,7 +123,9 @@ export async function runEach(args: string[], opts: AskOptions): Promise<void> {
   if (failed > 0) throw new InputError(`${failed} of ${files.length} files failed (see their error lines)`);
 }
 
-async function answerOne(backend: Backend, file: Attached, opts: AskOptions, progress: Progress, interrupts: Interrupts): Promise<{ text: ChannelText; turn: TurnResult }> {
+async function answerOne(
+  backend: Backend, file: Attached, opts: AskOptions, progress: Progress, interrupts: Interrupts, encodes: EncodeNotice,
+): Promise<{ text: ChannelText; turn: TurnResult }> {
   const messages: ChatMessage[] = opts.system !== undefined ? [{ role: 'system', content: opts.system }] : [];
   messages.push({ role: 'user', content: buildUserContent(opts.each!, [file.loaded.kind]) });
   // Each file is its own conversation in one session: the local engine reuses the text before the
@@ -129,7 +133,10 @@ async function answerOne(backend: Backend, file: Attached, opts: AskOptions, pro
   const text = new ChannelText();
   const turn = await backend.answer({
     session: 'each', messages, media: [file], think: opts.think, thinkBudget: opts.thinkBudget, maxNewTokens: opts.maxNewTokens, sampling: opts, topLogprobs: 0,
-  }, { onToken: (t) => text.push(t), onProgress: (p) => progress.engine(p, describeMedia([file.loaded])), signal: interrupts.abortSignal });
+  }, {
+    onToken: (t) => text.push(t), onProgress: (p) => progress.engine(p, describeMedia([file.loaded])), signal: interrupts.abortSignal,
+    onEncodeStart: (m) => (progress.encodeClock = encodes.start(m)),
+  });
   if (turn.tail) text.pushTail(turn.tail, turn.tailChannel);
   return { text, turn };
 }

@@ -14,6 +14,7 @@ import { emptyConversation, type Conversation } from '../session/conversation.js
 import { writeConversationFile } from '../session/conversation-file.js';
 import type { TokenOut, TurnResult } from '../session/turn.js';
 import { addAskOptions, type AskOptions } from './ask-options.js';
+import { EncodeNotice } from './encode-notice.js';
 import { runEach } from './ask-each.js';
 import { CliTimings } from './cli-timings.js';
 import { Interrupts } from './interrupts.js';
@@ -119,6 +120,7 @@ async function generate(
     interrupts.controller.abort();
   });
   const what = describeMedia(attached.map((a) => a.loaded));
+  const encodes = encodeNotice(backend, opts, progress, log);
   const text = new ChannelText();
   let emitted = 0;
   const onToken = (t: TokenOut) => {
@@ -132,7 +134,15 @@ async function generate(
     turn = await backend.answer({
       session: 'ask', messages, media: attached, think: opts.think, thinkBudget: opts.thinkBudget, maxNewTokens: opts.maxNewTokens,
       sampling: opts, topLogprobs: opts.topLogprobs, logprobs: opts.json,
-    }, { onToken, onProgress: (p) => progress.engine(p, what), signal: interrupts.abortSignal });
+    }, {
+      onToken, signal: interrupts.abortSignal,
+      onProgress: (p) => {
+        // Fed here too, not only by a progress line: --verbose reports the estimate's accuracy.
+        if (p.phase === 'vision') progress.encodeClock?.layer(p.done, p.elapsed_ms);
+        progress.engine(p, what);
+      },
+      onEncodeStart: (media) => (progress.encodeClock = encodes.start(media)),
+    });
   } catch (e) {
     // A second Ctrl-C killed an engine that did not stop: that is still an interruption.
     if (!interrupts.engineKilled) throw e;
@@ -150,11 +160,31 @@ async function generate(
   const d = turn.done;
   const t = d.timings;
   log.verbose(`${d.completion_tokens} tokens (${d.finish_reason}); vision ${t.vision_ms.toFixed(1)} ms, prefill ${t.prefill_ms.toFixed(1)} ms, first token ${t.first_token_ms.toFixed(1)} ms, decode ${t.decode_ms.toFixed(1)} ms`);
+  const clock = progress.encodeClock;
+  if (clock && t.vision_ms > 0) {
+    const after = clock.afterFirstLayerMs === undefined ? '' : `, ${Math.round(clock.afterFirstLayerMs)} ms after the first layer`;
+    log.verbose(`vision encode: estimated ${Math.round(clock.estimateMs)} ms before it${after}; took ${Math.round(t.vision_ms)} ms`);
+  }
   log.verbose(timings.describe());
   if (d.finish_reason === 'length' && !text.answer && text.sampled.thinking > 0) {
     log.warn(`the answer was cut off: the ${opts.maxNewTokens} tokens of --max-new-tokens went to thinking; raise -n or set --think-budget`);
   }
   return { turn, text };
+}
+
+/**
+ * The estimate before a CPU encode (shown by `progress`), and the note when it is long: one line on
+ * stderr, above the progress line on a terminal (scripts' stdout is untouched).
+ */
+export function encodeNotice(backend: Backend, opts: AskOptions, progress: Progress, log: Logger): EncodeNotice {
+  return new EncodeNotice(backend.info.vision, {
+    minPixels: opts.minPixels,
+    note: (text) => {
+      progress.stop();
+      log.info(text);
+    },
+    verbose: (text) => log.verbose(text),
+  });
 }
 
 /** "the image", "2 images", "the video (8 frames)": what the engine is encoding. */

@@ -17,6 +17,8 @@ import { describeMedia } from './ask.js';
 import { helpLines, parseCommand } from './chat-commands.js';
 import type { MediaArg } from './media-args.js';
 import { describeAttachment, statsLines } from './chat-format.js';
+import { EncodeNotice } from './encode-notice.js';
+import type { EncodeClock } from '../session/encode-estimate.js';
 
 export type ChatState = 'idle' | 'preparing' | 'generating';
 
@@ -28,6 +30,8 @@ export class ChatController {
   private abort?: AbortController;
   private savingTo?: string;
   private running?: Promise<void>;
+  /** The estimate before a CPU encode; the long-encode note once per chat. */
+  private readonly encodes: EncodeNotice;
 
   constructor(
     private readonly session: ChatSession,
@@ -35,6 +39,7 @@ export class ChatController {
     private readonly opts: { plain: boolean; modelName: string; onExit: () => void },
   ) {
     const info = session.info;
+    this.encodes = new EncodeNotice(info.vision, { minPixels: session.settings.media.minPixels, note: (text) => this.notice(text, 'dim') });
     this.transcript = [{ type: 'banner', title: `ovis chat · ${opts.modelName} · ${info.backend}: ${info.device.replace(/ \(.*$/, '')}`, hint: opts.plain ? '/help for commands · a line ending in \\ continues · Ctrl+D leaves' : '/help for commands · Ctrl+J new line · Ctrl+C stops an answer · Ctrl+D leaves' }];
   }
 
@@ -181,9 +186,14 @@ export class ChatController {
     const abort = this.abort ?? new AbortController();
     const live = new LiveTurn(this.view);
     const loaded = attached.map((a) => a.loaded);
+    let clock: EncodeClock | undefined;
     const report = await run({
       onToken: (t) => live.token(t),
-      onProgress: (p) => this.view.phase(describeStep(p, describeMedia(loaded))),
+      onEncodeStart: (media) => (clock = this.encodes.start(media)),
+      onProgress: (p) => {
+        if (p.phase === 'vision') clock?.layer(p.done, p.elapsed_ms);
+        this.view.phase(describeStep(p, describeMedia(loaded), clock));
+      },
       signal: abort.signal,
     });
     const thinking = live.finish(report);

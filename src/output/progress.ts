@@ -4,6 +4,7 @@
 // ora, used before, divided by the width and wrote escape codes forever); log lines under --verbose.
 // Hand-written instead of ora for that reason: one line, clipped to the width, never wrapped.
 import type { ProgressEvent } from '../protocol/index.js';
+import type { EncodeClock } from '../session/encode-estimate.js';
 
 export interface Progress {
   /** Starts a new phase (its clock starts now). */
@@ -14,6 +15,8 @@ export interface Progress {
   stop(): void;
   /** Text shown before the phase, e.g. a batch's "3/10 files · ETA 20 s". */
   prefix?: string;
+  /** The running encode's estimate: vision steps then show "37% · ~25 s left". */
+  encodeClock?: EncodeClock;
 }
 
 /** A terminal that can show a line being redrawn: a TTY with a known, non-zero width, not dumb. */
@@ -28,16 +31,23 @@ export const silentProgress: Progress = { phase() {}, engine() {}, stop() {} };
 export function createProgress(opts: { verbose?: boolean; stream?: NodeJS.WritableStream } = {}): Progress {
   const stream = opts.stream ?? process.stderr;
   if (opts.verbose) return new LogProgress(stream);
-  if (!canRedraw(stream)) return silentProgress;
+  // A copy: the caller may set its prefix and encode clock.
+  if (!canRedraw(stream)) return { ...silentProgress };
 
   return new SpinnerProgress(stream);
 }
 
 const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 
-/** "encoding the image · layer 12/27" or "reading the prompt · 1,024/3,210 positions". */
-export function describeStep(p: ProgressEvent, what: string): string {
-  if (p.phase === 'vision') return p.done === 0 ? `encoding ${what}` : `encoding ${what} · layer ${p.done}/${p.total}`;
+/**
+ * "encoding the image · layer 12/27" (with an estimate: "encoding the image · 45% · ~20 s left") or
+ * "reading the prompt · 1,024/3,210 positions".
+ */
+export function describeStep(p: ProgressEvent, what: string, clock?: EncodeClock): string {
+  if (p.phase === 'vision') {
+    if (clock) return `encoding ${what} · ${clock.describe()}`;
+    return p.done === 0 ? `encoding ${what}` : `encoding ${what} · layer ${p.done}/${p.total}`;
+  }
   const n = (v: number) => v.toLocaleString('en-US');
   return p.total > 512 ? `reading the prompt · ${n(p.done)}/${n(p.total)} positions` : `reading the prompt (${n(p.total)} positions)`;
 }
@@ -46,7 +56,9 @@ const FRAMES = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '
 
 class SpinnerProgress implements Progress {
   prefix?: string;
-  private text = '';
+  encodeClock?: EncodeClock;
+  /** Redrawn every frame: an encode's time left counts down between the engine's layer reports. */
+  private text = () => '';
   private since = performance.now();
   private enginePhase = '';
   private frame = 0;
@@ -57,17 +69,19 @@ class SpinnerProgress implements Progress {
   phase(text: string): void {
     this.since = performance.now();
     this.enginePhase = '';
-    this.show(text);
+    this.show(() => text);
   }
 
   engine(p: ProgressEvent, what: string): void {
     // A new phase restarts the clock; steps within a phase keep it.
     if (p.phase !== this.enginePhase) this.since = performance.now();
     this.enginePhase = p.phase;
-    this.show(describeStep(p, what));
+    const clock = p.phase === 'vision' ? this.encodeClock : undefined;
+    clock?.layer(p.done, p.elapsed_ms);
+    this.show(() => describeStep(p, what, clock));
   }
 
-  private show(text: string): void {
+  private show(text: () => string): void {
     this.text = text;
     if (!this.timer) {
       this.timer = setInterval(() => this.render(), 80);
@@ -82,7 +96,7 @@ class SpinnerProgress implements Progress {
     // Resized to nothing meanwhile: draw nothing rather than wrap.
     if (columns <= 0) return;
     this.frame = (this.frame + 1) % FRAMES.length;
-    const line = `${FRAMES[this.frame]} ${this.prefix ? `${this.prefix} · ` : ''}${this.text} · ${seconds(performance.now() - this.since)}`;
+    const line = `${FRAMES[this.frame]} ${this.prefix ? `${this.prefix} · ` : ''}${this.text()} · ${seconds(performance.now() - this.since)}`;
     this.stream.write(`\r${[...line].slice(0, columns - 1).join('')}\x1b[K`);
   }
 

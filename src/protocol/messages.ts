@@ -49,7 +49,9 @@ export interface ModelInfo {
   backend: string;
   device: string;
   llm: { hidden: number; layers: number; heads: number; kv_heads: number; head_dim: number; intermediate: number; vocab: number; tie_embeddings: boolean; max_positions: number };
-  vit: { hidden: number; layers: number; heads: number; patch: number; hidden_stride: number };
+  vit: { hidden: number; intermediate?: number; layers: number; heads: number; patch: number; hidden_stride: number };
+  /** CPU: the vision encoder's GEMM and attention rates (GFLOP/s) measured at load, for encode estimates. */
+  vision_speed?: { gemm_gflops: number; attention_gflops: number };
   visual_vocab: number;
   params: number;
   weight_bytes: number;
@@ -60,8 +62,11 @@ export interface ModelInfo {
 }
 export interface ModelLoaded { id: number; info: ModelInfo }
 export interface TokenEvent { id: number; token: number; logprob: number; top: Array<[number, number]> }
-/** A step before the first token: `vision` (encoder layers done/total) or `prefill` (positions done/total). */
-export interface ProgressEvent { id: number; phase: 'vision' | 'prefill'; done: number; total: number }
+/**
+ * A step before the first token: `vision` (encoder layers done/total) or `prefill` (positions
+ * done/total). `elapsed_ms` (vision only): engine time since the encode began.
+ */
+export interface ProgressEvent { id: number; phase: 'vision' | 'prefill'; done: number; total: number; elapsed_ms?: number }
 export interface Timings { vision_ms: number; prefill_ms: number; first_token_ms: number; decode_ms: number; total_ms: number }
 export interface DoneEvent {
   id: number;

@@ -8,6 +8,7 @@ import type { MediaArg } from '../cli/media-args.js';
 import type { SamplingFlags } from '../cli/sampling.js';
 import type { GenerationDefaults } from '../model/generation-config.js';
 import type { ChatMessage } from '../prompt/index.js';
+import type { VisionCost } from './encode-estimate.js';
 import type { TurnHooks, TurnResult } from './turn.js';
 
 /** A medium ready to send: what was asked for (a path, or bytes), and its checked, resized patches. */
@@ -40,6 +41,8 @@ export interface BackendInfo {
   device: string;
   /** The model's context in positions, when known. */
   maxPositions?: number;
+  /** The local CPU engine's vision cost model (encode estimates); undefined elsewhere. */
+  vision?: VisionCost;
 }
 
 export interface Backend {

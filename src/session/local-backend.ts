@@ -12,6 +12,7 @@ import { samplingFrom } from '../cli/sampling.js';
 import { startEngine, startModel, type LoadedEngine } from '../cli/start-engine.js';
 import { runAnswer } from './answer.js';
 import type { AnswerRequest, Backend, BackendInfo } from './backend.js';
+import { visionCostOf } from './encode-estimate.js';
 import { SessionCache } from './session-cache.js';
 import type { TurnHooks, TurnResult } from './turn.js';
 
@@ -55,7 +56,7 @@ export class LocalBackend implements Backend {
 
   get info(): BackendInfo {
     const i = this.engine.info!;
-    return { backend: i.backend, device: i.device, maxPositions: i.llm.max_positions };
+    return { backend: i.backend, device: i.device, maxPositions: i.llm.max_positions, vision: visionCostOf(i) };
   }
 
   contextUsed(session: string): number {
@@ -80,6 +81,7 @@ export class LocalBackend implements Backend {
     // Only what the session's cache does not hold is prefilled; media before `keep` are cached too.
     const keep = cache.keepFor(ids, loaded);
     const fresh = loaded.slice(SessionCache.mediaBefore(ids, keep));
+    if (fresh.length > 0) hooks.onEncodeStart?.(fresh);
     let result: TurnResult;
     try {
       result = await runAnswer(this.engine, detokenizerFor(this.prompts), {

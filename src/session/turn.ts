@@ -1,6 +1,7 @@
 // One model turn through the engine: streams tokens with their text (UTF-8-safe) and channel
 // (thinking until `</think>`, then answer), and supports cancellation through an AbortSignal.
 import type { EngineProcess } from '../engine/engine-process.js';
+import type { LoadedMedium } from '../cli/load-media.js';
 import type { DoneEvent, MediaSpec, ProgressEvent, Sampling } from '../protocol/index.js';
 
 export const THINK_START = 151667;
@@ -51,6 +52,8 @@ export interface TurnHooks {
   onToken: (t: TokenOut) => void;
   /** The engine's steps before the first token (vision encoder layers, prefill positions). */
   onProgress?: (p: ProgressEvent) => void;
+  /** Just before a request whose media the engine will encode (not those its cache holds) is sent. */
+  onEncodeStart?: (media: readonly LoadedMedium[]) => void;
   signal?: AbortSignal;
 }
 

@@ -32,7 +32,11 @@ function checkModelJson(out: any) {
     kv_heads: llm.num_key_value_heads, layers: llm.num_hidden_layers, max_positions: llm.max_position_embeddings,
     tie_embeddings: llm.tie_word_embeddings, vocab: llm.vocab_size,
   });
-  assert.equal(m.vit, { heads: vit.num_attention_heads, hidden: vit.hidden_size, hidden_stride: vit.hidden_stride, layers: vit.num_hidden_layers, patch: vit.patch_size });
+  assert.equal(m.vit, {
+    heads: vit.num_attention_heads, hidden: vit.hidden_size, hidden_stride: vit.hidden_stride, intermediate: vit.intermediate_size, layers: vit.num_hidden_layers, patch: vit.patch_size,
+  });
+  // Measured at load on the CPU (docs/protocol.md): both rates positive GFLOP/s.
+  assert.ok(m.vision_speed.gemm_gflops > 0 && m.vision_speed.attention_gflops > 0, JSON.stringify(m.vision_speed));
   assert.is(m.visual_vocab, config.visual_vocab_size);
   assert.is(m.params, weights.params);
   assert.is(m.weight_bytes, weights.bytes);

@@ -119,7 +119,7 @@ pub fn model_info(cfg: &ModelConfig, params: u64, weight_bytes: u64, backend: &s
             "head_dim": l.head_dim, "intermediate": l.intermediate, "vocab": l.vocab,
             "tie_embeddings": l.tie_embeddings, "max_positions": l.max_positions
         },
-        "vit": { "hidden": v.hidden, "layers": v.layers, "heads": v.heads, "patch": v.patch, "hidden_stride": v.hidden_stride },
+        "vit": { "hidden": v.hidden, "intermediate": v.intermediate, "layers": v.layers, "heads": v.heads, "patch": v.patch, "hidden_stride": v.hidden_stride },
         "visual_vocab": cfg.visual_vocab,
         "params": params,
         "weight_bytes": weight_bytes

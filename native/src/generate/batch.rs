@@ -257,7 +257,7 @@ impl<M: BatchModel> Batch<M> {
                 let take = left.min(budget);
                 budget -= take;
                 prefilled += take;
-                let _ = out.progress(&Progress { id: s.req.id, phase: crate::generate::run::Phase::Prefill.name().into(), done: total - left, total });
+                let _ = out.progress(&Progress { id: s.req.id, phase: crate::generate::run::Phase::Prefill.name().into(), done: total - left, total, elapsed_ms: None });
                 s.prefill_start.get_or_insert_with(Instant::now);
                 Work::Prefill(take)
             } else {

@@ -190,7 +190,7 @@ fn prepare(model: &OvisModel, cache: &mut KvCache, req: &Generate, ids: &[i32], 
         Vec::new()
     } else {
         let grids: Vec<[usize; 3]> = req.media.iter().map(|m| m.grid).collect();
-        let report = |done: usize, total: usize| out.progress(&Progress { id: req.id, phase: Phase::Vision.name().into(), done, total });
+        let report = |done: usize, total: usize| out.progress(&Progress { id: req.id, phase: Phase::Vision.name().into(), done, total, elapsed_ms: Some(ms(t)) });
         if !report(0, model.cfg.vit.layers) {
             cancel.store(true, Ordering::SeqCst);
         }

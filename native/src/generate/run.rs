@@ -74,7 +74,12 @@ pub fn drive(runner: &mut dyn Runner, req: &Generate, ids: &[i32], pixels: &[f32
     let mut timings = Timings::default();
     let grids: Vec<[usize; 3]> = req.media.iter().map(|m| m.grid).collect();
     let Sink { token: emit, progress } = sink;
-    let mut step = |phase: Phase, done: usize, total: usize| progress(Progress { id: req.id, phase: phase.name().into(), done, total });
+    // The vision steps carry the time since the encode's first step (its clock starts at done = 0).
+    let mut vision_start = None;
+    let mut step = |phase: Phase, done: usize, total: usize| {
+        let elapsed_ms = (phase == Phase::Vision).then(|| ms(*vision_start.get_or_insert_with(Instant::now)));
+        progress(Progress { id: req.id, phase: phase.name().into(), done, total, elapsed_ms })
+    };
     let Some(mut next) = runner.prefill(ids, pixels, &grids, &mut timings, cancel, &mut step)? else {
         timings.total_ms = ms(start);
         return Ok(done(req, ids.len(), 0, "cancelled", timings));

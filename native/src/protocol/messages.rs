@@ -205,6 +205,10 @@ pub struct Progress {
     pub phase: String,
     pub done: usize,
     pub total: usize,
+    /// `vision` only: milliseconds since the encode began, measured in the engine (no transport), so a
+    /// client can extrapolate the remaining layers from the first ones. Absent on `prefill`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub elapsed_ms: Option<f64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

@@ -18,6 +18,7 @@ pub mod rope;
 mod scratch;
 pub mod vision;
 pub mod vision_ops;
+pub mod vision_speed;
 pub mod visual_head;
 
 /// Which matrix-product kernels this CPU runs (runtime detection), for `ovis info` and bench reports:

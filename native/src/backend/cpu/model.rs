@@ -3,6 +3,7 @@
 use crate::backend::cpu::qwen3::Qwen3;
 use crate::backend::cpu::vision::VisionEncoder;
 use crate::backend::cpu::visual_head::VisualHead;
+use crate::backend::cpu::vision_speed;
 use crate::error::Result;
 use crate::model::config::ModelConfig;
 use crate::backend::model_info;
@@ -41,8 +42,11 @@ impl OvisModel {
         Ok(OvisModel { cfg, llm, vision, head, params, weight_bytes })
     }
 
-    /// The `info` object of `model_loaded` (docs/protocol.md).
+    /// The `info` object of `model_loaded` (docs/protocol.md), with this machine's vision encoder
+    /// speed measured now (vision_speed.rs: ~25 ms for the 2B's shapes).
     pub fn info(&self, backend: &str, device: &str) -> serde_json::Value {
-        model_info(&self.cfg, self.params, self.weight_bytes, backend, device)
+        let mut info = model_info(&self.cfg, self.params, self.weight_bytes, backend, device);
+        info["vision_speed"] = vision_speed::for_model(&self.cfg.vit).to_json();
+        info
     }
 }

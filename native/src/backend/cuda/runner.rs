@@ -181,7 +181,7 @@ impl BatchModel for CudaBatchModel {
         let (visual, row_of_atom) = if pixels.is_empty() {
             (None, Vec::new())
         } else {
-            let _ = out.progress(&Progress { id: req.id, phase: Phase::Vision.name().into(), done: 0, total: m.cfg.vit.layers });
+            let _ = out.progress(&Progress { id: req.id, phase: Phase::Vision.name().into(), done: 0, total: m.cfg.vit.layers, elapsed_ms: Some(0.0) });
             let v = m.vision.encode(g, &m.blas, pixels, &grids)?;
             let n = v.row_of_atom.len() * m.cfg.llm.hidden;
             let own = g.zeros::<u16>(n)?;
