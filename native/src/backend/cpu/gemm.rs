@@ -13,9 +13,17 @@ use half::bf16;
 
 /// Returns false when the CPU has neither AVX-512F nor AVX2+FMA (the caller then uses the portable
 /// loop). AVX2+FMA: gemm_avx2.rs, the same packing with 6 × 16 tiles.
+/// In `--precision bf16` (precision.rs) and with a bf16 dot-product unit: gemm_bf16dot.rs instead.
 pub(super) fn gemm_bf16(x: &[f32], m: usize, k: usize, w: &[bf16], n: usize, bias: Option<&[f32]>, y: &mut [f32]) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
+        use super::precision::{bf16_support, precision, Precision};
+        if precision() == Precision::Bf16 {
+            if let Some(path) = bf16_support().path {
+                super::gemm_bf16dot::gemm(path, x, m, k, w, n, bias, y);
+                return true;
+            }
+        }
         if std::arch::is_x86_feature_detected!("avx512f") {
             avx512::gemm(x, m, k, w, n, bias, y);
             return true;

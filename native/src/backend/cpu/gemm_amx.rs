@@ -1,0 +1,116 @@
+//! AMX-BF16 kernel of gemm_bf16dot.rs (layouts there). Rust's AMX intrinsics are unstable, so the
+//! tile instructions are written with `asm!`; the tile registers are invisible to the compiler, which
+//! therefore never spills or reuses them between the asm statements of one block.
+//!
+//! Tiles (palette 1, each 16 rows × 64 bytes): tmm0–3 the 2 × 2 f32 16×16 blocks of a 32 × 32 block
+//! of y; tmm4/5 rows 0–15 / 16–31 of x (32 k each); tmm6/7 the 16 pair-rows of 2 W panels (columns
+//! 0–15 / 16–31). Per 32 k: 4 tile loads, 4 `tdpbf16ps` (32 768 flops).
+use super::matmul::SharedOut;
+use rayon::prelude::*;
+use std::arch::asm;
+
+/// Columns per task: the task's W panels (128 columns × KP pairs) stay in L2 while its x rows stream.
+const CG: usize = 128;
+/// Rows per task (a few 32-row blocks, so 2 threads get enough tasks on a 784-row ViT product).
+const RB: usize = 64;
+
+#[repr(C, align(64))]
+struct TileConfig([u8; 64]);
+
+/// Palette 1, tiles 0–7 all 16 rows × 64 bytes.
+fn config() -> TileConfig {
+    let mut c = [0u8; 64];
+    c[0] = 1;
+    for t in 0..8 {
+        c[16 + 2 * t] = 64;
+        c[48 + t] = 16;
+    }
+    TileConfig(c)
+}
+
+/// xb [m_pad][kp] bf16, wp panels [n_panels][kp/2][32] bf16 (kp a multiple of 32, m_pad of 32).
+/// Caller: the AMX permission was granted (precision::bf16_support chose Amx).
+pub(super) fn gemm(xb: &[u16], m: usize, kp: usize, wp: &[u16], n: usize, bias: Option<&[f32]>, out: SharedOut) {
+    let (n_cg, n_rb) = (n.div_ceil(CG), m.div_ceil(RB));
+    (0..n_cg * n_rb).into_par_iter().for_each(|t| {
+        let (cg, rb) = (t / n_rb, t % n_rb);
+        let cfg = config();
+        let mut buf = Block([0f32; 32 * 32]);
+        // SAFETY: permission granted (caller); the tile config is loaded before any tile use and
+        // released at the end of this task on this thread; blocks of y are disjoint between tasks;
+        // every tile load reads inside xb / wp (rows < m_pad, pair-rows < kp/2).
+        unsafe {
+            asm!("ldtilecfg [{}]", in(reg) cfg.0.as_ptr(), options(nostack, readonly));
+            for c in (cg * CG..n.min((cg + 1) * CG)).step_by(32) {
+                for r0 in (rb * RB..m.min((rb + 1) * RB)).step_by(32) {
+                    block(xb.as_ptr().add(r0 * kp), kp, wp.as_ptr().add((c / 16) * kp * 16), &mut buf);
+                    write_out(&buf, r0, (m - r0).min(32), c, (n - c).min(32), n, bias, out);
+                }
+            }
+            asm!("tilerelease", options(nostack, nomem));
+        }
+    });
+}
+
+#[repr(C, align(64))]
+struct Block([f32; 32 * 32]);
+
+/// buf [32][32] f32 = x rows (32 from `a`, stride kp) · the two W panels from `b` (second at +kp·16).
+#[inline(always)]
+unsafe fn block(a: *const u16, kp: usize, b: *const u16, buf: &mut Block) {
+    let lda = kp * 2;
+    let a_hi = a.add(16 * kp);
+    let b_hi = b.add(kp * 16);
+    asm!("tilezero tmm0", "tilezero tmm1", "tilezero tmm2", "tilezero tmm3", options(nostack, nomem));
+    for kb in 0..kp / 32 {
+        // x: 32 k = 64 bytes of each row; W: 16 pair-rows of 64 bytes = 1024 bytes per 32 k.
+        asm!(
+            "tileloadd tmm4, [{a} + {lda}*1]",
+            "tileloadd tmm5, [{ah} + {lda}*1]",
+            "tileloadd tmm6, [{b} + {ldb}*1]",
+            "tileloadd tmm7, [{bh} + {ldb}*1]",
+            "tdpbf16ps tmm0, tmm4, tmm6",
+            "tdpbf16ps tmm1, tmm4, tmm7",
+            "tdpbf16ps tmm2, tmm5, tmm6",
+            "tdpbf16ps tmm3, tmm5, tmm7",
+            a = in(reg) a.add(kb * 32),
+            ah = in(reg) a_hi.add(kb * 32),
+            b = in(reg) b.add(kb * 512),
+            bh = in(reg) b_hi.add(kb * 512),
+            lda = in(reg) lda,
+            ldb = in(reg) 64usize,
+            options(nostack, readonly),
+        );
+    }
+    let p = buf.0.as_mut_ptr();
+    asm!(
+        "tilestored [{p0} + {ld}*1], tmm0",
+        "tilestored [{p1} + {ld}*1], tmm1",
+        "tilestored [{p2} + {ld}*1], tmm2",
+        "tilestored [{p3} + {ld}*1], tmm3",
+        p0 = in(reg) p,
+        p1 = in(reg) p.add(16),
+        p2 = in(reg) p.add(16 * 32),
+        p3 = in(reg) p.add(16 * 32 + 16),
+        ld = in(reg) 128usize,
+        options(nostack),
+    );
+}
+
+/// y[r0.., c..] (mv × nv valid) = buf + bias.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn write_out(buf: &Block, r0: usize, mv: usize, c: usize, nv: usize, n: usize, bias: Option<&[f32]>, out: SharedOut) {
+    for i in 0..mv {
+        let y = out.at((r0 + i) * n + c);
+        let row = &buf.0[i * 32..i * 32 + nv];
+        match bias {
+            Some(b) => {
+                for (j, v) in row.iter().enumerate() {
+                    *y.add(j) = b[c + j] + v;
+                }
+            }
+            None => std::ptr::copy_nonoverlapping(row.as_ptr(), y, nv),
+        }
+    }
+}

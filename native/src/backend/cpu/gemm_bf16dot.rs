@@ -1,0 +1,285 @@
+//! The `--precision bf16` product: y[m, n] = bf16(x)[m, k] · W[n, k]ᵀ (+ bias), products of bf16
+//! pairs summed in f32 by the CPU's dot-product units (precision.rs says when this runs).
+//!
+//! Packing, shared by both kernels (k padded to KP = a multiple of 32 with zeros):
+//! * x → bf16 rows [m_pad][KP] (round to nearest even, `vcvtne2ps2bf16`), m_pad a multiple of 32.
+//! * W → "VNNI" panels of 16 columns: [⌈n/32⌉·2][KP/2][16][2] bf16, i.e. pair-row r of a panel holds
+//!   (W[c][2r], W[c][2r+1]) for its 16 columns c: one 64-byte row is one AMX B-tile row and one zmm
+//!   operand of `vdpbf16ps`. Gathers read the (k, k+1) pairs of 16 W rows at a time.
+//!
+//! Kernels:
+//! * AMX (gemm_amx.rs): 32 × 32 blocks of y in 4 tiles (tmm0–3), per 32-step of k two A tiles
+//!   (16 rows × 32 k) and two B tiles (16 pair-rows × 16 columns), 4 `tdpbf16ps` (16·16·32·2 flops each).
+//! * AVX512_BF16 (below): 12 × 32 blocks of y in 24 zmm, per k-pair 2 loads of W, 12 broadcasts of an
+//!   x pair, 24 `vdpbf16ps`.
+use super::matmul::SharedOut;
+use super::precision::Bf16Path;
+use half::bf16;
+use rayon::prelude::*;
+use std::cell::RefCell;
+
+/// k padding and the AMX tile's k extent (32 bf16 = 64 bytes).
+pub(super) const KSTEP: usize = 32;
+/// Rows padding of packed x (an AMX block is 32 rows).
+pub(super) const MSTEP: usize = 32;
+
+thread_local! {
+    static X16: RefCell<Vec<u16>> = const { RefCell::new(Vec::new()) };
+    static W16: RefCell<Vec<u16>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Caller: `path` came from precision::bf16_support (so AVX512_BF16, and for Amx the permission, exist);
+/// shapes consistent; m, n, k ≥ 1.
+#[cfg(target_arch = "x86_64")]
+pub(super) fn gemm(path: Bf16Path, x: &[f32], m: usize, k: usize, w: &[bf16], n: usize, bias: Option<&[f32]>, y: &mut [f32]) {
+    assert!(32 * k < i32::MAX as usize, "gemm_bf16dot: k = {k} is too large for 32-bit gather offsets");
+    let kp = k.div_ceil(KSTEP) * KSTEP;
+    let m_pad = m.div_ceil(MSTEP) * MSTEP;
+    let panels = n.div_ceil(32) * 2;
+    with_u16(&X16, m_pad * kp, |xb| {
+        with_u16(&W16, panels * kp * 16, |wp| {
+            // SAFETY: AVX512_BF16 + AVX-512F present (precision.rs checked before choosing a path).
+            unsafe {
+                pack_x(x, m, k, kp, xb);
+                pack_w(w, n, k, kp, wp);
+            }
+            let (xb, wp) = (&*xb, &*wp);
+            let out = SharedOut(y.as_mut_ptr());
+            match path {
+                Bf16Path::Amx => super::gemm_amx::gemm(xb, m, kp, wp, n, bias, out),
+                Bf16Path::Avx512Bf16 => avx512bf16_gemm(xb, m, kp, wp, n, bias, out),
+            }
+        })
+    })
+}
+
+fn with_u16<R>(slot: &'static std::thread::LocalKey<RefCell<Vec<u16>>>, len: usize, f: impl FnOnce(&mut [u16]) -> R) -> R {
+    slot.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut v) => {
+            if v.len() < len {
+                v.resize(len, 0);
+            }
+            let r = f(&mut v[..len]);
+            if v.len() > (16 << 20) {
+                *v = Vec::new();
+            }
+            r
+        }
+        Err(_) => f(&mut vec![0u16; len]),
+    })
+}
+
+/// x [m, k] f32 → xb [m_pad][kp] bf16 bits (RNE), zero past k and past m.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bf16")]
+pub(super) unsafe fn pack_x(x: &[f32], m: usize, k: usize, kp: usize, xb: &mut [u16]) {
+    xb.par_chunks_mut(kp).enumerate().for_each(|(i, row)| {
+        // SAFETY: same features as the enclosing function (the closure runs on rayon threads of this CPU).
+        unsafe { pack_x_row(if i < m { &x[i * k..(i + 1) * k] } else { &[] }, row) }
+    });
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bf16")]
+unsafe fn pack_x_row(src: &[f32], dst: &mut [u16]) {
+    use std::arch::x86_64::*;
+    let mut c = 0;
+    while c < dst.len() {
+        let lo_n = src.len().saturating_sub(c).min(16);
+        let hi_n = src.len().saturating_sub(c + 16).min(16);
+        let lo = _mm512_maskz_loadu_ps(mask16(lo_n), src.as_ptr().wrapping_add(c));
+        let hi = _mm512_maskz_loadu_ps(mask16(hi_n), src.as_ptr().wrapping_add(c + 16));
+        // Lanes 0–15 of the result come from the second operand.
+        let v = _mm512_cvtne2ps_pbh(hi, lo);
+        _mm512_storeu_si512(dst.as_mut_ptr().add(c) as *mut _, std::mem::transmute::<__m512bh, __m512i>(v));
+        c += 32;
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn mask16(v: usize) -> u16 {
+    if v >= 16 {
+        0xFFFF
+    } else {
+        ((1u32 << v) - 1) as u16
+    }
+}
+
+/// W [n, k] bf16 → wp panels [n_panels][kp/2][16][2] (see the module note), zero past n and k.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn pack_w(w: &[bf16], n: usize, k: usize, kp: usize, wp: &mut [u16]) {
+    wp.par_chunks_mut(kp * 16).enumerate().for_each(|(p, panel)| {
+        // SAFETY: AVX-512F as the enclosing function; the gathers read only rows < n, pairs < k/2.
+        unsafe { pack_w_panel(w, n, k, p * 16, panel) }
+    });
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn pack_w_panel(w: &[bf16], n: usize, k: usize, c0: usize, panel: &mut [u16]) {
+    use std::arch::x86_64::*;
+    let nv = n.saturating_sub(c0).min(16);
+    let dst = panel.as_mut_ptr() as *mut u32;
+    if nv == 0 {
+        panel.fill(0);
+        return;
+    }
+    let mask = mask16(nv);
+    let lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    let idx = _mm512_mullo_epi32(lanes, _mm512_set1_epi32((2 * k) as i32));
+    let base = w.as_ptr().add(c0 * k) as *const u8;
+    let full_pairs = k / 2;
+    for r in 0..full_pairs {
+        let v = _mm512_mask_i32gather_epi32::<1>(_mm512_setzero_si512(), mask, idx, base.add(4 * r) as _);
+        _mm512_storeu_si512(dst.add(r * 16) as *mut _, v);
+    }
+    let mut r = full_pairs;
+    if k % 2 == 1 {
+        // The last k alone (a 32-bit read would cross into the next row): (W[c][k-1], 0).
+        for j in 0..16 {
+            *dst.add(r * 16 + j) = if j < nv { w[(c0 + j) * k + k - 1].to_bits() as u32 } else { 0 };
+        }
+        r += 1;
+    }
+    panel[r * 32..].fill(0);
+}
+
+/// AVX512_BF16 kernel over all (12-row, 32-column) blocks; parallel over column groups of 128 so a
+/// group's W panels stay in L2 while x streams.
+#[cfg(target_arch = "x86_64")]
+fn avx512bf16_gemm(xb: &[u16], m: usize, kp: usize, wp: &[u16], n: usize, bias: Option<&[f32]>, out: SharedOut) {
+    const MR: usize = 12;
+    const CG: usize = 128;
+    let (n_cg, n_rb) = (n.div_ceil(CG), m.div_ceil(MR * 8));
+    (0..n_cg * n_rb).into_par_iter().for_each(|t| {
+        let (cg, rb) = (t / n_rb, t % n_rb);
+        for c in (cg * CG..n.min((cg + 1) * CG)).step_by(32) {
+            for r0 in (rb * MR * 8..m.min((rb + 1) * MR * 8)).step_by(MR) {
+                let mv = MR.min(m - r0);
+                // SAFETY: AVX512_BF16 checked by the caller; (r0.., c..) blocks are disjoint between tasks.
+                unsafe { dp_kernel(xb, kp, r0, mv, wp, c, n, bias, out) };
+            }
+        }
+    });
+}
+
+/// y[r0..r0+mv, c..c+32] = bias + Σ_pairs x-pair · W-pair; rows ≥ mv reread row r0 (results dropped).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bf16")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn dp_kernel(xb: &[u16], kp: usize, r0: usize, mv: usize, wp: &[u16], c: usize, n: usize, bias: Option<&[f32]>, out: SharedOut) {
+    use std::arch::x86_64::*;
+    const MR: usize = 12;
+    let mut rows = [std::ptr::null::<u32>(); MR];
+    for (i, p) in rows.iter_mut().enumerate() {
+        *p = xb.as_ptr().add((r0 + if i < mv { i } else { 0 }) * kp) as *const u32;
+    }
+    let p0 = wp.as_ptr().add((c / 16) * kp * 16);
+    let p1 = p0.add(kp * 16);
+    let mut acc = [[_mm512_setzero_ps(); 2]; MR];
+    for r in 0..kp / 2 {
+        let b0: __m512bh = std::mem::transmute(_mm512_loadu_si512(p0.add(r * 32) as *const _));
+        let b1: __m512bh = std::mem::transmute(_mm512_loadu_si512(p1.add(r * 32) as *const _));
+        for (i, row) in acc.iter_mut().enumerate() {
+            let a: __m512bh = std::mem::transmute(_mm512_set1_epi32(*rows[i].add(r) as i32));
+            row[0] = _mm512_dpbf16_ps(row[0], a, b0);
+            row[1] = _mm512_dpbf16_ps(row[1], a, b1);
+        }
+    }
+    let nv = n - c;
+    let (m0, m1) = (mask16(nv.min(16)), mask16(nv.saturating_sub(16).min(16)));
+    let (bias0, bias1) = match bias {
+        Some(b) => (_mm512_maskz_loadu_ps(m0, b.as_ptr().add(c)), _mm512_maskz_loadu_ps(m1, b.as_ptr().wrapping_add(c + 16))),
+        None => (_mm512_setzero_ps(), _mm512_setzero_ps()),
+    };
+    for (i, row) in acc.iter().enumerate() {
+        if i < mv {
+            let yp = out.at((r0 + i) * n + c);
+            _mm512_mask_storeu_ps(yp, m0, _mm512_add_ps(bias0, row[0]));
+            _mm512_mask_storeu_ps(yp.wrapping_add(16), m1, _mm512_add_ps(bias1, row[1]));
+        }
+    }
+}
+
+/// The scalar definition both kernels must meet: bf16(x) · W in f64, plus bias.
+#[cfg(test)]
+pub(super) fn reference(x: &[f32], m: usize, k: usize, w: &[bf16], n: usize, bias: Option<&[f32]>) -> Vec<f64> {
+    let mut y = vec![0f64; m * n];
+    for i in 0..m {
+        for j in 0..n {
+            let mut s = bias.map_or(0.0, |b| b[j] as f64);
+            for t in 0..k {
+                s += bf16::from_f32(x[i * k + t]).to_f64() * w[j * k + t].to_f64();
+            }
+            y[i * n + j] = s;
+        }
+    }
+    y
+}
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod tests {
+    use super::*;
+    use crate::backend::cpu::precision::{bf16_support, Bf16Path};
+
+    /// Edge shapes: partial 12/32-row blocks, partial 16/32-column panels, k odd, k not a multiple
+    /// of 32, k across several tiles. Bound: f32 sums of exact bf16·bf16 products (each exact in f32),
+    /// |error| ≤ 1e-5 · Σ|terms| + 1e-6.
+    fn check(path: Bf16Path) {
+        for &(m, k, n) in &[(1, 1, 1), (12, 32, 32), (13, 33, 17), (33, 70, 48), (70, 257, 100), (100, 1152, 40)] {
+            let x: Vec<f32> = (0..m * k).map(|i| ((i * 37 % 101) as f32 - 50.0) / 47.0).collect();
+            let w: Vec<bf16> = (0..n * k).map(|i| bf16::from_f32(((i * 53 % 89) as f32 - 44.0) / 44.0)).collect();
+            let bias: Vec<f32> = (0..n).map(|j| j as f32 * 0.01).collect();
+            let mut y = vec![f32::NAN; m * n];
+            gemm(path, &x, m, k, &w, n, Some(&bias), &mut y);
+            let want = reference(&x, m, k, &w, n, Some(&bias));
+            for i in 0..m {
+                for j in 0..n {
+                    let mag: f64 = (0..k).map(|t| (bf16::from_f32(x[i * k + t]).to_f64() * w[j * k + t].to_f64()).abs()).sum::<f64>() + bias[j].abs() as f64;
+                    let got = y[i * n + j] as f64;
+                    assert!((got - want[i * n + j]).abs() <= 1e-5 * mag + 1e-6, "{path:?} m={m} k={k} n={n}: y[{i},{j}] = {got}, want {}", want[i * n + j]);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn avx512bf16_matches_scalar_reference() {
+        if !std::arch::is_x86_feature_detected!("avx512bf16") {
+            eprintln!("SKIP gemm_bf16dot::avx512bf16_matches_scalar_reference: this CPU has no AVX512_BF16");
+            return;
+        }
+        check(Bf16Path::Avx512Bf16);
+    }
+
+    #[test]
+    fn amx_matches_scalar_reference() {
+        if bf16_support().path != Some(Bf16Path::Amx) {
+            eprintln!("SKIP gemm_bf16dot::amx_matches_scalar_reference: {}", bf16_support().why);
+            return;
+        }
+        check(Bf16Path::Amx);
+    }
+
+    /// The x packing rounds like half::bf16::from_f32 (nearest even) on normal values, zero-pads.
+    #[test]
+    fn x_packing_rounds_to_nearest_even() {
+        if !std::arch::is_x86_feature_detected!("avx512bf16") {
+            eprintln!("SKIP gemm_bf16dot::x_packing_rounds_to_nearest_even: this CPU has no AVX512_BF16");
+            return;
+        }
+        let (m, k) = (3usize, 45usize);
+        let x: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.7391).sin() * 3.0 + 1.0 / (1 + i) as f32).collect();
+        let kp = k.div_ceil(KSTEP) * KSTEP;
+        let mut xb = vec![7u16; MSTEP * kp];
+        unsafe { pack_x(&x, m, k, kp, &mut xb) };
+        for i in 0..MSTEP {
+            for t in 0..kp {
+                let want = if i < m && t < k { bf16::from_f32(x[i * k + t]).to_bits() } else { 0 };
+                assert_eq!(xb[i * kp + t], want, "x[{i},{t}]");
+            }
+        }
+    }
+}
