@@ -59,7 +59,7 @@ fn load(id: u64, dir: &str) -> Vec<u8> {
 }
 
 fn load_on(id: u64, dir: &str, device: &str) -> Vec<u8> {
-    frame_of(kind::LOAD_MODEL, &LoadModel { id, model_dir: dir.into(), device: device.into(), lora: None }, vec![]).encode()
+    frame_of(kind::LOAD_MODEL, &LoadModel { id, model_dir: dir.into(), device: device.into(), lora: None, precision: None }, vec![]).encode()
 }
 
 #[test]

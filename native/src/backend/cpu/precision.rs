@@ -133,3 +133,18 @@ pub fn gemm_path_for(p: Precision) -> String {
         },
     }
 }
+
+/// What `ovis info` and the bench report show: the kernel path of each product family in precision
+/// `p`, and why (CPU features, the AMX permission).
+pub fn kernels_json(p: Precision) -> serde_json::Value {
+    let f32_path = super::kernel_path();
+    let attention = if cfg!(target_arch = "x86_64") && f32_path == "avx512f" { "flash avx512f (OVIS_CPU_ATTENTION=blocked: blocked loop)" } else { "blocked loop" };
+    serde_json::json!({
+        "precision": p.name(),
+        "gemm": gemm_path_for(p),
+        "gemm_f32": f32_path,
+        "gemv": if f32_path == "portable" { "portable" } else { f32_path },
+        "vit_attention": attention,
+        "bf16": bf16_support().why,
+    })
+}
