@@ -12,6 +12,7 @@
 //!   (16 rows × 32 k) and two B tiles (16 pair-rows × 16 columns), 4 `tdpbf16ps` (16·16·32·2 flops each).
 //! * AVX512_BF16 (below): 12 × 32 blocks of y in 24 zmm, per k-pair 2 loads of W, 12 broadcasts of an
 //!   x pair, 24 `vdpbf16ps`.
+use super::gemm::WLayout;
 use super::matmul::SharedOut;
 use super::precision::Bf16Path;
 use half::bf16;
@@ -32,6 +33,13 @@ thread_local! {
 /// shapes consistent; m, n, k ≥ 1.
 #[cfg(target_arch = "x86_64")]
 pub(super) fn gemm(path: Bf16Path, x: &[f32], m: usize, k: usize, w: &[bf16], n: usize, bias: Option<&[f32]>, y: &mut [f32]) {
+    gemm_layout(path, x, m, k, w, n, bias, y, WLayout::NK)
+}
+
+/// As `gemm`, with W stored [n, k] (NK) or [k, n] (KN, the VTE table).
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+pub(super) fn gemm_layout(path: Bf16Path, x: &[f32], m: usize, k: usize, w: &[bf16], n: usize, bias: Option<&[f32]>, y: &mut [f32], layout: WLayout) {
     assert!(32 * k < i32::MAX as usize, "gemm_bf16dot: k = {k} is too large for 32-bit gather offsets");
     let kp = k.div_ceil(KSTEP) * KSTEP;
     let m_pad = m.div_ceil(MSTEP) * MSTEP;
@@ -41,7 +49,10 @@ pub(super) fn gemm(path: Bf16Path, x: &[f32], m: usize, k: usize, w: &[bf16], n:
             // SAFETY: AVX512_BF16 + AVX-512F present (precision.rs checked before choosing a path).
             unsafe {
                 pack_x(x, m, k, kp, xb);
-                pack_w(w, n, k, kp, wp);
+                match layout {
+                    WLayout::NK => pack_w(w, n, k, kp, wp),
+                    WLayout::KN => pack_w_kn(w, n, k, kp, wp),
+                }
             }
             let (xb, wp) = (&*xb, &*wp);
             let out = SharedOut(y.as_mut_ptr());
@@ -146,6 +157,41 @@ unsafe fn pack_w_panel(w: &[bf16], n: usize, k: usize, c0: usize, panel: &mut [u
     panel[r * 32..].fill(0);
 }
 
+/// W [k, n] bf16 (the VTE table) → the same VNNI panels: pair-row r of a panel interleaves 16
+/// columns of W rows 2r and 2r+1 (one `vpermw` of the two 32-byte rows).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw")]
+pub(super) unsafe fn pack_w_kn(w: &[bf16], n: usize, k: usize, kp: usize, wp: &mut [u16]) {
+    wp.par_chunks_mut(kp * 16).enumerate().for_each(|(p, panel)| {
+        // SAFETY: AVX-512F/BW as the enclosing function; full panels read 16 columns < n of rows < k.
+        unsafe { pack_w_kn_panel(w, n, k, p * 16, panel) }
+    });
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw")]
+unsafe fn pack_w_kn_panel(w: &[bf16], n: usize, k: usize, c0: usize, panel: &mut [u16]) {
+    use std::arch::x86_64::*;
+    let nv = n.saturating_sub(c0).min(16);
+    let bits = |r: usize, j: usize| if r < k && j < nv { w[r * n + c0 + j].to_bits() } else { 0 };
+    // Lane 2j takes element j of row 2r (lanes 0–15 of the pair), lane 2j+1 element j of row 2r+1 (16–31).
+    let idx = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    for r in 0..panel.len() / 32 {
+        let d = &mut panel[r * 32..r * 32 + 32];
+        if nv == 16 && 2 * r + 1 < k {
+            let a = _mm256_loadu_si256(w.as_ptr().add(2 * r * n + c0) as *const __m256i);
+            let b = _mm256_loadu_si256(w.as_ptr().add((2 * r + 1) * n + c0) as *const __m256i);
+            let both = _mm512_inserti64x4::<1>(_mm512_castsi256_si512(a), b);
+            _mm512_storeu_si512(d.as_mut_ptr() as *mut _, _mm512_permutexvar_epi16(idx, both));
+        } else {
+            for j in 0..16 {
+                d[2 * j] = bits(2 * r, j);
+                d[2 * j + 1] = bits(2 * r + 1, j);
+            }
+        }
+    }
+}
+
 /// AVX512_BF16 kernel over all (12-row, 32-column) blocks; parallel over column groups of 128 so a
 /// group's W panels stay in L2 while x streams.
 #[cfg(target_arch = "x86_64")]
@@ -228,18 +274,28 @@ mod tests {
     /// of 32, k across several tiles. Bound: f32 sums of exact bf16·bf16 products (each exact in f32),
     /// |error| ≤ 1e-5 · Σ|terms| + 1e-6.
     fn check(path: Bf16Path) {
+        check_layout(path, WLayout::NK);
+        check_layout(path, WLayout::KN);
+    }
+
+    fn check_layout(path: Bf16Path, layout: WLayout) {
         for &(m, k, n) in &[(1, 1, 1), (12, 32, 32), (13, 33, 17), (33, 70, 48), (70, 257, 100), (100, 1152, 40)] {
             let x: Vec<f32> = (0..m * k).map(|i| ((i * 37 % 101) as f32 - 50.0) / 47.0).collect();
             let w: Vec<bf16> = (0..n * k).map(|i| bf16::from_f32(((i * 53 % 89) as f32 - 44.0) / 44.0)).collect();
             let bias: Vec<f32> = (0..n).map(|j| j as f32 * 0.01).collect();
             let mut y = vec![f32::NAN; m * n];
-            gemm(path, &x, m, k, &w, n, Some(&bias), &mut y);
+            // The same W given [k, n]: the KN packing must give the NK result.
+            let w_kn: Vec<bf16> = (0..k * n).map(|i| w[(i % n) * k + i / n]).collect();
+            match layout {
+                WLayout::NK => gemm(path, &x, m, k, &w, n, Some(&bias), &mut y),
+                WLayout::KN => gemm_layout(path, &x, m, k, &w_kn, n, Some(&bias), &mut y, WLayout::KN),
+            }
             let want = reference(&x, m, k, &w, n, Some(&bias));
             for i in 0..m {
                 for j in 0..n {
                     let mag: f64 = (0..k).map(|t| (bf16::from_f32(x[i * k + t]).to_f64() * w[j * k + t].to_f64()).abs()).sum::<f64>() + bias[j].abs() as f64;
                     let got = y[i * n + j] as f64;
-                    assert!((got - want[i * n + j]).abs() <= 1e-5 * mag + 1e-6, "{path:?} m={m} k={k} n={n}: y[{i},{j}] = {got}, want {}", want[i * n + j]);
+                    assert!((got - want[i * n + j]).abs() <= 1e-5 * mag + 1e-6, "{path:?} {layout:?} m={m} k={k} n={n}: y[{i},{j}] = {got}, want {}", want[i * n + j]);
                 }
             }
         }
