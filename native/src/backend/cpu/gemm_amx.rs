@@ -6,13 +6,7 @@
 //! of y; tmm4/5 rows 0–15 / 16–31 of x (32 k each); tmm6/7 the 16 pair-rows of 2 W panels (columns
 //! 0–15 / 16–31). Per 32 k: 4 tile loads, 4 `tdpbf16ps` (32 768 flops).
 use super::matmul::SharedOut;
-use rayon::prelude::*;
 use std::arch::asm;
-
-/// Columns per task: the task's W panels (128 columns × KP pairs) stay in L2 while its x rows stream.
-const CG: usize = 128;
-/// Rows per task (a few 32-row blocks, so 2 threads get enough tasks on a 784-row ViT product).
-const RB: usize = 64;
 
 #[repr(C, align(64))]
 struct TileConfig([u8; 64]);
@@ -28,28 +22,27 @@ fn config() -> TileConfig {
     TileConfig(c)
 }
 
-/// xb [m_pad][kp] bf16, wp panels [n_panels][kp/2][32] bf16 (kp a multiple of 32, m_pad of 32).
-/// Caller: the AMX permission was granted (precision::bf16_support chose Amx).
-pub(super) fn gemm(xb: &[u16], m: usize, kp: usize, wp: &[u16], n: usize, bias: Option<&[f32]>, out: SharedOut) {
-    let (n_cg, n_rb) = (n.div_ceil(CG), m.div_ceil(RB));
-    (0..n_cg * n_rb).into_par_iter().for_each(|t| {
-        let (cg, rb) = (t / n_rb, t % n_rb);
-        let cfg = config();
-        let mut buf = Block([0f32; 32 * 32]);
-        // SAFETY: permission granted (caller); the tile config is loaded before any tile use and
-        // released at the end of this task on this thread; blocks of y are disjoint between tasks;
-        // every tile load reads inside xb / wp (rows < m_pad, pair-rows < kp/2).
-        unsafe {
-            asm!("ldtilecfg [{}]", in(reg) cfg.0.as_ptr(), options(nostack, readonly));
-            for c in (cg * CG..n.min((cg + 1) * CG)).step_by(32) {
-                for r0 in (rb * RB..m.min((rb + 1) * RB)).step_by(32) {
-                    block(xb.as_ptr().add(r0 * kp), kp, wp.as_ptr().add((c / 16) * kp * 16), &mut buf);
-                    write_out(&buf, r0, (m - r0).min(32), c, (n - c).min(32), n, bias, out);
-                }
+/// Columns c0..c0+cols of y for every row: xb [m_pad][kp] bf16 (m_pad a multiple of 32), `wp` this
+/// task's panels [cols/16][kp/2][32] bf16 from index 0. 32-row blocks outside, so one block of x rows
+/// meets all the task's (L2-resident) panels. Caller: the AMX permission was granted
+/// (precision::bf16_support chose Amx).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn gemm_cols(xb: &[u16], m: usize, kp: usize, wp: &[u16], c0: usize, cols: usize, n: usize, bias: Option<&[f32]>, out: SharedOut) {
+    let cfg = config();
+    let mut buf = Block([0f32; 32 * 32]);
+    // SAFETY: permission granted (caller); the tile config is loaded before any tile use and released
+    // before returning, on this thread; tasks own disjoint columns of y; every tile load reads inside
+    // xb (rows < m_pad) and wp (pair-rows < kp/2 of the panels of cols rounded up to 32).
+    unsafe {
+        asm!("ldtilecfg [{}]", in(reg) cfg.0.as_ptr(), options(nostack, readonly));
+        for r0 in (0..m).step_by(32) {
+            for c in (c0..c0 + cols).step_by(32) {
+                block(xb.as_ptr().add(r0 * kp), kp, wp.as_ptr().add(((c - c0) / 16) * kp * 16), &mut buf);
+                write_out(&buf, r0, (m - r0).min(32), c, (n - c).min(32), n, bias, out);
             }
-            asm!("tilerelease", options(nostack, nomem));
         }
-    });
+        asm!("tilerelease", options(nostack, nomem));
+    }
 }
 
 #[repr(C, align(64))]

@@ -3,9 +3,10 @@
 //!
 //! Packing, shared by both kernels (k padded to KP = a multiple of 32 with zeros):
 //! * x → bf16 rows [m_pad][KP] (round to nearest even, `vcvtne2ps2bf16`), m_pad a multiple of 32.
-//! * W → "VNNI" panels of 16 columns: [⌈n/32⌉·2][KP/2][16][2] bf16, i.e. pair-row r of a panel holds
+//! * W → "VNNI" panels of 16 columns: [KP/2][16][2] bf16, i.e. pair-row r of a panel holds
 //!   (W[c][2r], W[c][2r+1]) for its 16 columns c: one 64-byte row is one AMX B-tile row and one zmm
-//!   operand of `vdpbf16ps`. Gathers read the (k, k+1) pairs of 16 W rows at a time.
+//!   operand of `vdpbf16ps`. Gathers read the (k, k+1) pairs of 16 W rows at a time. Each task packs
+//!   the panels of its 64 columns only (thread-local, L2-sized) and runs them against all rows.
 //!
 //! Kernels:
 //! * AMX (gemm_amx.rs): 32 × 32 blocks of y in 4 tiles (tmm0–3), per 32-step of k two A tiles
@@ -43,26 +44,38 @@ pub(super) fn gemm_layout(path: Bf16Path, x: &[f32], m: usize, k: usize, w: &[bf
     assert!(32 * k < i32::MAX as usize, "gemm_bf16dot: k = {k} is too large for 32-bit gather offsets");
     let kp = k.div_ceil(KSTEP) * KSTEP;
     let m_pad = m.div_ceil(MSTEP) * MSTEP;
-    let panels = n.div_ceil(32) * 2;
     with_u16(&X16, m_pad * kp, |xb| {
-        with_u16(&W16, panels * kp * 16, |wp| {
-            // SAFETY: AVX512_BF16 + AVX-512F present (precision.rs checked before choosing a path).
-            unsafe {
-                pack_x(x, m, k, kp, xb);
-                match layout {
-                    WLayout::NK => pack_w(w, n, k, kp, wp),
-                    WLayout::KN => pack_w_kn(w, n, k, kp, wp),
+        // SAFETY: AVX512_BF16 + AVX-512F present (precision.rs checked before choosing a path).
+        unsafe { pack_x(x, m, k, kp, xb) };
+        let xb = &*xb;
+        let out = SharedOut(y.as_mut_ptr());
+        // One task per CG columns: it packs only its own W panels (CG × KP bf16, L2-resident) and runs
+        // them against every row of x, so W is read once and no whole-W copy exists (the visual head's
+        // W is 600 MB).
+        (0..n.div_ceil(CG)).into_par_iter().for_each(|t| {
+            let (c0, cols) = (t * CG, CG.min(n - t * CG));
+            let panels = cols.div_ceil(32) * 2;
+            with_u16(&W16, panels * kp * 16, |wp| {
+                for (p, panel) in wp.chunks_mut(kp * 16).enumerate() {
+                    // SAFETY: as above (AVX-512BW comes with AVX512_BF16 on every CPU that has it).
+                    unsafe {
+                        match layout {
+                            WLayout::NK => pack_w_panel(w, n, k, c0 + 16 * p, panel),
+                            WLayout::KN => pack_w_kn_panel(w, n, k, c0 + 16 * p, panel),
+                        }
+                    }
                 }
-            }
-            let (xb, wp) = (&*xb, &*wp);
-            let out = SharedOut(y.as_mut_ptr());
-            match path {
-                Bf16Path::Amx => super::gemm_amx::gemm(xb, m, kp, wp, n, bias, out),
-                Bf16Path::Avx512Bf16 => avx512bf16_gemm(xb, m, kp, wp, n, bias, out),
-            }
-        })
+                match path {
+                    Bf16Path::Amx => super::gemm_amx::gemm_cols(xb, m, kp, wp, c0, cols, n, bias, out),
+                    Bf16Path::Avx512Bf16 => avx512bf16_cols(xb, m, kp, wp, c0, cols, n, bias, out),
+                }
+            })
+        });
     })
 }
+
+/// Columns per task of the bf16 products.
+const CG: usize = 64;
 
 fn with_u16<R>(slot: &'static std::thread::LocalKey<RefCell<Vec<u16>>>, len: usize, f: impl FnOnce(&mut [u16]) -> R) -> R {
     slot.with(|cell| match cell.try_borrow_mut() {
@@ -117,16 +130,8 @@ fn mask16(v: usize) -> u16 {
     }
 }
 
-/// W [n, k] bf16 → wp panels [n_panels][kp/2][16][2] (see the module note), zero past n and k.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-pub(super) unsafe fn pack_w(w: &[bf16], n: usize, k: usize, kp: usize, wp: &mut [u16]) {
-    wp.par_chunks_mut(kp * 16).enumerate().for_each(|(p, panel)| {
-        // SAFETY: AVX-512F as the enclosing function; the gathers read only rows < n, pairs < k/2.
-        unsafe { pack_w_panel(w, n, k, p * 16, panel) }
-    });
-}
-
+/// W [n, k] bf16, columns c0..c0+16 → one VNNI panel [kp/2][16][2] (see the module note), zero past n
+/// and k. The gathers read only rows < n and pairs < k/2.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn pack_w_panel(w: &[bf16], n: usize, k: usize, c0: usize, panel: &mut [u16]) {
@@ -157,17 +162,8 @@ unsafe fn pack_w_panel(w: &[bf16], n: usize, k: usize, c0: usize, panel: &mut [u
     panel[r * 32..].fill(0);
 }
 
-/// W [k, n] bf16 (the VTE table) → the same VNNI panels: pair-row r of a panel interleaves 16
-/// columns of W rows 2r and 2r+1 (one `vpermw` of the two 32-byte rows).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw")]
-pub(super) unsafe fn pack_w_kn(w: &[bf16], n: usize, k: usize, kp: usize, wp: &mut [u16]) {
-    wp.par_chunks_mut(kp * 16).enumerate().for_each(|(p, panel)| {
-        // SAFETY: AVX-512F/BW as the enclosing function; full panels read 16 columns < n of rows < k.
-        unsafe { pack_w_kn_panel(w, n, k, p * 16, panel) }
-    });
-}
-
+/// W [k, n] bf16 (the VTE table), columns c0..c0+16 → the same VNNI panel: pair-row r interleaves the
+/// 16 columns of W rows 2r and 2r+1 (one `vpermw` of the two 32-byte rows).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw")]
 unsafe fn pack_w_kn_panel(w: &[bf16], n: usize, k: usize, c0: usize, panel: &mut [u16]) {
@@ -192,26 +188,21 @@ unsafe fn pack_w_kn_panel(w: &[bf16], n: usize, k: usize, c0: usize, panel: &mut
     }
 }
 
-/// AVX512_BF16 kernel over all (12-row, 32-column) blocks; parallel over column groups of 128 so a
-/// group's W panels stay in L2 while x streams.
+/// AVX512_BF16 kernel: columns c0..c0+cols of y (their panels in `wp`, from index 0) for every row,
+/// 12-row blocks outside so one block of x rows meets all the task's (L2-resident) panels.
 #[cfg(target_arch = "x86_64")]
-fn avx512bf16_gemm(xb: &[u16], m: usize, kp: usize, wp: &[u16], n: usize, bias: Option<&[f32]>, out: SharedOut) {
+#[allow(clippy::too_many_arguments)]
+fn avx512bf16_cols(xb: &[u16], m: usize, kp: usize, wp: &[u16], c0: usize, cols: usize, n: usize, bias: Option<&[f32]>, out: SharedOut) {
     const MR: usize = 12;
-    const CG: usize = 128;
-    let (n_cg, n_rb) = (n.div_ceil(CG), m.div_ceil(MR * 8));
-    (0..n_cg * n_rb).into_par_iter().for_each(|t| {
-        let (cg, rb) = (t / n_rb, t % n_rb);
-        for c in (cg * CG..n.min((cg + 1) * CG)).step_by(32) {
-            for r0 in (rb * MR * 8..m.min((rb + 1) * MR * 8)).step_by(MR) {
-                let mv = MR.min(m - r0);
-                // SAFETY: AVX512_BF16 checked by the caller; (r0.., c..) blocks are disjoint between tasks.
-                unsafe { dp_kernel(xb, kp, r0, mv, wp, c, n, bias, out) };
-            }
+    for r0 in (0..m).step_by(MR) {
+        for c in (c0..c0 + cols).step_by(32) {
+            // SAFETY: AVX512_BF16 checked by the caller; tasks own disjoint column ranges.
+            unsafe { dp_kernel(xb, kp, r0, MR.min(m - r0), &wp[((c - c0) / 16) * kp * 16..], c, n, bias, out) };
         }
-    });
+    }
 }
 
-/// y[r0..r0+mv, c..c+32] = bias + Σ_pairs x-pair · W-pair; rows ≥ mv reread row r0 (results dropped).
+/// y[r0..r0+mv, c..c+32] (its two panels at the start of `wp`) = bias + Σ_pairs x-pair · W-pair; rows ≥ mv reread row r0 (results dropped).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bf16")]
 #[allow(clippy::too_many_arguments)]
@@ -222,7 +213,7 @@ unsafe fn dp_kernel(xb: &[u16], kp: usize, r0: usize, mv: usize, wp: &[u16], c: 
     for (i, p) in rows.iter_mut().enumerate() {
         *p = xb.as_ptr().add((r0 + if i < mv { i } else { 0 }) * kp) as *const u32;
     }
-    let p0 = wp.as_ptr().add((c / 16) * kp * 16);
+    let p0 = wp.as_ptr();
     let p1 = p0.add(kp * 16);
     let mut acc = [[_mm512_setzero_ps(); 2]; MR];
     for r in 0..kp / 2 {
