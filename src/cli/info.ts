@@ -74,7 +74,7 @@ function kernelLines(info: ModelInfo): string[] {
   return [
     `precision    ${k.precision}${k.precision === 'f32' ? ' (exact)' : ' (activations rounded to bf16 in the image encoder, head and prefill products)'}`,
     `kernels      GEMM ${k.gemm}${k.gemm !== k.gemm_f32 ? ` (f32: ${k.gemm_f32})` : ''}; GEMV ${k.gemv}; ViT attention ${k.vit_attention}`,
-    `bf16 path    ${k.bf16}`,
+    `bf16         ${k.precision === 'bf16' ? '' : '(with --precision bf16) '}${k.bf16}`,
   ];
 }
 

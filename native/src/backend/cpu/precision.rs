@@ -138,7 +138,12 @@ pub fn gemm_path_for(p: Precision) -> String {
 /// `p`, and why (CPU features, the AMX permission).
 pub fn kernels_json(p: Precision) -> serde_json::Value {
     let f32_path = super::kernel_path();
-    let attention = if cfg!(target_arch = "x86_64") && f32_path == "avx512f" { "flash avx512f (OVIS_CPU_ATTENTION=blocked: blocked loop)" } else { "blocked loop" };
+    let forced_blocked = std::env::var("OVIS_CPU_ATTENTION").is_ok_and(|v| v == "blocked");
+    let attention = match (f32_path, forced_blocked) {
+        ("avx512f", false) => "flash avx512f",
+        ("avx512f", true) => "blocked loop (OVIS_CPU_ATTENTION=blocked)",
+        _ => "blocked loop (no AVX-512F)",
+    };
     serde_json::json!({
         "precision": p.name(),
         "gemm": gemm_path_for(p),
