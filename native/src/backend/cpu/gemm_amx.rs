@@ -90,20 +90,22 @@ unsafe fn block(a: *const u16, kp: usize, b: *const u16, buf: &mut Block) {
     );
 }
 
-/// y[r0.., c..] (mv × nv valid) = buf + bias.
-#[inline(always)]
+/// y[r0.., c..] (mv × nv valid) = buf + bias, 2 masked zmm stores a row (AVX-512F comes with AMX).
+#[inline]
+#[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
 unsafe fn write_out(buf: &Block, r0: usize, mv: usize, c: usize, nv: usize, n: usize, bias: Option<&[f32]>, out: SharedOut) {
+    use std::arch::x86_64::*;
+    let mask = |v: usize| if v >= 16 { 0xFFFFu16 } else { ((1u32 << v) - 1) as u16 };
+    let (m0, m1) = (mask(nv.min(16)), mask(nv.saturating_sub(16)));
+    let (b0, b1) = match bias {
+        Some(b) => (_mm512_maskz_loadu_ps(m0, b.as_ptr().add(c)), _mm512_maskz_loadu_ps(m1, b.as_ptr().wrapping_add(c + 16))),
+        None => (_mm512_setzero_ps(), _mm512_setzero_ps()),
+    };
     for i in 0..mv {
         let y = out.at((r0 + i) * n + c);
-        let row = &buf.0[i * 32..i * 32 + nv];
-        match bias {
-            Some(b) => {
-                for (j, v) in row.iter().enumerate() {
-                    *y.add(j) = b[c + j] + v;
-                }
-            }
-            None => std::ptr::copy_nonoverlapping(row.as_ptr(), y, nv),
-        }
+        let row = buf.0.as_ptr().add(i * 32);
+        _mm512_mask_storeu_ps(y, m0, _mm512_add_ps(b0, _mm512_load_ps(row)));
+        _mm512_mask_storeu_ps(y.wrapping_add(16), m1, _mm512_add_ps(b1, _mm512_load_ps(row.add(16))));
     }
 }
