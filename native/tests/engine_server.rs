@@ -59,7 +59,7 @@ fn load(id: u64, dir: &str) -> Vec<u8> {
 }
 
 fn load_on(id: u64, dir: &str, device: &str) -> Vec<u8> {
-    frame_of(kind::LOAD_MODEL, &LoadModel { id, model_dir: dir.into(), device: device.into(), lora: None }, vec![]).encode()
+    frame_of(kind::LOAD_MODEL, &LoadModel { id, model_dir: dir.into(), device: device.into(), lora: None, precision: None }, vec![]).encode()
 }
 
 #[test]
@@ -460,4 +460,27 @@ fn cuda_engine_process_exits_75_right_after_a_device_fault() {
     let e = frames.iter().find(|f| f.0 == kind::ERROR).unwrap_or_else(|| panic!("an error frame: {frames:?}\nstderr:\n{err}"));
     assert_eq!((e.1["id"].as_u64(), e.1["code"].as_str()), (Some(2), Some("device_error")));
     assert!(err.contains("injected fault 700") && err.contains("exiting with status 75"), "{err}");
+}
+
+/// load_model's `precision`: an unknown value is a bad_header naming the choices and loads nothing;
+/// "bf16" loads and `info.kernels` says the precision and a GEMM path (which one depends on the CPU,
+/// checked by test/cli/info.test.ts against /proc/cpuinfo).
+#[test]
+fn load_model_precision_is_checked_and_reported() {
+    let dir = fixture();
+    let with = |id: u64, p: &str| frame_of(kind::LOAD_MODEL, &LoadModel { id, model_dir: dir.clone(), device: "cpu".into(), lora: None, precision: Some(p.into()) }, vec![]).encode();
+    let mut input = hello();
+    input.extend(with(1, "fp8"));
+    input.extend(generate(2, &[1, 2], 1));
+    input.extend(with(3, "bf16"));
+    let (status, frames) = run(input);
+    assert_eq!(status, 0);
+    assert_eq!(frames[1].1["code"], "bad_header");
+    assert_eq!(frames[1].1["id"], 1);
+    assert!(frames[1].1["message"].as_str().unwrap().contains("f32 or bf16"), "{}", frames[1].1);
+    assert_eq!(frames[2].1["code"], "no_model", "the refused load loaded nothing");
+    assert_eq!(frames[3].0, kind::MODEL_LOADED);
+    let k = &frames[3].1["info"]["kernels"];
+    assert_eq!(k["precision"], "bf16");
+    assert!(["amx-bf16", "avx512-bf16", "avx512f", "avx2+fma", "portable"].contains(&k["gemm"].as_str().unwrap()), "{k}");
 }

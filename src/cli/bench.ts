@@ -9,7 +9,7 @@ import { locateEngine } from '../engine/locate.js';
 import { createLogger } from '../output/logger.js';
 import { modelDirFor } from './model-arg.js';
 import { BenchTable } from './bench-table.js';
-import { deviceOption, intOption, LORA_HELP } from './options.js';
+import { deviceOption, intOption, LORA_HELP, PRECISION_HELP, PRECISIONS, type Precision } from './options.js';
 import { resolve } from 'node:path';
 
 interface BenchOptions {
@@ -25,6 +25,7 @@ interface BenchOptions {
   warmup?: number;
   concurrency?: string;
   profile: boolean;
+  precision?: Precision;
   json: boolean;
 }
 
@@ -43,6 +44,7 @@ export function benchCommand(): Command {
     .option('--warmup <n>', 'untimed runs first (default 0 on the CPU, 1 with --full or on a GPU)', intOption('--warmup', 0, 100))
     .option('--concurrency <n>', 'measure continuous batching instead (CPU or CUDA): N requests decoding together, e.g. 1,2,4,8, alone and while a long prompt prefills', concurrencyOption)
     .option('--profile', 'after the figures, time each stage of one pass on the CPU (patchify, ViT GEMMs and attention, head, VTE, prefill, decode, sampling) with GFLOP/s and % of the measured FMA peak', false)
+    .addOption(new Option('--precision <p>', PRECISION_HELP).choices(PRECISIONS))
     .option('--json', 'print the final JSON report (one object) instead of the table', false)
     .addHelpText('after', '\nOn the CPU the defaults finish in 1–2 minutes for --synthetic 2b on 2 cores (vision encode is\ntimed inside the time-to-first-token runs); --full takes many minutes there. Rows print as measured.')
     .action(runBench);
@@ -55,6 +57,7 @@ function engineArgs(opts: BenchOptions, modelDir: string | undefined): string[] 
   if (opts.lora !== undefined) args.push('--lora', resolve(opts.lora));
   if (opts.full) args.push('--full');
   if (opts.profile) args.push('--profile');
+  if (opts.precision !== undefined) args.push('--precision', opts.precision);
   const given: Array<[string, string | number | undefined]> = [
     ['--images', opts.images], ['--concurrency', opts.concurrency], ['--prompt-tokens', opts.promptTokens], ['--decode-tokens', opts.decodeTokens], ['--repeats', opts.repeats], ['--warmup', opts.warmup],
   ];

@@ -1,16 +1,16 @@
 // `ovis info`: the model's architecture, sizes and parameter count, and the engine's backend and device.
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 import { modelName, NotDownloadedError, resolveModel } from '../model/resolve.js';
 import { formatRef } from '../model/repo-ref.js';
 import { offerDownload } from './pull.js';
 import { createLogger } from '../output/logger.js';
 import { EngineProcess } from '../engine/engine-process.js';
-import { deviceOption, LORA_HELP } from './options.js';
+import { deviceOption, LORA_HELP, PRECISION_HELP, PRECISIONS, type Precision } from './options.js';
 import { UsageError } from '../errors.js';
 import { startEngine } from './start-engine.js';
 import type { ModelInfo } from '../protocol/index.js';
 
-interface InfoOptions { model?: string; lora?: string; device: string; json: boolean; verbose: boolean }
+interface InfoOptions { model?: string; lora?: string; device: string; precision?: Precision; json: boolean; verbose: boolean }
 
 export function infoCommand(): Command {
   return new Command('info')
@@ -18,6 +18,7 @@ export function infoCommand(): Command {
     .option('-m, --model <model>', 'model directory or ORG/NAME[@REVISION] (default: $OVIS_MODEL, else AIDC-AI/Ovis2.5-2B when downloaded; otherwise only the engine is shown)')
     .option('--lora <dir>', LORA_HELP)
     .option('--device <device>', 'where the engine runs: auto, cpu, cuda, cuda:N', deviceOption, 'auto')
+    .addOption(new Option('--precision <p>', `show the kernels of this precision; ${PRECISION_HELP}`).choices(PRECISIONS))
     .option('--json', 'print one JSON object', false)
     .option('-v, --verbose', 'show engine logs on stderr', false)
     .action(runInfo);
@@ -43,7 +44,7 @@ async function runInfo(opts: InfoOptions): Promise<void> {
     return;
   }
   const dir = model.dir;
-  const engine = await startEngine(dir, { device: opts.device, verbose: opts.verbose, lora: opts.lora }, log);
+  const engine = await startEngine(dir, { device: opts.device, verbose: opts.verbose, lora: opts.lora, precision: opts.precision }, log);
   const info = engine.info!;
   await engine.close();
   if (opts.json) {
@@ -62,7 +63,19 @@ async function runInfo(opts: InfoOptions): Promise<void> {
     `engine       ovis-engine ${engine.hello?.engine} (protocol ${engine.hello?.protocol})`,
     `backend      ${info.backend}`,
     `device       ${info.device}`,
+    ...kernelLines(info),
   ].join('\n') + '\n');
+}
+
+/** CPU backend: which kernels run the products and why (CPU features, the AMX permission). */
+function kernelLines(info: ModelInfo): string[] {
+  const k = info.kernels;
+  if (!k) return [];
+  return [
+    `precision    ${k.precision}${k.precision === 'f32' ? ' (exact)' : ' (activations rounded to bf16 in the image encoder, head and prefill products)'}`,
+    `kernels      GEMM ${k.gemm}${k.gemm !== k.gemm_f32 ? ` (f32: ${k.gemm_f32})` : ''}; GEMV ${k.gemv}; ViT attention ${k.vit_attention}`,
+    `bf16         ${k.precision === 'bf16' ? '' : '(with --precision bf16) '}${k.bf16}`,
+  ];
 }
 
 /** What was found on disk: the weight format and files, config.json's model_type, the adapter merged. */

@@ -21,7 +21,7 @@ export interface OpenedBackend {
  * `local.restartProgress` is what shows later waits: an engine restart, or a server's first token.
  */
 export async function openBackend(
-  opts: GenerationOptions, log: Logger, progress: Progress, timings: CliTimings, local: Omit<LocalOptions, 'device' | 'verbose' | 'lora'>,
+  opts: GenerationOptions, log: Logger, progress: Progress, timings: CliTimings, local: Omit<LocalOptions, 'device' | 'verbose' | 'lora' | 'precision'>,
 ): Promise<OpenedBackend> {
   checkEndpointFlags(opts);
   if (opts.endpoint !== undefined) {
@@ -38,6 +38,6 @@ export async function openBackend(
   }
   const model = await modelFor(opts.model, log);
   const defaults = readGenerationDefaults(model.dir);
-  const backend = await LocalBackend.start(model.dir, defaults, { ...local, device: opts.device, verbose: opts.verbose, lora: opts.lora }, log, progress, timings);
+  const backend = await LocalBackend.start(model.dir, defaults, { ...local, device: opts.device, verbose: opts.verbose, lora: opts.lora, precision: opts.precision }, log, progress, timings);
   return { backend, modelName: displayName(model) };
 }

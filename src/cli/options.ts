@@ -30,5 +30,11 @@ export function deviceOption(value: string): string {
   return value;
 }
 
+/** Arithmetic of the CPU's compute-bound products (ViT, visual head, VTE, prefill). */
+export type Precision = 'f32' | 'bf16';
+export const PRECISIONS: Precision[] = ['f32', 'bf16'];
+/** --help text of `--precision` (ask, chat, serve, bench, info). */
+export const PRECISION_HELP = "CPU arithmetic of the image encoder and prompt prefill: f32 (default, exact) or bf16 (activations rounded to bf16, AMX or AVX512_BF16 dot products where the CPU has them: faster, slightly different answers; `ovis info` shows the path)";
+
 /** --help text of `--lora` (ask, chat, bench, serve). */
 export const LORA_HELP = 'a LoRA adapter directory as PEFT/ms-swift save it (adapter_config.json, adapter_model.safetensors), merged into the model\'s weights at load';

@@ -59,6 +59,8 @@ export interface ModelInfo {
   checkpoint?: { format: 'safetensors' | 'torch'; files: string[]; model_type: string | null };
   /** Present when a LoRA adapter was merged at load. */
   adapter?: { dir: string; rank: number; alpha: number; rslora: boolean; scale: number; modules: number };
+  /** CPU backend: the kernel path of each product family and why (CPU features, AMX permission). */
+  kernels?: { precision: 'f32' | 'bf16'; gemm: string; gemm_f32: string; gemv: string; vit_attention: string; bf16: string };
 }
 export interface ModelLoaded { id: number; info: ModelInfo }
 export interface TokenEvent { id: number; token: number; logprob: number; top: Array<[number, number]> }
@@ -80,9 +82,12 @@ export interface ErrorEvent { id: number | null; code: string; message: string }
 export interface SessionClosed { session: string }
 
 export const encodeHello = (client: string) => encodeFrame(Kind.hello, { protocol: PROTOCOL_VERSION, client });
-/** `lora`: a PEFT LoRA adapter directory the engine merges into the weights at load (omitted: none). */
-export const encodeLoadModel = (id: number, modelDir: string, device: string, lora?: string) =>
-  encodeFrame(Kind.loadModel, lora === undefined ? { id, model_dir: modelDir, device } : { id, model_dir: modelDir, device, lora });
+/**
+ * `lora`: a PEFT LoRA adapter directory the engine merges into the weights at load (omitted: none).
+ * `precision`: the CPU arithmetic of the compute-bound products (omitted: f32, the engine's default).
+ */
+export const encodeLoadModel = (id: number, modelDir: string, device: string, lora?: string, precision?: 'f32' | 'bf16') =>
+  encodeFrame(Kind.loadModel, { id, model_dir: modelDir, device, ...(lora === undefined ? {} : { lora }), ...(precision === undefined ? {} : { precision }) });
 export const encodeCancel = (id: number) => encodeFrame(Kind.cancel, { id });
 export const encodeCloseSession = (session: string) => encodeFrame(Kind.closeSession, { session });
 export const encodeShutdown = () => encodeFrame(Kind.shutdown, {});

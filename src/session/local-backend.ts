@@ -21,6 +21,8 @@ export interface LocalOptions {
   verbose: boolean;
   /** A LoRA adapter directory merged into the weights at load (`--lora`), kept for a restart. */
   lora?: string;
+  /** CPU arithmetic (`--precision`), kept for a restart. */
+  precision?: 'f32' | 'bf16';
   /** Shows "loading the model" when the engine is started again after a crash. */
   restartProgress: Progress;
   /** Warn when the engine is started again (the chat does; --each shows the loading phase). */

@@ -92,4 +92,48 @@ test('info on a directory that is not a model is a model error', async () => {
   assert.is(r.stdout, '');
 });
 
+
+/** The CPU's flags (Linux), to know which bf16 kernel the engine should pick. */
+function cpuFlags(): Set<string> {
+  try {
+    const line = readFileSync('/proc/cpuinfo', 'utf8').split('\n').find((l) => l.startsWith('flags'));
+    return new Set((line ?? '').split(':')[1]?.trim().split(/\s+/) ?? []);
+  } catch {
+    return new Set();
+  }
+}
+
+test('info --precision: the kernel path of each product family and why, for this CPU', async () => {
+  const [json, text, exact] = await Promise.all([
+    runOvis(['info', '--model', fixtureDir, '--precision', 'bf16', '--json'], { env: noModel }),
+    runOvis(['info', '--model', fixtureDir, '--precision', 'bf16'], { env: noModel }),
+    runOvis(['info', '--model', fixtureDir, '--json'], { env: noModel }),
+  ]);
+  for (const r of [json, text, exact]) assert.is(r.code, 0, r.stderr);
+  const k = JSON.parse(json.stdout).model.kernels;
+  const flags = cpuFlags();
+  assert.is(k.precision, 'bf16');
+  if (flags.has('avx512_bf16') && flags.has('amx_bf16')) {
+    // AMX unless the kernel refused the tile permission, which the reason must then say.
+    assert.ok(k.gemm === 'amx-bf16' || (k.gemm === 'avx512-bf16' && /refused/.test(k.bf16)), JSON.stringify(k));
+  } else if (flags.has('avx512_bf16')) {
+    assert.is(k.gemm, 'avx512-bf16');
+  } else {
+    assert.is(k.gemm, k.gemm_f32, 'no bf16 unit: the f32 path');
+  }
+  const e = JSON.parse(exact.stdout).model.kernels;
+  assert.is(e.precision, 'f32');
+  assert.is(e.gemm, e.gemm_f32, 'the default mode runs the exact f32 GEMM');
+  const f = fields(text.stdout);
+  assert.match(f.precision, /^bf16 /);
+  assert.ok(f.kernels.startsWith(`GEMM ${k.gemm}`), f.kernels);
+  assert.is(f.bf16, k.bf16);
+});
+
+test('info --precision with a value it does not know: a usage error naming the choices', async () => {
+  const r = await runOvis(['info', '--model', fixtureDir, '--precision', 'fp8'], { env: noModel });
+  assert.is(r.code, 2);
+  assert.match(r.stderr, /f32, bf16/);
+});
+
 test.run();

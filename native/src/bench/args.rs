@@ -3,7 +3,7 @@
 
 pub const USAGE: &str = "usage: ovis-engine bench (--synthetic 2b|9b | --model DIR [--lora ADAPTER]) [--device auto|cpu|cuda|cuda:N] [--full]
        [--images 896,1792] [--prompt-tokens 128] [--decode-tokens 32] [--repeats 3] [--warmup 1]
-       [--concurrency 1,2,4,8] [--profile]
+       [--concurrency 1,2,4,8] [--profile] [--precision f32|bf16]
 
 Prints one JSON object per line on stdout: a \"plan\" first, a \"figure\" as each is measured, a \"report\" last.
 Defaults on a GPU, and with --full: images 896,1792 (GPU) or 448,896 (CPU), 32 decode tokens, 3 repeats
@@ -19,7 +19,10 @@ decode steps; never run on a GPU yet).
 --profile (CPU) adds one pass with stage timers after the figures: one encode of the first image,
 one prefill, --decode-tokens decode steps; time per stage (patchify, ViT GEMMs, ViT attention,
 ViT elementwise, visual head, VTE, prefill, decode, sampling), GFLOP/s and % of the measured
-f32 FMA peak for the compute stages.";
+f32 FMA peak for the compute stages.
+--precision bf16 (CPU): the compute-bound products (ViT, visual head, VTE, prefill) round activations
+to bf16 and use AMX or AVX512_BF16 dot products where the CPU has them (f32 otherwise); f32 (default)
+is the exact mode.";
 
 #[derive(Debug, Clone)]
 pub struct BenchArgs {
@@ -41,6 +44,8 @@ pub struct BenchArgs {
     pub concurrency: Vec<usize>,
     /// One more pass with the stage timers on (measure_profile.rs).
     pub profile: bool,
+    /// Arithmetic of the CPU's compute-bound products (backend/cpu/precision.rs).
+    pub precision: crate::backend::cpu::precision::Precision,
 }
 
 /// What a run measures, with every default resolved for its backend.
@@ -79,7 +84,7 @@ fn counts(v: &str) -> Result<Vec<usize>, String> {
 
 impl BenchArgs {
     pub fn parse(argv: &[String]) -> Result<BenchArgs, String> {
-        let mut a = BenchArgs { synthetic: None, model: None, lora: None, device: "auto".into(), full: false, images: None, prompt_tokens: 128, decode_tokens: None, repeats: None, warmup: None, concurrency: vec![], profile: false };
+        let mut a = BenchArgs { synthetic: None, model: None, lora: None, device: "auto".into(), full: false, images: None, prompt_tokens: 128, decode_tokens: None, repeats: None, warmup: None, concurrency: vec![], profile: false, precision: crate::backend::cpu::precision::Precision::F32 };
         let mut it = argv.iter();
         while let Some(flag) = it.next() {
             match flag.as_str() {
@@ -89,6 +94,7 @@ impl BenchArgs {
                 "--device" => a.device = it.next().cloned().ok_or("--device needs a value")?,
                 "--full" => a.full = true,
                 "--profile" => a.profile = true,
+                "--precision" => a.precision = crate::backend::cpu::precision::Precision::parse(it.next().ok_or("--precision needs a value: f32 or bf16")?).map_err(|e| format!("--{e}"))?,
                 "--images" => a.images = Some(sides(it.next().ok_or("--images needs a value")?)?),
                 "--prompt-tokens" => a.prompt_tokens = number(flag, it.next())?,
                 "--decode-tokens" => a.decode_tokens = Some(number(flag, it.next())?),

@@ -71,7 +71,7 @@ pub fn measure(model: &OvisModel, plan: &Plan, out: &mut Report) -> Result<()> {
     out.profile(json!({
         "fma_peak_gflop_per_s": peak * 1e-9,
         "fma_peak_isa": isa,
-        "gemm_path": crate::backend::cpu::kernel_path(),
+        "gemm_path": crate::backend::cpu::precision::gemm_path_for(crate::backend::cpu::precision::precision()),
         "image_side": side,
         "prompt_tokens": prompt.len(),
         "decode_steps": plan.decode_tokens,

@@ -46,6 +46,7 @@ pub fn main(argv: &[String]) -> i32 {
 fn run(args: &BenchArgs) -> Result<()> {
     let selection = crate::backend::resolve(&args.device)?;
     let plan = args.plan(matches!(selection.device, Device::Cuda(_)));
+    crate::backend::cpu::precision::set_precision(args.precision);
     let t = std::time::Instant::now();
     let (cfg, source) = match (&args.model, &args.synthetic) {
         (Some(dir), _) => open_model(Path::new(dir), args.lora.as_deref().map(Path::new))?,

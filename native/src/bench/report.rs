@@ -51,6 +51,7 @@ impl Report {
             "vision_encode_in_first_token_runs": plan.encode_in_first_token_runs,
             "version": env!("CARGO_PKG_VERSION"),
             "concurrency": plan.concurrency,
+            "kernels": crate::backend::cpu::precision::kernels_json(args.precision),
             // With --profile, the stages its figure may list (so a table can size its label column).
             "profile_stages": if plan.profile { crate::backend::cpu::profile::STAGES.iter().map(|s| s.name()).collect() } else { Vec::new() },
         });

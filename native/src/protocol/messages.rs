@@ -48,6 +48,9 @@ pub struct LoadModel {
     /// A PEFT LoRA adapter directory merged into the weights at load (docs/protocol.md); absent: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lora: Option<String>,
+    /// Arithmetic of the CPU's compute-bound products: "f32" (default, exact) or "bf16" (docs/protocol.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub precision: Option<String>,
 }
 
 fn default_device() -> String {

@@ -13,6 +13,7 @@ use crate::generate::batch::{default_kv_budget, Batch, BatchModel, Output};
 use crate::generate::session::Sessions;
 use crate::backend::cpu::model::OvisModel;
 use crate::model::source::open_model;
+use crate::backend::cpu::precision::{kernels_json, set_precision, Precision};
 use crate::protocol::{frame_of, kind, parse_header, Frame, Generate, LoadModel, ModelLoaded, SessionRef};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
@@ -258,6 +259,10 @@ impl Worker {
             Ok(d) => d,
             Err(e) => return self.fail(Some(req.id), &e),
         };
+        let precision = match Precision::parse(req.precision.as_deref().unwrap_or("f32")) {
+            Ok(p) => p,
+            Err(e) => return self.writer.error(Some(req.id), "bad_header", format!("load_model: {e}")),
+        };
         // The old model (and its device memory) goes before the new one is loaded.
         self.model = None;
         let t = std::time::Instant::now();
@@ -292,6 +297,11 @@ impl Worker {
                 }
                 if let Some(c) = checkpoint {
                     info["checkpoint"] = c;
+                }
+                if let Loaded::Cpu(..) = &model {
+                    // Process-wide: one model per engine, set before its first product.
+                    set_precision(precision);
+                    info["kernels"] = kernels_json(precision);
                 }
                 self.model = Some(model);
                 self.writer.send(&frame_of(kind::MODEL_LOADED, &ModelLoaded { id: req.id, info }, Vec::new()));

@@ -13,11 +13,19 @@ use half::bf16;
 
 /// Returns false when the CPU has neither AVX-512F nor AVX2+FMA (the caller then uses the portable
 /// loop). AVX2+FMA: gemm_avx2.rs, the same packing with 6 × 16 tiles.
+/// In `--precision bf16` (precision.rs) and with a bf16 dot-product unit: gemm_bf16dot.rs instead.
 pub(super) fn gemm_bf16(x: &[f32], m: usize, k: usize, w: &[bf16], n: usize, bias: Option<&[f32]>, y: &mut [f32]) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
+        use super::precision::{bf16_support, precision, Precision};
+        if precision() == Precision::Bf16 {
+            if let Some(path) = bf16_support().path {
+                super::gemm_bf16dot::gemm(path, x, m, k, w, n, bias, y);
+                return true;
+            }
+        }
         if std::arch::is_x86_feature_detected!("avx512f") {
-            avx512::gemm(x, m, k, w, n, bias, y);
+            avx512::gemm(x, m, k, w, n, bias, y, WLayout::NK);
             return true;
         }
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
@@ -29,8 +37,37 @@ pub(super) fn gemm_bf16(x: &[f32], m: usize, k: usize, w: &[bf16], n: usize, bia
     false
 }
 
+/// How W is stored: [n, k] (linear layers, y = x·Wᵀ) or [k, n] (the VTE table, y = x·W).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(super) enum WLayout {
+    NK,
+    KN,
+}
+
+/// y[m, n] = x[m, k] · W[k, n] for a weight stored [k, n] (probabilities · VTE): the same packed
+/// kernels, only the W packing differs. False when the CPU has no AVX-512F (the caller's loop runs).
+pub(super) fn gemm_bf16_kn(x: &[f32], m: usize, k: usize, w: &[bf16], n: usize, y: &mut [f32]) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use super::precision::{bf16_support, precision, Precision};
+        if precision() == Precision::Bf16 {
+            if let Some(path) = bf16_support().path {
+                super::gemm_bf16dot::gemm_layout(path, x, m, k, w, n, None, y, WLayout::KN);
+                return true;
+            }
+        }
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            avx512::gemm(x, m, k, w, n, None, y, WLayout::KN);
+            return true;
+        }
+    }
+    let _ = (x, m, k, w, n, y);
+    false
+}
+
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
+    use super::WLayout;
     use crate::backend::cpu::matmul::SharedOut;
     use crate::backend::cpu::scratch::with_scratch;
     use half::bf16;
@@ -51,7 +88,8 @@ mod avx512 {
         static W_PACK: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
     }
 
-    pub(super) fn gemm(x: &[f32], m: usize, k: usize, w: &[bf16], n: usize, bias: Option<&[f32]>, y: &mut [f32]) {
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn gemm(x: &[f32], m: usize, k: usize, w: &[bf16], n: usize, bias: Option<&[f32]>, y: &mut [f32], layout: WLayout) {
         assert!(62 * k < i32::MAX as usize, "gemm: k = {k} is too large for 32-bit gather offsets");
         with_scratch(&X_PACK, m.div_ceil(MR) * k * MR, |ap| {
             pack_x(x, m, k, ap);
@@ -70,7 +108,7 @@ mod avx512 {
                 let cols = nt * ppt * NR..n.min((nt + 1) * ppt * NR);
                 with_scratch(&W_PACK, ppt * KC * NR, |bp| {
                     // SAFETY: AVX-512F was detected by the caller; tasks write disjoint (rows, cols) blocks of y.
-                    unsafe { task(ap, k, w, rows, cols, bias, out, n, bp) };
+                    unsafe { task(ap, k, w, rows, cols, bias, out, n, bp, layout) };
                 });
             });
         });
@@ -97,7 +135,7 @@ mod avx512 {
 
     #[target_feature(enable = "avx512f")]
     #[allow(clippy::too_many_arguments)]
-    unsafe fn task(ap: &[f32], k: usize, w: &[bf16], rows: Range<usize>, cols: Range<usize>, bias: Option<&[f32]>, out: SharedOut, n: usize, bp: &mut [f32]) {
+    unsafe fn task(ap: &[f32], k: usize, w: &[bf16], rows: Range<usize>, cols: Range<usize>, bias: Option<&[f32]>, out: SharedOut, n: usize, bp: &mut [f32], layout: WLayout) {
         let np = cols.len().div_ceil(NR);
         let (q0, q1) = (rows.start / MR, rows.end.div_ceil(MR));
         let mut pc = 0;
@@ -105,7 +143,11 @@ mod avx512 {
             let kc = KC.min(k - pc);
             for p in 0..np {
                 let c0 = cols.start + p * NR;
-                pack_w(w, k, c0, NR.min(cols.end - c0), pc, kc, bp.as_mut_ptr().add(p * KC * NR));
+                let dst = bp.as_mut_ptr().add(p * KC * NR);
+                match layout {
+                    WLayout::NK => pack_w(w, k, c0, NR.min(cols.end - c0), pc, kc, dst),
+                    WLayout::KN => pack_w_kn(w, n, c0, NR.min(cols.end - c0), pc, kc, dst),
+                }
             }
             for p in 0..np {
                 let c0 = cols.start + p * NR;
@@ -160,6 +202,26 @@ mod avx512 {
             let d = dst.add(kk * NR);
             for j in 0..NR {
                 *d.add(j) = if j < nv { w[(r0 + j) * k + pc + kk].to_f32() } else { 0.0 };
+            }
+        }
+    }
+
+    /// W[pc..pc+kc, c0..c0+nv] of a [k, n] table (bf16) → dst [kc][32] f32, columns ≥ nv zero: each
+    /// k-step is 32 contiguous bf16, widened by shifting into the high half of 32-bit lanes.
+    #[inline(always)]
+    unsafe fn pack_w_kn(w: &[bf16], n: usize, c0: usize, nv: usize, pc: usize, kc: usize, dst: *mut f32) {
+        for kk in 0..kc {
+            let src = w.as_ptr().add((pc + kk) * n + c0);
+            let d = dst.add(kk * NR);
+            if nv == NR {
+                let lo = _mm256_loadu_si256(src as *const __m256i);
+                let hi = _mm256_loadu_si256(src.add(16) as *const __m256i);
+                _mm512_storeu_ps(d, _mm512_castsi512_ps(_mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(lo))));
+                _mm512_storeu_ps(d.add(16), _mm512_castsi512_ps(_mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(hi))));
+            } else {
+                for j in 0..NR {
+                    *d.add(j) = if j < nv { (*src.add(j)).to_f32() } else { 0.0 };
+                }
             }
         }
     }

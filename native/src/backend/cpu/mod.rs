@@ -4,6 +4,10 @@ pub mod attention;
 mod attention_avx512;
 mod gemm;
 #[cfg(target_arch = "x86_64")]
+mod gemm_amx;
+#[cfg(target_arch = "x86_64")]
+mod gemm_bf16dot;
+#[cfg(target_arch = "x86_64")]
 mod gemm_avx2;
 pub mod gemv;
 #[cfg(target_arch = "x86_64")]
@@ -12,6 +16,7 @@ pub mod matmul;
 pub mod merge;
 pub mod model;
 pub mod norm;
+pub mod precision;
 pub mod qwen3;
 pub mod profile;
 pub mod rope;

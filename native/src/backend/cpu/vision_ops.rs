@@ -154,11 +154,20 @@ multiversion! {
 }
 
 /// y[m, n] = x[m, k] · W[k, n] for a weight stored [k, n] (probabilities · VTE, §5), f32 accumulation.
-/// Column tiles of 64 in parallel; each widens a [256, 64] block of W once and reuses it for every row.
+/// With AVX-512 (or in bf16 precision) the packed GEMM of gemm.rs runs it; otherwise column tiles of
+/// 64 in parallel, each widening a [256, 64] block of W once and reusing it for every row.
 pub fn matmul_nn_bf16(x: &[f32], m: usize, k: usize, w: &[bf16], n: usize, y: &mut [f32]) {
     assert_eq!(x.len(), m * k, "x must be [m, k]");
     assert_eq!(w.len(), k * n, "w must be [k, n]");
     assert_eq!(y.len(), m * n, "y must be [m, n]");
+    if m > 0 && n > 0 && k > 0 && super::gemm::gemm_bf16_kn(x, m, k, w, n, y) {
+        return;
+    }
+    nn_tiled(x, m, k, w, n, y);
+}
+
+/// The loop without the packed GEMM: 64-column tiles in parallel.
+fn nn_tiled(x: &[f32], m: usize, k: usize, w: &[bf16], n: usize, y: &mut [f32]) {
     let parts: Vec<Vec<f32>> = (0..n.div_ceil(NB))
         .into_par_iter()
         .map(|t| {
@@ -197,17 +206,26 @@ mod tests {
         }
     }
 
+    /// Both the dispatched product (the packed AVX-512 GEMM with [k, n] packing where the CPU has it)
+    /// and the tiled fallback loop against an f64 reference, on edge shapes: partial 12-row and
+    /// 32-column tiles, k across the 256 block, m across the 480-row task block.
+    /// Bound: |error| ≤ 1e-5 · Σ|terms| + 1e-6 (f32 sums of ≤ 600 products).
     #[test]
     fn nn_matmul_matches_naive() {
-        let (m, k, n) = (3, 300, 70);
-        let x: Vec<f32> = (0..m * k).map(|i| ((i * 7 % 13) as f32 - 6.0) / 7.0).collect();
-        let w: Vec<bf16> = (0..k * n).map(|i| bf16::from_f32(((i * 5 % 11) as f32 - 5.0) / 9.0)).collect();
-        let mut y = vec![0f32; m * n];
-        matmul_nn_bf16(&x, m, k, &w, n, &mut y);
-        for i in 0..m {
-            for j in 0..n {
-                let r: f32 = (0..k).map(|l| x[i * k + l] * w[l * n + j].to_f32()).sum();
-                assert!((y[i * n + j] - r).abs() < 1e-3, "{i},{j}");
+        for &(m, k, n) in &[(3, 300, 70), (13, 257, 33), (500, 300, 64)] {
+            let x: Vec<f32> = (0..m * k).map(|i| ((i * 7 % 13) as f32 - 6.0) / 7.0).collect();
+            let w: Vec<bf16> = (0..k * n).map(|i| bf16::from_f32(((i * 5 % 11) as f32 - 5.0) / 9.0)).collect();
+            let (mut y, mut t) = (vec![f32::NAN; m * n], vec![f32::NAN; m * n]);
+            matmul_nn_bf16(&x, m, k, &w, n, &mut y);
+            nn_tiled(&x, m, k, &w, n, &mut t);
+            for i in 0..m {
+                for j in 0..n {
+                    let r: f64 = (0..k).map(|l| x[i * k + l] as f64 * w[l * n + j].to_f64()).sum();
+                    let mag: f64 = (0..k).map(|l| (x[i * k + l] as f64 * w[l * n + j].to_f64()).abs()).sum();
+                    for (name, v) in [("dispatched", y[i * n + j]), ("tiled", t[i * n + j])] {
+                        assert!((v as f64 - r).abs() <= 1e-5 * mag + 1e-6, "{name} m={m} k={k} n={n}: y[{i},{j}] = {v}, want {r}");
+                    }
+                }
             }
         }
     }

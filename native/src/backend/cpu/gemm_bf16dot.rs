@@ -1,0 +1,332 @@
+//! The `--precision bf16` product: y[m, n] = bf16(x)[m, k] · W[n, k]ᵀ (+ bias), products of bf16
+//! pairs summed in f32 by the CPU's dot-product units (precision.rs says when this runs).
+//!
+//! Packing, shared by both kernels (k padded to KP = a multiple of 32 with zeros):
+//! * x → bf16 rows [m_pad][KP] (round to nearest even, `vcvtne2ps2bf16`), m_pad a multiple of 32.
+//! * W → "VNNI" panels of 16 columns: [KP/2][16][2] bf16, i.e. pair-row r of a panel holds
+//!   (W[c][2r], W[c][2r+1]) for its 16 columns c: one 64-byte row is one AMX B-tile row and one zmm
+//!   operand of `vdpbf16ps`. Gathers read the (k, k+1) pairs of 16 W rows at a time. Each task packs
+//!   the panels of its 64 columns only (thread-local, L2-sized) and runs them against all rows.
+//!
+//! Kernels:
+//! * AMX (gemm_amx.rs): 32 × 32 blocks of y in 4 tiles (tmm0–3), per 32-step of k two A tiles
+//!   (16 rows × 32 k) and two B tiles (16 pair-rows × 16 columns), 4 `tdpbf16ps` (16·16·32·2 flops each).
+//! * AVX512_BF16 (below): 12 × 32 blocks of y in 24 zmm, per k-pair 2 loads of W, 12 broadcasts of an
+//!   x pair, 24 `vdpbf16ps`.
+use super::gemm::WLayout;
+use super::matmul::SharedOut;
+use super::precision::Bf16Path;
+use half::bf16;
+use rayon::prelude::*;
+use std::cell::RefCell;
+
+/// k padding and the AMX tile's k extent (32 bf16 = 64 bytes).
+pub(super) const KSTEP: usize = 32;
+/// Rows padding of packed x (an AMX block is 32 rows).
+pub(super) const MSTEP: usize = 32;
+
+thread_local! {
+    static X16: RefCell<Vec<u16>> = const { RefCell::new(Vec::new()) };
+    static W16: RefCell<Vec<u16>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Caller: `path` came from precision::bf16_support (so AVX512_BF16, and for Amx the permission, exist);
+/// shapes consistent; m, n, k ≥ 1.
+#[cfg(target_arch = "x86_64")]
+pub(super) fn gemm(path: Bf16Path, x: &[f32], m: usize, k: usize, w: &[bf16], n: usize, bias: Option<&[f32]>, y: &mut [f32]) {
+    gemm_layout(path, x, m, k, w, n, bias, y, WLayout::NK)
+}
+
+/// As `gemm`, with W stored [n, k] (NK) or [k, n] (KN, the VTE table).
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+pub(super) fn gemm_layout(path: Bf16Path, x: &[f32], m: usize, k: usize, w: &[bf16], n: usize, bias: Option<&[f32]>, y: &mut [f32], layout: WLayout) {
+    assert!(32 * k < i32::MAX as usize, "gemm_bf16dot: k = {k} is too large for 32-bit gather offsets");
+    let kp = k.div_ceil(KSTEP) * KSTEP;
+    let m_pad = m.div_ceil(MSTEP) * MSTEP;
+    with_u16(&X16, m_pad * kp, |xb| {
+        // SAFETY: AVX512_BF16 + AVX-512F present (precision.rs checked before choosing a path).
+        unsafe { pack_x(x, m, k, kp, xb) };
+        let xb = &*xb;
+        let out = SharedOut(y.as_mut_ptr());
+        // One task per CG columns: it packs only its own W panels (CG × KP bf16, L2-resident) and runs
+        // them against every row of x, so W is read once and no whole-W copy exists (the visual head's
+        // W is 600 MB).
+        (0..n.div_ceil(CG)).into_par_iter().for_each(|t| {
+            let (c0, cols) = (t * CG, CG.min(n - t * CG));
+            let panels = cols.div_ceil(32) * 2;
+            with_u16(&W16, panels * kp * 16, |wp| {
+                for (p, panel) in wp.chunks_mut(kp * 16).enumerate() {
+                    // SAFETY: as above (AVX-512BW comes with AVX512_BF16 on every CPU that has it).
+                    unsafe {
+                        match layout {
+                            WLayout::NK => pack_w_panel(w, n, k, c0 + 16 * p, panel),
+                            WLayout::KN => pack_w_kn_panel(w, n, k, c0 + 16 * p, panel),
+                        }
+                    }
+                }
+                match path {
+                    Bf16Path::Amx => super::gemm_amx::gemm_cols(xb, m, kp, wp, c0, cols, n, bias, out),
+                    Bf16Path::Avx512Bf16 => avx512bf16_cols(xb, m, kp, wp, c0, cols, n, bias, out),
+                }
+            })
+        });
+    })
+}
+
+/// Columns per task of the bf16 products.
+const CG: usize = 64;
+
+fn with_u16<R>(slot: &'static std::thread::LocalKey<RefCell<Vec<u16>>>, len: usize, f: impl FnOnce(&mut [u16]) -> R) -> R {
+    slot.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut v) => {
+            if v.len() < len {
+                v.resize(len, 0);
+            }
+            let r = f(&mut v[..len]);
+            if v.len() > (16 << 20) {
+                *v = Vec::new();
+            }
+            r
+        }
+        Err(_) => f(&mut vec![0u16; len]),
+    })
+}
+
+/// x [m, k] f32 → xb [m_pad][kp] bf16 bits (RNE), zero past k and past m.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bf16")]
+pub(super) unsafe fn pack_x(x: &[f32], m: usize, k: usize, kp: usize, xb: &mut [u16]) {
+    xb.par_chunks_mut(kp).enumerate().for_each(|(i, row)| {
+        // SAFETY: same features as the enclosing function (the closure runs on rayon threads of this CPU).
+        unsafe { pack_x_row(if i < m { &x[i * k..(i + 1) * k] } else { &[] }, row) }
+    });
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bf16")]
+unsafe fn pack_x_row(src: &[f32], dst: &mut [u16]) {
+    use std::arch::x86_64::*;
+    let mut c = 0;
+    while c < dst.len() {
+        let lo_n = src.len().saturating_sub(c).min(16);
+        let hi_n = src.len().saturating_sub(c + 16).min(16);
+        let lo = _mm512_maskz_loadu_ps(mask16(lo_n), src.as_ptr().wrapping_add(c));
+        let hi = _mm512_maskz_loadu_ps(mask16(hi_n), src.as_ptr().wrapping_add(c + 16));
+        // Lanes 0–15 of the result come from the second operand.
+        let v = _mm512_cvtne2ps_pbh(hi, lo);
+        _mm512_storeu_si512(dst.as_mut_ptr().add(c) as *mut _, std::mem::transmute::<__m512bh, __m512i>(v));
+        c += 32;
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn mask16(v: usize) -> u16 {
+    if v >= 16 {
+        0xFFFF
+    } else {
+        ((1u32 << v) - 1) as u16
+    }
+}
+
+/// W [n, k] bf16, columns c0..c0+16 → one VNNI panel [kp/2][16][2] (see the module note), zero past n
+/// and k. The gathers read only rows < n and pairs < k/2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn pack_w_panel(w: &[bf16], n: usize, k: usize, c0: usize, panel: &mut [u16]) {
+    use std::arch::x86_64::*;
+    let nv = n.saturating_sub(c0).min(16);
+    let dst = panel.as_mut_ptr() as *mut u32;
+    if nv == 0 {
+        panel.fill(0);
+        return;
+    }
+    let mask = mask16(nv);
+    let lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    let idx = _mm512_mullo_epi32(lanes, _mm512_set1_epi32((2 * k) as i32));
+    let base = w.as_ptr().add(c0 * k) as *const u8;
+    let full_pairs = k / 2;
+    for r in 0..full_pairs {
+        let v = _mm512_mask_i32gather_epi32::<1>(_mm512_setzero_si512(), mask, idx, base.add(4 * r) as _);
+        _mm512_storeu_si512(dst.add(r * 16) as *mut _, v);
+    }
+    let mut r = full_pairs;
+    if k % 2 == 1 {
+        // The last k alone (a 32-bit read would cross into the next row): (W[c][k-1], 0).
+        for j in 0..16 {
+            *dst.add(r * 16 + j) = if j < nv { w[(c0 + j) * k + k - 1].to_bits() as u32 } else { 0 };
+        }
+        r += 1;
+    }
+    panel[r * 32..].fill(0);
+}
+
+/// W [k, n] bf16 (the VTE table), columns c0..c0+16 → the same VNNI panel: pair-row r interleaves the
+/// 16 columns of W rows 2r and 2r+1 (one `vpermw` of the two 32-byte rows).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw")]
+unsafe fn pack_w_kn_panel(w: &[bf16], n: usize, k: usize, c0: usize, panel: &mut [u16]) {
+    use std::arch::x86_64::*;
+    let nv = n.saturating_sub(c0).min(16);
+    let bits = |r: usize, j: usize| if r < k && j < nv { w[r * n + c0 + j].to_bits() } else { 0 };
+    // Lane 2j takes element j of row 2r (lanes 0–15 of the pair), lane 2j+1 element j of row 2r+1 (16–31).
+    let idx = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    for r in 0..panel.len() / 32 {
+        let d = &mut panel[r * 32..r * 32 + 32];
+        if nv == 16 && 2 * r + 1 < k {
+            let a = _mm256_loadu_si256(w.as_ptr().add(2 * r * n + c0) as *const __m256i);
+            let b = _mm256_loadu_si256(w.as_ptr().add((2 * r + 1) * n + c0) as *const __m256i);
+            let both = _mm512_inserti64x4::<1>(_mm512_castsi256_si512(a), b);
+            _mm512_storeu_si512(d.as_mut_ptr() as *mut _, _mm512_permutexvar_epi16(idx, both));
+        } else {
+            for j in 0..16 {
+                d[2 * j] = bits(2 * r, j);
+                d[2 * j + 1] = bits(2 * r + 1, j);
+            }
+        }
+    }
+}
+
+/// AVX512_BF16 kernel: columns c0..c0+cols of y (their panels in `wp`, from index 0) for every row,
+/// 12-row blocks outside so one block of x rows meets all the task's (L2-resident) panels.
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+fn avx512bf16_cols(xb: &[u16], m: usize, kp: usize, wp: &[u16], c0: usize, cols: usize, n: usize, bias: Option<&[f32]>, out: SharedOut) {
+    const MR: usize = 12;
+    for r0 in (0..m).step_by(MR) {
+        for c in (c0..c0 + cols).step_by(32) {
+            // SAFETY: AVX512_BF16 checked by the caller; tasks own disjoint column ranges.
+            unsafe { dp_kernel(xb, kp, r0, MR.min(m - r0), &wp[((c - c0) / 16) * kp * 16..], c, n, bias, out) };
+        }
+    }
+}
+
+/// y[r0..r0+mv, c..c+32] (its two panels at the start of `wp`) = bias + Σ_pairs x-pair · W-pair; rows ≥ mv reread row r0 (results dropped).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bf16")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn dp_kernel(xb: &[u16], kp: usize, r0: usize, mv: usize, wp: &[u16], c: usize, n: usize, bias: Option<&[f32]>, out: SharedOut) {
+    use std::arch::x86_64::*;
+    const MR: usize = 12;
+    let mut rows = [std::ptr::null::<u32>(); MR];
+    for (i, p) in rows.iter_mut().enumerate() {
+        *p = xb.as_ptr().add((r0 + if i < mv { i } else { 0 }) * kp) as *const u32;
+    }
+    let p0 = wp.as_ptr();
+    let p1 = p0.add(kp * 16);
+    let mut acc = [[_mm512_setzero_ps(); 2]; MR];
+    for r in 0..kp / 2 {
+        let b0: __m512bh = std::mem::transmute(_mm512_loadu_si512(p0.add(r * 32) as *const _));
+        let b1: __m512bh = std::mem::transmute(_mm512_loadu_si512(p1.add(r * 32) as *const _));
+        for (i, row) in acc.iter_mut().enumerate() {
+            let a: __m512bh = std::mem::transmute(_mm512_set1_epi32(*rows[i].add(r) as i32));
+            row[0] = _mm512_dpbf16_ps(row[0], a, b0);
+            row[1] = _mm512_dpbf16_ps(row[1], a, b1);
+        }
+    }
+    let nv = n - c;
+    let (m0, m1) = (mask16(nv.min(16)), mask16(nv.saturating_sub(16).min(16)));
+    let (bias0, bias1) = match bias {
+        Some(b) => (_mm512_maskz_loadu_ps(m0, b.as_ptr().add(c)), _mm512_maskz_loadu_ps(m1, b.as_ptr().wrapping_add(c + 16))),
+        None => (_mm512_setzero_ps(), _mm512_setzero_ps()),
+    };
+    for (i, row) in acc.iter().enumerate() {
+        if i < mv {
+            let yp = out.at((r0 + i) * n + c);
+            _mm512_mask_storeu_ps(yp, m0, _mm512_add_ps(bias0, row[0]));
+            _mm512_mask_storeu_ps(yp.wrapping_add(16), m1, _mm512_add_ps(bias1, row[1]));
+        }
+    }
+}
+
+/// The scalar definition both kernels must meet: bf16(x) · W in f64, plus bias.
+#[cfg(test)]
+pub(super) fn reference(x: &[f32], m: usize, k: usize, w: &[bf16], n: usize, bias: Option<&[f32]>) -> Vec<f64> {
+    let mut y = vec![0f64; m * n];
+    for i in 0..m {
+        for j in 0..n {
+            let mut s = bias.map_or(0.0, |b| b[j] as f64);
+            for t in 0..k {
+                s += bf16::from_f32(x[i * k + t]).to_f64() * w[j * k + t].to_f64();
+            }
+            y[i * n + j] = s;
+        }
+    }
+    y
+}
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod tests {
+    use super::*;
+    use crate::backend::cpu::precision::{bf16_support, Bf16Path};
+
+    /// Edge shapes: partial 12/32-row blocks, partial 16/32-column panels, k odd, k not a multiple
+    /// of 32, k across several tiles. Bound: f32 sums of exact bf16·bf16 products (each exact in f32),
+    /// |error| ≤ 1e-5 · Σ|terms| + 1e-6.
+    fn check(path: Bf16Path) {
+        check_layout(path, WLayout::NK);
+        check_layout(path, WLayout::KN);
+    }
+
+    fn check_layout(path: Bf16Path, layout: WLayout) {
+        for &(m, k, n) in &[(1, 1, 1), (12, 32, 32), (13, 33, 17), (33, 70, 48), (70, 257, 100), (100, 1152, 40)] {
+            let x: Vec<f32> = (0..m * k).map(|i| ((i * 37 % 101) as f32 - 50.0) / 47.0).collect();
+            let w: Vec<bf16> = (0..n * k).map(|i| bf16::from_f32(((i * 53 % 89) as f32 - 44.0) / 44.0)).collect();
+            let bias: Vec<f32> = (0..n).map(|j| j as f32 * 0.01).collect();
+            let mut y = vec![f32::NAN; m * n];
+            // The same W given [k, n]: the KN packing must give the NK result.
+            let w_kn: Vec<bf16> = (0..k * n).map(|i| w[(i % n) * k + i / n]).collect();
+            match layout {
+                WLayout::NK => gemm(path, &x, m, k, &w, n, Some(&bias), &mut y),
+                WLayout::KN => gemm_layout(path, &x, m, k, &w_kn, n, Some(&bias), &mut y, WLayout::KN),
+            }
+            let want = reference(&x, m, k, &w, n, Some(&bias));
+            for i in 0..m {
+                for j in 0..n {
+                    let mag: f64 = (0..k).map(|t| (bf16::from_f32(x[i * k + t]).to_f64() * w[j * k + t].to_f64()).abs()).sum::<f64>() + bias[j].abs() as f64;
+                    let got = y[i * n + j] as f64;
+                    assert!((got - want[i * n + j]).abs() <= 1e-5 * mag + 1e-6, "{path:?} {layout:?} m={m} k={k} n={n}: y[{i},{j}] = {got}, want {}", want[i * n + j]);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn avx512bf16_matches_scalar_reference() {
+        if !std::arch::is_x86_feature_detected!("avx512bf16") {
+            eprintln!("SKIP gemm_bf16dot::avx512bf16_matches_scalar_reference: this CPU has no AVX512_BF16");
+            return;
+        }
+        check(Bf16Path::Avx512Bf16);
+    }
+
+    #[test]
+    fn amx_matches_scalar_reference() {
+        if bf16_support().path != Some(Bf16Path::Amx) {
+            eprintln!("SKIP gemm_bf16dot::amx_matches_scalar_reference: {}", bf16_support().why);
+            return;
+        }
+        check(Bf16Path::Amx);
+    }
+
+    /// The x packing rounds like half::bf16::from_f32 (nearest even) on normal values, zero-pads.
+    #[test]
+    fn x_packing_rounds_to_nearest_even() {
+        if !std::arch::is_x86_feature_detected!("avx512bf16") {
+            eprintln!("SKIP gemm_bf16dot::x_packing_rounds_to_nearest_even: this CPU has no AVX512_BF16");
+            return;
+        }
+        let (m, k) = (3usize, 45usize);
+        let x: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.7391).sin() * 3.0 + 1.0 / (1 + i) as f32).collect();
+        let kp = k.div_ceil(KSTEP) * KSTEP;
+        let mut xb = vec![7u16; MSTEP * kp];
+        unsafe { pack_x(&x, m, k, kp, &mut xb) };
+        for i in 0..MSTEP {
+            for t in 0..kp {
+                let want = if i < m && t < k { bf16::from_f32(x[i * k + t]).to_bits() } else { 0 };
+                assert_eq!(xb[i * kp + t], want, "x[{i},{t}]");
+            }
+        }
+    }
+}
