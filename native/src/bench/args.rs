@@ -2,6 +2,7 @@
 //! plan they resolve to once the backend is known: the defaults differ between a CPU and a GPU.
 
 pub const USAGE: &str = "usage: ovis-engine bench (--synthetic 2b|9b | --model DIR [--lora ADAPTER]) [--device auto|cpu|cuda|cuda:N] [--full]
+       [--weights bf16|int8|int4]
        [--images 896,1792] [--prompt-tokens 128] [--decode-tokens 32] [--repeats 3] [--warmup 1]
        [--concurrency 1,2,4,8] [--profile]
 
@@ -19,7 +20,10 @@ decode step, without the long-prompt run (reported as null).
 --profile (CPU) adds one pass with stage timers after the figures: one encode of the first image,
 one prefill, --decode-tokens decode steps; time per stage (patchify, ViT GEMMs, ViT attention,
 ViT elementwise, visual head, VTE, prefill, decode, sampling), GFLOP/s and % of the measured
-f32 FMA peak for the compute stages.";
+f32 FMA peak for the compute stages.
+--weights int8|int4 (CPU) quantizes the decoder's linear layers as the weights load (default bf16,
+as stored); the report names the mode and the decode kernel, and the bandwidth floor counts the
+quantized bytes.";
 
 #[derive(Debug, Clone)]
 pub struct BenchArgs {
@@ -41,6 +45,8 @@ pub struct BenchArgs {
     pub concurrency: Vec<usize>,
     /// One more pass with the stage timers on (measure_profile.rs).
     pub profile: bool,
+    /// How the decoder's linear layers are held (quant.rs).
+    pub weights: crate::backend::cpu::quant::WeightMode,
 }
 
 /// What a run measures, with every default resolved for its backend.
@@ -79,7 +85,7 @@ fn counts(v: &str) -> Result<Vec<usize>, String> {
 
 impl BenchArgs {
     pub fn parse(argv: &[String]) -> Result<BenchArgs, String> {
-        let mut a = BenchArgs { synthetic: None, model: None, lora: None, device: "auto".into(), full: false, images: None, prompt_tokens: 128, decode_tokens: None, repeats: None, warmup: None, concurrency: vec![], profile: false };
+        let mut a = BenchArgs { synthetic: None, model: None, lora: None, device: "auto".into(), full: false, images: None, prompt_tokens: 128, decode_tokens: None, repeats: None, warmup: None, concurrency: vec![], profile: false, weights: crate::backend::cpu::quant::WeightMode::Bf16 };
         let mut it = argv.iter();
         while let Some(flag) = it.next() {
             match flag.as_str() {
@@ -89,6 +95,7 @@ impl BenchArgs {
                 "--device" => a.device = it.next().cloned().ok_or("--device needs a value")?,
                 "--full" => a.full = true,
                 "--profile" => a.profile = true,
+                "--weights" => a.weights = crate::backend::cpu::quant::WeightMode::parse(it.next().ok_or("--weights needs a value: bf16, int8 or int4")?)?,
                 "--images" => a.images = Some(sides(it.next().ok_or("--images needs a value")?)?),
                 "--prompt-tokens" => a.prompt_tokens = number(flag, it.next())?,
                 "--decode-tokens" => a.decode_tokens = Some(number(flag, it.next())?),

@@ -47,6 +47,7 @@ pub fn main(argv: &[String]) -> i32 {
 fn run(args: &BenchArgs) -> Result<()> {
     let selection = crate::backend::resolve(&args.device)?;
     let plan = args.plan(matches!(selection.device, Device::Cuda(_)));
+    let weights = crate::backend::cpu::quant::weight_mode(Some(args.weights.name()), &selection.device)?;
     let t = std::time::Instant::now();
     let (cfg, source) = match (&args.model, &args.synthetic) {
         (Some(dir), _) => open_model(Path::new(dir), args.lora.as_deref().map(Path::new))?,
@@ -60,8 +61,9 @@ fn run(args: &BenchArgs) -> Result<()> {
     }
     match selection.device {
         Device::Cpu => {
-            let model = OvisModel::from_source(cfg, &source)?;
+            let model = OvisModel::from_source(cfg, &source, weights)?;
             eprintln!("model ready in {:.1} s", t.elapsed().as_secs_f64());
+            out.weights(&model);
             if plan.concurrency.is_empty() {
                 measure::measure(&model, &plan, &mut out)?;
                 if plan.profile {

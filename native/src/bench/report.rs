@@ -51,6 +51,7 @@ impl Report {
             "vision_encode_in_first_token_runs": plan.encode_in_first_token_runs,
             "version": env!("CARGO_PKG_VERSION"),
             "concurrency": plan.concurrency,
+            "weights": args.weights.name(),
             // With --profile, the stages its figure may list (so a table can size its label column).
             "profile_stages": if plan.profile { crate::backend::cpu::profile::STAGES.iter().map(|s| s.name()).collect() } else { Vec::new() },
         });
@@ -62,6 +63,18 @@ impl Report {
         }
         emit("plan", body.clone());
         Report { body, weight_bytes_per_token: decode_weight_bytes(llm) }
+    }
+
+    /// The decoder's weight mode and decode kernel, known once the model is built; a quantized
+    /// model's floor counts the bytes it reads per token (its linear layers and output layer).
+    pub fn weights(&mut self, model: &crate::backend::cpu::model::OvisModel) {
+        let info = model.info("", "");
+        self.body["weights"] = info["weights"].clone();
+        self.body["weights_kernel"] = info["weights_kernel"].clone();
+        if model.llm.weight_mode() != crate::backend::cpu::quant::WeightMode::Bf16 {
+            self.weight_bytes_per_token = model.llm.linear_bytes() as u64;
+        }
+        emit("figure", json!({ "figure": "weights", "weights": info["weights"], "kernel": info["weights_kernel"], "linear_bytes": info["linear_bytes"] }));
     }
 
     fn image(&mut self, side: usize) -> &mut Value {

@@ -48,6 +48,10 @@ pub struct LoadModel {
     /// A PEFT LoRA adapter directory merged into the weights at load (docs/protocol.md); absent: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lora: Option<String>,
+    /// How the decoder's linear layers are held: "bf16" (as stored; absent means this), "int8" or
+    /// "int4" (quantized at load; CPU only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights: Option<String>,
 }
 
 fn default_device() -> String {

@@ -219,6 +219,10 @@ impl Worker {
             Ok(d) => d,
             Err(e) => return self.fail(Some(req.id), &e),
         };
+        let weights = match crate::backend::cpu::quant::weight_mode(req.weights.as_deref(), &selection.device) {
+            Ok(w) => w,
+            Err(e) => return self.fail(Some(req.id), &e),
+        };
         // The old model (and its device memory) goes before the new one is loaded.
         self.model = None;
         let t = std::time::Instant::now();
@@ -229,7 +233,7 @@ impl Worker {
             adapter = source.adapter().map(|a| a.describe());
             checkpoint = source.checkpoint(dir);
             match selection.device {
-                Device::Cpu => OvisModel::from_source(cfg, &source).map(|m| Loaded::Cpu(m, Sessions::default())),
+                Device::Cpu => OvisModel::from_source(cfg, &source, weights).map(|m| Loaded::Cpu(m, Sessions::default())),
                 Device::Cuda(n) => CudaOvis::load(n, cfg, &source).map(|m| Loaded::Cuda(Box::new(m), Sessions::default())),
             }
         });
@@ -240,6 +244,9 @@ impl Worker {
                     Loaded::Cpu(m, _) => m.info(&selection.backend, &selection.description),
                     Loaded::Cuda(m, _) => m.info(&selection.backend, &selection.description),
                 };
+                if info.get("weights").is_none() {
+                    info["weights"] = serde_json::json!("bf16");
+                }
                 if let Some(a) = adapter {
                     info["adapter"] = a;
                 }
