@@ -1,7 +1,7 @@
 // The options of `ovis ask` and `ovis chat`: one definition for --help, parsing and checks.
 import { Command, Option } from 'commander';
 import { DEFAULT_MAX_INPUT_PIXELS } from '../media/decode-image.js';
-import { deviceOption, floatOption, intOption, LORA_HELP } from './options.js';
+import { deviceOption, floatOption, intOption, LORA_HELP, WEIGHTS_HELP, weightsOption } from './options.js';
 
 /** What `ask` and `chat` share: the model, thinking, sampling, media sizing, device. */
 export interface GenerationOptions {
@@ -18,6 +18,8 @@ export interface GenerationOptions {
   device: string;
   /** A LoRA adapter directory merged into the weights at load. */
   lora?: string;
+  /** bf16 | int8 | int4: how the decoder's weights are held (default $OVIS_WEIGHTS, else bf16). */
+  weights?: string;
   minPixels: number;
   maxPixels?: number;
   frames: number;
@@ -65,6 +67,7 @@ export function addGenerationOptions(cmd: Command): Command {
     .option('--max-input-pixels <n>', 'refuse images whose decoded size exceeds this many pixels', intOption('--max-input-pixels', 1), DEFAULT_MAX_INPUT_PIXELS)
     .addOption(new Option('--device <device>', 'where the engine runs: auto, cpu, cuda, cuda:N').argParser(deviceOption).default('auto'))
     .option('--lora <dir>', LORA_HELP)
+    .option('--weights <mode>', WEIGHTS_HELP, weightsOption)
     .option('-v, --verbose', 'show engine logs and timings on stderr', false)
     .option('--endpoint <url>', 'answer with an OpenAI-compatible server (ovis serve, vLLM) at URL, e.g. http://host:8000/v1, instead of the local engine')
     .option('--api-key <key>', 'with --endpoint: the API key sent as a Bearer token (default: $OVIS_API_KEY)')

@@ -1,5 +1,6 @@
 // Parsers for option values: a bad value is a UsageError that names the flag, the value and the range.
 import { InvalidArgumentError } from 'commander';
+import { UsageError } from '../errors.js';
 
 export function intOption(flag: string, min: number, max = Number.MAX_SAFE_INTEGER) {
   return (value: string): number => {
@@ -28,6 +29,25 @@ export function deviceOption(value: string): string {
     throw new InvalidArgumentError(`--device must be auto, cpu, cuda or cuda:N, got ${JSON.stringify(value)}`);
   }
   return value;
+}
+
+/** --help text of `--weights` (ask, chat, serve, bench, info). */
+export const WEIGHTS_HELP = "how the decoder's weights are held: bf16 (as stored, exact), int8 or int4 (quantized as the model loads: less memory, faster decoding, measured quality in docs/performance.md; CPU only) (default: $OVIS_WEIGHTS, else bf16)";
+
+const WEIGHT_MODES = ['bf16', 'int8', 'int4'];
+
+export function weightsOption(value: string): string {
+  if (!WEIGHT_MODES.includes(value)) throw new InvalidArgumentError(`--weights must be bf16, int8 or int4, got ${JSON.stringify(value)}`);
+  return value;
+}
+
+/** The weight mode: the --weights flag, else $OVIS_WEIGHTS, else undefined (the engine's bf16). */
+export function resolveWeights(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  if (flag !== undefined) return flag;
+  const v = env.OVIS_WEIGHTS;
+  if (v === undefined || v === '') return undefined;
+  if (!WEIGHT_MODES.includes(v)) throw new UsageError(`OVIS_WEIGHTS must be bf16, int8 or int4, got ${JSON.stringify(v)}`);
+  return v;
 }
 
 /** --help text of `--lora` (ask, chat, bench, serve). */

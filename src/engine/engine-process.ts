@@ -104,10 +104,10 @@ export class EngineProcess {
     return engine;
   }
 
-  /** `lora`: a LoRA adapter directory merged into the weights at load. */
-  async loadModel(modelDir: string, device: string, lora?: string): Promise<ModelInfo> {
+  /** `lora`: a LoRA adapter directory merged into the weights at load; `weights`: bf16 | int8 | int4. */
+  async loadModel(modelDir: string, device: string, lora?: string, weights?: string): Promise<ModelInfo> {
     const id = this.nextId++;
-    const loaded = await this.request<{ info: ModelInfo }>(id, encodeLoadModel(id, modelDir, device, lora));
+    const loaded = await this.request<{ info: ModelInfo }>(id, encodeLoadModel(id, modelDir, device, lora, weights));
     return loaded.info;
   }
 

@@ -55,6 +55,12 @@ export interface ModelInfo {
   weight_bytes: number;
   /** The weights found: safetensors or torch.save (.bin) files, and config.json's model_type. */
   checkpoint?: { format: 'safetensors' | 'torch'; files: string[]; model_type: string | null };
+  /** How the decoder's linear layers are held (`bf16` as stored, or `int8`/`int4` quantized at load). */
+  weights?: 'bf16' | 'int8' | 'int4';
+  /** The decode kernel of those layers (CPU): `avx512f`/`avx2+fma`/`portable` (bf16), `avx512-vnni`/`avx2`/`scalar` (int8/int4). */
+  weights_kernel?: string;
+  /** Bytes the decoder's linear layers and output layer take in memory (CPU). */
+  linear_bytes?: number;
   /** Present when a LoRA adapter was merged at load. */
   adapter?: { dir: string; rank: number; alpha: number; rslora: boolean; scale: number; modules: number };
 }
@@ -75,9 +81,16 @@ export interface ErrorEvent { id: number | null; code: string; message: string }
 export interface SessionClosed { session: string }
 
 export const encodeHello = (client: string) => encodeFrame(Kind.hello, { protocol: PROTOCOL_VERSION, client });
-/** `lora`: a PEFT LoRA adapter directory the engine merges into the weights at load (omitted: none). */
-export const encodeLoadModel = (id: number, modelDir: string, device: string, lora?: string) =>
-  encodeFrame(Kind.loadModel, lora === undefined ? { id, model_dir: modelDir, device } : { id, model_dir: modelDir, device, lora });
+/**
+ * `lora`: a PEFT LoRA adapter directory the engine merges into the weights at load (omitted: none).
+ * `weights`: `int8`/`int4` quantizes the decoder at load (omitted, or `bf16`: as stored).
+ */
+export const encodeLoadModel = (id: number, modelDir: string, device: string, lora?: string, weights?: string) =>
+  encodeFrame(Kind.loadModel, {
+    id, model_dir: modelDir, device,
+    ...(lora === undefined ? {} : { lora }),
+    ...(weights === undefined || weights === 'bf16' ? {} : { weights }),
+  });
 export const encodeCancel = (id: number) => encodeFrame(Kind.cancel, { id });
 export const encodeCloseSession = (session: string) => encodeFrame(Kind.closeSession, { session });
 export const encodeShutdown = () => encodeFrame(Kind.shutdown, {});

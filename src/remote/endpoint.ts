@@ -7,6 +7,7 @@ export interface EndpointFlags {
   remoteModel?: string;
   /** Refused with --endpoint (an adapter is merged into local weights only). */
   lora?: string;
+  weights?: string;
 }
 
 export interface RemoteSettings {
@@ -48,6 +49,7 @@ export function remoteSettings(flags: EndpointFlags, env: NodeJS.ProcessEnv = pr
 export function checkEndpointFlags(flags: EndpointFlags): void {
   if (flags.endpoint !== undefined) {
     if (flags.lora !== undefined) throw new UsageError('--lora merges an adapter into a local model: the server given by --endpoint serves its own weights (start it with its own adapter); drop --lora or --endpoint');
+    if (flags.weights !== undefined) throw new UsageError('--weights sets how a local model is held: the server given by --endpoint serves its own weights (start it with --weights); drop --weights or --endpoint');
     return;
   }
   if (flags.remoteModel !== undefined) throw new UsageError('--remote-model names a model on a server: give the server with --endpoint URL');

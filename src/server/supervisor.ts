@@ -12,6 +12,8 @@ export interface SupervisorOptions {
   device: string;
   /** A LoRA adapter directory merged at load (`--lora`), absolute; kept for every restart. */
   lora?: string;
+  /** bf16 | int8 | int4 (`--weights`); kept for every restart. */
+  weights?: string;
   /** `ovis-engine serve` arguments (--max-batch, --kv-memory). */
   serveArgs: string[];
   log: Logger;
@@ -71,7 +73,7 @@ export class EngineSupervisor {
     });
     started = engine;
     try {
-      this.info = await engine.loadModel(this.opts.modelDir, this.opts.device, this.opts.lora);
+      this.info = await engine.loadModel(this.opts.modelDir, this.opts.device, this.opts.lora, this.opts.weights);
     } catch (e) {
       await engine.close();
       throw e;

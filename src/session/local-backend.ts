@@ -20,6 +20,8 @@ export interface LocalOptions {
   verbose: boolean;
   /** A LoRA adapter directory merged into the weights at load (`--lora`), kept for a restart. */
   lora?: string;
+  /** bf16 | int8 | int4 (`--weights`), kept for a restart. */
+  weights?: string;
   /** Shows "loading the model" when the engine is started again after a crash. */
   restartProgress: Progress;
   /** Warn when the engine is started again (the chat does; --each shows the loading phase). */

@@ -9,6 +9,7 @@ mod measure_cuda;
 mod measure_cuda_concurrency;
 mod measure_peak;
 mod measure_profile;
+mod measure_quality;
 pub mod presets;
 mod report;
 
@@ -64,7 +65,9 @@ fn run(args: &BenchArgs) -> Result<()> {
             let model = OvisModel::from_source(cfg, &source, weights)?;
             eprintln!("model ready in {:.1} s", t.elapsed().as_secs_f64());
             out.weights(&model);
-            if plan.concurrency.is_empty() {
+            if args.quality {
+                measure_quality::measure(&model, &source, &plan, &mut out)?;
+            } else if plan.concurrency.is_empty() {
                 measure::measure(&model, &plan, &mut out)?;
                 if plan.profile {
                     measure_profile::measure(&model, &plan, &mut out)?;

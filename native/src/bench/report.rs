@@ -77,6 +77,12 @@ impl Report {
         emit("figure", json!({ "figure": "weights", "weights": info["weights"], "kernel": info["weights_kernel"], "linear_bytes": info["linear_bytes"] }));
     }
 
+    /// `--quality`: the quantized decoder against bf16 (measure_quality.rs).
+    pub fn quality(&mut self, cosine: f64, agree: usize, of: usize, prompt: usize) {
+        let v = json!({ "logits_cosine": cosine, "greedy_agree": agree, "greedy_of": of, "prompt_tokens": prompt });
+        self.figure("quality", v);
+    }
+
     fn image(&mut self, side: usize) -> &mut Value {
         let images = self.body["images"].as_array_mut().expect("images is an array");
         images.iter_mut().find(|i| i["side"] == side).expect("a planned side")
