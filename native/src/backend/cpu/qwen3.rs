@@ -83,30 +83,27 @@ impl Qwen3 {
         for l in 0..cfg.layers {
             let t = layer_tensors(cfg, l);
             let mut g = |i: usize| take(&t[i].0, &t[i].1);
-            let am = if std::env::var("QEXP_ATTN8").is_ok() && weights == WeightMode::Int4 { WeightMode::Int8 } else { weights };
-            let mm = if std::env::var("QEXP_MLP8").is_ok() && weights == WeightMode::Int4 { WeightMode::Int8 } else { weights };
             // Matrices are quantized (when asked) as each is read: one bf16 matrix at most is held besides.
             layers.push(Layer {
                 input_norm: g(0)?.to_f32(),
                 post_norm: g(1)?.to_f32(),
                 q_norm: g(2)?.to_f32(),
                 k_norm: g(3)?.to_f32(),
-                q: Linear::new(g(4)?, am),
-                k: Linear::new(g(5)?, am),
-                v: Linear::new(g(6)?, am),
-                o: Linear::new(g(7)?, am),
-                gate: Linear::new(g(8)?, mm),
-                up: Linear::new(g(9)?, mm),
-                down: Linear::new(g(10)?, mm),
+                q: Linear::new(g(4)?, weights),
+                k: Linear::new(g(5)?, weights),
+                v: Linear::new(g(6)?, weights),
+                o: Linear::new(g(7)?, weights),
+                gate: Linear::new(g(8)?, weights),
+                up: Linear::new(g(9)?, weights),
+                down: Linear::new(g(10)?, weights),
             });
         }
         let norm = take("llm.model.norm.weight", &[h])?.to_f32();
         // Tied (2B): logits use embed_tokens; otherwise (9B) the separate lm_head must exist.
-        let head_mode = if std::env::var("QEXP_HEAD8").is_ok() && weights == WeightMode::Int4 { WeightMode::Int8 } else { weights };
-        let head = match (cfg.tie_embeddings, head_mode) {
+        let head = match (cfg.tie_embeddings, weights) {
             (true, WeightMode::Bf16) => Linear::Bf16(embed.clone()),
-            (true, _) => Linear::quantized_copy(&embed, head_mode),
-            (false, _) => Linear::new(take("llm.lm_head.weight", &[v, h])?, head_mode),
+            (true, _) => Linear::quantized_copy(&embed, weights),
+            (false, _) => Linear::new(take("llm.lm_head.weight", &[v, h])?, weights),
         };
         Ok(Qwen3 { cfg: cfg.clone(), embed, head, weights, layers, norm, params })
     }
