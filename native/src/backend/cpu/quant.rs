@@ -283,6 +283,20 @@ mod tests {
         (0..n * k).map(|i| bf16::from_f32((((i * 7919) % 1013) as f32 / 506.0 - 1.0) * 0.05)).collect()
     }
 
+    /// The mode a load_model asks for: absent is bf16; int8/int4 on CUDA and unknown names are bad
+    /// requests that say what to do.
+    #[test]
+    fn weight_mode_per_device() {
+        use crate::backend::Device;
+        assert_eq!(weight_mode(None, &Device::Cuda(0)).unwrap(), WeightMode::Bf16);
+        assert_eq!(weight_mode(Some("int4"), &Device::Cpu).unwrap(), WeightMode::Int4);
+        let e = weight_mode(Some("int8"), &Device::Cuda(0)).unwrap_err();
+        assert_eq!(e.code(), "bad_request");
+        assert!(e.to_string().contains("int8 are not supported on CUDA yet") && e.to_string().contains("--device cpu"), "{e}");
+        let e = weight_mode(Some("fp8"), &Device::Cpu).unwrap_err();
+        assert!(e.to_string().contains("\"fp8\" is not a weight mode: use bf16, int8 or int4"), "{e}");
+    }
+
     /// Dequantized weights stay within half a step of the originals (per group), and the packed
     /// integers read back as written, for both modes and a k that needs padding.
     #[test]
