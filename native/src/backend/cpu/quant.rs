@@ -133,18 +133,50 @@ impl QuantMatrix {
         }
     }
 
-    /// Rows j0..j1 back to bf16 (scale · q rounded to bf16), [j1 - j0, k], for the GEMM path.
+    /// Rows j0..j1 back to bf16 (scale · q rounded to bf16), [j1 - j0, k], for the GEMM path. Per
+    /// group a straight loop over the stored bytes (no per-value index arithmetic), so the compiler
+    /// vectorises it: this runs once per prefill product over the whole matrix.
     pub fn dequantize_rows(&self, j0: usize, j1: usize, out: &mut [bf16]) {
-        let (k, g) = (self.k, self.mode.group());
+        let (k, g, kp) = (self.k, self.mode.group(), self.kp);
         assert_eq!(out.len(), (j1 - j0) * k, "dequantize_rows: out must be [rows, k]");
-        out.par_chunks_mut(k).enumerate().for_each(|(r, o)| {
-            let j = j0 + r;
-            let s = &self.scales[j * (self.kp / g)..];
-            for (e, v) in o.iter_mut().enumerate() {
-                *v = bf16::from_f32(s[e / g] * self.q(j, e) as f32);
-            }
-        });
+        let rb = self.row_bytes();
+        out.par_chunks_mut(k).enumerate().for_each_init(
+            || vec![0f32; kp],
+            |row, (r, o)| {
+                let j = j0 + r;
+                let (bytes, scales) = (&self.data[j * rb..(j + 1) * rb], &self.scales[j * (kp / g)..(j + 1) * (kp / g)]);
+                match self.mode {
+                    WeightMode::Int8 => {
+                        for ((d, b), s) in row.chunks_mut(g).zip(bytes.chunks(g)).zip(scales) {
+                            for (v, &q) in d.iter_mut().zip(b) {
+                                *v = s * (q as i32 - 128) as f32;
+                            }
+                        }
+                    }
+                    _ => {
+                        // each 32-byte block: low nibbles are values 0..32 (group 2b), high 32..64 (2b + 1)
+                        for ((d, b), s) in row.chunks_mut(BLOCK).zip(bytes.chunks(32)).zip(scales.chunks(2)) {
+                            let (lo, hi) = d.split_at_mut(32);
+                            for i in 0..32 {
+                                lo[i] = s[0] * ((b[i] & 0x0F) as i32 - 8) as f32;
+                                hi[i] = s[1] * ((b[i] >> 4) as i32 - 8) as f32;
+                            }
+                        }
+                    }
+                }
+                for (v, &f) in o.iter_mut().zip(row.iter()) {
+                    *v = to_bf16(f);
+                }
+            },
+        );
     }
+}
+
+/// f32 → bf16, round to nearest even (finite values only: dequantized weights are).
+#[inline(always)]
+fn to_bf16(f: f32) -> bf16 {
+    let b = f.to_bits();
+    bf16::from_bits(((b + 0x7FFF + ((b >> 16) & 1)) >> 16) as u16)
 }
 
 fn row_bytes(mode: WeightMode, kp: usize) -> usize {
