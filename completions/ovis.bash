@@ -13,18 +13,18 @@ _ovis() {
   local cur prev words cword
   _init_completion 2>/dev/null || { cur="${COMP_WORDS[COMP_CWORD]}"; prev="${COMP_WORDS[COMP_CWORD-1]}"; }
   local cmds="ask chat pull list ls rm info bench serve data finetune lora completion help"
-  local gen_opts="--model --system --think --no-think --think-budget --max-new-tokens --temperature --top-p --top-k --repetition-penalty --seed --min-pixels --max-pixels --frames --max-input-pixels --device --lora --precision --verbose --endpoint --api-key --remote-model --help"
+  local gen_opts="--model --system --think --no-think --think-budget --max-new-tokens --temperature --top-p --top-k --repetition-penalty --seed --min-pixels --max-pixels --frames --max-input-pixels --device --lora --weights --precision --verbose --endpoint --api-key --remote-model --help"
   local ask_opts="${gen_opts} --messages --save --continue --attach --each --format --json --top-logprobs"
   local chat_opts="${gen_opts} --load --save"
   local pull_opts="--all --json --help"
   local list_opts="--json --help"
   local rm_opts="--json --help"
-  local info_opts="--model --lora --device --precision --json --verbose --help"
+  local info_opts="--model --lora --weights --device --precision --json --verbose --help"
   local check_opts="--format --profile --image-dir --max-length --finetune-pixels --decode --per-sample --json --model --jobs --help"
   local convert_opts="--to --from --image-dir --json --help"
   local finetune_opts="--engine --mode --model --output --max-length --epochs --gpus --swift-version --ovis-repo --run --help"
-  local bench_opts="--synthetic --model --lora --device --full --images --prompt-tokens --decode-tokens --repeats --warmup --concurrency --profile --precision --json --help"
-  local serve_opts="--host --port --model --device --lora --precision --max-batch --kv-memory --max-queue --api-key --allow-local-files --allow-remote-media --max-media-bytes --max-body-bytes --max-input-pixels --frames --verbose --help"
+  local bench_opts="--synthetic --model --lora --weights --quality --device --full --images --prompt-tokens --decode-tokens --repeats --warmup --concurrency --profile --precision --json --help"
+  local serve_opts="--host --port --model --device --lora --weights --precision --max-batch --kv-memory --max-queue --api-key --allow-local-files --allow-remote-media --max-media-bytes --max-body-bytes --max-input-pixels --frames --verbose --help"
   if [[ ${COMP_CWORD} -eq 1 ]]; then
     COMPREPLY=($(compgen -W "${cmds} --help --version" -- "${cur}"))
     return
@@ -34,6 +34,7 @@ _ovis() {
     --attach|-a|--messages|--save|--continue|--load) COMPREPLY=($(compgen -f -- "${cur}")); return ;;
     --lora) COMPREPLY=($(compgen -d -- "${cur}")); return ;;
     --precision) COMPREPLY=($(compgen -W "f32 bf16" -- "${cur}")); return ;;
+    --weights) COMPREPLY=($(compgen -W "bf16 int8 int4" -- "${cur}")); return ;;
     --format|--profile|--to|--from) if [[ ${COMP_WORDS[1]} == data ]]; then COMPREPLY=($(compgen -W "upstream swift" -- "${cur}")); else COMPREPLY=($(compgen -W "json text" -- "${cur}")); fi; return ;;
     --engine) COMPREPLY=($(compgen -W "swift upstream" -- "${cur}")); return ;;
     --mode) COMPREPLY=($(compgen -W "lora full" -- "${cur}")); return ;;

@@ -63,6 +63,8 @@ complete -c ovis -n __fish_use_subcommand -a completion -d 'print a shell comple
 complete -c ovis -n '__fish_seen_subcommand_from ask chat info' -s m -l model -r -a '(__ovis_models; __fish_complete_directories)' -d 'model directory or ORG/NAME'
 complete -c ovis -n '__fish_seen_subcommand_from ask chat info bench' -l lora -x -a '(__fish_complete_directories)' -d 'LoRA adapter directory merged at load'
 complete -c ovis -n '__fish_seen_subcommand_from ask chat info bench serve' -l precision -x -a 'f32 bf16' -d 'CPU arithmetic of image encoder and prefill'
+complete -c ovis -n '__fish_seen_subcommand_from ask chat info bench serve' -l weights -x -a 'bf16 int8 int4' -d 'how the decoder weights are held (int8/int4: quantized at load, CPU)'
+complete -c ovis -n '__fish_seen_subcommand_from bench' -l quality -d 'quantized decoder against bf16 instead of speed'
 complete -c ovis -n __fish_use_subcommand -a lora -d 'work with LoRA adapters'
 complete -c ovis -n '__fish_seen_subcommand_from lora; and not __fish_seen_subcommand_from merge' -x -a merge -d 'write a model with the adapter merged'
 complete -c ovis -n '__fish_seen_subcommand_from ask chat info' -l device -x -a 'auto cpu cuda cuda:0' -d 'where the engine runs'

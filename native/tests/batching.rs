@@ -18,7 +18,7 @@ fn run(requests: &[Vec<u8>], max_batch: usize) -> Vec<(u8, serde_json::Value)> {
 
 fn run_with(requests: &[Vec<u8>], opts: ServeOptions) -> Vec<(u8, serde_json::Value)> {
     let mut input = frame_of(kind::HELLO, &Hello { protocol: 1, client: "test".into() }, vec![]).encode();
-    let load = LoadModel { id: 0, model_dir: fixture_dir().to_string_lossy().into(), device: "cpu".into(), lora: None, precision: None };
+    let load = LoadModel { id: 0, model_dir: fixture_dir().to_string_lossy().into(), device: "cpu".into(), lora: None, precision: None, weights: None };
     input.extend(frame_of(kind::LOAD_MODEL, &load, vec![]).encode());
     for r in requests {
         input.extend_from_slice(r);
@@ -196,7 +196,7 @@ fn an_evicted_session_is_rebuilt_from_its_inputs_and_answers_as_if_it_had_been_k
     again.keep = 10_000;
     let input = vec![request(1, "a", &prompt, &[], vec![], 2), frame_of(kind::GENERATE, &again, body).encode()];
     let mut hello = frame_of(kind::HELLO, &Hello { protocol: 1, client: "test".into() }, vec![]).encode();
-    hello.extend(frame_of(kind::LOAD_MODEL, &LoadModel { id: 0, model_dir: fixture_dir().to_string_lossy().into(), device: "cpu".into(), lora: None, precision: None }, vec![]).encode());
+    hello.extend(frame_of(kind::LOAD_MODEL, &LoadModel { id: 0, model_dir: fixture_dir().to_string_lossy().into(), device: "cpu".into(), lora: None, precision: None, weights: None }, vec![]).encode());
     for r in input {
         hello.extend(r);
     }

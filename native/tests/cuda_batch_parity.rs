@@ -146,7 +146,7 @@ fn fixture_cases_decoded_together_equal_their_solo_runs_and_the_cpu() {
     let bucket = BUCKETS[BatchDecoder::bucket(cases.len()).unwrap()];
     assert_eq!(dec.captured(), vec![bucket], "{} rows replay the bucket of {bucket}, captured once", cases.len());
 
-    let cpu = OvisModel::from_source(f.cfg.clone(), &f.source).unwrap();
+    let cpu = OvisModel::from_source(f.cfg.clone(), &f.source, ovis_engine::backend::cpu::quant::WeightMode::Bf16).unwrap();
     let h = f.cfg.llm.hidden;
     for l in &live {
         assert_same(l.case, &l.trace, &solo(&m, &f, l.case), STEPS);

@@ -49,7 +49,7 @@ fn case_request(id: u64, case: &str, max_new: usize) -> Vec<u8> {
 
 fn prelude() -> Vec<u8> {
     let mut input = frame_of(kind::HELLO, &Hello { protocol: 1, client: "test".into() }, vec![]).encode();
-    let load = LoadModel { id: 0, model_dir: fixture_dir().to_string_lossy().into(), device: "cuda".into(), lora: None, precision: None };
+    let load = LoadModel { id: 0, model_dir: fixture_dir().to_string_lossy().into(), device: "cuda".into(), lora: None, precision: None, weights: None };
     input.extend(frame_of(kind::LOAD_MODEL, &load, vec![]).encode());
     input
 }

@@ -153,7 +153,7 @@ fn synthetic_2b_cuda_matches_cpu_with_an_image() {
         14
     };
     let source = WeightSource::Synthetic(99);
-    let cpu = OvisModel::from_source(cfg.clone(), &source).unwrap();
+    let cpu = OvisModel::from_source(cfg.clone(), &source, ovis_engine::backend::cpu::quant::WeightMode::Bf16).unwrap();
     let gpu = CudaOvis::load(0, cfg.clone(), &source).expect("load synthetic 2B on the GPU");
     // A side×side-patch image (side² patches, side²/4 visual tokens) inside a short prompt.
     let grid = [1, side, side];

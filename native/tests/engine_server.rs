@@ -59,7 +59,7 @@ fn load(id: u64, dir: &str) -> Vec<u8> {
 }
 
 fn load_on(id: u64, dir: &str, device: &str) -> Vec<u8> {
-    frame_of(kind::LOAD_MODEL, &LoadModel { id, model_dir: dir.into(), device: device.into(), lora: None, precision: None }, vec![]).encode()
+    frame_of(kind::LOAD_MODEL, &LoadModel { id, model_dir: dir.into(), device: device.into(), lora: None, precision: None, weights: None }, vec![]).encode()
 }
 
 #[test]
@@ -153,6 +153,26 @@ fn bad_model_dir_then_good_one_then_bad_requests_then_generation() {
     assert_eq!(done.0, kind::DONE);
     assert_eq!(done.1["finish_reason"], "length");
     assert_eq!(done.1["completion_tokens"], 3);
+}
+
+/// load_model with `"weights"`: int8 loads and generates (info names the mode and kernel); an
+/// unknown mode is a bad_request naming it, and the model already loaded keeps answering.
+#[test]
+fn load_model_weights_int8_and_an_unknown_mode() {
+    let with = |id: u64, w: &str| frame_of(kind::LOAD_MODEL, &LoadModel { id, model_dir: fixture(), device: "cpu".into(), lora: None, precision: None, weights: Some(w.into()) }, vec![]).encode();
+    let mut input = hello();
+    input.extend(with(1, "int8"));
+    input.extend(with(2, "int3"));
+    input.extend(generate(3, &[151644, 872, 198], 2));
+    let (status, frames) = run(input);
+    assert_eq!(status, 0);
+    assert_eq!(frames[1].0, kind::MODEL_LOADED);
+    let info = &frames[1].1["info"];
+    assert_eq!(info["weights"], "int8");
+    assert!(["avx512-vnni", "avx2", "scalar"].contains(&info["weights_kernel"].as_str().unwrap()), "{info}");
+    assert_eq!(frames[2].1["code"], "bad_request");
+    assert!(frames[2].1["message"].as_str().unwrap().contains("\"int3\" is not a weight mode"), "{:?}", frames[2]);
+    assert_eq!(tokens_of(&frames, 3).len(), 2, "the int8 model still answers");
 }
 
 fn tokens_of(frames: &[(u8, serde_json::Value)], id: u64) -> Vec<i64> {
@@ -468,7 +488,7 @@ fn cuda_engine_process_exits_75_right_after_a_device_fault() {
 #[test]
 fn load_model_precision_is_checked_and_reported() {
     let dir = fixture();
-    let with = |id: u64, p: &str| frame_of(kind::LOAD_MODEL, &LoadModel { id, model_dir: dir.clone(), device: "cpu".into(), lora: None, precision: Some(p.into()) }, vec![]).encode();
+    let with = |id: u64, p: &str| frame_of(kind::LOAD_MODEL, &LoadModel { id, model_dir: dir.clone(), device: "cpu".into(), lora: None, precision: Some(p.into()), weights: None }, vec![]).encode();
     let mut input = hello();
     input.extend(with(1, "fp8"));
     input.extend(generate(2, &[1, 2], 1));

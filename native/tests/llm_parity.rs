@@ -17,7 +17,7 @@ fn fixture() -> PathBuf {
 
 fn load(dir: &Path) -> Result<Qwen3, EngineError> {
     let cfg = ModelConfig::from_dir(dir)?;
-    Qwen3::load(&cfg.llm, &WeightSource::Files(Arc::new(Weights::open_dir(dir)?)))
+    Qwen3::load(&cfg.llm, &WeightSource::Files(Arc::new(Weights::open_dir(dir)?)), ovis_engine::backend::cpu::quant::WeightMode::Bf16)
 }
 
 /// Raw little-endian tensors of expected.safetensors.

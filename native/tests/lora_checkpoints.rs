@@ -110,7 +110,7 @@ fn bf16s(src: &WeightSource, w: &Weights, name: &str) -> Vec<bf16> {
 
 fn logits(src: &WeightSource) -> Vec<f32> {
     let cfg = ModelConfig::from_dir(&fixture()).unwrap();
-    let model = Qwen3::load(&cfg.llm, src).unwrap();
+    let model = Qwen3::load(&cfg.llm, src, ovis_engine::backend::cpu::quant::WeightMode::Bf16).unwrap();
     let ids = [151644u32, 872, 198, 9707, 11, 1879, 0, 5, 77];
     let mut e = vec![0f32; ids.len() * cfg.llm.hidden];
     model.embed(&ids, &mut e);

@@ -23,7 +23,9 @@ fn client_frames_decode_to_typed_requests() {
     let l: LoadModel = parse_header(&decode("load_model")).unwrap();
     assert_eq!((l.id, l.model_dir.as_str(), l.device.as_str(), l.lora.as_deref()), (1, "/models/ovis", "auto", None));
     let l: LoadModel = parse_header(&decode("load_model_lora")).unwrap();
-    assert_eq!((l.model_dir.as_str(), l.lora.as_deref()), ("/models/ovis", Some("/adapters/mine")));
+    assert_eq!((l.model_dir.as_str(), l.lora.as_deref(), l.weights.as_deref()), ("/models/ovis", Some("/adapters/mine"), None));
+    let l: LoadModel = parse_header(&decode("load_model_int8")).unwrap();
+    assert_eq!((l.device.as_str(), l.weights.as_deref()), ("cpu", Some("int8")));
     let f = decode("generate_text");
     assert_eq!(f.kind, kind::GENERATE);
     let g: Generate = parse_header(&f).unwrap();

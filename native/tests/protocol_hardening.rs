@@ -52,7 +52,7 @@ fn hello() -> Vec<u8> {
 }
 
 fn load(id: u64) -> Vec<u8> {
-    frame_of(kind::LOAD_MODEL, &LoadModel { id, model_dir: fixture(), device: "cpu".into(), lora: None, precision: None }, vec![]).encode()
+    frame_of(kind::LOAD_MODEL, &LoadModel { id, model_dir: fixture(), device: "cpu".into(), lora: None, precision: None, weights: None }, vec![]).encode()
 }
 
 const PROMPT: [i32; 9] = [151644, 872, 198, 9707, 151645, 198, 151644, 77091, 198];
@@ -303,10 +303,10 @@ fn a_failed_load_drops_the_loaded_model_but_a_bad_device_does_not() {
     input.extend(load(1));
     input.extend(generate_with(2, "a", GREEDY));
     // a device that does not parse fails before anything is dropped
-    input.extend(frame_of(kind::LOAD_MODEL, &LoadModel { id: 3, model_dir: fixture(), device: "tpu".into(), lora: None, precision: None }, vec![]).encode());
+    input.extend(frame_of(kind::LOAD_MODEL, &LoadModel { id: 3, model_dir: fixture(), device: "tpu".into(), lora: None, precision: None, weights: None }, vec![]).encode());
     input.extend(generate_with(4, "a", GREEDY));
     // a model directory that cannot be loaded: the old model is already gone
-    input.extend(frame_of(kind::LOAD_MODEL, &LoadModel { id: 5, model_dir: "/nonexistent/model".into(), device: "cpu".into(), lora: None, precision: None }, vec![]).encode());
+    input.extend(frame_of(kind::LOAD_MODEL, &LoadModel { id: 5, model_dir: "/nonexistent/model".into(), device: "cpu".into(), lora: None, precision: None, weights: None }, vec![]).encode());
     input.extend(generate_with(6, "a", GREEDY));
     let (_, frames) = run(input);
     assert_eq!(tokens_of(&frames, 2).len(), 4);

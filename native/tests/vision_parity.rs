@@ -134,7 +134,7 @@ fn end_to_end_logits_and_greedy_ids() {
     let f = fixture();
     let vit = VisionEncoder::load(&f.cfg.vit, &f.source).unwrap();
     let head = VisualHead::load(&f.cfg, &f.source).unwrap();
-    let llm = Qwen3::load(&f.cfg.llm, &f.source).expect("load Qwen3");
+    let llm = Qwen3::load(&f.cfg.llm, &f.source, ovis_engine::backend::cpu::quant::WeightMode::Bf16).expect("load Qwen3");
     let h = f.cfg.llm.hidden;
     for case in IMAGE_CASES {
         let ids: Vec<i32> = i64s(&f.expected, &format!("{case}.input_ids")).iter().map(|&i| i as i32).collect();

@@ -1,7 +1,7 @@
 // The options of `ovis ask` and `ovis chat`: one definition for --help, parsing and checks.
 import { Command, Option } from 'commander';
 import { DEFAULT_MAX_INPUT_PIXELS } from '../media/decode-image.js';
-import { deviceOption, floatOption, intOption, LORA_HELP, PRECISION_HELP, PRECISIONS, type Precision } from './options.js';
+import { deviceOption, floatOption, intOption, LORA_HELP, PRECISION_HELP, PRECISIONS, type Precision, WEIGHTS_HELP, weightsOption } from './options.js';
 
 /** What `ask` and `chat` share: the model, thinking, sampling, media sizing, device. */
 export interface GenerationOptions {
@@ -20,6 +20,8 @@ export interface GenerationOptions {
   lora?: string;
   /** CPU arithmetic of the compute-bound products (undefined: the engine's default, f32). */
   precision?: Precision;
+  /** bf16 | int8 | int4: how the decoder's weights are held (default $OVIS_WEIGHTS, else bf16). */
+  weights?: string;
   minPixels: number;
   maxPixels?: number;
   frames: number;
@@ -68,6 +70,7 @@ export function addGenerationOptions(cmd: Command): Command {
     .addOption(new Option('--device <device>', 'where the engine runs: auto, cpu, cuda, cuda:N').argParser(deviceOption).default('auto'))
     .option('--lora <dir>', LORA_HELP)
     .addOption(new Option('--precision <p>', PRECISION_HELP).choices(PRECISIONS))
+    .option('--weights <mode>', WEIGHTS_HELP, weightsOption)
     .option('-v, --verbose', 'show engine logs and timings on stderr', false)
     .option('--endpoint <url>', 'answer with an OpenAI-compatible server (ovis serve, vLLM) at URL, e.g. http://host:8000/v1, instead of the local engine')
     .option('--api-key <key>', 'with --endpoint: the API key sent as a Bearer token (default: $OVIS_API_KEY)')

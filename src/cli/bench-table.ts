@@ -41,6 +41,10 @@ export class BenchTable {
       case 'decode':
         this.decodeMs = f.ms_per_token;
         return [[`decode (context ${f.context})`, `${ms(f.ms_per_token)}/token (${f.tokens_per_s.toFixed(1)} tokens/s)`]];
+      case 'weights':
+        return [['weights', `${f.weights} (decode kernel ${f.kernel}; linear layers ${(f.linear_bytes / 2 ** 30).toFixed(2)} GiB)`]];
+      case 'quality':
+        return [['quality vs bf16', `last-position logits cosine ${f.logits_cosine.toFixed(5)}; greedy ids agree ${f.greedy_agree}/${f.greedy_of} (${f.prompt_tokens}-token prompt)`]];
       case 'peak_memory':
         return [['peak memory', `${(f.bytes / 2 ** 30).toFixed(2)} GiB`]];
       case 'concurrency': {
@@ -83,11 +87,11 @@ const prefillingLabel = (n: number, prompt: number) => `${concurrencyLabel(n)} +
 function labels(plan: any): string[] {
   if (plan.concurrency?.length) {
     const prompt = plan.long_prompt ?? Math.max(plan.prompt_tokens, 512);
-    return ['model', 'backend / device', ...plan.concurrency.flatMap((n: number) => [concurrencyLabel(n), prefillingLabel(n, prompt)])];
+    return ['model', 'backend / device', 'weights', ...plan.concurrency.flatMap((n: number) => [concurrencyLabel(n), prefillingLabel(n, prompt)])];
   }
   const images = (plan.images as PlannedImage[]).flatMap((i) => [encodeLabel(i), firstTokenLabel(i)]);
   const profile = plan.profile_stages?.length ? [PEAK_LABEL, ...plan.profile_stages.map(stageLabel)] : [];
-  return ['model', 'backend / device', ...images, `prefill (${plan.prompt_tokens} tokens)`, `decode (context ${plan.decode_context})`, 'peak memory', 'decode floor', 'decode vs floor', ...profile];
+  return ['model', 'backend / device', 'weights', 'quality vs bf16', ...images, `prefill (${plan.prompt_tokens} tokens)`, `decode (context ${plan.decode_context})`, 'peak memory', 'decode floor', 'decode vs floor', ...profile];
 }
 
 const PEAK_LABEL = 'profile: FMA peak (measured)';

@@ -9,13 +9,15 @@ import { locateEngine } from '../engine/locate.js';
 import { createLogger } from '../output/logger.js';
 import { modelDirFor } from './model-arg.js';
 import { BenchTable } from './bench-table.js';
-import { deviceOption, intOption, LORA_HELP, PRECISION_HELP, PRECISIONS, type Precision } from './options.js';
+import { deviceOption, intOption, LORA_HELP, PRECISION_HELP, PRECISIONS, type Precision, resolveWeights, WEIGHTS_HELP, weightsOption } from './options.js';
 import { resolve } from 'node:path';
 
 interface BenchOptions {
   synthetic?: string;
   model?: string;
   lora?: string;
+  weights?: string;
+  quality: boolean;
   device: string;
   full: boolean;
   images?: string;
@@ -36,6 +38,8 @@ export function benchCommand(): Command {
     .option('-m, --model <model>', 'benchmark a real model instead: a directory or ORG/NAME[@REVISION]')
     .option('--lora <dir>', `with --model: ${LORA_HELP}`)
     .option('--device <device>', 'where the engine runs: auto, cpu, cuda, cuda:N', deviceOption, 'auto')
+    .option('--weights <mode>', WEIGHTS_HELP, weightsOption)
+    .option('--quality', "with --weights int8|int4: measure the quantized decoder against bf16 instead of speed (last-position logits cosine, greedy ids that agree)", false)
     .option('--full', 'on the CPU, the complete set: 448,896 images, 32 decode tokens, 1 warm-up, vision encode in runs of its own (many minutes); a GPU always runs it', false)
     .option('--images <sides>', "square image sides for vision figures, e.g. 896,1792, or 'none' (default 448 on the CPU, 448,896 with --full, 896,1792 on a GPU)")
     .option('--prompt-tokens <n>', 'prompt length for the prefill figure (default 128)', intOption('--prompt-tokens', 1, 32768))
@@ -55,6 +59,9 @@ function engineArgs(opts: BenchOptions, modelDir: string | undefined): string[] 
   const args = ['bench', '--device', opts.device];
   args.push(...(modelDir ? ['--model', modelDir] : ['--synthetic', opts.synthetic!]));
   if (opts.lora !== undefined) args.push('--lora', resolve(opts.lora));
+  const weights = resolveWeights(opts.weights);
+  if (weights !== undefined) args.push('--weights', weights);
+  if (opts.quality) args.push('--quality');
   if (opts.full) args.push('--full');
   if (opts.profile) args.push('--profile');
   if (opts.precision !== undefined) args.push('--precision', opts.precision);
@@ -68,6 +75,7 @@ function engineArgs(opts: BenchOptions, modelDir: string | undefined): string[] 
 async function runBench(opts: BenchOptions): Promise<void> {
   if (!opts.synthetic && !opts.model) throw new UsageError('give --synthetic 2b|9b or --model DIR');
   if (opts.synthetic && opts.model) throw new UsageError('give --synthetic or --model, not both');
+  if (opts.quality && (resolveWeights(opts.weights) ?? 'bf16') === 'bf16') throw new UsageError('--quality compares quantized weights with bf16: give --weights int8 or int4');
   if (opts.lora !== undefined && !opts.model) throw new UsageError('--lora needs --model: an adapter is merged into a model\'s weights');
   const modelDir = opts.model ? await modelDirFor(opts.model, createLogger()) : undefined;
   const engine = execa(locateEngine(), engineArgs(opts, modelDir), { reject: false, stderr: 'inherit', stdin: 'ignore', buffer: false });

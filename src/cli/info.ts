@@ -5,18 +5,19 @@ import { formatRef } from '../model/repo-ref.js';
 import { offerDownload } from './pull.js';
 import { createLogger } from '../output/logger.js';
 import { EngineProcess } from '../engine/engine-process.js';
-import { deviceOption, LORA_HELP, PRECISION_HELP, PRECISIONS, type Precision } from './options.js';
+import { deviceOption, LORA_HELP, PRECISION_HELP, PRECISIONS, type Precision, resolveWeights, WEIGHTS_HELP, weightsOption } from './options.js';
 import { UsageError } from '../errors.js';
 import { startEngine } from './start-engine.js';
 import type { ModelInfo } from '../protocol/index.js';
 
-interface InfoOptions { model?: string; lora?: string; device: string; precision?: Precision; json: boolean; verbose: boolean }
+interface InfoOptions { model?: string; lora?: string; weights?: string; device: string; precision?: Precision; json: boolean; verbose: boolean }
 
 export function infoCommand(): Command {
   return new Command('info')
     .description("show the model's architecture and the engine's backend and device")
     .option('-m, --model <model>', 'model directory or ORG/NAME[@REVISION] (default: $OVIS_MODEL, else AIDC-AI/Ovis2.5-2B when downloaded; otherwise only the engine is shown)')
     .option('--lora <dir>', LORA_HELP)
+    .option('--weights <mode>', WEIGHTS_HELP, weightsOption)
     .option('--device <device>', 'where the engine runs: auto, cpu, cuda, cuda:N', deviceOption, 'auto')
     .addOption(new Option('--precision <p>', `show the kernels of this precision; ${PRECISION_HELP}`).choices(PRECISIONS))
     .option('--json', 'print one JSON object', false)
@@ -44,7 +45,7 @@ async function runInfo(opts: InfoOptions): Promise<void> {
     return;
   }
   const dir = model.dir;
-  const engine = await startEngine(dir, { device: opts.device, verbose: opts.verbose, lora: opts.lora, precision: opts.precision }, log);
+  const engine = await startEngine(dir, { device: opts.device, verbose: opts.verbose, lora: opts.lora, precision: opts.precision, weights: resolveWeights(opts.weights) }, log);
   const info = engine.info!;
   await engine.close();
   if (opts.json) {
@@ -86,6 +87,11 @@ function checkpointLines(info: ModelInfo): string[] {
     const what = c.format === 'torch' ? 'torch.save state dict (pytorch_model*.bin, a trainer\'s output)' : 'safetensors';
     const files = c.files.length === 1 ? c.files[0] : `${c.files.length} shards (${c.files[0]} …)`;
     lines.push(`weights      ${what}: ${files}; config model_type ${JSON.stringify(c.model_type)}`);
+  }
+  if (info.weights) {
+    const held = info.linear_bytes === undefined ? '' : `, linear layers ${(info.linear_bytes / 2 ** 30).toFixed(2)} GiB in memory`;
+    const how = info.weights === 'bf16' ? 'bf16 as stored' : `${info.weights}, quantized at load (per-group scales)`;
+    lines.push(`decode       ${how}; kernel ${info.weights_kernel ?? 'the GPU\'s'}${held}`);
   }
   const a = info.adapter;
   if (a) lines.push(`adapter      LoRA ${a.dir}: ${a.modules} modules, rank ${a.rank}, alpha ${a.alpha}${a.rslora ? ' (rsLoRA)' : ''}, scale ${a.scale}, merged at load`);

@@ -4,6 +4,7 @@ import { readGenerationDefaults } from '../model/generation-config.js';
 import type { Logger } from '../output/logger.js';
 import type { Progress } from '../output/progress.js';
 import { checkEndpointFlags } from '../remote/endpoint.js';
+import { resolveWeights } from './options.js';
 import type { Backend } from '../session/backend.js';
 import { LocalBackend, type LocalOptions } from '../session/local-backend.js';
 import type { GenerationOptions } from './ask-options.js';
@@ -21,7 +22,7 @@ export interface OpenedBackend {
  * `local.restartProgress` is what shows later waits: an engine restart, or a server's first token.
  */
 export async function openBackend(
-  opts: GenerationOptions, log: Logger, progress: Progress, timings: CliTimings, local: Omit<LocalOptions, 'device' | 'verbose' | 'lora' | 'precision'>,
+  opts: GenerationOptions, log: Logger, progress: Progress, timings: CliTimings, local: Omit<LocalOptions, 'device' | 'verbose' | 'lora' | 'precision' | 'weights'>,
 ): Promise<OpenedBackend> {
   checkEndpointFlags(opts);
   if (opts.endpoint !== undefined) {
@@ -38,6 +39,6 @@ export async function openBackend(
   }
   const model = await modelFor(opts.model, log);
   const defaults = readGenerationDefaults(model.dir);
-  const backend = await LocalBackend.start(model.dir, defaults, { ...local, device: opts.device, verbose: opts.verbose, lora: opts.lora, precision: opts.precision }, log, progress, timings);
+  const backend = await LocalBackend.start(model.dir, defaults, { ...local, device: opts.device, verbose: opts.verbose, lora: opts.lora, precision: opts.precision, weights: resolveWeights(opts.weights) }, log, progress, timings);
   return { backend, modelName: displayName(model) };
 }

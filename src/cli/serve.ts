@@ -9,7 +9,7 @@ import { DEFAULT_MAX_INPUT_PIXELS } from '../media/decode-image.js';
 import { readGenerationDefaults } from '../model/generation-config.js';
 import { createLogger } from '../output/logger.js';
 import { displayName, modelFor } from './model-arg.js';
-import { deviceOption, intOption, LORA_HELP, PRECISION_HELP, PRECISIONS, type Precision } from './options.js';
+import { deviceOption, intOption, LORA_HELP, PRECISION_HELP, PRECISIONS, type Precision, resolveWeights, WEIGHTS_HELP, weightsOption } from './options.js';
 
 /** How long a remote medium (--allow-remote-media) may take to download, milliseconds. */
 const REMOTE_TIMEOUT_MS = 30_000;
@@ -21,6 +21,7 @@ interface ServeOptions {
   device: string;
   lora?: string;
   precision?: Precision;
+  weights?: string;
   maxBatch: number;
   kvMemory?: string;
   maxQueue: number;
@@ -51,6 +52,7 @@ export function serveCommand(): Command {
     .addOption(new Option('--device <device>', 'where the engine runs: auto, cpu, cuda, cuda:N').argParser(deviceOption).default('auto'))
     .option('--lora <dir>', LORA_HELP)
     .addOption(new Option('--precision <p>', PRECISION_HELP).choices(PRECISIONS))
+    .option('--weights <mode>', WEIGHTS_HELP, weightsOption)
     .option('--max-batch <n>', 'completions generated together at most (the engine\'s batch)', intOption('--max-batch', 1, 256), 8)
     .option('--kv-memory <size>', 'what the KV caches may hold, e.g. 4G (default: half the memory available)', kvMemoryOption)
     .option('--max-queue <n>', 'completions waiting beyond --max-batch; more get HTTP 429', intOption('--max-queue', 0, 100_000), 64)
@@ -77,7 +79,7 @@ export async function runServe(opts: ServeOptions): Promise<void> {
   const defaults = readGenerationDefaults(model.dir);
   const metrics = new Metrics();
   const serveArgs = ['--max-batch', String(opts.maxBatch), ...(opts.kvMemory ? ['--kv-memory', opts.kvMemory] : [])];
-  const supervisor = new EngineSupervisor({ modelDir: model.dir, device: opts.device, lora: opts.lora === undefined ? undefined : resolve(opts.lora), precision: opts.precision, serveArgs, log, onRestart: () => (metrics.engineRestarts += 1) });
+  const supervisor = new EngineSupervisor({ modelDir: model.dir, device: opts.device, lora: opts.lora === undefined ? undefined : resolve(opts.lora), precision: opts.precision, weights: resolveWeights(opts.weights), serveArgs, log, onRestart: () => (metrics.engineRestarts += 1) });
   const [prompts] = await Promise.all([PromptBuilder.load(model.dir), supervisor.start()]);
   const admission = new Admission(opts.maxBatch, opts.maxQueue);
   const ctx = {

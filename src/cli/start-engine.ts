@@ -14,7 +14,7 @@ export type LoadedEngine = EngineProcess & { info?: ModelInfo };
  * weights at load (`--lora`; every command that starts an engine passes its options through here), and
  * `precision`, the CPU arithmetic of the compute-bound products (`--precision`).
  */
-export interface EngineStartOptions { device: string; verbose: boolean; lora?: string; precision?: 'f32' | 'bf16' }
+export interface EngineStartOptions { device: string; verbose: boolean; lora?: string; precision?: 'f32' | 'bf16'; weights?: string }
 
 /** `progress` shows "loading the model"; the caller stops it (the next phase may follow at once). */
 export async function startEngine(modelDir: string, opts: EngineStartOptions, log: Logger, progress?: Progress): Promise<LoadedEngine> {
@@ -22,9 +22,9 @@ export async function startEngine(modelDir: string, opts: EngineStartOptions, lo
   own.phase('loading the model');
   const engine: LoadedEngine = await EngineProcess.start({ onLog: (l) => log.verbose(`engine: ${l}`) });
   try {
-    engine.info = await engine.loadModel(modelDir, opts.device, opts.lora === undefined ? undefined : resolve(opts.lora), opts.precision);
+    engine.info = await engine.loadModel(modelDir, opts.device, opts.lora === undefined ? undefined : resolve(opts.lora), opts.precision, opts.weights);
     if (engine.info.adapter) log.verbose(`LoRA adapter ${engine.info.adapter.dir}: ${engine.info.adapter.modules} modules, rank ${engine.info.adapter.rank}, scale ${engine.info.adapter.scale}`);
-    log.verbose(`engine ${engine.hello?.engine}: ${engine.info.backend} on ${engine.info.device}${engine.info.kernels ? `, ${engine.info.kernels.precision} GEMMs on ${engine.info.kernels.gemm}` : ''}`);
+    log.verbose(`engine ${engine.hello?.engine}: ${engine.info.backend} on ${engine.info.device}${engine.info.kernels ? `, ${engine.info.kernels.precision} GEMMs on ${engine.info.kernels.gemm}` : ''}, ${engine.info.weights ?? 'bf16'} weights${engine.info.weights_kernel ? ` (${engine.info.weights_kernel})` : ''}`);
     return engine;
   } catch (e) {
     await engine.close();

@@ -104,10 +104,10 @@ export class EngineProcess {
     return engine;
   }
 
-  /** `lora`: a LoRA adapter directory merged into the weights at load; `precision`: the CPU arithmetic. */
-  async loadModel(modelDir: string, device: string, lora?: string, precision?: 'f32' | 'bf16'): Promise<ModelInfo> {
+  /** `lora`: a LoRA adapter directory merged into the weights at load; `precision`: the CPU arithmetic; `weights`: bf16 | int8 | int4. */
+  async loadModel(modelDir: string, device: string, lora?: string, precision?: 'f32' | 'bf16', weights?: string): Promise<ModelInfo> {
     const id = this.nextId++;
-    const loaded = await this.request<{ info: ModelInfo }>(id, encodeLoadModel(id, modelDir, device, lora, precision));
+    const loaded = await this.request<{ info: ModelInfo }>(id, encodeLoadModel(id, modelDir, device, lora, precision, weights));
     return loaded.info;
   }
 

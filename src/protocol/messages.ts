@@ -57,6 +57,12 @@ export interface ModelInfo {
   weight_bytes: number;
   /** The weights found: safetensors or torch.save (.bin) files, and config.json's model_type. */
   checkpoint?: { format: 'safetensors' | 'torch'; files: string[]; model_type: string | null };
+  /** How the decoder's linear layers are held (`bf16` as stored, or `int8`/`int4` quantized at load). */
+  weights?: 'bf16' | 'int8' | 'int4';
+  /** The decode kernel of those layers (CPU): `avx512f`/`avx2+fma`/`portable` (bf16), `avx512-vnni`/`avx2`/`scalar` (int8/int4). */
+  weights_kernel?: string;
+  /** Bytes the decoder's linear layers and output layer take in memory (CPU). */
+  linear_bytes?: number;
   /** Present when a LoRA adapter was merged at load. */
   adapter?: { dir: string; rank: number; alpha: number; rslora: boolean; scale: number; modules: number };
   /** CPU backend: the kernel path of each product family and why (CPU features, AMX permission). */
@@ -85,9 +91,15 @@ export const encodeHello = (client: string) => encodeFrame(Kind.hello, { protoco
 /**
  * `lora`: a PEFT LoRA adapter directory the engine merges into the weights at load (omitted: none).
  * `precision`: the CPU arithmetic of the compute-bound products (omitted: f32, the engine's default).
+ * `weights`: `int8`/`int4` quantizes the decoder at load (omitted, or `bf16`: as stored).
  */
-export const encodeLoadModel = (id: number, modelDir: string, device: string, lora?: string, precision?: 'f32' | 'bf16') =>
-  encodeFrame(Kind.loadModel, { id, model_dir: modelDir, device, ...(lora === undefined ? {} : { lora }), ...(precision === undefined ? {} : { precision }) });
+export const encodeLoadModel = (id: number, modelDir: string, device: string, lora?: string, precision?: 'f32' | 'bf16', weights?: string) =>
+  encodeFrame(Kind.loadModel, {
+    id, model_dir: modelDir, device,
+    ...(lora === undefined ? {} : { lora }),
+    ...(precision === undefined ? {} : { precision }),
+    ...(weights === undefined || weights === 'bf16' ? {} : { weights }),
+  });
 export const encodeCancel = (id: number) => encodeFrame(Kind.cancel, { id });
 export const encodeCloseSession = (session: string) => encodeFrame(Kind.closeSession, { session });
 export const encodeShutdown = () => encodeFrame(Kind.shutdown, {});

@@ -8,6 +8,7 @@ export interface EndpointFlags {
   /** Refused with --endpoint (an adapter is merged into local weights only). */
   lora?: string;
   precision?: string;
+  weights?: string;
 }
 
 export interface RemoteSettings {
@@ -50,6 +51,7 @@ export function checkEndpointFlags(flags: EndpointFlags): void {
   if (flags.endpoint !== undefined) {
     if (flags.lora !== undefined) throw new UsageError('--lora merges an adapter into a local model: the server given by --endpoint serves its own weights (start it with its own adapter); drop --lora or --endpoint');
     if (flags.precision !== undefined) throw new UsageError('--precision sets the local engine\'s CPU arithmetic: the server given by --endpoint has its own (start it with ovis serve --precision); drop --precision or --endpoint');
+    if (flags.weights !== undefined) throw new UsageError('--weights sets how a local model is held: the server given by --endpoint serves its own weights (start it with --weights); drop --weights or --endpoint');
     return;
   }
   if (flags.remoteModel !== undefined) throw new UsageError('--remote-model names a model on a server: give the server with --endpoint URL');

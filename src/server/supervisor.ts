@@ -14,6 +14,8 @@ export interface SupervisorOptions {
   lora?: string;
   /** CPU arithmetic (`--precision`); kept for every restart. */
   precision?: 'f32' | 'bf16';
+  /** bf16 | int8 | int4 (`--weights`); kept for every restart. */
+  weights?: string;
   /** `ovis-engine serve` arguments (--max-batch, --kv-memory). */
   serveArgs: string[];
   log: Logger;
@@ -73,7 +75,7 @@ export class EngineSupervisor {
     });
     started = engine;
     try {
-      this.info = await engine.loadModel(this.opts.modelDir, this.opts.device, this.opts.lora, this.opts.precision);
+      this.info = await engine.loadModel(this.opts.modelDir, this.opts.device, this.opts.lora, this.opts.precision, this.opts.weights);
     } catch (e) {
       await engine.close();
       throw e;

@@ -23,6 +23,8 @@ export interface LocalOptions {
   lora?: string;
   /** CPU arithmetic (`--precision`), kept for a restart. */
   precision?: 'f32' | 'bf16';
+  /** bf16 | int8 | int4 (`--weights`), kept for a restart. */
+  weights?: string;
   /** Shows "loading the model" when the engine is started again after a crash. */
   restartProgress: Progress;
   /** Warn when the engine is started again (the chat does; --each shows the loading phase). */

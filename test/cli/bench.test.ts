@@ -28,14 +28,15 @@ test('bench --json reports vision, first token, prefill, decode, memory and floo
 test('the engine writes its plan, then one line per figure as measured, then the report', async () => {
   const r = await execa(locateEngine(), ['bench', '--model', fixtureDir, ...tiny, '--images', '64,96']);
   const lines = jsonLines(r.stdout);
-  assert.equal(lines.map((l) => l.type), ['plan', ...Array(8).fill('figure'), 'report']);
-  assert.equal(lines.slice(1, -1).map((l) => l.figure), ['vision_encode', 'time_to_first_token', 'vision_encode', 'time_to_first_token', 'prefill', 'decode', 'peak_memory', 'floor']);
+  assert.equal(lines.map((l) => l.type), ['plan', ...Array(9).fill('figure'), 'report']);
+  assert.equal(lines.slice(1, -1).map((l) => l.figure), ['weights', 'vision_encode', 'time_to_first_token', 'vision_encode', 'time_to_first_token', 'prefill', 'decode', 'peak_memory', 'floor']);
   assert.equal(lines[0].images, [{ side: 64, patches: 16, positions: 30 }, { side: 96, patches: 36, positions: 35 }]);
   // The report holds the very figures the lines carried.
   const report = lines.at(-1);
-  assert.is(report.images[1].time_to_first_token_ms, lines[4].ms);
-  assert.is(report.decode.ms_per_token, lines[6].ms_per_token);
-  assert.is(report.floor.decode_ms_per_token, lines[8].decode_ms_per_token);
+  assert.is(report.images[1].time_to_first_token_ms, lines[5].ms);
+  assert.is(report.decode.ms_per_token, lines[7].ms_per_token);
+  assert.is(report.floor.decode_ms_per_token, lines[9].decode_ms_per_token);
+  assert.is(report.weights, 'bf16');
 });
 
 test('bench prints each row while the rest is still being measured', async () => {
@@ -111,6 +112,23 @@ test('bench --concurrency: each stream count decoding alone and beside a long pr
   const bad = await runOvis(['bench', '--model', fixtureDir, '--concurrency', '0,2']);
   assert.is(bad.code, 2);
   assert.match(bad.stderr, /--concurrency takes stream counts from 1 to 64/);
+});
+
+test('bench --weights int8: the report names the mode and its decode kernel; --quality compares with bf16', async () => {
+  const r = await runOvis(['bench', '--model', fixtureDir, '--images', 'none', '--prompt-tokens', '16', '--decode-tokens', '2', '--repeats', '1', '--weights', 'int8', '--json']);
+  assert.is(r.code, 0, r.stderr);
+  const b = JSON.parse(r.stdout);
+  assert.is(b.weights, 'int8');
+  assert.ok(['avx512-vnni', 'avx2', 'scalar'].includes(b.weights_kernel), b.weights_kernel);
+  assert.ok(b.decode.ms_per_token > 0);
+  const q = await runOvis(['bench', '--model', fixtureDir, '--prompt-tokens', '16', '--decode-tokens', '4', '--weights', 'int8', '--quality']);
+  assert.is(q.code, 0, q.stderr);
+  // int8 on the fixture: cosine ≥ 0.999 (native/tests/quant_quality.rs measures the cases).
+  const m = /quality vs bf16\s+last-position logits cosine (0\.\d+); greedy ids agree (\d)\/4 \(16-token prompt\)/.exec(q.stdout);
+  assert.ok(m && Number(m[1]) >= 0.999, q.stdout);
+  const bad = await runOvis(['bench', '--model', fixtureDir, '--quality']);
+  assert.is(bad.code, 2);
+  assert.ok(bad.stderr.includes('--quality compares quantized weights with bf16'), bad.stderr);
 });
 
 test('bench --help states the defaults and --full; bad arguments are usage errors', async () => {

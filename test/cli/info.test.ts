@@ -136,4 +136,31 @@ test('info --precision with a value it does not know: a usage error naming the c
   assert.match(r.stderr, /f32, bf16/);
 });
 
+test('info --weights int8|int4: the engine quantizes the decoder and says how it decodes; bf16 is the default', async () => {
+  const plain = JSON.parse((await runOvis(['info', '--model', fixtureDir, '--json'], { env: { ...noModel, OVIS_WEIGHTS: undefined } })).stdout).model;
+  assert.is(plain.weights, 'bf16');
+  for (const mode of ['int8', 'int4']) {
+    const r = await runOvis(['info', '--model', fixtureDir, '--weights', mode, '--json'], { env: noModel });
+    assert.is(r.code, 0, r.stderr);
+    const m = JSON.parse(r.stdout).model;
+    assert.is(m.weights, mode);
+    assert.ok(['avx512-vnni', 'avx2', 'scalar'].includes(m.weights_kernel), m.weights_kernel);
+    assert.ok(m.linear_bytes > 0, 'linear_bytes');
+  }
+  // $OVIS_WEIGHTS is the default; the text output has the decode line.
+  const t = await runOvis(['info', '--model', fixtureDir], { env: { ...noModel, OVIS_WEIGHTS: 'int8' } });
+  assert.is(t.code, 0, t.stderr);
+  assert.match(fields(t.stdout).decode, /^int8, quantized at load \(per-group scales\); kernel (avx512-vnni|avx2|scalar), linear layers \d+\.\d\d GiB in memory$/);
+});
+
+test('a weight mode that does not exist is a usage error naming it (flag and environment)', async () => {
+  const flag = await runOvis(['info', '--model', fixtureDir, '--weights', 'int3'], { env: noModel });
+  assert.is(flag.code, 2);
+  assert.ok(flag.stderr.includes('--weights must be bf16, int8 or int4, got "int3"'), flag.stderr);
+  const env = await runOvis(['info', '--model', fixtureDir], { env: { ...noModel, OVIS_WEIGHTS: 'fp8' } });
+  assert.is(env.code, 2);
+  assert.ok(env.stderr.includes('OVIS_WEIGHTS must be bf16, int8 or int4, got "fp8"'), env.stderr);
+  assert.is(env.stdout, '');
+});
+
 test.run();

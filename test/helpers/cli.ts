@@ -31,7 +31,7 @@ export function isolatedModelEnv(): Record<string, string | undefined> {
   return {
     HF_HOME: join(emptyHome, 'hf'), HF_HUB_CACHE: join(emptyHome, 'hf', 'hub'), HUGGINGFACE_HUB_CACHE: undefined,
     MODELSCOPE_CACHE: join(emptyHome, 'modelscope'), HF_TOKEN: undefined, HF_TOKEN_PATH: undefined,
-    HF_HUB_OFFLINE: '1', HF_ENDPOINT: 'http://127.0.0.1:9', OVIS_MODEL: undefined,
+    HF_HUB_OFFLINE: '1', HF_ENDPOINT: 'http://127.0.0.1:9', OVIS_MODEL: undefined, OVIS_WEIGHTS: undefined,
   };
 }
 

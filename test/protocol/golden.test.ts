@@ -29,6 +29,9 @@ test('client messages encode to the golden bytes', () => {
   assert.equal(encodeHello('ovis/0.1.0'), bin('hello'));
   assert.equal(encodeLoadModel(1, '/models/ovis', 'auto'), bin('load_model'));
   assert.equal(encodeLoadModel(1, '/models/ovis', 'auto', '/adapters/mine'), bin('load_model_lora'));
+  assert.equal(encodeLoadModel(1, '/models/ovis', 'cpu', undefined, undefined, 'int8'), bin('load_model_int8'));
+  // bf16 is the default and is not sent, so older engines keep working.
+  assert.equal(encodeLoadModel(1, '/models/ovis', 'auto', undefined, undefined, 'bf16'), bin('load_model'));
   assert.equal(encodeCancel(2), bin('cancel'));
   assert.equal(encodeCloseSession('s1'), bin('close_session'));
   assert.equal(encodeShutdown(), bin('shutdown'));

@@ -2,6 +2,7 @@
 //! plan they resolve to once the backend is known: the defaults differ between a CPU and a GPU.
 
 pub const USAGE: &str = "usage: ovis-engine bench (--synthetic 2b|9b | --model DIR [--lora ADAPTER]) [--device auto|cpu|cuda|cuda:N] [--full]
+       [--weights bf16|int8|int4 [--quality]]
        [--images 896,1792] [--prompt-tokens 128] [--decode-tokens 32] [--repeats 3] [--warmup 1]
        [--concurrency 1,2,4,8] [--profile] [--precision f32|bf16]
 
@@ -22,7 +23,12 @@ ViT elementwise, visual head, VTE, prefill, decode, sampling), GFLOP/s and % of 
 f32 FMA peak for the compute stages.
 --precision bf16 (CPU): the compute-bound products (ViT, visual head, VTE, prefill) round activations
 to bf16 and use AMX or AVX512_BF16 dot products where the CPU has them (f32 otherwise); f32 (default)
-is the exact mode.";
+is the exact mode.
+--weights int8|int4 (CPU) quantizes the decoder's linear layers as the weights load (default bf16,
+as stored); the report names the mode and the decode kernel, and the bandwidth floor counts the
+quantized bytes. --quality measures only the quantized decoder against the same weights in bf16:
+last-position logits cosine after a --prompt-tokens prompt of random text ids, and how many of the
+first --decode-tokens greedy ids agree.";
 
 #[derive(Debug, Clone)]
 pub struct BenchArgs {
@@ -46,6 +52,10 @@ pub struct BenchArgs {
     pub profile: bool,
     /// Arithmetic of the CPU's compute-bound products (backend/cpu/precision.rs).
     pub precision: crate::backend::cpu::precision::Precision,
+    /// How the decoder's linear layers are held (quant.rs).
+    pub weights: crate::backend::cpu::quant::WeightMode,
+    /// Quality of the quantized decoder against bf16 instead of speed (measure_quality.rs).
+    pub quality: bool,
 }
 
 /// What a run measures, with every default resolved for its backend.
@@ -84,7 +94,7 @@ fn counts(v: &str) -> Result<Vec<usize>, String> {
 
 impl BenchArgs {
     pub fn parse(argv: &[String]) -> Result<BenchArgs, String> {
-        let mut a = BenchArgs { synthetic: None, model: None, lora: None, device: "auto".into(), full: false, images: None, prompt_tokens: 128, decode_tokens: None, repeats: None, warmup: None, concurrency: vec![], profile: false, precision: crate::backend::cpu::precision::Precision::F32 };
+        let mut a = BenchArgs { synthetic: None, model: None, lora: None, device: "auto".into(), full: false, images: None, prompt_tokens: 128, decode_tokens: None, repeats: None, warmup: None, concurrency: vec![], profile: false, precision: crate::backend::cpu::precision::Precision::F32, weights: crate::backend::cpu::quant::WeightMode::Bf16, quality: false };
         let mut it = argv.iter();
         while let Some(flag) = it.next() {
             match flag.as_str() {
@@ -95,6 +105,8 @@ impl BenchArgs {
                 "--full" => a.full = true,
                 "--profile" => a.profile = true,
                 "--precision" => a.precision = crate::backend::cpu::precision::Precision::parse(it.next().ok_or("--precision needs a value: f32 or bf16")?).map_err(|e| format!("--{e}"))?,
+                "--quality" => a.quality = true,
+                "--weights" => a.weights = crate::backend::cpu::quant::WeightMode::parse(it.next().ok_or("--weights needs a value: bf16, int8 or int4")?)?,
                 "--images" => a.images = Some(sides(it.next().ok_or("--images needs a value")?)?),
                 "--prompt-tokens" => a.prompt_tokens = number(flag, it.next())?,
                 "--decode-tokens" => a.decode_tokens = Some(number(flag, it.next())?),
@@ -112,6 +124,9 @@ impl BenchArgs {
         }
         if a.lora.is_some() && a.model.is_none() {
             return Err("--lora needs --model DIR (an adapter is merged into a model's weights)".into());
+        }
+        if a.quality && a.weights == crate::backend::cpu::quant::WeightMode::Bf16 {
+            return Err("--quality compares --weights int8 or int4 with bf16: give --weights int8|int4".into());
         }
         if a.prompt_tokens == 0 || a.decode_tokens == Some(0) {
             return Err("--prompt-tokens and --decode-tokens must be at least 1".into());

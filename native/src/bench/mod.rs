@@ -8,6 +8,7 @@ mod measure_concurrency;
 mod measure_cuda;
 mod measure_peak;
 mod measure_profile;
+mod measure_quality;
 pub mod presets;
 mod report;
 
@@ -47,6 +48,7 @@ fn run(args: &BenchArgs) -> Result<()> {
     let selection = crate::backend::resolve(&args.device)?;
     let plan = args.plan(matches!(selection.device, Device::Cuda(_)));
     crate::backend::cpu::precision::set_precision(args.precision);
+    let weights = crate::backend::cpu::quant::weight_mode(Some(args.weights.name()), &selection.device)?;
     let t = std::time::Instant::now();
     let (cfg, source) = match (&args.model, &args.synthetic) {
         (Some(dir), _) => open_model(Path::new(dir), args.lora.as_deref().map(Path::new))?,
@@ -60,9 +62,12 @@ fn run(args: &BenchArgs) -> Result<()> {
     }
     match selection.device {
         Device::Cpu => {
-            let model = OvisModel::from_source(cfg, &source)?;
+            let model = OvisModel::from_source(cfg, &source, weights)?;
             eprintln!("model ready in {:.1} s", t.elapsed().as_secs_f64());
-            if plan.concurrency.is_empty() {
+            out.weights(&model);
+            if args.quality {
+                measure_quality::measure(&model, &source, &plan, &mut out)?;
+            } else if plan.concurrency.is_empty() {
                 measure::measure(&model, &plan, &mut out)?;
                 if plan.profile {
                     measure_profile::measure(&model, &plan, &mut out)?;

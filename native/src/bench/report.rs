@@ -52,6 +52,7 @@ impl Report {
             "version": env!("CARGO_PKG_VERSION"),
             "concurrency": plan.concurrency,
             "kernels": crate::backend::cpu::precision::kernels_json(args.precision),
+            "weights": args.weights.name(),
             // With --profile, the stages its figure may list (so a table can size its label column).
             "profile_stages": if plan.profile { crate::backend::cpu::profile::STAGES.iter().map(|s| s.name()).collect() } else { Vec::new() },
         });
@@ -63,6 +64,24 @@ impl Report {
         }
         emit("plan", body.clone());
         Report { body, weight_bytes_per_token: decode_weight_bytes(llm) }
+    }
+
+    /// The decoder's weight mode and decode kernel, known once the model is built; a quantized
+    /// model's floor counts the bytes it reads per token (its linear layers and output layer).
+    pub fn weights(&mut self, model: &crate::backend::cpu::model::OvisModel) {
+        let info = model.info("", "");
+        self.body["weights"] = info["weights"].clone();
+        self.body["weights_kernel"] = info["weights_kernel"].clone();
+        if model.llm.weight_mode() != crate::backend::cpu::quant::WeightMode::Bf16 {
+            self.weight_bytes_per_token = model.llm.linear_bytes() as u64;
+        }
+        emit("figure", json!({ "figure": "weights", "weights": info["weights"], "kernel": info["weights_kernel"], "linear_bytes": info["linear_bytes"] }));
+    }
+
+    /// `--quality`: the quantized decoder against bf16 (measure_quality.rs).
+    pub fn quality(&mut self, cosine: f64, agree: usize, of: usize, prompt: usize) {
+        let v = json!({ "logits_cosine": cosine, "greedy_agree": agree, "greedy_of": of, "prompt_tokens": prompt });
+        self.figure("quality", v);
     }
 
     fn image(&mut self, side: usize) -> &mut Value {

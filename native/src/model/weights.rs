@@ -195,6 +195,26 @@ impl WeightRef {
         // SAFETY: checked 2-byte aligned when created; bf16 is a plain u16; the map lives as long as `owner`.
         unsafe { std::slice::from_raw_parts(bytes.as_ptr() as *const bf16, self.len) }
     }
+    /// Gives the tensor up once a copy in another form exists (weights quantized at load): an owned
+    /// copy is freed with its last reference; a memory-mapped tensor's whole pages are dropped from
+    /// this process (MADV_DONTNEED: the page cache may keep them, but they no longer count in this
+    /// process's resident memory; a later read would fault them back in from the file).
+    pub fn release(self) {
+        if self.owned.is_some() {
+            return;
+        }
+        let map = &self.owner.maps[self.file];
+        let page = 4096;
+        let base = map.as_ptr() as usize;
+        let (start, end) = (base + self.start, base + self.start + self.len * 2);
+        let (first, last) = (start.div_ceil(page) * page, end / page * page);
+        if last > first {
+            // SAFETY: a read-only private file mapping: dropped pages are re-read from the unchanged
+            // file if touched again, so no reference into the map sees different contents.
+            let _ = unsafe { map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, first - base, last - first) };
+        }
+    }
+
     /// The tensor widened to f32 (for small tensors: norms, biases).
     pub fn to_f32(&self) -> Vec<f32> {
         self.data().iter().map(|v| v.to_f32()).collect()

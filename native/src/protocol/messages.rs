@@ -51,6 +51,10 @@ pub struct LoadModel {
     /// Arithmetic of the CPU's compute-bound products: "f32" (default, exact) or "bf16" (docs/protocol.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub precision: Option<String>,
+    /// How the decoder's linear layers are held: "bf16" (as stored; absent means this), "int8" or
+    /// "int4" (quantized at load; CPU only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights: Option<String>,
 }
 
 fn default_device() -> String {

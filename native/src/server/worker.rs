@@ -263,6 +263,10 @@ impl Worker {
             Ok(p) => p,
             Err(e) => return self.writer.error(Some(req.id), "bad_header", format!("load_model: {e}")),
         };
+        let weights = match crate::backend::cpu::quant::weight_mode(req.weights.as_deref(), &selection.device) {
+            Ok(w) => w,
+            Err(e) => return self.fail(Some(req.id), &e),
+        };
         // The old model (and its device memory) goes before the new one is loaded.
         self.model = None;
         let t = std::time::Instant::now();
@@ -274,7 +278,7 @@ impl Worker {
             checkpoint = source.checkpoint(dir);
             let given = (self.opts.kv_memory != KV_MEMORY_AUTO).then_some(self.opts.kv_memory);
             match selection.device {
-                Device::Cpu => OvisModel::from_source(cfg, &source).map(|m| Loaded::Cpu(Served::new(m, &self.opts, given.unwrap_or_else(default_kv_budget)))),
+                Device::Cpu => OvisModel::from_source(cfg, &source, weights).map(|m| Loaded::Cpu(Served::new(m, &self.opts, given.unwrap_or_else(default_kv_budget)))),
                 Device::Cuda(n) => CudaOvis::load(n, cfg, &source).and_then(|m| {
                     let m = CudaBatchModel::new(m);
                     let budget = match given {
@@ -292,6 +296,9 @@ impl Worker {
                     Loaded::Cpu(s) => s.model.info(&selection.backend, &selection.description),
                     Loaded::Cuda(s) => s.model.model.info(&selection.backend, &selection.description),
                 };
+                if info.get("weights").is_none() {
+                    info["weights"] = serde_json::json!("bf16");
+                }
                 if let Some(a) = adapter {
                     info["adapter"] = a;
                 }

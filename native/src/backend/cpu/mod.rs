@@ -11,12 +11,18 @@ mod gemm_bf16dot;
 mod gemm_avx2;
 pub mod gemv;
 #[cfg(target_arch = "x86_64")]
+mod gemv_q_avx2;
+#[cfg(target_arch = "x86_64")]
+mod gemv_q_avx512;
+#[cfg(target_arch = "x86_64")]
 mod gemv_avx2;
+pub mod linear;
 pub mod matmul;
 pub mod merge;
 pub mod model;
 pub mod norm;
 pub mod precision;
+pub mod quant;
 pub mod qwen3;
 pub mod profile;
 pub mod rope;

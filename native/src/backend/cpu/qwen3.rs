@@ -1,7 +1,8 @@
 //! The Qwen3 decoder of Ovis2.5 (model-spec.md §7) on the CPU backend: bf16 weights (memory-mapped or
 //! synthetic), float32 activations and arithmetic throughout, as the fixture's float32 reference.
 use crate::backend::cpu::attention::{causal_attention, AttnShape};
-use crate::backend::cpu::matmul::matmul_bf16;
+use crate::backend::cpu::linear::Linear;
+use crate::backend::cpu::quant::WeightMode;
 use crate::backend::cpu::norm::{add_inplace, rms_norm, rms_norm_inplace, swiglu};
 use crate::backend::cpu::rope::Rope;
 use crate::error::{bad_request, EngineError, Result};
@@ -17,21 +18,22 @@ struct Layer {
     post_norm: Vec<f32>,
     q_norm: Vec<f32>,
     k_norm: Vec<f32>,
-    q: WeightRef,
-    k: WeightRef,
-    v: WeightRef,
-    o: WeightRef,
-    gate: WeightRef,
-    up: WeightRef,
-    down: WeightRef,
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    o: Linear,
+    gate: Linear,
+    up: Linear,
+    down: Linear,
 }
 
 pub struct Qwen3 {
     cfg: LlmConfig,
     /// [V, H]; also the output matrix when the embeddings are tied.
     embed: WeightRef,
-    /// [V, H] when not tied.
-    lm_head: Option<WeightRef>,
+    /// The output layer [V, H]: lm_head, or a copy of embed when tied (`weights` bf16: the same tensor).
+    head: Linear,
+    weights: WeightMode,
     layers: Vec<Layer>,
     norm: Vec<f32>,
     params: u64,
@@ -58,17 +60,18 @@ fn layer_tensors(c: &LlmConfig, l: usize) -> [(String, Vec<usize>); 11] {
 
 impl Qwen3 {
     /// Maps every decoder tensor from `src`, checking each name, dtype and shape against `cfg`.
-    pub fn load(cfg: &LlmConfig, src: &WeightSource) -> Result<Qwen3> {
-        Self::build(cfg, |name, shape| src.get(name, shape))
+    /// `weights`: how the linear layers are held (bf16 as stored, or quantized as each is read).
+    pub fn load(cfg: &LlmConfig, src: &WeightSource, weights: WeightMode) -> Result<Qwen3> {
+        Self::build(cfg, weights, |name, shape| src.get(name, shape))
     }
 
     /// A model of `cfg`'s shapes with random bf16 weights held in memory (benchmarks, tests):
     /// matrices uniform with standard deviation 0.02, norm weights 1 ± 0.1; reproducible from `seed`.
     pub fn synthetic(cfg: &LlmConfig, seed: u64) -> Qwen3 {
-        Self::build(cfg, |name, shape| Ok(llm_tensor(seed, name, shape))).expect("synthetic weights always have the configured shapes")
+        Self::build(cfg, WeightMode::Bf16, |name, shape| Ok(llm_tensor(seed, name, shape))).expect("synthetic weights always have the configured shapes")
     }
 
-    fn build(cfg: &LlmConfig, mut get: impl FnMut(&str, &[usize]) -> Result<WeightRef>) -> Result<Qwen3> {
+    fn build(cfg: &LlmConfig, weights: WeightMode, mut get: impl FnMut(&str, &[usize]) -> Result<WeightRef>) -> Result<Qwen3> {
         let (v, h) = (cfg.vocab, cfg.hidden);
         let mut params = 0u64;
         let mut take = |name: &str, shape: &[usize]| -> Result<WeightRef> {
@@ -80,28 +83,44 @@ impl Qwen3 {
         for l in 0..cfg.layers {
             let t = layer_tensors(cfg, l);
             let mut g = |i: usize| take(&t[i].0, &t[i].1);
+            // Matrices are quantized (when asked) as each is read: one bf16 matrix at most is held besides.
             layers.push(Layer {
                 input_norm: g(0)?.to_f32(),
                 post_norm: g(1)?.to_f32(),
                 q_norm: g(2)?.to_f32(),
                 k_norm: g(3)?.to_f32(),
-                q: g(4)?,
-                k: g(5)?,
-                v: g(6)?,
-                o: g(7)?,
-                gate: g(8)?,
-                up: g(9)?,
-                down: g(10)?,
+                q: Linear::new(g(4)?, weights),
+                k: Linear::new(g(5)?, weights),
+                v: Linear::new(g(6)?, weights),
+                o: Linear::new(g(7)?, weights),
+                gate: Linear::new(g(8)?, weights),
+                up: Linear::new(g(9)?, weights),
+                down: Linear::new(g(10)?, weights),
             });
         }
         let norm = take("llm.model.norm.weight", &[h])?.to_f32();
         // Tied (2B): logits use embed_tokens; otherwise (9B) the separate lm_head must exist.
-        let lm_head = if cfg.tie_embeddings { None } else { Some(take("llm.lm_head.weight", &[v, h])?) };
-        Ok(Qwen3 { cfg: cfg.clone(), embed, lm_head, layers, norm, params })
+        let head = match (cfg.tie_embeddings, weights) {
+            (true, WeightMode::Bf16) => Linear::Bf16(embed.clone()),
+            (true, _) => Linear::quantized_copy(&embed, weights),
+            (false, _) => Linear::new(take("llm.lm_head.weight", &[v, h])?, weights),
+        };
+        Ok(Qwen3 { cfg: cfg.clone(), embed, head, weights, layers, norm, params })
     }
 
     pub fn config(&self) -> &LlmConfig {
         &self.cfg
+    }
+
+    /// How the linear layers are held (bf16 as stored, int8, int4).
+    pub fn weight_mode(&self) -> WeightMode {
+        self.weights
+    }
+
+    /// Bytes of the linear layers and the output layer as held in memory.
+    pub fn linear_bytes(&self) -> usize {
+        let layers: usize = self.layers.iter().map(|l| [&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down].iter().map(|w| w.bytes()).sum::<usize>()).sum();
+        layers + self.head.bytes()
     }
 
     /// Parameters of the decoder (embedding, layers, final norm, and lm_head when not tied).
@@ -186,9 +205,9 @@ impl Qwen3 {
         let (mut gate, mut up) = (vec![0f32; total * inter], vec![0f32; total * inter]); // [T, I]
         for (li, l) in self.layers.iter().enumerate() {
             rms_norm(&x, &l.input_norm, eps, &mut a);
-            matmul_bf16(&a, total, h, l.q.data(), qd, None, &mut q);
-            matmul_bf16(&a, total, h, l.k.data(), kvd, None, &mut k);
-            matmul_bf16(&a, total, h, l.v.data(), kvd, None, &mut v);
+            l.q.matmul(&a, total, &mut q);
+            l.k.matmul(&a, total, &mut k);
+            l.v.matmul(&a, total, &mut v);
             // Per-head q/k RMSNorm before the rotation (spec trap 19).
             rms_norm_inplace(&mut q, &l.q_norm, eps);
             rms_norm_inplace(&mut k, &l.k_norm, eps);
@@ -200,13 +219,13 @@ impl Qwen3 {
                 let (kc, vc) = r.cache.layer(li);
                 causal_attention(&q[qs.clone()], start, kc, vc, shape, &mut att[qs]);
             }
-            matmul_bf16(&att, total, qd, l.o.data(), h, None, &mut a);
+            l.o.matmul(&att, total, &mut a);
             add_inplace(&mut x, &a);
             rms_norm(&x, &l.post_norm, eps, &mut a);
-            matmul_bf16(&a, total, h, l.gate.data(), inter, None, &mut gate);
-            matmul_bf16(&a, total, h, l.up.data(), inter, None, &mut up);
+            l.gate.matmul(&a, total, &mut gate);
+            l.up.matmul(&a, total, &mut up);
             swiglu(&mut gate, &up);
-            matmul_bf16(&gate, total, inter, l.down.data(), h, None, &mut a);
+            l.down.matmul(&gate, total, &mut a);
             add_inplace(&mut x, &a);
         }
         for (r, &(_, len, _)) in rows.iter_mut().zip(&spans) {
@@ -220,9 +239,8 @@ impl Qwen3 {
             let row = first + len - 1;
             rms_norm(&x[row * h..(row + 1) * h], &self.norm, eps, &mut last[i * h..(i + 1) * h]);
         }
-        let head = self.lm_head.as_ref().unwrap_or(&self.embed);
         let mut logits = vec![0f32; n * c.vocab];
-        matmul_bf16(&last, n, h, head.data(), c.vocab, None, &mut logits);
+        self.head.matmul(&last, n, &mut logits);
         Ok(logits.chunks(c.vocab).map(<[f32]>::to_vec).collect())
     }
 }
