@@ -6,15 +6,18 @@
 #   VARIANT native: -DGGML_NATIVE=ON (every extension this CPU has, AMX included)
 #   VARIANT noamx:  the native flags without ggml's AMX code (the AMX tile path crashed with SIGILL
 #                   on an earlier VM); the AVX-512 / VNNI / BF16 paths stay as the CPU allows.
-# Prints the directory holding the binaries on stdout; progress goes to stderr.
+# One build tree per llama.cpp version: a variant only changes ggml-cpu's compile flags, so switching
+# reconfigures it and recompiles that library (minutes) instead of all of llama.cpp (~25 minutes on
+# 2 busy cores). Each variant's binaries (ggml linked in statically) are copied to bin-VERSION-VARIANT.
+# Prints that directory on stdout; progress goes to stderr.
 set -euo pipefail
 cache=$1 version=$2 variant=$3
 log() { echo "compare-llamacpp: $*" >&2; }
 
 pkg_dir="$cache/node-llama-cpp-$version"
 src="$cache/llama.cpp-$version"
-build="$cache/build-$version-$variant"
-bin="$build/bin"
+build="$cache/build-$version"
+bin="$cache/bin-$version-$variant"
 
 if [[ -x "$bin/llama-bench" && -x "$bin/llama-quantize" ]]; then
   log "llama.cpp ($variant) already built in $bin"
@@ -54,4 +57,7 @@ fi
 log "cmake ${flags[*]}"
 cmake -S "$src" -B "$build" "${flags[@]}" >&2
 cmake --build "$build" --config Release -j "$(nproc)" --target llama-bench llama-quantize >&2
+mkdir -p "$bin.tmp"
+cp "$build/bin/llama-bench" "$build/bin/llama-quantize" "$bin.tmp/"
+rm -rf "$bin"; mv "$bin.tmp" "$bin"
 echo "$bin"
