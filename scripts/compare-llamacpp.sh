@@ -11,7 +11,7 @@
 #     with llama-quantize (its default recipe for each type).
 #  3. A short smoke run of each GGUF: if the native build dies on a signal (with ggml's AMX code
 #     compiled in, Q8_0 died with SIGILL on an earlier VM and with SIGSEGV on 2026-12-02's Xeon), the
-#     build is redone without the AMX code (only ggml-cpu recompiles) and used for every row, and said so.
+#     build is redone without the AMX code (in the same build tree) and used for every row, and said so.
 #  4. --rounds rounds, alternating: llama-bench bf16, ovis bf16, llama-bench Q8_0, ovis int8,
 #     llama-bench Q4_0, ovis int4 (the ovis int rows only when the engine accepts --weights), each
 #     round after a quiet-machine check; then the medians and ratios ovis / llama.cpp (summarize.py).
@@ -249,7 +249,7 @@ cpu_model=$(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 cpu_flags=$(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -E '^(avx512f|avx512_vnni|avx_vnni|avx512_bf16|amx_tile|amx_bf16|amx_int8)$' | tr '\n' ' ')
 python3 "$helpers/summarize.py" "$run_dir" --json "$json" \
   --meta "ovis_commit=$(git -C "$repo" rev-parse --short HEAD)$(git -C "$repo" diff --quiet HEAD -- native || echo '+dirty')" \
-  --meta "engine=$engine (sha256 $(sha256sum "$engine" | cut -c1-12))" \
+  --meta "engine=$engine (sha256 $(sha256sum "$engine" | cut -c1-12)$([[ $engine == "$repo/native/target/release/ovis-engine" ]] || echo '; given with --engine: not necessarily built from ovis_commit'))" \
   --meta "llama_cpp_commit=$llama_commit" --meta "node_llama_cpp=$nlc_version" --meta "llama_cpp_build=$variant" \
   --meta "amx=$amx_note" --meta "cpu=$cpu_model" --meta "cpu_flags=${cpu_flags% }" --meta "threads=$threads" \
   --meta "command=scripts/compare-llamacpp.sh --rounds $rounds --threads $threads --prompt-tokens $prompt --decode-tokens $decode --repetitions $reps" \

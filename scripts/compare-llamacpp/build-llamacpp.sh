@@ -6,9 +6,10 @@
 #   VARIANT native: -DGGML_NATIVE=ON (every extension this CPU has, AMX included)
 #   VARIANT noamx:  the native flags without ggml's AMX code (the AMX tile path crashed with SIGILL
 #                   on an earlier VM); the AVX-512 / VNNI / BF16 paths stay as the CPU allows.
-# One build tree per llama.cpp version: a variant only changes ggml-cpu's compile flags, so switching
-# reconfigures it and recompiles that library (minutes) instead of all of llama.cpp (~25 minutes on
-# 2 busy cores). Each variant's binaries (ggml linked in statically) are copied to bin-VERSION-VARIANT.
+# One build tree per llama.cpp version: a variant only changes ggml's CPU flags, so switching
+# reconfigures the tree and make recompiles what those flags reach, not a second tree from scratch
+# (a full build took ~23 minutes on 2 busy cores). Each variant's binaries (ggml linked in
+# statically) are copied to bin-VERSION-VARIANT, so a later run of either variant builds nothing.
 # Prints that directory on stdout; progress goes to stderr.
 set -euo pipefail
 cache=$1 version=$2 variant=$3
