@@ -5,6 +5,7 @@
 //! own test binary (no other test of the process sees the switch).
 //! Run with `--nocapture` to see the figures (docs/performance.md records them).
 use ovis_engine::backend::cpu::precision::{bf16_support, set_precision, Precision};
+use ovis_engine::backend::cpu::quant::WeightMode;
 use ovis_engine::backend::cpu::qwen3::Qwen3;
 use ovis_engine::backend::cpu::vision::VisionEncoder;
 use ovis_engine::backend::cpu::visual_head::VisualHead;
@@ -95,7 +96,7 @@ fn fixture_bf16_vs_f32() {
         // Identical results would mean the switch never reached the products.
         assert!(c < 1.0 - 1e-9, "{case}: bf16 and f32 embeddings are identical: the bf16 path did not run");
     }
-    let llm = Qwen3::load(&f.cfg.llm, &f.source).expect("load LLM");
+    let llm = Qwen3::load(&f.cfg.llm, &f.source, WeightMode::Bf16).expect("load LLM");
     for case in ["text", "think"] {
         let ids: Vec<u32> = i64s(&f.expected, &format!("{case}.input_ids")).iter().map(|&v| v as u32).collect();
         let steps = i64s(&f.expected, &format!("{case}.greedy_ids")).len();
@@ -129,7 +130,7 @@ fn synthetic_2b_bf16_vs_f32() {
     let b = embeds(&vit, &head, &pixels, &[[1, 28, 28]], Precision::Bf16);
     println!("synthetic 2b 448²: visual embeddings cosine bf16 vs f32 = {:.6}", cosine(&a, &b));
     drop((vit, head));
-    let llm = Qwen3::load(&cfg.llm, &src).expect("LLM");
+    let llm = Qwen3::load(&cfg.llm, &src, WeightMode::Bf16).expect("LLM");
     let ids: Vec<u32> = (0..128u32).map(|i| (i * 7919 + 11) % cfg.llm.vocab as u32).collect();
     let (la, ga) = greedy(&llm, &ids, 8, Precision::F32);
     let (lb, gb) = greedy(&llm, &ids, 8, Precision::Bf16);
