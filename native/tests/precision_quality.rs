@@ -20,15 +20,6 @@ use common::*;
 /// The two tests below both switch the process-wide precision: one at a time.
 static SWITCH: Mutex<()> = Mutex::new(());
 
-fn cosine(a: &[f32], b: &[f32]) -> f64 {
-    let (mut ab, mut aa, mut bb) = (0f64, 0f64, 0f64);
-    for (&x, &y) in a.iter().zip(b) {
-        ab += x as f64 * y as f64;
-        aa += x as f64 * x as f64;
-        bb += y as f64 * y as f64;
-    }
-    ab / (aa.sqrt() * bb.sqrt()).max(f64::MIN_POSITIVE)
-}
 
 fn embeds(vit: &VisionEncoder, head: &VisualHead, pixels: &[f32], grids: &[[usize; 3]], p: Precision) -> Vec<f32> {
     set_precision(p);

@@ -19,6 +19,9 @@ use ovis_engine::model::weights::Weights;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+mod common;
+use common::cosine;
+
 fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../test/fixtures/tiny-ovis2.5")
 }
@@ -44,15 +47,6 @@ fn forward(model: &Qwen3, cache: &mut KvCache, ids: &[u32]) -> Vec<f32> {
     model.forward(cache, &e).unwrap()
 }
 
-fn cosine(a: &[f32], b: &[f32]) -> f64 {
-    let (mut ab, mut aa, mut bb) = (0f64, 0f64, 0f64);
-    for (x, y) in a.iter().zip(b) {
-        ab += *x as f64 * *y as f64;
-        aa += *x as f64 * *x as f64;
-        bb += *y as f64 * *y as f64;
-    }
-    ab / (aa.sqrt() * bb.sqrt())
-}
 
 fn argmax(z: &[f32]) -> u32 {
     z.iter().enumerate().fold((0, f32::NEG_INFINITY), |b, (i, &v)| if v > b.1 { (i, v) } else { b }).0 as u32

@@ -45,7 +45,7 @@ impl OvisModel {
     }
 
     /// The `info` object of `model_loaded` (docs/protocol.md), with this machine's vision encoder
-    /// speed measured now (vision_speed.rs: ~25 ms for the 2B's shapes).
+    /// speed measured now (vision_speed.rs: ~50 ms for the 2B's shapes).
     pub fn info(&self, backend: &str, device: &str) -> serde_json::Value {
         let mut info = model_info(&self.cfg, self.params, self.weight_bytes, backend, device);
         info["vision_speed"] = vision_speed::for_model(&self.cfg.vit).to_json();

@@ -4,7 +4,7 @@
 //! (q, k, v, out; fc1, fc2) plus 4·len²·D FLOPs of attention per segment of len patches; the two
 //! rates below are measured on the model's own D, I and heads with the very kernels the encoder
 //! calls (matmul_bf16, segment_attention), on a small slice: GEMM_ROWS rows, one ATTENTION_LEN
-//! segment ($OVIS_VISION_SPEED replaces the measurement: `for_model`). About 25 ms for the 2B's shapes on a 2-core AVX-512 machine; a shared machine's noise
+//! segment ($OVIS_VISION_SPEED replaces the measurement: `for_model`). About 50 ms for the 2B's shapes on a 2-core AVX-512 machine (measured 49–53 ms, quiet, at 3fe0597); a shared machine's noise
 //! goes into the figure (the client refines its estimate from the first layers' timing).
 use crate::backend::cpu::matmul::matmul_bf16;
 use crate::backend::cpu::vision_ops::segment_attention;

@@ -88,17 +88,8 @@ impl CudaOvis {
         // Room for the prompt and the first answer tokens; decode grows the cache when it fills, so a
         // large max_new_tokens does not reserve device memory it may never use.
         session.reserve(&self.gpu, &self.llm, (req.keep + ids.len() + req.max_new_tokens.min(GROW_AHEAD)).min(max_pos))?;
-        let s = &req.sampling;
-        let params = SampleParams {
-            temperature: s.temperature,
-            top_k: s.top_k.min(i32::MAX as usize) as i32,
-            top_p: s.top_p,
-            rep_penalty: s.repetition_penalty,
-            u: 0.0,
-            top_n: req.top_logprobs as i32,
-            vocab: self.cfg.llm.vocab as i32,
-        };
-        let mut runner = CudaRunner { m: self, s: session, params, rng: Rng::new(s.seed) };
+        let params = SampleParams::for_request(req, self.cfg.llm.vocab);
+        let mut runner = CudaRunner { m: self, s: session, params, rng: Rng::new(req.sampling.seed) };
         drive(&mut runner, req, ids, pixels, max_pos, cancel, sink)
     }
 

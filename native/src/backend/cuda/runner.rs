@@ -144,17 +144,8 @@ impl BatchModel for CudaBatchModel {
     }
 
     fn sampling(&self, req: &Generate) -> CudaSampling {
-        let s = &req.sampling;
-        let params = SampleParams {
-            temperature: s.temperature,
-            top_k: s.top_k.min(i32::MAX as usize) as i32,
-            top_p: s.top_p,
-            rep_penalty: s.repetition_penalty,
-            u: 0.0,
-            top_n: req.top_logprobs as i32,
-            vocab: self.model.cfg.llm.vocab as i32,
-        };
-        CudaSampling { params, rng: Rng::new(s.seed) }
+        let params = SampleParams::for_request(req, self.model.cfg.llm.vocab);
+        CudaSampling { params, rng: Rng::new(req.sampling.seed) }
     }
 
     fn prepare(&self, cache: &mut CudaCache, req: &Generate, ids: &[i32], pixels: &[f32], _cancel: &AtomicBool, out: &dyn Output) -> Result<Option<Prepared<CudaPrompt>>> {

@@ -23,6 +23,22 @@ pub struct SampleParams {
     pub vocab: i32,
 }
 
+impl SampleParams {
+    /// A request's sampling settings for the kernel (`u` is drawn per step by the caller).
+    pub fn for_request(req: &crate::protocol::Generate, vocab: usize) -> SampleParams {
+        let s = &req.sampling;
+        SampleParams {
+            temperature: s.temperature,
+            top_k: s.top_k.min(i32::MAX as usize) as i32,
+            top_p: s.top_p,
+            rep_penalty: s.repetition_penalty,
+            u: 0.0,
+            top_n: req.top_logprobs as i32,
+            vocab: vocab as i32,
+        }
+    }
+}
+
 /// `struct SampleResult` of sampling.cu (176 bytes).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq)]
