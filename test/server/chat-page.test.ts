@@ -102,6 +102,12 @@ if (!existsSync(CHROMIUM)) {
         if (t && w.seen[w.seen.length - 1] !== t) w.seen.push(t);
       }).observe(document.getElementById('log')!, { subtree: true, childList: true, characterData: true });
     });
+    // A slow link (~1.5 kB/s down, through Chromium's own network throttling): on a fast machine the
+    // whole 16-token answer can reach the page in one read, which would hide whether it renders
+    // the stream piece by piece. Throttled, the ~4 kB of SSE events arrive over a few seconds.
+    const cdp = await page.context().newCDPSession(page);
+    await cdp.send('Network.enable');
+    await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: 1500, uploadThroughput: -1 });
     const body = await sendMessage(page, 'What colour is the square in the middle?');
     assert.is(body.stream, true);
     assert.is(body.model, 'tiny-ovis2.5');
@@ -113,6 +119,7 @@ if (!existsSync(CHROMIUM)) {
       { type: 'text', text: 'What colour is the square in the middle?' },
     ] }]);
     await idle(page);
+    await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1 });
     const want = await apiAnswer(body);
     assert.ok(want.content.length > 0, 'the fixture answers something');
     const shown = await lastAnswer(page).locator('.answer').textContent();
