@@ -11,11 +11,44 @@
 #                                are #[ignore]d in a plain `cargo test`: they run here with
 #                                --include-ignored and OVIS_REQUIRE_GPU=1, so no GPU is a failure.
 #
-# Example with the device tool: run `scripts/gpu-check.sh build` here, then call run with
-# carry [".gpu-check"] and command `bash scripts/gpu-check.sh run`.
+#   scripts/gpu-check.sh dry-run here or there: checks that .gpu-check/ holds every binary, that each
+#                                test binary lists the GPU tests `run` expects, and prints every command
+#                                `run` would run with its time limit; runs no GPU code.
+#
+# Example with the device tool: run `scripts/gpu-check.sh build` (and `dry-run`) here, then call run
+# with carry [".gpu-check"] and command `bash scripts/gpu-check.sh run`.
+#
+# The device tool allows 600 s a command: `run` keeps within GPU_CHECK_BUDGET_S (default 540 s) in
+# all, each step under its own limit and the time left; a step with under 20 s left is skipped, with
+# a line saying so (and the run fails).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 dir="$root/.gpu-check"
+budget="${GPU_CHECK_BUDGET_S:-540}"
+started=$SECONDS
+dry=0
+step_status=0
+
+# step LIMIT_S CMD...: runs CMD under `timeout` with the smaller of LIMIT_S and what is left of the
+# budget (dry-run: prints it). Its status is in $step_status (124: timed out or skipped).
+step() {
+  local limit=$1 left
+  shift
+  left=$((budget - (SECONDS - started)))
+  [ "$left" -lt "$limit" ] && limit=$left
+  if [ "$dry" = 1 ]; then
+    echo "gpu-check: would run (limit ${limit}s): $*"
+    step_status=0
+    return 0
+  fi
+  if [ "$limit" -lt 20 ]; then
+    echo "gpu-check: skipped, the ${budget}s budget is spent: $*" >&2
+    step_status=124
+    return 0
+  fi
+  step_status=0
+  timeout "$limit" "$@" || step_status=$?
+}
 
 build() {
   cd "$root/native"
@@ -34,8 +67,52 @@ build() {
   echo "gpu-check: built $(du -sh "$dir" | cut -f1) into .gpu-check/ — carry it and run: bash scripts/gpu-check.sh run"
 }
 
+# The binaries `run` needs, and the GPU tests each test binary must list (#[ignore]d: --include-ignored).
+binaries=(cuda_parity cuda_model_parity cuda_batch_parity cuda_batch_serving engine_server ovis-engine)
+expect_test() {
+  case "$1" in
+    cuda_parity) echo unsupported_head_widths_fail_before_launching ;;
+    cuda_model_parity) echo a_grown_kv_cache_that_runs_out_of_memory_halfway_leaves_the_session_as_it_was ;;
+    cuda_batch_parity) echo fixture_cases ;;
+    cuda_batch_serving) echo cuda_fixture_cases_served_together_answer_as_each_does_alone ;;
+    engine_server) echo cuda_serves_the_same_first_tokens_as_the_cpu ;;
+  esac
+}
+
+check_built() {
+  local name want
+  for name in "${binaries[@]}"; do
+    [ -x "$dir/$name" ] || { echo "gpu-check: .gpu-check/$name is missing: run 'scripts/gpu-check.sh build' first and carry .gpu-check" >&2; exit 1; }
+  done
+  for name in "${binaries[@]}"; do
+    [ "$name" = ovis-engine ] && continue
+    want="$(expect_test "$name")"
+    "$dir/$name" --list --include-ignored 2>/dev/null | grep -q "$want" \
+      || { echo "gpu-check: .gpu-check/$name does not list the GPU test $want (stale build?)" >&2; exit 1; }
+  done
+  "$dir/ovis-engine" --help > /dev/null 2>&1 || { echo "gpu-check: .gpu-check/ovis-engine --help failed" >&2; exit 1; }
+}
+
+# bench LIMIT_S NAME ARGS...: `ovis-engine bench ARGS` under step, its JSON lines (a plan, each figure
+# as measured, the report last) kept in $out/NAME.jsonl and the report printed. Each benchmark is bounded
+# so that one hang leaves time for the rest of the device session.
+bench() {
+  local limit=$1 name=$2
+  shift 2
+  if [ "$dry" = 1 ]; then
+    step "$limit" "$dir/ovis-engine" bench "$@"
+    return
+  fi
+  step "$limit" "$dir/ovis-engine" bench "$@" > "$out/$name.jsonl" 2> "$out/$name.log"
+  if [ "$step_status" = 0 ]; then
+    tail -n 1 "$out/$name.jsonl"
+  else
+    echo "gpu-check: $name failed (status $step_status): $(tail -3 "$out/$name.log"); figures so far: $(grep -c '"figure"' "$out/$name.jsonl")"
+  fi
+}
+
 run() {
-  [ -x "$dir/cuda_model_parity" ] || { echo "gpu-check: .gpu-check/ is missing: run 'scripts/gpu-check.sh build' first and carry it" >&2; exit 1; }
+  check_built
   local out="${OUT:-/tmp/gpu-check}"
   mkdir -p "$out"
   # Compiled kernels are cached here (a fresh machine compiles them once, a few seconds).
@@ -55,48 +132,48 @@ run() {
   # A GPU test that finds no GPU fails instead of skipping (set OVIS_REQUIRE_GPU=0 to try it elsewhere).
   export OVIS_REQUIRE_GPU="${OVIS_REQUIRE_GPU:-1}"
   local tests=(--include-ignored --test-threads=1 --nocapture)
-  timeout 240 "$dir/cuda_parity" "${tests[@]}" 2>&1 | tee "$out/parity.log" || status=$?
-  timeout 240 "$dir/cuda_model_parity" "${tests[@]}" 2>&1 | tee "$out/model-parity.log" || status=$?
-  timeout 180 "$dir/cuda_batch_parity" "${tests[@]}" 2>&1 | tee "$out/batch-parity.log" || status=$?
-  # Continuous batching through the engine's worker: the six fixture cases served together against
-  # each alone, a cancel and a join mid-batch, a session evicted to host memory and back.
-  timeout 180 "$dir/cuda_batch_serving" "${tests[@]}" 2>&1 | tee "$out/batch-serving.log" || status=$?
-  timeout 120 "$dir/engine_server" "${tests[@]}" cuda_ 2>&1 | tee "$out/engine-server.log" || status=$?
-  # A run that passed having run no test (a filter matching nothing) ran no CUDA code: a failure. (The
-  # fault-injection tests skip here, with a SKIPPED line: a real driver cannot be made to fault.)
-  local log
-  for log in parity model-parity batch-parity batch-serving engine-server; do
+  # name, limit (s), log, extra filter
+  local plan=("cuda_parity 120 parity" "cuda_model_parity 120 model-parity" "cuda_batch_parity 90 batch-parity"
+    "cuda_batch_serving 90 batch-serving" "engine_server 60 engine-server cuda_")
+  # (Continuous batching through the engine's worker, cuda_batch_serving: the six fixture cases served
+  # together against each alone, a cancel and a join mid-batch, out of memory for a joining request,
+  # a device fault in a batched step, a long prompt prefilled beside a decoding stream, a session
+  # evicted to host memory and back or recomputed.)
+  local entry name limit log filter
+  for entry in "${plan[@]}"; do
+    read -r name limit log filter <<< "$entry"
+    if [ "$dry" = 1 ]; then
+      step "$limit" "$dir/$name" "${tests[@]}" ${filter:+"$filter"}
+      continue
+    fi
+    step "$limit" "$dir/$name" "${tests[@]}" ${filter:+"$filter"} > "$out/$log.log" 2>&1
+    cat "$out/$log.log"
+    [ "$step_status" = 0 ] || status=$step_status
+    # A run that passed having run no test (a filter matching nothing) ran no CUDA code: a failure.
+    # (The fault-injection tests skip here, with a SKIPPED line: a real driver cannot be made to fault.)
     if ! grep -qE 'test result: ok\. [1-9][0-9]* passed' "$out/$log.log"; then
-      echo "gpu-check: $log ran no test" >&2
+      echo "gpu-check: $log ran no test, or failed" >&2
       status=1
     fi
   done
-  # Each benchmark is bounded so that one hang leaves time for the rest of the device session. The
-  # engine writes JSON lines (a plan, each figure as measured, the report last): all are kept in the
-  # .jsonl file, and the report is printed.
   for model in 2b 9b; do
     echo "gpu-check: bench --synthetic $model --device cuda"
-    timeout 150 "$dir/ovis-engine" bench --synthetic "$model" --device cuda > "$out/bench-$model.jsonl" 2> "$out/bench-$model.log" \
-      && tail -n 1 "$out/bench-$model.jsonl" \
-      || echo "gpu-check: bench --synthetic $model failed: $(tail -3 "$out/bench-$model.log"); figures so far: $(grep -c '"figure"' "$out/bench-$model.jsonl")"
+    bench 150 "bench-$model" --synthetic "$model" --device cuda
   done
   # Continuous batching: 1..8 requests decoding together through the engine's scheduler (batched
   # decode steps), alone and while a 2,000-token prompt prefills in chunks (targets: 8 streams ≥ 5×
   # one stream's tokens/s; p99 gap beside the prefill ≤ 3× the step).
   echo "gpu-check: bench --synthetic 2b --device cuda --concurrency 1,2,4,8 --prompt-tokens 2000"
-  timeout 180 "$dir/ovis-engine" bench --synthetic 2b --device cuda --concurrency 1,2,4,8 --prompt-tokens 2000 --decode-tokens 32 \
-    > "$out/bench-2b-concurrency.jsonl" 2> "$out/bench-2b-concurrency.log" && tail -n 1 "$out/bench-2b-concurrency.jsonl" \
-    || echo "gpu-check: the concurrency sweep failed: $(tail -3 "$out/bench-2b-concurrency.log")"
+  bench 180 bench-2b-concurrency --synthetic 2b --device cuda --concurrency 1,2,4,8 --prompt-tokens 2000 --decode-tokens 32
   # The tensor-core attention against the plain FMA kernels, on the 896² image (how much mma buys).
   echo "gpu-check: bench --synthetic 2b --device cuda with OVIS_CUDA_FMA_ATTENTION=1"
-  OVIS_CUDA_FMA_ATTENTION=1 timeout 120 "$dir/ovis-engine" bench --synthetic 2b --device cuda --images 896 --repeats 2 \
-    > "$out/bench-2b-fma.jsonl" 2> "$out/bench-2b-fma.log" && tail -n 1 "$out/bench-2b-fma.jsonl" \
-    || echo "gpu-check: the FMA-attention bench failed: $(tail -3 "$out/bench-2b-fma.log")"
+  OVIS_CUDA_FMA_ATTENTION=1 bench 120 bench-2b-fma --synthetic 2b --device cuda --images 896 --repeats 2
   exit "$status"
 }
 
 case "${1:-}" in
   build) build ;;
   run) run ;;
-  *) echo "usage: scripts/gpu-check.sh build|run" >&2; exit 2 ;;
+  dry-run) dry=1; run ;;
+  *) echo "usage: scripts/gpu-check.sh build|run|dry-run" >&2; exit 2 ;;
 esac

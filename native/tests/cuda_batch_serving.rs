@@ -13,6 +13,7 @@ use ovis_engine::server::{serve_with, FrameWriter, ServeOptions};
 use std::io::{Cursor, Read};
 use std::time::{Duration, Instant};
 mod common;
+mod fakecuda;
 mod skip;
 use common::{case_pixels, fixture, fixture_dir, grids, i64s, Shared};
 
@@ -222,25 +223,34 @@ fn cuda_a_request_cancelled_or_joining_mid_batch_leaves_the_others_untouched() {
     same_output(&tokens(&alone, 2), &tokens(&frames, 2), "request 2 (cancelled), its tokens so far");
 }
 
-/// Under the KV budget an idle conversation's cache leaves the GPU (copied to host memory) and comes
-/// back when the conversation continues: the next turn answers as it does with the cache kept, and
-/// reuses the kept positions (`cached_tokens`). A budget of one byte evicts every idle session before
-/// each request joins (a request alone runs whatever the budget).
+/// Under the KV budget an idle conversation leaves the GPU: its K/V are copied to host memory while
+/// the host copies fit (the budget bounds them too, docs/protocol.md), and copied back when the
+/// conversation continues (`cached_tokens`: the kept positions); with no room for host copies either
+/// (a budget of one byte) the copy is dropped and the conversation is recomputed from its inputs, its
+/// image's visual rows included (`cached_tokens` 0, the rebuild reported as prefill progress over the
+/// kept and the new positions). Either way the next turn answers as with the cache kept. A budget of
+/// one session (and a half) evicts the idle one before the next request joins (max_batch 1; a request
+/// alone runs whatever the budget). The vision encode reports its cost: a progress event at its end
+/// with `elapsed_ms`, and `vision_ms`.
 #[test]
 #[ignore = "needs a CUDA GPU (runs with --include-ignored: scripts/gpu-check.sh, npm run test:fakegpu)"]
-fn cuda_an_evicted_conversation_comes_back_from_host_memory_unchanged() {
-    if !skip::gpu_present("cuda_an_evicted_conversation_comes_back_from_host_memory_unchanged") {
+fn cuda_an_evicted_conversation_comes_back_from_host_memory_or_is_recomputed() {
+    if !skip::gpu_present("cuda_an_evicted_conversation_comes_back_from_host_memory_or_is_recomputed") {
         return;
     }
     let f = fixture();
-    let prompt: Vec<i32> = i64s(&f.expected, "text.input_ids").iter().map(|&i| i as i32).collect();
+    // session a: the fixture's image case (its prompt and pixels); session b: the text case
+    let image = case_request(1, "image", 4);
+    let image_prompt = i64s(&f.expected, "image.input_ids").len();
+    let text: Vec<i32> = i64s(&f.expected, "text.input_ids").iter().map(|&i| i as i32).collect();
     let turn: Vec<i32> = vec![151644, 872, 198, 9707, 151645, 198, 151644, 77091, 198];
     let greedy = Sampling { temperature: 0.0, top_k: 0, top_p: 1.0, repetition_penalty: 1.0, seed: 0 };
     let gen = |id: u64, session: &str, keep: usize, ids: &[i32]| {
         let g = Generate { id, session: session.into(), keep, n_ids: ids.len(), media: vec![], max_new_tokens: 4, sampling: greedy.clone(), stop_ids: vec![], top_logprobs: 3 };
         frame_of(kind::GENERATE, &g, ids.iter().flat_map(|i| i.to_le_bytes()).collect()).encode()
     };
-    let reqs = [gen(1, "a", 0, &prompt), gen(2, "b", 0, &prompt), gen(3, "a", prompt.len(), &turn)];
+    // request 1 is the image case on session "image-1"
+    let reqs = [image, gen(2, "b", 0, &text), gen(3, "image-1", image_prompt, &turn)];
     let run = |kv_memory: usize| {
         let mut input = prelude();
         for r in &reqs {
@@ -253,8 +263,158 @@ fn cuda_an_evicted_conversation_comes_back_from_host_memory_unchanged() {
         assert!(!frames.iter().any(|f| f.0 == kind::ERROR), "no errors: {frames:?}");
         frames
     };
-    let (kept, evicted) = (run(usize::MAX), run(1));
-    same_output(&tokens(&kept, 3), &tokens(&evicted, 3), "the conversation continued after its cache was evicted");
-    assert_eq!(tokens(&evicted, 3).len(), 4);
-    assert_eq!(done(&evicted, 3)["cached_tokens"], prompt.len(), "the kept positions came back, not recomputed");
+    // A session's device memory as it starts (its first reservation and its working buffers).
+    let c = &f.cfg.llm;
+    let session = (ovis_engine::backend::cuda::qwen3::kv_bytes(c, 4096) + ovis_engine::backend::cuda::qwen3::session_work_bytes(c)) as usize;
+    let (kept, on_host, recomputed) = (run(usize::MAX), run(session * 3 / 2), run(1));
+    assert_eq!(tokens(&kept, 3).len(), 4);
+    assert_eq!(done(&kept, 3)["cached_tokens"], image_prompt, "kept: the prompt is reused");
+    same_output(&tokens(&kept, 3), &tokens(&on_host, 3), "the conversation continued after its K/V went to host memory and back");
+    assert_eq!(done(&on_host, 3)["cached_tokens"], image_prompt, "copied back: the kept positions reused, not recomputed");
+    same_output(&tokens(&kept, 3), &tokens(&recomputed, 3), "the conversation continued after its K/V were dropped and recomputed");
+    assert_eq!(done(&recomputed, 3)["cached_tokens"], 0, "dropped: nothing reused, the kept positions recomputed");
+    let last = recomputed.iter().filter(|f| f.0 == kind::PROGRESS && f.1["id"] == 3).last().unwrap().1.clone();
+    assert_eq!(last["total"], image_prompt + turn.len(), "the rebuild is prefill over the kept and the new positions");
+    // the first turns answered alike in every run
+    for id in [1, 2] {
+        same_output(&tokens(&kept, id), &tokens(&recomputed, id), &format!("request {id}"));
+    }
+    // the encode's cost: an event at its end (done = total, elapsed_ms), and vision_ms
+    let vision: Vec<&serde_json::Value> = kept.iter().filter(|f| f.0 == kind::PROGRESS && f.1["id"] == 1 && f.1["phase"] == "vision").map(|f| &f.1).collect();
+    let end = vision.last().expect("vision progress");
+    assert!(vision.len() >= 2 && end["done"] == end["total"] && end["elapsed_ms"].as_f64().is_some(), "{vision:?}");
+    assert!(done(&kept, 1)["timings"]["vision_ms"].as_f64().unwrap() > 0.0);
+}
+
+/// Chunked prefill on CUDA: a long prompt is prefilled in chunks inside the batched steps while
+/// another stream keeps decoding (a token of that stream in every step that prefilled a chunk beside
+/// it), and the decoding stream answers as it does alone.
+#[test]
+#[ignore = "needs a CUDA GPU (runs with --include-ignored: scripts/gpu-check.sh, npm run test:fakegpu)"]
+fn cuda_a_long_prompt_is_prefilled_in_chunks_while_another_stream_keeps_decoding() {
+    if !skip::gpu_present("cuda_a_long_prompt_is_prefilled_in_chunks_while_another_stream_keeps_decoding") {
+        return;
+    }
+    let f = fixture();
+    let short: Vec<i32> = i64s(&f.expected, "text.input_ids").iter().map(|&i| i as i32).collect();
+    // 700 positions: several steps whatever the step budget (at most 512 a step; beside a decoding
+    // stream as many as fit generate::step_budget's time target, from 1 up)
+    let long: Vec<i32> = (0..700).map(|i| 1000 + (i * 37) % 5000).collect();
+    let greedy = Sampling { temperature: 0.0, top_k: 0, top_p: 1.0, repetition_penalty: 1.0, seed: 0 };
+    let gen = |id: u64, session: &str, ids: &[i32], max_new: usize| {
+        let g = Generate { id, session: session.into(), keep: 0, n_ids: ids.len(), media: vec![], max_new_tokens: max_new, sampling: greedy.clone(), stop_ids: vec![], top_logprobs: 3 };
+        frame_of(kind::GENERATE, &g, ids.iter().flat_map(|i| i.to_le_bytes()).collect()).encode()
+    };
+    let frames = serve_all(&[gen(1, "a", &short, 40), gen(2, "b", &long, 2)], 8);
+    let chunks: Vec<usize> = frames.iter().enumerate().filter(|(_, f)| f.0 == kind::PROGRESS && f.1["id"] == 2 && f.1["phase"] == "prefill").map(|(k, _)| k).collect();
+    assert!(chunks.len() >= 3, "the long prompt took several steps: {}", chunks.len());
+    let done_1 = frames.iter().position(|f| f.0 == kind::DONE && f.1["id"] == 1).unwrap();
+    let first_token_2 = frames.iter().position(|f| f.0 == kind::TOKEN && f.1["id"] == 2).unwrap();
+    let mut ends: Vec<usize> = chunks[1..].to_vec();
+    ends.push(first_token_2);
+    let mut checked = 0;
+    for (&a, &b) in chunks.iter().zip(&ends) {
+        if b > done_1 {
+            break;
+        }
+        assert!(frames[a..b].iter().any(|f| f.0 == kind::TOKEN && f.1["id"] == 1), "stream 1 got no token in the step that prefilled frames {a}..{b}");
+        checked += 1;
+    }
+    assert!(checked >= 2, "stream 1 decoded beside at least two prefill steps ({checked})");
+    let alone = serve_all(&[gen(1, "a", &short, 40), gen(2, "b", &long, 2)], 1);
+    same_output(&tokens(&alone, 1), &tokens(&frames, 1), "the decoding stream");
+    same_output(&tokens(&alone, 2), &tokens(&frames, 2), "the long prompt's answer");
+}
+
+const OOM_TEST: &str = "cuda_out_of_memory_for_a_joining_request_fails_it_alone_and_the_batch_runs_on";
+
+/// A request that joins a running batch and cannot get its KV cache (out of device memory, injected by
+/// the fake GPU halfway through the session's allocations) fails alone with `device_error`; the
+/// running request goes on as if alone, and the same session serves the next request.
+#[test]
+#[ignore = "needs a CUDA GPU (runs with --include-ignored: scripts/gpu-check.sh, npm run test:fakegpu)"]
+fn cuda_out_of_memory_for_a_joining_request_fails_it_alone_and_the_batch_runs_on() {
+    if !skip::gpu_present(OOM_TEST) {
+        return;
+    }
+    let Some(fake) = fakecuda::fake_cuda(OOM_TEST) else { return };
+    let _reset = fakecuda::ResetOnDrop(&fake);
+    let max_new = 8;
+    let (ra, rb, rc) = (case_request(1, "text", max_new), case_request(2, "think", max_new), case_request(3, "think", max_new));
+    // request 2 and 3 on one session "b"
+    let retag = |r: Vec<u8>| -> Vec<u8> {
+        let f = read_frame(&mut Cursor::new(r)).unwrap();
+        let mut g: Generate = serde_json::from_slice(&f.header).unwrap();
+        g.session = "b".into();
+        frame_of(kind::GENERATE, &g, f.body).encode()
+    };
+    let (rb, rc) = (retag(rb), retag(rc));
+    let mut first = prelude();
+    first.extend_from_slice(&ra);
+    // Once request 1 decodes (its steps allocate nothing more), the next allocation but one fails:
+    // the second buffer of request 2's session. Request 3 comes after request 2's error.
+    let decoding = |f: &Frames| {
+        let ready = f.iter().filter(|x| x.0 == kind::TOKEN && x.1["id"] == 1).count() >= 2;
+        if ready {
+            fakecuda::fake_cuda(OOM_TEST).unwrap().fail_alloc_after(1);
+        }
+        ready
+    };
+    let failed = |f: &Frames| f.iter().any(|x| x.0 == kind::ERROR && x.1["id"] == 2);
+    let all_done = |f: &Frames| [1, 3].iter().all(|&id| f.iter().any(|x| x.0 == kind::DONE && x.1["id"] == id));
+    let out = Shared::default();
+    let input = Gated { out: out.clone(), parts: vec![(|_| true, first), (decoding, rb), (failed, rc.clone()), (all_done, Vec::new())], current: Cursor::new(Vec::new()) };
+    let opts = ServeOptions { max_batch: 8, kv_memory: usize::MAX, on_fault: None };
+    assert_eq!(serve_with(input, FrameWriter::new(Box::new(out.clone())), opts), 0);
+    let frames = parse(&out.0.lock().unwrap());
+    let errors: Vec<_> = frames.iter().filter(|f| f.0 == kind::ERROR).collect();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!((errors[0].1["id"].as_u64(), errors[0].1["code"].as_str()), (Some(2), Some("device_error")), "{errors:?}");
+    assert!(errors[0].1["message"].as_str().unwrap().contains("OUT_OF_MEMORY"), "{errors:?}");
+    // request 2 failed while request 1 was running
+    let err_at = frames.iter().position(|f| f.0 == kind::ERROR).unwrap();
+    assert!(err_at < frames.iter().position(|f| f.0 == kind::DONE && f.1["id"] == 1).unwrap(), "request 2 failed beside a running request");
+    fake.reset();
+    let alone = serve_all(&[ra, rc], 1);
+    same_output(&tokens(&alone, 1), &tokens(&frames, 1), "the running request");
+    same_output(&tokens(&alone, 3), &tokens(&frames, 3), "the next request on the session that failed");
+    assert_eq!(tokens(&frames, 1).len(), max_new);
+    assert_eq!(tokens(&frames, 3).len(), max_new);
+}
+
+/// A device fault in a batched step (CUDA_ERROR_ILLEGAL_ADDRESS in the batched sampler) fails the
+/// step's requests: it is reported once, as `device_error`, to one of them, nothing more is served,
+/// and the engine ends with status 75 (the client restarts it).
+#[test]
+#[ignore = "needs a CUDA GPU (runs with --include-ignored: scripts/gpu-check.sh, npm run test:fakegpu)"]
+fn cuda_a_device_fault_in_a_batched_step_is_reported_once_and_the_engine_exits_75() {
+    const NAME: &str = "cuda_a_device_fault_in_a_batched_step_is_reported_once_and_the_engine_exits_75";
+    if !skip::gpu_present(NAME) {
+        return;
+    }
+    let Some(fake) = fakecuda::fake_cuda(NAME) else { return };
+    let _reset = fakecuda::ResetOnDrop(&fake);
+    // the third batched step (every request decoding by then) faults
+    fake.fault("sample_rows_f32", 3, 700);
+    let mut input = prelude();
+    for (id, case) in [(1, "text"), (2, "think"), (3, "text")] {
+        input.extend(case_request(id, case, 8));
+    }
+    input.extend(case_request(4, "text", 2));
+    let out = Shared::default();
+    let opts = ServeOptions { max_batch: 3, kv_memory: usize::MAX, on_fault: None };
+    let status = serve_with(Cursor::new(input), FrameWriter::new(Box::new(out.clone())), opts);
+    let frames = parse(&out.0.lock().unwrap());
+    assert_eq!(status, ovis_engine::error::EXIT_DEVICE_FAULT, "{frames:?}");
+    let errors: Vec<_> = frames.iter().filter(|f| f.0 == kind::ERROR).collect();
+    assert_eq!(errors.len(), 1, "one error frame: {frames:?}");
+    assert_eq!(errors[0].1["code"], "device_error");
+    assert!(errors[0].1["message"].as_str().unwrap().contains("CUDA_ERROR_ILLEGAL_ADDRESS"), "{errors:?}");
+    let failed = errors[0].1["id"].as_u64().unwrap();
+    assert!((1..=3).contains(&failed), "{failed}");
+    for id in 1..=3u64 {
+        assert!(tokens(&frames, id).len() >= 2, "request {id} decoded in the batch before the fault");
+        assert!(!frames.iter().any(|f| f.0 == kind::DONE && f.1["id"] == id), "request {id} got no done after the fault: {frames:?}");
+    }
+    assert!(frames.iter().all(|f| f.1["id"] != 4), "nothing after the fault is served: {frames:?}");
 }

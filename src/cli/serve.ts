@@ -54,7 +54,7 @@ export function serveCommand(): Command {
     .addOption(new Option('--precision <p>', PRECISION_HELP).choices(PRECISIONS))
     .option('--weights <mode>', WEIGHTS_HELP, weightsOption)
     .option('--max-batch <n>', 'completions generated together at most (the engine\'s batch)', intOption('--max-batch', 1, 256), 8)
-    .option('--kv-memory <size>', 'what the KV caches may hold, e.g. 4G (default: half the memory available)', kvMemoryOption)
+    .option('--kv-memory <size>', 'what the KV caches may hold, e.g. 4G (default: half the memory available; on a GPU, 90% of its memory left free by the model, and evicted GPU caches kept in host memory up to the same size)', kvMemoryOption)
     .option('--max-queue <n>', 'completions waiting beyond --max-batch; more get HTTP 429', intOption('--max-queue', 0, 100_000), 64)
     .option('--api-key <key>', 'require "Authorization: Bearer KEY" on /v1 (default: $OVIS_API_KEY)')
     .option('--allow-local-files', 'accept file:// image and video URLs (files on the server)', false)

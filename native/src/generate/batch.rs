@@ -96,6 +96,26 @@ pub trait BatchModel {
     fn evict(&self, cache: &mut Self::Cache) -> usize;
     /// Positions `cache` holds (the next position to be written).
     fn cache_len(&self, cache: &Self::Cache) -> usize;
+    /// Bytes `cache` keeps outside the budget's memory so that an evicted conversation comes back
+    /// without being recomputed (the GPU's host copy of evicted K/V; nothing on the CPU).
+    fn kept_bytes(&self, _cache: &Self::Cache) -> usize {
+        0
+    }
+    /// What every idle session's `kept_bytes` may add up to, besides the KV budget (the smaller of
+    /// the two holds).
+    fn kept_limit(&self) -> usize {
+        usize::MAX
+    }
+    /// Drops what `cache` keeps (`kept_bytes`): its conversation is recomputed when it continues.
+    /// The bytes freed.
+    fn drop_kept(&self, _cache: &mut Self::Cache) -> usize {
+        0
+    }
+    /// Readies a running request's cache for a step doing `work` (the GPU grows a full KV cache
+    /// here). An error fails that request alone, before the step; the others run it.
+    fn before_step(&self, _cache: &mut Self::Cache, _work: Work) -> Result<()> {
+        Ok(())
+    }
     fn sampling(&self, req: &Generate) -> Self::Sampling;
     /// Checks `req`, truncates (or restores) the cache to `req.keep`, encodes the media (reporting
     /// vision progress to `out`) and merges them with `ids`. None when cancelled during the encode.
@@ -180,6 +200,7 @@ impl<M: BatchModel> Batch<M> {
         if used.saturating_add(need) <= self.kv_budget {
             return true;
         }
+        let (mut evicted, mut fits) = (false, false);
         for (name, cache) in sessions.least_recent_first() {
             if name == req.session {
                 continue;
@@ -188,13 +209,39 @@ impl<M: BatchModel> Batch<M> {
             if freed == 0 {
                 continue;
             }
+            evicted = true;
             used = used.saturating_sub(freed);
             eprintln!("ovis-engine: KV memory budget ({} MiB): evicted the cache of idle session {name:?} (brought back when its conversation continues)", self.kv_budget >> 20);
             if used.saturating_add(need) <= self.kv_budget {
-                return true;
+                fits = true;
+                break;
             }
         }
-        self.streams.is_empty()
+        if evicted {
+            self.bound_kept(model, sessions, &req.session);
+        }
+        fits || self.streams.is_empty()
+    }
+
+    /// Holds what evicted sessions keep to come back quickly (`BatchModel::kept_bytes`, the GPU's
+    /// host copies) within the KV budget and the model's `kept_limit`: beyond it the least recently
+    /// used one's is dropped, and that conversation is recomputed when it continues.
+    fn bound_kept(&self, model: &M, sessions: &mut Sessions<M::Cache>, joining: &str) {
+        let limit = self.kv_budget.min(model.kept_limit());
+        let mut kept: usize = sessions.caches().map(|c| model.kept_bytes(c)).sum();
+        for (name, cache) in sessions.least_recent_first() {
+            if kept <= limit {
+                return;
+            }
+            if name == joining {
+                continue;
+            }
+            let freed = model.drop_kept(cache);
+            if freed > 0 {
+                kept = kept.saturating_sub(freed);
+                eprintln!("ovis-engine: KV memory budget ({} MiB kept outside it at most): dropped the saved cache of idle session {name:?} (recomputed when its conversation continues)", limit >> 20);
+            }
+        }
     }
 
     /// Checks the request, checks its session's cache out, encodes its media (between steps) and
@@ -244,8 +291,10 @@ impl<M: BatchModel> Batch<M> {
         // Every decoding stream gets its row; waiting prompts share the step's prefill budget in
         // arrival order (at least one position a step, so they always progress).
         let mut budget = self.budget.positions(decoding);
-        let mut prefilled = 0;
+        let (mut prefilled, mut decoded) = (0, 0);
         let mut members: Vec<usize> = Vec::new();
+        // Streams whose cache could not be readied for this step (`before_step`): they fail alone.
+        let mut failed: Vec<(usize, EngineError)> = Vec::new();
         let mut rows: Vec<Row<'_, M>> = Vec::new();
         for (k, s) in self.streams.iter_mut().enumerate() {
             let work = if let Some(next) = &s.next {
@@ -263,49 +312,75 @@ impl<M: BatchModel> Batch<M> {
             } else {
                 continue;
             };
+            if let Err(e) = model.before_step(&mut s.cache, work) {
+                if let Work::Prefill(take) = work {
+                    budget += take;
+                    prefilled -= take;
+                }
+                failed.push((k, e));
+                continue;
+            }
+            decoded += matches!(work, Work::Decode(_)) as usize;
             members.push(k);
             rows.push(Row { cache: &mut s.cache, prompt: &mut s.pending, sampling: &mut s.sampling, generated: &s.generated, top_n: s.req.top_logprobs, work });
         }
         let t = Instant::now();
-        let result = model.step(&mut rows);
+        let result = if rows.is_empty() { Ok(Vec::new()) } else { model.step(&mut rows) };
         drop(rows);
-        if result.is_ok() {
-            self.budget.record(decoding, prefilled, t.elapsed().as_secs_f64());
+        if result.is_ok() && !members.is_empty() {
+            self.budget.record(decoded, prefilled, t.elapsed().as_secs_f64());
         }
-        let picks = match result {
-            Ok(p) => p,
+        let mut leaving: Vec<(usize, Leave)> = failed.into_iter().map(|(k, e)| (k, Leave::Failed(e))).collect();
+        let mut step_error = None;
+        match result {
+            Ok(picks) => {
+                let max_pos = model.max_positions();
+                for (&k, picked) in members.iter().zip(picks) {
+                    let s = &mut self.streams[k];
+                    let Some(picked) = picked else {
+                        continue; // more of the prompt to come
+                    };
+                    if s.next.is_none() {
+                        s.timings.prefill_ms = s.prefill_start.map_or(0.0, ms);
+                    }
+                    let len = model.cache_len(&s.cache);
+                    if let Some(reason) = advance(s, picked, len, max_pos, out) {
+                        leaving.push((k, Leave::Ended(reason)));
+                    }
+                }
+            }
             Err(e) => {
                 // The step failed for all its rows: each request fails, its session keeps what it had.
-                for k in members.into_iter().rev() {
-                    let s = self.streams.swap_remove(k);
-                    out.error(s.req.id, &e);
-                    sessions.put(&s.req.session, s.cache);
-                }
-                return;
-            }
-        };
-        let max_pos = model.max_positions();
-        let mut ended: Vec<(usize, &'static str)> = Vec::new();
-        for (&k, picked) in members.iter().zip(picks) {
-            let s = &mut self.streams[k];
-            let Some(picked) = picked else {
-                continue; // more of the prompt to come
-            };
-            if s.next.is_none() {
-                s.timings.prefill_ms = s.prefill_start.map_or(0.0, ms);
-            }
-            let len = model.cache_len(&s.cache);
-            if let Some(reason) = advance(s, picked, len, max_pos, out) {
-                ended.push((k, reason));
+                leaving.extend(members.into_iter().map(|k| (k, Leave::StepFailed)));
+                step_error = Some(e);
             }
         }
         // Highest index first, so that swap_remove leaves the lower indices in place.
-        ended.sort_by(|a, b| b.0.cmp(&a.0));
-        for (k, reason) in ended {
+        leaving.sort_by(|a, b| b.0.cmp(&a.0));
+        for (k, why) in leaving {
             let s = self.streams.swap_remove(k);
-            finish(s, reason, sessions, out);
+            match why {
+                Leave::Ended(reason) => finish(s, reason, sessions, out),
+                Leave::Failed(e) => fail(s, &e, sessions, out),
+                Leave::StepFailed => fail(s, step_error.as_ref().expect("set with StepFailed"), sessions, out),
+            }
         }
     }
+}
+
+/// Why a stream leaves the batch after a step.
+enum Leave {
+    Ended(&'static str),
+    /// Its cache could not be readied for the step (`BatchModel::before_step`).
+    Failed(EngineError),
+    /// The step failed (for every row in it).
+    StepFailed,
+}
+
+/// A request that failed: its error, and its session keeps what it had.
+fn fail<M: BatchModel>(s: Stream<M>, e: &EngineError, sessions: &mut Sessions<M::Cache>, out: &dyn Output) {
+    out.error(s.req.id, e);
+    sessions.put(&s.req.session, s.cache);
 }
 
 /// What `run::drive` does with a sampled token, one token at a time: the checks before sending it,
