@@ -324,14 +324,17 @@ fn cuda_a_long_prompt_is_prefilled_in_chunks_while_another_stream_keeps_decoding
     let alone = serve_all(&[gen(1, "a", &short, 40), gen(2, "b", &long, 2)], 1);
     same_output(&tokens(&alone, 1), &tokens(&frames, 1), "the decoding stream");
     // The long prompt itself was cut into other chunks alone (512 + 188 positions) than beside the
-    // decoding stream (sizes from the step timing): a prefill's bf16 activations round differently
-    // with the chunking (found here: 5e-3 in a log-probability; on a GPU cuBLASLt also picks its
-    // algorithm by row count), so its answer is compared at bf16's resolution, not to 1e-4.
+    // decoding stream (sizes from the step timing, from 1 up). Every chunk runs the same prefill
+    // kernels, row for row, so its answer is the same too (a one-position chunk through the decode
+    // path differed by 5e-3 in a log-probability: `CudaQwen3::forward_rows`). On a GPU cuBLASLt picks
+    // its algorithm by row count, so there the answer is compared at bf16's resolution.
+    let tolerance = if std::env::var_os("OVIS_CUDA_EMULATED").is_some() { SAME } else { 2e-2 };
     let (a, b) = (tokens(&alone, 2), tokens(&frames, 2));
     assert_eq!(a.iter().map(|t| t.0).collect::<Vec<_>>(), b.iter().map(|t| t.0).collect::<Vec<_>>(), "the long prompt's greedy ids");
     for (x, y) in a.iter().zip(&b) {
-        assert!((x.1 - y.1).abs() <= 2e-2, "the long prompt's answer: logprob {} alone, {} in chunks beside a stream", x.1, y.1);
+        assert!((x.1 - y.1).abs() <= tolerance, "the long prompt's answer: logprob {} alone, {} in chunks beside a stream", x.1, y.1);
     }
+}
 }
 
 const OOM_TEST: &str = "cuda_out_of_memory_for_a_joining_request_fails_it_alone_and_the_batch_runs_on";

@@ -112,6 +112,15 @@ impl CudaQwen3 {
         if len == 1 {
             return self.forward_one(g, s);
         }
+        self.forward_rows(g, blas, s, len)
+    }
+
+    /// `forward` through cuBLASLt and the flash prefill kernel whatever `len` (1 included): what
+    /// every prefill chunk runs, so that a prompt's K/V and logits do not depend on how the batch
+    /// scheduler cut it into chunks. (A one-row chunk through `forward_one` would differ at bf16's
+    /// resolution: the decode attention keeps its probabilities in f32, the tensor-core prefill
+    /// attention rounds them to bf16 before P·V.)
+    fn forward_rows(&self, g: &Gpu, blas: &Blas, s: &Session, len: usize) -> Result<()> {
         let c = &self.cfg;
         let (h, qd, kvd, i, eps) = (c.hidden, c.heads * c.head_dim, c.kv_heads * c.head_dim, c.intermediate, c.rms_eps as f32);
         let d = self.dims(s);
@@ -218,7 +227,7 @@ impl CudaQwen3 {
         g.upload_at(&flat, &mut s.src, 0)?;
         let (h, embed) = (self.cfg.hidden, self.embed_table(g));
         ops::merge_rows(g, ptr(&s.src, &g.stream), embed, vte, visual, ptr(&s.x, &g.stream), src.len(), h)?;
-        self.forward(g, blas, s, src.len())?;
+        self.forward_rows(g, blas, s, src.len())?;
         s.len += src.len();
         Ok(())
     }
