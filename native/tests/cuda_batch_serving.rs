@@ -239,9 +239,13 @@ fn cuda_an_evicted_conversation_comes_back_from_host_memory_or_is_recomputed() {
         return;
     }
     let f = fixture();
-    // session a: the fixture's image case (its prompt and pixels); session b: the text case
-    let image = case_request(1, "image", 4);
-    let image_prompt = i64s(&f.expected, "image.input_ids").len();
+    // session a: the fixture's image case (its prompt and pixels); session b: the text case. The fake
+    // GPU's quick run (OVIS_CUDA_BATCH_CASES without "image": its encodes are slow there) takes the
+    // think case for session a.
+    let with_image = cases().contains(&"image");
+    let first = if with_image { "image" } else { "think" };
+    let image = case_request(1, first, 4);
+    let image_prompt = i64s(&f.expected, &format!("{first}.input_ids")).len();
     let text: Vec<i32> = i64s(&f.expected, "text.input_ids").iter().map(|&i| i as i32).collect();
     let turn: Vec<i32> = vec![151644, 872, 198, 9707, 151645, 198, 151644, 77091, 198];
     let greedy = Sampling { temperature: 0.0, top_k: 0, top_p: 1.0, repetition_penalty: 1.0, seed: 0 };
@@ -250,7 +254,7 @@ fn cuda_an_evicted_conversation_comes_back_from_host_memory_or_is_recomputed() {
         frame_of(kind::GENERATE, &g, ids.iter().flat_map(|i| i.to_le_bytes()).collect()).encode()
     };
     // request 1 is the image case on session "image-1"
-    let reqs = [image, gen(2, "b", 0, &text), gen(3, "image-1", image_prompt, &turn)];
+    let reqs = [image, gen(2, "b", 0, &text), gen(3, &format!("{first}-1"), image_prompt, &turn)];
     let run = |kv_memory: usize| {
         let mut input = prelude();
         for r in &reqs {
@@ -278,6 +282,10 @@ fn cuda_an_evicted_conversation_comes_back_from_host_memory_or_is_recomputed() {
     // the first turns answered alike in every run
     for id in [1, 2] {
         same_output(&tokens(&kept, id), &tokens(&recomputed, id), &format!("request {id}"));
+    }
+    if !with_image {
+        println!("note: session a held the think case, not the image case (OVIS_CUDA_BATCH_CASES has no \"image\"): the recompute of visual rows and the encode's progress are checked by the full fake-GPU run and gpu-check.sh");
+        return;
     }
     // the encode's cost: an event at its end (done = total, elapsed_ms), and vision_ms
     let vision: Vec<&serde_json::Value> = kept.iter().filter(|f| f.0 == kind::PROGRESS && f.1["id"] == 1 && f.1["phase"] == "vision").map(|f| &f.1).collect();
@@ -334,7 +342,6 @@ fn cuda_a_long_prompt_is_prefilled_in_chunks_while_another_stream_keeps_decoding
     for (x, y) in a.iter().zip(&b) {
         assert!((x.1 - y.1).abs() <= tolerance, "the long prompt's answer: logprob {} alone, {} in chunks beside a stream", x.1, y.1);
     }
-}
 }
 
 const OOM_TEST: &str = "cuda_out_of_memory_for_a_joining_request_fails_it_alone_and_the_batch_runs_on";
