@@ -63,7 +63,11 @@ build() {
     cp "$test_bin" "$dir/$name"
   done
   cp "$CARGO_TARGET_DIR/release/ovis-engine" "$dir/ovis-engine"
-  grep -qx '/.gpu-check/' "$root/.git/info/exclude" 2>/dev/null || echo '/.gpu-check/' >> "$root/.git/info/exclude"
+  # (through git: in a worktree .git is a file, and info/exclude lives in the common git directory)
+  local exclude
+  exclude="$(git -C "$root" rev-parse --path-format=absolute --git-path info/exclude)"
+  mkdir -p "$(dirname "$exclude")"
+  grep -qx '/.gpu-check/' "$exclude" 2>/dev/null || echo '/.gpu-check/' >> "$exclude"
   echo "gpu-check: built $(du -sh "$dir" | cut -f1) into .gpu-check/ — carry it and run: bash scripts/gpu-check.sh run"
 }
 
@@ -80,14 +84,16 @@ expect_test() {
 }
 
 check_built() {
-  local name want
+  local name want listed
   for name in "${binaries[@]}"; do
     [ -x "$dir/$name" ] || { echo "gpu-check: .gpu-check/$name is missing: run 'scripts/gpu-check.sh build' first and carry .gpu-check" >&2; exit 1; }
   done
   for name in "${binaries[@]}"; do
     [ "$name" = ovis-engine ] && continue
     want="$(expect_test "$name")"
-    "$dir/$name" --list --include-ignored 2>/dev/null | grep -q "$want" \
+    # (the list is read whole first: grep -q closing the pipe early would fail it under pipefail)
+    listed="$("$dir/$name" --list --include-ignored 2>/dev/null || true)"
+    grep -q "^$want" <<< "$listed" \
       || { echo "gpu-check: .gpu-check/$name does not list the GPU test $want (stale build?)" >&2; exit 1; }
   done
   "$dir/ovis-engine" --help > /dev/null 2>&1 || { echo "gpu-check: .gpu-check/ovis-engine --help failed" >&2; exit 1; }
