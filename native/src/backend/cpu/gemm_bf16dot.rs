@@ -5,7 +5,8 @@
 //! * x → bf16 rows [m_pad][KP] (round to nearest even, `vcvtne2ps2bf16`), m_pad a multiple of 32.
 //! * W → "VNNI" panels of 16 columns: [KP/2][16][2] bf16, i.e. pair-row r of a panel holds
 //!   (W[c][2r], W[c][2r+1]) for its 16 columns c: one 64-byte row is one AMX B-tile row and one zmm
-//!   operand of `vdpbf16ps`. Gathers read the (k, k+1) pairs of 16 W rows at a time. Each task packs
+//!   operand of `vdpbf16ps`. The (k, k+1) pairs of 16 W rows come from contiguous row reads
+//!   transposed in registers (gemm_pack.rs). Each task packs
 //!   the panels of its 64 columns only (thread-local, L2-sized) and runs them against all rows.
 //!
 //! Kernels:
@@ -41,7 +42,6 @@ pub(super) fn gemm(path: Bf16Path, x: &[f32], m: usize, k: usize, w: &[bf16], n:
 #[cfg(target_arch = "x86_64")]
 #[allow(clippy::too_many_arguments)]
 pub(super) fn gemm_layout(path: Bf16Path, x: &[f32], m: usize, k: usize, w: &[bf16], n: usize, bias: Option<&[f32]>, y: &mut [f32], layout: WLayout) {
-    assert!(32 * k < i32::MAX as usize, "gemm_bf16dot: k = {k} is too large for 32-bit gather offsets");
     let kp = k.div_ceil(KSTEP) * KSTEP;
     let m_pad = m.div_ceil(MSTEP) * MSTEP;
     with_u16(&X16, m_pad * kp, |xb| {
@@ -131,7 +131,8 @@ fn mask16(v: usize) -> u16 {
 }
 
 /// W [n, k] bf16, columns c0..c0+16 → one VNNI panel [kp/2][16][2] (see the module note), zero past n
-/// and k. The gathers read only rows < n and pairs < k/2.
+/// and k: contiguous reads of the 16 W rows, their (k, k+1) pairs transposed in registers
+/// (gemm_pack.rs; gathers of one pair per row were ~100 cycles each at k = 2048, the rows 4 KiB apart).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn pack_w_panel(w: &[bf16], n: usize, k: usize, c0: usize, panel: &mut [u16]) {
@@ -142,15 +143,8 @@ unsafe fn pack_w_panel(w: &[bf16], n: usize, k: usize, c0: usize, panel: &mut [u
         panel.fill(0);
         return;
     }
-    let mask = mask16(nv);
-    let lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    let idx = _mm512_mullo_epi32(lanes, _mm512_set1_epi32((2 * k) as i32));
-    let base = w.as_ptr().add(c0 * k) as *const u8;
     let full_pairs = k / 2;
-    for r in 0..full_pairs {
-        let v = _mm512_mask_i32gather_epi32::<1>(_mm512_setzero_si512(), mask, idx, base.add(4 * r) as _);
-        _mm512_storeu_si512(dst.add(r * 16) as *mut _, v);
-    }
+    super::gemm_pack::for_each_pair16(w, k, c0, nv, 0, full_pairs, |r, v| _mm512_storeu_si512(dst.add(r * 16) as *mut _, v));
     let mut r = full_pairs;
     if k % 2 == 1 {
         // The last k alone (a 32-bit read would cross into the next row): (W[c][k-1], 0).
