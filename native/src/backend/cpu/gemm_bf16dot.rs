@@ -44,9 +44,16 @@ pub(super) fn gemm(path: Bf16Path, x: &[f32], m: usize, k: usize, w: &[bf16], n:
 pub(super) fn gemm_layout(path: Bf16Path, x: &[f32], m: usize, k: usize, w: &[bf16], n: usize, bias: Option<&[f32]>, y: &mut [f32], layout: WLayout) {
     let kp = k.div_ceil(KSTEP) * KSTEP;
     let m_pad = m.div_ceil(MSTEP) * MSTEP;
-    with_u16(&X16, m_pad * kp, |xb| {
+    // Row stride of packed x. The AVX512_BF16 kernel reads 12 rows at once: with kp·2 bytes a multiple
+    // of 4 KiB (k = 2048, 6144) they would all sit in one L1 set and evict each other, so its rows get
+    // one more 64-byte line of zeros. The AMX tiles load with stride kp (unchanged: untested here).
+    let xs = match path {
+        Bf16Path::Amx => kp,
+        Bf16Path::Avx512Bf16 => kp + KSTEP,
+    };
+    with_u16(&X16, m_pad * xs, |xb| {
         // SAFETY: AVX512_BF16 + AVX-512F present (precision.rs checked before choosing a path).
-        unsafe { pack_x(x, m, k, kp, xb) };
+        unsafe { pack_x(x, m, k, xs, xb) };
         let xb = &*xb;
         let out = SharedOut(y.as_mut_ptr());
         // One task per CG columns: it packs only its own W panels (CG × KP bf16, L2-resident) and runs
@@ -67,7 +74,7 @@ pub(super) fn gemm_layout(path: Bf16Path, x: &[f32], m: usize, k: usize, w: &[bf
                 }
                 match path {
                     Bf16Path::Amx => super::gemm_amx::gemm_cols(xb, m, kp, wp, c0, cols, n, bias, out),
-                    Bf16Path::Avx512Bf16 => avx512bf16_cols(xb, m, kp, wp, c0, cols, n, bias, out),
+                    Bf16Path::Avx512Bf16 => avx512bf16_cols(xb, xs, m, kp, wp, c0, cols, n, bias, out),
                 }
             })
         });
@@ -93,7 +100,8 @@ fn with_u16<R>(slot: &'static std::thread::LocalKey<RefCell<Vec<u16>>>, len: usi
     })
 }
 
-/// x [m, k] f32 → xb [m_pad][kp] bf16 bits (RNE), zero past k and past m.
+/// x [m, k] f32 → xb [m_pad][kp] bf16 bits (RNE), zero past k and past m (kp: the row stride, a
+/// multiple of 32 ≥ k).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bf16")]
 pub(super) unsafe fn pack_x(x: &[f32], m: usize, k: usize, kp: usize, xb: &mut [u16]) {
@@ -186,12 +194,12 @@ unsafe fn pack_w_kn_panel(w: &[bf16], n: usize, k: usize, c0: usize, panel: &mut
 /// 12-row blocks outside so one block of x rows meets all the task's (L2-resident) panels.
 #[cfg(target_arch = "x86_64")]
 #[allow(clippy::too_many_arguments)]
-fn avx512bf16_cols(xb: &[u16], m: usize, kp: usize, wp: &[u16], c0: usize, cols: usize, n: usize, bias: Option<&[f32]>, out: SharedOut) {
+fn avx512bf16_cols(xb: &[u16], xs: usize, m: usize, kp: usize, wp: &[u16], c0: usize, cols: usize, n: usize, bias: Option<&[f32]>, out: SharedOut) {
     const MR: usize = 12;
     for r0 in (0..m).step_by(MR) {
         for c in (c0..c0 + cols).step_by(32) {
             // SAFETY: AVX512_BF16 checked by the caller; tasks own disjoint column ranges.
-            unsafe { dp_kernel(xb, kp, r0, MR.min(m - r0), &wp[((c - c0) / 16) * kp * 16..], c, n, bias, out) };
+            unsafe { dp_kernel(xb, xs, kp, r0, MR.min(m - r0), &wp[((c - c0) / 16) * kp * 16..], c, n, bias, out) };
         }
     }
 }
@@ -200,12 +208,12 @@ fn avx512bf16_cols(xb: &[u16], m: usize, kp: usize, wp: &[u16], c0: usize, cols:
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bf16")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn dp_kernel(xb: &[u16], kp: usize, r0: usize, mv: usize, wp: &[u16], c: usize, n: usize, bias: Option<&[f32]>, out: SharedOut) {
+unsafe fn dp_kernel(xb: &[u16], xs: usize, kp: usize, r0: usize, mv: usize, wp: &[u16], c: usize, n: usize, bias: Option<&[f32]>, out: SharedOut) {
     use std::arch::x86_64::*;
     const MR: usize = 12;
     let mut rows = [std::ptr::null::<u32>(); MR];
     for (i, p) in rows.iter_mut().enumerate() {
-        *p = xb.as_ptr().add((r0 + if i < mv { i } else { 0 }) * kp) as *const u32;
+        *p = xb.as_ptr().add((r0 + if i < mv { i } else { 0 }) * xs) as *const u32;
     }
     let p0 = wp.as_ptr();
     let p1 = p0.add(kp * 16);
