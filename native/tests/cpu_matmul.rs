@@ -1,6 +1,8 @@
 //! matmul_bf16 (GEMV for ≤ 4 rows, blocked GEMM above) against an f64 reference on awkward shapes:
 //! k odd / not a multiple of 32 or of the 256 k-block, n not a multiple of 32, m not a multiple of 12
-//! or of the 480-row task block (AVX-512) or the 384-row one (AVX2), with and without bias. The kernel
+//! or of the 480-row task block (AVX-512) or the 384-row one (AVX2), m just above the GEMV's 16
+//! rows with the decoder's k (2048; 6145: odd, rows 12 KiB apart for the transposing W pack), with and
+//! without bias. The kernel
 //! this CPU dispatches to is the one tested (gemm_avx2.rs also tests itself directly on AVX-512 CPUs).
 use half::bf16;
 use ovis_engine::backend::cpu::matmul::matmul_bf16;
@@ -44,7 +46,7 @@ fn gemv_shapes() {
 #[test]
 fn gemm_shapes() {
     let mut rng = Rng::new(2);
-    for &(m, k, n) in &[(5, 1, 1), (12, 2, 32), (13, 3, 33), (24, 255, 31), (25, 256, 64), (37, 257, 95), (100, 513, 300), (481, 70, 40), (130, 96, 2100), (385, 300, 129), (390, 16, 16)] {
+    for &(m, k, n) in &[(5, 1, 1), (12, 2, 32), (13, 3, 33), (24, 255, 31), (25, 256, 64), (37, 257, 95), (100, 513, 300), (481, 70, 40), (130, 96, 2100), (385, 300, 129), (390, 16, 16), (17, 2048, 33), (18, 6145, 17), (17, 1, 5)] {
         check(m, k, n, false, &mut rng);
         check(m, k, n, true, &mut rng);
     }

@@ -5,8 +5,8 @@
 //! * x is packed once into panels of MR = 12 rows, [m/12][k][12] (zero rows pad the last panel), so
 //!   the micro-kernel reads the 12 values of one k-step contiguously.
 //! * Each task owns a block of ≤ 8·32 columns of W and ≤ 480 rows of x. Per k-block of KC = 256 it
-//!   packs its W block into [32-column panel][KC][32] f32 (8 × 32 KiB, L2-resident) with gathers that
-//!   read bf16 pairs (k, k+1) of 16 rows at a time, transposing and widening in one pass.
+//!   packs its W block into [32-column panel][KC][32] f32 (8 × 32 KiB, L2-resident): contiguous reads
+//!   of 16 rows, transposed in registers as bf16 pairs (k, k+1) (gemm_pack.rs) and widened.
 //! * Micro-kernel: a 12 × 32 tile of y in 24 zmm accumulators; per k-step 2 loads of W, 12 broadcasts
 //!   of x, 24 FMAs. The W panel (32 KiB) stays in L1 while the x panels stream from L2.
 use half::bf16;
@@ -68,6 +68,7 @@ pub(super) fn gemm_bf16_kn(x: &[f32], m: usize, k: usize, w: &[bf16], n: usize, 
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use super::WLayout;
+    use crate::backend::cpu::gemm_pack::for_each_pair16;
     use crate::backend::cpu::matmul::SharedOut;
     use crate::backend::cpu::scratch::with_scratch;
     use half::bf16;
@@ -90,7 +91,6 @@ mod avx512 {
 
     #[allow(clippy::too_many_arguments)]
     pub(super) fn gemm(x: &[f32], m: usize, k: usize, w: &[bf16], n: usize, bias: Option<&[f32]>, y: &mut [f32], layout: WLayout) {
-        assert!(62 * k < i32::MAX as usize, "gemm: k = {k} is too large for 32-bit gather offsets");
         with_scratch(&X_PACK, m.div_ceil(MR) * k * MR, |ap| {
             pack_x(x, m, k, ap);
             let threads = rayon::current_num_threads().max(1);
@@ -173,32 +173,23 @@ mod avx512 {
         }
     }
 
-    /// W[r0..r0+nv, pc..pc+kc] (bf16) → dst [kc][32] f32, columns ≥ nv zero. One 32-bit gather per 16
-    /// rows fetches the bf16 pair (k, k+1) of each row: low halves are step k, high halves step k+1.
+    /// W[r0..r0+nv, pc..pc+kc] (bf16) → dst [kc][32] f32, columns ≥ nv zero: the pairs (k, k+1) of
+    /// 16 rows at a time, transposed from contiguous row reads (gemm_pack.rs); the low half of each
+    /// 32-bit lane is step k (shifted up: bf16 → f32), the high half step k+1.
     #[inline(always)]
     unsafe fn pack_w(w: &[bf16], k: usize, r0: usize, nv: usize, pc: usize, kc: usize, dst: *mut f32) {
-        let (m_lo, m_hi) = (mask16(nv.min(16)), mask16(nv.saturating_sub(16)));
-        let stride = _mm512_set1_epi32((2 * k) as i32);
-        let lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-        let idx_lo = _mm512_mullo_epi32(lanes, stride);
-        let idx_hi = _mm512_add_epi32(idx_lo, _mm512_slli_epi32::<4>(stride));
         let hi_half = _mm512_set1_epi32(0xFFFF_0000u32 as i32);
-        let zero = _mm512_setzero_si512();
-        let base = w.as_ptr().add(r0 * k + pc) as *const u8;
-        let mut kk = 0;
-        while kk + 1 < kc {
-            let p = base.add(2 * kk);
-            let lo = _mm512_mask_i32gather_epi32::<1>(zero, m_lo, idx_lo, p as _);
-            let hi = _mm512_mask_i32gather_epi32::<1>(zero, m_hi, idx_hi, p as _);
-            let d = dst.add(kk * NR);
-            _mm512_storeu_ps(d, _mm512_castsi512_ps(_mm512_slli_epi32::<16>(lo)));
-            _mm512_storeu_ps(d.add(16), _mm512_castsi512_ps(_mm512_slli_epi32::<16>(hi)));
-            _mm512_storeu_ps(d.add(NR), _mm512_castsi512_ps(_mm512_and_si512(lo, hi_half)));
-            _mm512_storeu_ps(d.add(NR + 16), _mm512_castsi512_ps(_mm512_and_si512(hi, hi_half)));
-            kk += 2;
+        for half in 0..2 {
+            let rows = nv.saturating_sub(16 * half).min(16);
+            for_each_pair16(w, k, r0 + 16 * half, rows, pc, kc / 2, |p, v| {
+                let d = dst.add(2 * p * NR + 16 * half);
+                _mm512_storeu_ps(d, _mm512_castsi512_ps(_mm512_slli_epi32::<16>(v)));
+                _mm512_storeu_ps(d.add(NR), _mm512_castsi512_ps(_mm512_and_si512(v, hi_half)));
+            });
         }
-        if kk < kc {
+        if kc % 2 == 1 {
             // Odd k: the last step alone (a pair would read past the row).
+            let kk = kc - 1;
             let d = dst.add(kk * NR);
             for j in 0..NR {
                 *d.add(j) = if j < nv { w[(r0 + j) * k + pc + kk].to_f32() } else { 0.0 };
@@ -253,6 +244,34 @@ mod avx512 {
                 let (c0, c1) = if first { (bias0, bias1) } else { (_mm512_maskz_loadu_ps(m0, y), _mm512_maskz_loadu_ps(m1, y.add(16))) };
                 _mm512_mask_storeu_ps(y, m0, _mm512_add_ps(c0, row[0]));
                 _mm512_mask_storeu_ps(y.add(16), m1, _mm512_add_ps(c1, row[1]));
+            }
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        /// The transposing W pack against element-by-element widening: partial column panels
+        /// (nv < 16, 16 < nv < 32), k-blocks shorter than a 16-pair block, odd, and at an offset pc.
+        #[test]
+        fn pack_w_matches_scalar() {
+            if !std::arch::is_x86_feature_detected!("avx512f") {
+                eprintln!("SKIP gemm::avx512::pack_w_matches_scalar: this CPU has no AVX-512F");
+                return;
+            }
+            let (n, k) = (40, 300);
+            let w: Vec<bf16> = (0..n * k).map(|i| bf16::from_f32(((i * 53 % 89) as f32 - 44.0) / 44.0)).collect();
+            for &(r0, nv, pc, kc) in &[(0, 32, 0, 256), (8, 32, 0, 33), (3, 5, 7, 1), (1, 17, 256, 44), (0, 16, 1, 31), (7, 30, 10, 290)] {
+                let mut dst = vec![f32::NAN; kc * NR];
+                // SAFETY: AVX-512F detected; r0 + nv ≤ n, pc + kc ≤ k, dst holds kc × 32.
+                unsafe { pack_w(&w, k, r0, nv, pc, kc, dst.as_mut_ptr()) };
+                for kk in 0..kc {
+                    for j in 0..NR {
+                        let want = if j < nv { w[(r0 + j) * k + pc + kk].to_f32() } else { 0.0 };
+                        assert_eq!(dst[kk * NR + j].to_bits(), want.to_bits(), "r0={r0} nv={nv} pc={pc} kc={kc}: [{kk}][{j}]");
+                    }
+                }
             }
         }
     }

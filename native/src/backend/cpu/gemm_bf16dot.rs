@@ -5,7 +5,8 @@
 //! * x → bf16 rows [m_pad][KP] (round to nearest even, `vcvtne2ps2bf16`), m_pad a multiple of 32.
 //! * W → "VNNI" panels of 16 columns: [KP/2][16][2] bf16, i.e. pair-row r of a panel holds
 //!   (W[c][2r], W[c][2r+1]) for its 16 columns c: one 64-byte row is one AMX B-tile row and one zmm
-//!   operand of `vdpbf16ps`. Gathers read the (k, k+1) pairs of 16 W rows at a time. Each task packs
+//!   operand of `vdpbf16ps`. The (k, k+1) pairs of 16 W rows come from contiguous row reads
+//!   transposed in registers (gemm_pack.rs). Each task packs
 //!   the panels of its 64 columns only (thread-local, L2-sized) and runs them against all rows.
 //!
 //! Kernels:
@@ -41,12 +42,18 @@ pub(super) fn gemm(path: Bf16Path, x: &[f32], m: usize, k: usize, w: &[bf16], n:
 #[cfg(target_arch = "x86_64")]
 #[allow(clippy::too_many_arguments)]
 pub(super) fn gemm_layout(path: Bf16Path, x: &[f32], m: usize, k: usize, w: &[bf16], n: usize, bias: Option<&[f32]>, y: &mut [f32], layout: WLayout) {
-    assert!(32 * k < i32::MAX as usize, "gemm_bf16dot: k = {k} is too large for 32-bit gather offsets");
     let kp = k.div_ceil(KSTEP) * KSTEP;
     let m_pad = m.div_ceil(MSTEP) * MSTEP;
-    with_u16(&X16, m_pad * kp, |xb| {
+    // Row stride of packed x. The AVX512_BF16 kernel reads 12 rows at once: with kp·2 bytes a multiple
+    // of 4 KiB (k = 2048, 6144) they would all sit in one L1 set and evict each other, so its rows get
+    // one more 64-byte line of zeros. The AMX tiles load with stride kp (unchanged: untested here).
+    let xs = match path {
+        Bf16Path::Amx => kp,
+        Bf16Path::Avx512Bf16 => kp + KSTEP,
+    };
+    with_u16(&X16, m_pad * xs, |xb| {
         // SAFETY: AVX512_BF16 + AVX-512F present (precision.rs checked before choosing a path).
-        unsafe { pack_x(x, m, k, kp, xb) };
+        unsafe { pack_x(x, m, k, xs, xb) };
         let xb = &*xb;
         let out = SharedOut(y.as_mut_ptr());
         // One task per CG columns: it packs only its own W panels (CG × KP bf16, L2-resident) and runs
@@ -67,7 +74,7 @@ pub(super) fn gemm_layout(path: Bf16Path, x: &[f32], m: usize, k: usize, w: &[bf
                 }
                 match path {
                     Bf16Path::Amx => super::gemm_amx::gemm_cols(xb, m, kp, wp, c0, cols, n, bias, out),
-                    Bf16Path::Avx512Bf16 => avx512bf16_cols(xb, m, kp, wp, c0, cols, n, bias, out),
+                    Bf16Path::Avx512Bf16 => avx512bf16_cols(xb, xs, m, kp, wp, c0, cols, n, bias, out),
                 }
             })
         });
@@ -93,7 +100,8 @@ fn with_u16<R>(slot: &'static std::thread::LocalKey<RefCell<Vec<u16>>>, len: usi
     })
 }
 
-/// x [m, k] f32 → xb [m_pad][kp] bf16 bits (RNE), zero past k and past m.
+/// x [m, k] f32 → xb [m_pad][kp] bf16 bits (RNE), zero past k and past m (kp: the row stride, a
+/// multiple of 32 ≥ k).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bf16")]
 pub(super) unsafe fn pack_x(x: &[f32], m: usize, k: usize, kp: usize, xb: &mut [u16]) {
@@ -131,7 +139,8 @@ fn mask16(v: usize) -> u16 {
 }
 
 /// W [n, k] bf16, columns c0..c0+16 → one VNNI panel [kp/2][16][2] (see the module note), zero past n
-/// and k. The gathers read only rows < n and pairs < k/2.
+/// and k: contiguous reads of the 16 W rows, their (k, k+1) pairs transposed in registers
+/// (gemm_pack.rs; gathers of one pair per row were ~100 cycles each at k = 2048, the rows 4 KiB apart).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn pack_w_panel(w: &[bf16], n: usize, k: usize, c0: usize, panel: &mut [u16]) {
@@ -142,15 +151,8 @@ unsafe fn pack_w_panel(w: &[bf16], n: usize, k: usize, c0: usize, panel: &mut [u
         panel.fill(0);
         return;
     }
-    let mask = mask16(nv);
-    let lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    let idx = _mm512_mullo_epi32(lanes, _mm512_set1_epi32((2 * k) as i32));
-    let base = w.as_ptr().add(c0 * k) as *const u8;
     let full_pairs = k / 2;
-    for r in 0..full_pairs {
-        let v = _mm512_mask_i32gather_epi32::<1>(_mm512_setzero_si512(), mask, idx, base.add(4 * r) as _);
-        _mm512_storeu_si512(dst.add(r * 16) as *mut _, v);
-    }
+    super::gemm_pack::for_each_pair16(w, k, c0, nv, 0, full_pairs, |r, v| _mm512_storeu_si512(dst.add(r * 16) as *mut _, v));
     let mut r = full_pairs;
     if k % 2 == 1 {
         // The last k alone (a 32-bit read would cross into the next row): (W[c][k-1], 0).
@@ -192,12 +194,12 @@ unsafe fn pack_w_kn_panel(w: &[bf16], n: usize, k: usize, c0: usize, panel: &mut
 /// 12-row blocks outside so one block of x rows meets all the task's (L2-resident) panels.
 #[cfg(target_arch = "x86_64")]
 #[allow(clippy::too_many_arguments)]
-fn avx512bf16_cols(xb: &[u16], m: usize, kp: usize, wp: &[u16], c0: usize, cols: usize, n: usize, bias: Option<&[f32]>, out: SharedOut) {
+fn avx512bf16_cols(xb: &[u16], xs: usize, m: usize, kp: usize, wp: &[u16], c0: usize, cols: usize, n: usize, bias: Option<&[f32]>, out: SharedOut) {
     const MR: usize = 12;
     for r0 in (0..m).step_by(MR) {
         for c in (c0..c0 + cols).step_by(32) {
             // SAFETY: AVX512_BF16 checked by the caller; tasks own disjoint column ranges.
-            unsafe { dp_kernel(xb, kp, r0, MR.min(m - r0), &wp[((c - c0) / 16) * kp * 16..], c, n, bias, out) };
+            unsafe { dp_kernel(xb, xs, kp, r0, MR.min(m - r0), &wp[((c - c0) / 16) * kp * 16..], c, n, bias, out) };
         }
     }
 }
@@ -206,12 +208,12 @@ fn avx512bf16_cols(xb: &[u16], m: usize, kp: usize, wp: &[u16], c0: usize, cols:
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bf16")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn dp_kernel(xb: &[u16], kp: usize, r0: usize, mv: usize, wp: &[u16], c: usize, n: usize, bias: Option<&[f32]>, out: SharedOut) {
+unsafe fn dp_kernel(xb: &[u16], xs: usize, kp: usize, r0: usize, mv: usize, wp: &[u16], c: usize, n: usize, bias: Option<&[f32]>, out: SharedOut) {
     use std::arch::x86_64::*;
     const MR: usize = 12;
     let mut rows = [std::ptr::null::<u32>(); MR];
     for (i, p) in rows.iter_mut().enumerate() {
-        *p = xb.as_ptr().add((r0 + if i < mv { i } else { 0 }) * kp) as *const u32;
+        *p = xb.as_ptr().add((r0 + if i < mv { i } else { 0 }) * xs) as *const u32;
     }
     let p0 = wp.as_ptr();
     let p1 = p0.add(kp * 16);
@@ -262,7 +264,8 @@ mod tests {
     use crate::backend::cpu::precision::{bf16_support, Bf16Path};
 
     /// Edge shapes: partial 12/32-row blocks, partial 16/32-column panels, k odd, k not a multiple
-    /// of 32, k across several tiles. Bound: f32 sums of exact bf16·bf16 products (each exact in f32),
+    /// of 32, k across several tiles; m just above the GEMV's 16 rows with the decoder's k (rows 4 KiB
+    /// apart: the transposing W pack, gemm_pack.rs) and k odd past it. Bound: f32 sums of exact bf16·bf16 products (each exact in f32),
     /// |error| ≤ 1e-5 · Σ|terms| + 1e-6.
     fn check(path: Bf16Path) {
         check_layout(path, WLayout::NK);
@@ -270,7 +273,7 @@ mod tests {
     }
 
     fn check_layout(path: Bf16Path, layout: WLayout) {
-        for &(m, k, n) in &[(1, 1, 1), (12, 32, 32), (13, 33, 17), (33, 70, 48), (70, 257, 100), (100, 1152, 40)] {
+        for &(m, k, n) in &[(1, 1, 1), (12, 32, 32), (13, 33, 17), (33, 70, 48), (70, 257, 100), (100, 1152, 40), (17, 2048, 33), (17, 6145, 20)] {
             let x: Vec<f32> = (0..m * k).map(|i| ((i * 37 % 101) as f32 - 50.0) / 47.0).collect();
             let w: Vec<bf16> = (0..n * k).map(|i| bf16::from_f32(((i * 53 % 89) as f32 - 44.0) / 44.0)).collect();
             let bias: Vec<f32> = (0..n).map(|j| j as f32 * 0.01).collect();

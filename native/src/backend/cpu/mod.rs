@@ -9,6 +9,8 @@ mod gemm_amx;
 mod gemm_bf16dot;
 #[cfg(target_arch = "x86_64")]
 mod gemm_avx2;
+#[cfg(target_arch = "x86_64")]
+mod gemm_pack;
 pub mod gemv;
 #[cfg(target_arch = "x86_64")]
 mod gemv_q_avx2;
