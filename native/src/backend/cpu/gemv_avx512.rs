@@ -53,9 +53,17 @@ fn tile_sizes(m: usize) -> Vec<(usize, usize)> {
     out
 }
 
-fn pack(x: &[f32], m: usize, k: usize) -> Packed {
+thread_local! {
+    /// The caller thread's buffer for packed x, kept between calls (up to 16 · 6144 floats, 384 KiB:
+    /// a fresh allocation that large would be mapped and faulted in on every call).
+    static SCRATCH: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// `data` is the caller's scratch (taken, so a nested call on this thread gets its own).
+fn pack(x: &[f32], m: usize, k: usize, mut data: Vec<f32>) -> Packed {
     let k32 = k / 32 * 32;
-    let mut data = vec![0f32; m * k32];
+    data.clear();
+    data.resize(m * k32, 0.0);
     let mut tiles = Vec::new();
     for (r0, rows) in tile_sizes(m) {
         let off = r0 * k32;
@@ -83,7 +91,7 @@ fn rows_per_task(n: usize) -> usize {
 
 /// Caller: AVX-512F is present; shapes checked (1 ≤ m ≤ 16, k ≥ 1).
 pub(super) fn gemv(x: &[f32], m: usize, k: usize, w: &[bf16], n: usize, bias: Option<&[f32]>, y: &mut [f32]) {
-    let packed = pack(x, m, k);
+    let packed = pack(x, m, k, SCRATCH.take());
     let per = rows_per_task(n);
     let out = SharedOut(y.as_mut_ptr());
     let tasks = n.div_ceil(per);
@@ -97,6 +105,7 @@ pub(super) fn gemv(x: &[f32], m: usize, k: usize, w: &[bf16], n: usize, bias: Op
     } else {
         (0..tasks).into_par_iter().for_each(run);
     }
+    SCRATCH.set(packed.data);
 }
 
 /// Output columns j0..j1 for every tile of x, SUB W rows at a time (all tiles over the same W rows,
