@@ -82,11 +82,12 @@ fn pack(x: &[f32], m: usize, k: usize, mut data: Vec<f32>) -> Packed {
     Packed { data, tiles }
 }
 
-/// W rows per task: about 8 tasks per thread (rayon balances them; fewer, longer tasks keep the
-/// streams long), a multiple of SUB rows.
+/// W rows per task: 8 tasks per thread (rayon balances them; fewer, longer tasks keep the streams
+/// long), a multiple of 8 rows and at least SUB. Equal tasks, not multiples of SUB: 2048 rows in 15
+/// tasks of 144 would leave one thread idle for a fifteenth of the call.
 fn rows_per_task(n: usize) -> usize {
     let tasks = 8 * rayon::current_num_threads().max(1);
-    n.div_ceil(tasks).div_ceil(SUB) * SUB
+    (n.div_ceil(tasks).div_ceil(8) * 8).max(SUB)
 }
 
 /// Caller: AVX-512F is present; shapes checked (1 ≤ m ≤ 16, k ≥ 1).
@@ -135,7 +136,7 @@ unsafe fn columns(p: &Packed, x: &[f32], k: usize, w: &[bf16], j0: usize, j1: us
     }
 }
 
-/// W rows per pass of the tiles (a multiple of every G below).
+/// W rows per pass of the tiles (a multiple of every G below; a task's last pass may be shorter).
 const SUB: usize = 48;
 /// Columns of k per chunk in the blocked walk: x of an 8-row tile over 256 columns is 8 KiB (L1).
 const KC: usize = 256;
