@@ -1,7 +1,8 @@
 //! The multi-row GEMV (decode of 1–16 running requests in one step) against an f64 reference: every
-//! kernel this CPU can run (AVX-512F, AVX2 + FMA; the portable loop always), every row count 1..=16,
-//! on shapes with k below, at and past the vector widths (8, 32) and the 256-column k chunk, and n
-//! not a multiple of the W-row groups (3, 4) or of a task; then `matmul_bf16` past 16 rows (the
+//! kernel this CPU can run (AVX-512F, AVX2 + FMA; the portable loop always), every row count 1..=16
+//! (AVX-512: tiles of 1–8 rows, one or two per call), with and without a bias, on shapes with k below,
+//! at and past the vector widths (8, 32) and the 256-column k chunk, and n not a multiple of the W-row
+//! groups (2–8), of the 48-row pass or of a task; then `matmul_bf16` past 16 rows (the
 //! AVX2 kernel in 64-row blocks on CPUs without the AVX-512 GEMM). Tolerance: |y − ref| ≤ 1e-5 ·
 //! Σ|terms| + 1e-6 (f32 accumulation in a different order).
 mod skip;
@@ -47,9 +48,10 @@ fn every_kernel_every_row_count() {
         }
     }
     for m in 1..=MAX_ROWS {
-        for &(k, n) in &[(1, 1), (7, 5), (8, 3), (31, 7), (33, 13), (100, 37), (257, 250), (600, 11), (2048, 9)] {
+        for &(k, n) in &[(1, 1), (7, 5), (8, 3), (31, 7), (33, 13), (100, 37), (257, 250), (600, 11), (1000, 101), (2048, 9)] {
             let (x, w, b) = inputs(m, k, n);
-            let bias = (m % 2 == 1).then_some(&b[..]);
+            // Odd (k, n) pairs get a bias on even row counts, even pairs on odd ones: both for every m.
+            let bias = ((m + k + n) % 2 == 1).then_some(&b[..]);
             for &kernel in &kernels {
                 let mut y = vec![f32::NAN; m * n];
                 assert!(gemv_with(kernel, &x, m, k, &w, n, bias, &mut y), "{kernel:?} is available");
