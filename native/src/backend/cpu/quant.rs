@@ -9,12 +9,16 @@
 //! per group; halving the group from 64 to 32 measurably improves the logits cosine, for 0.125 byte
 //! per weight of scales on top of 0.5).
 //!
-//! Storage (row j of W [n, k], k padded with zeros to KP = k rounded up to 64):
-//! * int8: KP bytes, q + 128 (unsigned, so VNNI's u8 × s8 product takes the weight as the unsigned
-//!   side); scales [n, KP/64].
-//! * int4: KP/2 bytes; each block of 64 values is 32 bytes whose byte i holds value i (low nibble)
-//!   and value 32 + i (high nibble), each as q + 8 ∈ 0..15. Unpacking a block is one AND and one
-//!   shift, and gives the 64 values in order. Scales [n, KP/32].
+//! Storage (W [n, k], k padded with zeros to KP = k rounded up to 64, n to a multiple of TILE = 4):
+//! tiles of 4 rows; within a tile, block b (64 values) of rows 0..3, then block b + 1, …, so the
+//! decode kernel reading 4 rows at once streams one contiguous stretch of memory. Scales in the same
+//! order ([tile, block, row, group in block]).
+//! * int8: 64 bytes per row block, q + 128 (unsigned, so VNNI's u8 × s8 product takes the weight as
+//!   the unsigned side).
+//! * int4: 32 bytes per row block; byte i holds position i (low nibble) and position 32 + i (high
+//!   nibble), each as q + 8 ∈ 0..15. Positions are a fixed permutation of the block's 64 values
+//!   (`int4_value`): VNNI lane l (positions 4l..4l+3) holds values of group l % 2, so a pair of
+//!   scales broadcast to all lanes scales both groups. The activations use the same order.
 //!
 //! Decode (≤ 16 rows of x, memory-bound): the activations are quantized too, per row and per group
 //! (the same groups as the weights) to int8 with their own f32 scale (`QuantX`), and each group's
