@@ -36,9 +36,7 @@ pub fn gemv(w: &QuantMatrix, x: &QuantX, bias: Option<&[f32]>, y: &mut [f32]) {
 unsafe fn row(w: &QuantMatrix, x: &QuantX, j: usize, bias: Option<&[f32]>, out: SharedOut) {
     let (kp, m) = (x.kp, x.m);
     let int8 = w.mode == WeightMode::Int8;
-    let gs = kp / w.mode.group();
-    let data = w.data.as_ptr().add(j * w.row_bytes());
-    let sc = w.scales.as_ptr().add(j * gs);
+    let (data, sc) = (w.data.as_ptr(), w.scales.as_ptr());
     let mut acc = [_mm256_setzero_ps(); MAX_ROWS];
     for b in 0..kp / BLOCK {
         // the block's 64 weights as int16, in order: values 16i..16i+15 in wv[i]
@@ -46,30 +44,32 @@ unsafe fn row(w: &QuantMatrix, x: &QuantX, j: usize, bias: Option<&[f32]>, out: 
         if int8 {
             let off = _mm256_set1_epi16(128);
             for (i, v) in wv.iter_mut().enumerate() {
-                let bytes = _mm_loadu_si128(data.add(b * BLOCK + 16 * i) as *const __m128i);
+                let bytes = _mm_loadu_si128(data.add(w.block_at(j, b) + 16 * i) as *const __m128i);
                 *v = _mm256_sub_epi16(_mm256_cvtepu8_epi16(bytes), off);
             }
         } else {
             let (off, low) = (_mm256_set1_epi16(8), _mm256_set1_epi16(0x0F));
             for h in 0..2 {
-                let wide = _mm256_cvtepu8_epi16(_mm_loadu_si128(data.add(b * 32 + 16 * h) as *const __m128i));
+                let wide = _mm256_cvtepu8_epi16(_mm_loadu_si128(data.add(w.block_at(j, b) + 16 * h) as *const __m128i));
                 wv[h] = _mm256_sub_epi16(_mm256_and_si256(wide, low), off);
                 wv[2 + h] = _mm256_sub_epi16(_mm256_srli_epi16::<4>(wide), off);
             }
         }
-        // weight scales of the block's first and second halves (the same group for int8)
-        let (swa, swb) = if int8 { (*sc.add(b), *sc.add(b)) } else { (*sc.add(2 * b), *sc.add(2 * b + 1)) };
+        // weight scales of the block's two groups (int8: one); int4 positions 4l..4l+3 are in group
+        // l % 2, so the madd lanes (2 positions each) alternate groups in pairs: A A B B A A B B
+        let si = w.scale_at(j, if int8 { b } else { 2 * b });
+        let (swa, swb) = if int8 { (*sc.add(si), *sc.add(si)) } else { (*sc.add(si), *sc.add(si + 1)) };
         for (r, a) in acc.iter_mut().enumerate().take(m) {
             let xp = x.q.as_ptr().add(r * kp + b * BLOCK);
-            let mut sums = [_mm256_setzero_si256(); 2];
+            let mut sum = _mm256_setzero_si256();
             for (i, wvi) in wv.iter().enumerate() {
                 let xi = _mm256_cvtepi8_epi16(_mm_loadu_si128(xp.add(16 * i) as *const __m128i));
-                sums[i / 2] = _mm256_add_epi32(sums[i / 2], _mm256_madd_epi16(*wvi, xi));
+                sum = _mm256_add_epi32(sum, _mm256_madd_epi16(*wvi, xi));
             }
             let xs = x.scales.as_ptr().add(r * (kp / w.mode.group()));
             let (sxa, sxb) = if int8 { (*xs.add(b), *xs.add(b)) } else { (*xs.add(2 * b), *xs.add(2 * b + 1)) };
-            *a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums[0]), _mm256_set1_ps(swa * sxa), *a);
-            *a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums[1]), _mm256_set1_ps(swb * sxb), *a);
+            let scale = _mm256_blend_ps::<0b1100_1100>(_mm256_set1_ps(swa * sxa), _mm256_set1_ps(swb * sxb));
+            *a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), scale, *a);
         }
     }
     let bj = bias.map_or(0.0, |b| b[j]);

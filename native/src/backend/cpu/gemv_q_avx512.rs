@@ -1,13 +1,17 @@
-//! Quantized decode GEMV on AVX-512 with VNNI (quant.rs explains the storage and the arithmetic):
-//! per 64-value block, one `vpdpbusd` multiplies the 64 stored weight bytes (unsigned: q + offset)
-//! by 64 int8 activations and sums each 4 adjacent products into 16 int32 lanes, starting from the
-//! activation row's −offset·Σ4 correction so the lanes hold the exact signed dot products. The lanes
-//! are converted to f32 and multiplied by (weight scale × activation scale) per lane into f32
-//! accumulators. int4 blocks are unpacked in registers (AND 0x0F, shift by 4) to the same 64 bytes.
-//!
-//! Tiles: WR = 4 W rows × up to 4 rows of x, 16 zmm accumulators; W streamed from memory once per
-//! call for all rows (split over n across threads), the 4 W rows reused from L1 across x tiles.
-use super::quant::{QuantMatrix, QuantX, WeightMode, BLOCK};
+//! Quantized decode GEMV on AVX-512 with VNNI (quant.rs explains the storage and the arithmetic).
+//! Memory: W is stored in tiles of TILE = 4 rows whose blocks interleave (block b of rows 0..3, then
+//! block b + 1, …) with their scales in the same order, so each task streams one contiguous stretch
+//! of bytes, and a tile is read from memory once for all rows of x (≤ 16, 4 at a time from L1).
+//! Arithmetic per 64-value block, W row and x row: one `vpdpbusd` (stored unsigned weight bytes ×
+//! int8 activations, each 4 adjacent products summed into 16 int32 lanes, starting from the
+//! activation's −offset·Σ4 correction so the lanes hold exact signed sums), one int32 → f32
+//! conversion and one FMA whose scale operand is a broadcast from memory: the combined scales
+//! (weight × activation) of the whole tile are computed up front, 16 per instruction. int8: the 16
+//! lanes share one group. int4: the 32 packed bytes are broadcast to both halves of a zmm and
+//! masked with 0x0F (low half) / 0xF0 (high half, giving 16·(q + 8): the final sum divides those
+//! lanes by 16); the position order puts group 0 in even lanes and group 1 in odd ones, so the scale
+//! operand is one broadcast 64-bit pair. No shifts, no permutes, no horizontal sums inside the loop.
+use super::quant::{QuantMatrix, QuantX, WeightMode, BLOCK, TILE};
 use crate::backend::cpu::matmul::SharedOut;
 use rayon::prelude::*;
 use std::arch::x86_64::*;
@@ -17,94 +21,103 @@ pub fn available() -> bool {
     std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512bw") && std::arch::is_x86_feature_detected!("avx512vnni")
 }
 
-const WR: usize = 4;
-
 /// Caller: `available()`; y [m, n]; bias [n].
 pub fn gemv(w: &QuantMatrix, x: &QuantX, bias: Option<&[f32]>, y: &mut [f32]) {
     assert!(available(), "gemv_q_avx512 needs AVX-512 VNNI");
+    assert!(x.kp == w.kp && x.mode == w.mode, "gemv_q_avx512: x quantized for another matrix");
     let n = w.n;
     assert_eq!(y.len(), x.m * n, "gemv_q_avx512: y must be [m, n]");
-    let tasks = 16 * rayon::current_num_threads().max(1);
-    let per = (n.div_ceil(tasks).div_ceil(WR) * WR).max(4 * WR);
+    let tiles = n.div_ceil(TILE);
+    // a few tasks per thread balance uneven progress; each is a contiguous run of tiles
+    let per = tiles.div_ceil(4 * rayon::current_num_threads().max(1)).max(1);
+    let per_x = (w.kp / BLOCK) * TILE * (BLOCK / w.mode.group()); // combined scales per tile and x row
     let out = SharedOut(y.as_mut_ptr());
-    (0..n.div_ceil(per)).into_par_iter().for_each(|t| {
-        let (j0, j1) = (t * per, n.min((t + 1) * per));
-        // SAFETY: the features were checked above; the task writes y[.., j0..j1] only.
-        unsafe {
-            let mut j = j0;
-            while j + WR <= j1 {
-                match w.mode {
-                    WeightMode::Int8 => tiles::<WR, 8>(w, x, j, bias, out),
-                    _ => tiles::<WR, 4>(w, x, j, bias, out),
+    (0..tiles.div_ceil(per)).into_par_iter().for_each_init(
+        || vec![0f32; 4 * per_x],
+        |c, ti| {
+            for t in ti * per..tiles.min((ti + 1) * per) {
+                // SAFETY: the features were checked above; the task writes y[.., tile t's rows] only.
+                unsafe {
+                    match w.mode {
+                        WeightMode::Int8 => tile::<false>(w, x, t, bias, out, c),
+                        _ => tile::<true>(w, x, t, bias, out, c),
+                    }
                 }
-                j += WR;
             }
-            while j < j1 {
-                match w.mode {
-                    WeightMode::Int8 => tiles::<1, 8>(w, x, j, bias, out),
-                    _ => tiles::<1, 4>(w, x, j, bias, out),
-                }
-                j += 1;
-            }
-        }
-    });
+        },
+    );
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-unsafe fn tiles<const G: usize, const BITS: usize>(w: &QuantMatrix, x: &QuantX, j: usize, bias: Option<&[f32]>, out: SharedOut) {
+unsafe fn tile<const INT4: bool>(w: &QuantMatrix, x: &QuantX, t: usize, bias: Option<&[f32]>, out: SharedOut, c: &mut [f32]) {
     let mut r0 = 0;
     while r0 < x.m {
         match (x.m - r0).min(4) {
-            1 => block::<G, 1, BITS>(w, x, j, r0, bias, out),
-            2 => block::<G, 2, BITS>(w, x, j, r0, bias, out),
-            3 => block::<G, 3, BITS>(w, x, j, r0, bias, out),
-            _ => block::<G, 4, BITS>(w, x, j, r0, bias, out),
+            1 => block::<1, INT4>(w, x, t, r0, bias, out, c),
+            2 => block::<2, INT4>(w, x, t, r0, bias, out, c),
+            3 => block::<3, INT4>(w, x, t, r0, bias, out, c),
+            _ => block::<4, INT4>(w, x, t, r0, bias, out, c),
         }
         r0 += 4;
     }
 }
 
-/// W rows j..j+G against x rows r0..r0+R: writes the G × R outputs.
+/// Tile t (W rows 4t..4t+3) against x rows r0..r0+R: writes the outputs of the tile's real rows.
 #[inline(always)]
-unsafe fn block<const G: usize, const R: usize, const BITS: usize>(w: &QuantMatrix, x: &QuantX, j: usize, r0: usize, bias: Option<&[f32]>, out: SharedOut) {
+unsafe fn block<const R: usize, const INT4: bool>(w: &QuantMatrix, x: &QuantX, t: usize, r0: usize, bias: Option<&[f32]>, out: SharedOut, c: &mut [f32]) {
     let kp = x.kp;
     let blocks = kp / BLOCK;
-    let rb = w.row_bytes();
-    let gs = kp / w.mode.group(); // scales per W row
-    let low = _mm256_set1_epi8(0x0F);
-    let mut acc = [[_mm512_setzero_ps(); R]; G];
+    let spb = if INT4 { 2 } else { 1 };
+    let per_x = blocks * TILE * spb;
+    // combined scales c[r][b][q][s] = weight scale (tile row q, group s of block b) × x row's
+    let ws = &w.scales[t * per_x..(t + 1) * per_x];
+    for r in 0..R {
+        let xs = &x.tile_scales[(r0 + r) * per_x..(r0 + r + 1) * per_x];
+        for ((d, a), b) in c[r * per_x..(r + 1) * per_x].iter_mut().zip(ws).zip(xs) {
+            *d = a * b;
+        }
+    }
+    let bb = if INT4 { BLOCK / 2 } else { BLOCK };
+    let data = w.data.as_ptr().add(t * blocks * TILE * bb);
+    let nibbles = _mm512_inserti64x4::<1>(_mm512_set1_epi8(0x0F), _mm256_set1_epi8(0xF0u8 as i8));
+    let mut acc = [[_mm512_setzero_ps(); R]; TILE];
     for b in 0..blocks {
-        let mut wv = [_mm512_setzero_si512(); G];
-        let mut ws = [_mm512_setzero_ps(); G];
-        for q in 0..G {
-            let row = w.data.as_ptr().add((j + q) * rb);
-            let sc = w.scales.as_ptr().add((j + q) * gs);
-            if BITS == 8 {
-                wv[q] = _mm512_loadu_si512(row.add(b * BLOCK) as *const __m512i);
-                ws[q] = _mm512_set1_ps(*sc.add(b));
+        let mut wv = [_mm512_setzero_si512(); TILE];
+        for (q, v) in wv.iter_mut().enumerate() {
+            let p = data.add((b * TILE + q) * bb);
+            *v = if INT4 {
+                _mm512_and_si512(_mm512_broadcast_i64x4(_mm256_loadu_si256(p as *const __m256i)), nibbles)
             } else {
-                let v = _mm256_loadu_si256(row.add(b * 32) as *const __m256i);
-                let lo = _mm256_and_si256(v, low);
-                let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(v), low);
-                wv[q] = _mm512_inserti64x4::<1>(_mm512_castsi256_si512(lo), hi);
-                ws[q] = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(*sc.add(2 * b)), _mm512_set1_ps(*sc.add(2 * b + 1)));
-            }
+                _mm512_loadu_si512(p as *const __m512i)
+            };
         }
         for r in 0..R {
             let row = r0 + r;
             let xv = _mm512_loadu_si512(x.q.as_ptr().add(row * kp + b * BLOCK) as *const __m512i);
             let corr = _mm512_loadu_si512(x.neg_corr.as_ptr().add(row * kp / 4 + b * 16) as *const __m512i);
-            let xs = _mm512_loadu_ps(x.lane_scales.as_ptr().add(row * kp / 4 + b * 16));
-            for q in 0..G {
+            let cs = c.as_ptr().add(r * per_x + b * TILE * spb);
+            for q in 0..TILE {
                 let dot = _mm512_dpbusd_epi32(corr, wv[q], xv);
-                acc[q][r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(ws[q], xs), acc[q][r]);
+                let s = if INT4 {
+                    _mm512_castpd_ps(_mm512_set1_pd(std::ptr::read_unaligned(cs.add(2 * q) as *const f64)))
+                } else {
+                    _mm512_set1_ps(*cs.add(q))
+                };
+                acc[q][r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), s, acc[q][r]);
             }
         }
     }
+    // int4: lanes 8–15 summed 16·q
+    let fix = if INT4 { _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(1.0), _mm512_set1_ps(1.0 / 16.0)) } else { _mm512_set1_ps(1.0) };
     for (q, aq) in acc.iter().enumerate() {
-        let bj = bias.map_or(0.0, |b| b[j + q]);
+        let j = t * TILE + q;
+        if j >= w.n {
+            break;
+        }
+        let bj = bias.map_or(0.0, |b| b[j]);
         for (r, a) in aq.iter().enumerate() {
-            *out.at((r0 + r) * w.n + j + q) = _mm512_reduce_add_ps(*a) + bj;
+            let a = if INT4 { _mm512_mul_ps(*a, fix) } else { *a };
+            *out.at((r0 + r) * w.n + j) = _mm512_reduce_add_ps(a) + bj;
         }
     }
 }

@@ -9,12 +9,16 @@
 //! per group; halving the group from 64 to 32 measurably improves the logits cosine, for 0.125 byte
 //! per weight of scales on top of 0.5).
 //!
-//! Storage (row j of W [n, k], k padded with zeros to KP = k rounded up to 64):
-//! * int8: KP bytes, q + 128 (unsigned, so VNNI's u8 × s8 product takes the weight as the unsigned
-//!   side); scales [n, KP/64].
-//! * int4: KP/2 bytes; each block of 64 values is 32 bytes whose byte i holds value i (low nibble)
-//!   and value 32 + i (high nibble), each as q + 8 ∈ 0..15. Unpacking a block is one AND and one
-//!   shift, and gives the 64 values in order. Scales [n, KP/32].
+//! Storage (W [n, k], k padded with zeros to KP = k rounded up to 64, n to a multiple of TILE = 4):
+//! tiles of 4 rows; within a tile, block b (64 values) of rows 0..3, then block b + 1, …, so the
+//! decode kernel reading 4 rows at once streams one contiguous stretch of memory. Scales in the same
+//! order ([tile, block, row, group in block]).
+//! * int8: 64 bytes per row block, q + 128 (unsigned, so VNNI's u8 × s8 product takes the weight as
+//!   the unsigned side).
+//! * int4: 32 bytes per row block; byte i holds position i (low nibble) and position 32 + i (high
+//!   nibble), each as q + 8 ∈ 0..15. Positions are a fixed permutation of the block's 64 values
+//!   (`int4_value`): VNNI lane l (positions 4l..4l+3) holds values of group l % 2, so a pair of
+//!   scales broadcast to all lanes scales both groups. The activations use the same order.
 //!
 //! Decode (≤ 16 rows of x, memory-bound): the activations are quantized too, per row and per group
 //! (the same groups as the weights) to int8 with their own f32 scale (`QuantX`), and each group's
@@ -75,6 +79,10 @@ pub fn weight_mode(weights: Option<&str>, device: &crate::backend::Device) -> Re
     Ok(mode)
 }
 
+/// Rows of W stored together: the decode kernels read TILE rows per pass, and the tile's bytes (and
+/// scales) are one contiguous, sequentially read stretch of memory.
+pub const TILE: usize = 4;
+
 /// A quantized matrix W [n, k] (see the module comment for the layout).
 pub struct QuantMatrix {
     pub mode: WeightMode,
@@ -82,31 +90,43 @@ pub struct QuantMatrix {
     pub k: usize,
     /// k rounded up to BLOCK.
     pub kp: usize,
-    /// [n, row_bytes]
+    /// [n rounded up to TILE] / TILE tiles × kp / BLOCK blocks × TILE rows × block_bytes (the padding
+    /// rows are zeros with scale 0).
     pub data: Vec<u8>,
-    /// [n, kp / group]
+    /// [tiles, kp / BLOCK, TILE, BLOCK / group]: the same order as the bytes.
     pub scales: Vec<f32>,
 }
 
 impl QuantMatrix {
-    /// Quantizes W [n, k] (bf16, row-major) to `mode` (Int8 or Int4), rows in parallel.
+    /// Quantizes W [n, k] (bf16, row-major) to `mode` (Int8 or Int4), tiles in parallel.
     pub fn quantize(w: &[bf16], n: usize, k: usize, mode: WeightMode) -> QuantMatrix {
         assert!(mode != WeightMode::Bf16, "quantize: bf16 is not a quantized mode");
         assert_eq!(w.len(), n * k, "quantize: w must be [n, k]");
         let kp = k.div_ceil(BLOCK) * BLOCK;
         let g = mode.group();
-        let mut m = QuantMatrix { mode, n, k, kp, data: vec![0u8; n * row_bytes(mode, kp)], scales: vec![0f32; n * kp / g] };
-        let rb = row_bytes(mode, kp);
-        m.data.par_chunks_mut(rb).zip(m.scales.par_chunks_mut(kp / g)).enumerate().for_each(|(j, (bytes, scales))| {
+        let tiles = n.div_ceil(TILE);
+        let (tb, ts) = (TILE * row_bytes(mode, kp), TILE * kp / g);
+        let mut m = QuantMatrix { mode, n, k, kp, data: vec![0u8; tiles * tb], scales: vec![0f32; tiles * ts] };
+        let (bb, spb) = (block_bytes(mode), BLOCK / g);
+        m.data.par_chunks_mut(tb).zip(m.scales.par_chunks_mut(ts)).enumerate().for_each(|(t, (bytes, scales))| {
             let mut row = vec![0f32; kp];
-            for (d, s) in row.iter_mut().zip(&w[j * k..(j + 1) * k]) {
-                *d = s.to_f32();
-            }
             let mut q = vec![0i8; kp];
-            for (gi, (vals, qs)) in row.chunks(g).zip(q.chunks_mut(g)).enumerate() {
-                scales[gi] = if mode == WeightMode::Int8 { quantize_group(vals, 127.0, qs) } else { quantize_group_int4(vals, qs) };
+            let mut packed = vec![0u8; row_bytes(mode, kp)];
+            let mut rs = vec![0f32; kp / g];
+            for r in 0..TILE.min(n - t * TILE) {
+                let j = t * TILE + r;
+                for (d, s) in row.iter_mut().zip(&w[j * k..(j + 1) * k]) {
+                    *d = s.to_f32();
+                }
+                for (gi, (vals, qs)) in row.chunks(g).zip(q.chunks_mut(g)).enumerate() {
+                    rs[gi] = if mode == WeightMode::Int8 { quantize_group(vals, 127.0, qs) } else { quantize_group_int4(vals, qs) };
+                }
+                pack_row(mode, &q, &mut packed);
+                for b in 0..kp / BLOCK {
+                    bytes[(b * TILE + r) * bb..(b * TILE + r + 1) * bb].copy_from_slice(&packed[b * bb..(b + 1) * bb]);
+                    scales[(b * TILE + r) * spb..(b * TILE + r + 1) * spb].copy_from_slice(&rs[b * spb..(b + 1) * spb]);
+                }
             }
-            pack_row(mode, &q, bytes);
         });
         m
     }
@@ -116,19 +136,34 @@ impl QuantMatrix {
         self.data.len() + self.scales.len() * 4
     }
 
-    pub fn row_bytes(&self) -> usize {
-        row_bytes(self.mode, self.kp)
+    /// Bytes one row's block takes: 64 (int8) or 32 (int4).
+    pub fn block_bytes(&self) -> usize {
+        block_bytes(self.mode)
+    }
+
+    /// Offset in `data` of row j's block b (block_bytes() bytes).
+    #[inline(always)]
+    pub fn block_at(&self, j: usize, b: usize) -> usize {
+        ((j / TILE * (self.kp / BLOCK) + b) * TILE + j % TILE) * block_bytes(self.mode)
+    }
+
+    /// Index in `scales` of row j's group gi (gi < kp / group).
+    #[inline(always)]
+    pub fn scale_at(&self, j: usize, gi: usize) -> usize {
+        let spb = BLOCK / self.mode.group();
+        ((j / TILE * (self.kp / BLOCK) + gi / spb) * TILE + j % TILE) * spb + gi % spb
     }
 
     /// The integer value of W[j, e] (e < kp) before scaling.
     pub fn q(&self, j: usize, e: usize) -> i32 {
-        let row = &self.data[j * self.row_bytes()..];
+        let (b, i) = (e / BLOCK, e % BLOCK);
+        let blk = &self.data[self.block_at(j, b)..];
         match self.mode {
-            WeightMode::Int8 => row[e] as i32 - 128,
+            WeightMode::Int8 => blk[i] as i32 - 128,
             _ => {
-                let (b, i) = (e / BLOCK, e % BLOCK);
-                let byte = row[b * 32 + i % 32];
-                (if i < 32 { byte & 0x0F } else { byte >> 4 }) as i32 - 8
+                let p = int4_position(i);
+                let byte = blk[p % 32];
+                (if p < 32 { byte & 0x0F } else { byte >> 4 }) as i32 - 8
             }
         }
     }
@@ -137,29 +172,31 @@ impl QuantMatrix {
     /// group a straight loop over the stored bytes (no per-value index arithmetic), so the compiler
     /// vectorises it: this runs once per prefill product over the whole matrix.
     pub fn dequantize_rows(&self, j0: usize, j1: usize, out: &mut [bf16]) {
-        let (k, g, kp) = (self.k, self.mode.group(), self.kp);
+        let (k, kp) = (self.k, self.kp);
         assert_eq!(out.len(), (j1 - j0) * k, "dequantize_rows: out must be [rows, k]");
-        let rb = self.row_bytes();
+        let bb = block_bytes(self.mode);
         out.par_chunks_mut(k).enumerate().for_each_init(
             || vec![0f32; kp],
             |row, (r, o)| {
                 let j = j0 + r;
-                let (bytes, scales) = (&self.data[j * rb..(j + 1) * rb], &self.scales[j * (kp / g)..(j + 1) * (kp / g)]);
-                match self.mode {
-                    WeightMode::Int8 => {
-                        for ((d, b), s) in row.chunks_mut(g).zip(bytes.chunks(g)).zip(scales) {
-                            for (v, &q) in d.iter_mut().zip(b) {
+                for (b, d) in row.chunks_mut(BLOCK).enumerate() {
+                    let at = self.block_at(j, b);
+                    let bytes = &self.data[at..at + bb];
+                    match self.mode {
+                        WeightMode::Int8 => {
+                            let s = self.scales[self.scale_at(j, b)];
+                            for (v, &q) in d.iter_mut().zip(bytes) {
                                 *v = s * (q as i32 - 128) as f32;
                             }
                         }
-                    }
-                    _ => {
-                        // each 32-byte block: low nibbles are values 0..32 (group 2b), high 32..64 (2b + 1)
-                        for ((d, b), s) in row.chunks_mut(BLOCK).zip(bytes.chunks(32)).zip(scales.chunks(2)) {
-                            let (lo, hi) = d.split_at_mut(32);
+                        _ => {
+                            // byte i: positions i (low nibble) and 32 + i (high); position p is in
+                            // group (p / 4) % 2 of the block
+                            let si = self.scale_at(j, 2 * b);
+                            let s = [self.scales[si], self.scales[si + 1]];
                             for i in 0..32 {
-                                lo[i] = s[0] * ((b[i] & 0x0F) as i32 - 8) as f32;
-                                hi[i] = s[1] * ((b[i] >> 4) as i32 - 8) as f32;
+                                d[int4_value(i)] = s[(i / 4) % 2] * ((bytes[i] & 0x0F) as i32 - 8) as f32;
+                                d[int4_value(32 + i)] = s[(i / 4) % 2] * ((bytes[i] >> 4) as i32 - 8) as f32;
                             }
                         }
                     }
@@ -170,6 +207,10 @@ impl QuantMatrix {
             },
         );
     }
+}
+
+fn block_bytes(mode: WeightMode) -> usize {
+    if mode == WeightMode::Int8 { BLOCK } else { BLOCK / 2 }
 }
 
 /// f32 → bf16, round to nearest even (finite values only: dequantized weights are).
@@ -197,6 +238,30 @@ fn quantize_group(vals: &[f32], qmax: f32, q: &mut [i8]) -> f32 {
         *d = (v * inv).round().clamp(-qmax, qmax) as i8;
     }
     scale
+}
+
+/// The activations' version of `quantize_group(vals, 127, q)`, written so the compiler vectorises it
+/// (it runs for every decode product): a 16-wide running max, and rounding to nearest (ties to
+/// even) by the 1.5·2²³ trick, exact for |v · inv| ≤ 2²² (here ≤ 127). `vals.len()` is a multiple
+/// of 16.
+fn quantize_x_group(vals: &[f32], q: &mut [i8]) -> f32 {
+    let mut m = [0f32; 16];
+    for c in vals.chunks_exact(16) {
+        for i in 0..16 {
+            m[i] = m[i].max(c[i].abs());
+        }
+    }
+    let amax = m.iter().fold(0f32, |a, &v| a.max(v));
+    if amax == 0.0 || !amax.is_finite() {
+        q.fill(0);
+        return 0.0;
+    }
+    const MAGIC: f32 = 12_582_912.0;
+    let inv = 127.0 / amax;
+    for (d, &v) in q.iter_mut().zip(vals) {
+        *d = ((v * inv + MAGIC) - MAGIC) as i32 as i8;
+    }
+    amax / 127.0
 }
 
 /// int4 with the scale that minimises the group's squared error: 16 levels (−8..7) are few, so the
@@ -228,7 +293,25 @@ fn quantize_group_int4(vals: &[f32], q: &mut [i8]) -> f32 {
     best
 }
 
-/// Writes one row of integers (kp values) in the storage layout of `mode`.
+/// int4 blocks keep their 64 values in "position" order, the order the AVX-512 kernel's unpacked
+/// bytes and VNNI lanes take: lane l (positions 4l..4l+3) holds values of group l % 2 (the block's
+/// first 32 values for even lanes, its last 32 for odd ones), so one broadcast pair of scales
+/// [s₀, s₁, s₀, s₁, …] scales all 16 lanes. Position p → value index within the block.
+#[inline(always)]
+pub fn int4_value(p: usize) -> usize {
+    let (l, i) = (p / 4, p % 4);
+    (l % 2) * 32 + (l / 2) * 4 + i
+}
+
+/// Value index e (within a block) → its position (the inverse of `int4_value`).
+#[inline(always)]
+pub fn int4_position(e: usize) -> usize {
+    let (g, r) = (e / 32, e % 32);
+    4 * (2 * (r / 4) + g) + r % 4
+}
+
+/// Writes one row of integers (kp values) in the storage layout of `mode`: int8 as q + 128; int4 per
+/// block of 32 bytes, byte i holding position i (low nibble) and position 32 + i (high), as q + 8.
 fn pack_row(mode: WeightMode, q: &[i8], out: &mut [u8]) {
     match mode {
         WeightMode::Int8 => {
@@ -239,7 +322,7 @@ fn pack_row(mode: WeightMode, q: &[i8], out: &mut [u8]) {
         _ => {
             for (blk, o) in q.chunks(BLOCK).zip(out.chunks_mut(32)) {
                 for i in 0..32 {
-                    o[i] = ((blk[i] + 8) as u8) | (((blk[32 + i] + 8) as u8) << 4);
+                    o[i] = ((blk[int4_value(i)] + 8) as u8) | (((blk[int4_value(32 + i)] + 8) as u8) << 4);
                 }
             }
         }
@@ -248,42 +331,79 @@ fn pack_row(mode: WeightMode, q: &[i8], out: &mut [u8]) {
 
 /// Rows of x [m, k] quantized to int8 per group (the weights' groups), padded to kp with zeros.
 pub struct QuantX {
+    pub mode: WeightMode,
     pub m: usize,
     pub kp: usize,
-    /// [m, kp]
+    /// [m, kp], each 64-value block in the weights' order (int4: position order, `int4_value`).
     pub q: Vec<i8>,
-    /// [m, kp / group]
+    /// [m, kp / group], in value order.
     pub scales: Vec<f32>,
-    /// [m, kp / 64, 16]: each 64-value block's scales spread over the 16 lanes of a zmm the way
-    /// VNNI's sums come out (lane l sums values 4l..4l+3: one group for int8, for int4 lanes 0–7
-    /// are the block's first group and 8–15 its second).
-    pub lane_scales: Vec<f32>,
-    /// [m, kp / 4]: −offset · (sum of values 4l..4l+3), the VNNI accumulator's start value, which
-    /// removes the +128 (int8) or +8 (int4) stored with each weight.
+    /// [m, kp / 64, TILE, 64 / group]: each block's scales repeated for the TILE weight rows, the
+    /// layout of a weight tile's scales, so one elementwise product gives every (row, group)
+    /// combined scale of a tile.
+    pub tile_scales: Vec<f32>,
+    /// [m, kp / 4]: the VNNI accumulator's start value per lane (positions 4l..4l+3): −offset · their
+    /// sum, which removes the offset stored with each weight: +128 for int8; for int4 +8 in lanes
+    /// 0–7 (low nibbles) and +128 in lanes 8–15 (high nibbles, used unshifted: 16·(q + 8)).
     pub neg_corr: Vec<i32>,
 }
 
 impl QuantX {
     pub fn new(x: &[f32], m: usize, k: usize, mode: WeightMode) -> QuantX {
+        assert!(mode != WeightMode::Bf16, "QuantX: int8 or int4");
+        assert_eq!(x.len(), m * k, "QuantX: x must be [m, k]");
         let kp = k.div_ceil(BLOCK) * BLOCK;
         let g = mode.group();
-        let offset = if mode == WeightMode::Int8 { 128 } else { 8 };
-        let mut qx = QuantX { m, kp, q: vec![0i8; m * kp], scales: vec![0f32; m * kp / g], lane_scales: vec![0f32; m * kp / 4], neg_corr: vec![0i32; m * kp / 4] };
+        let spb = BLOCK / g;
+        let blocks = kp / BLOCK;
+        let mut qx = QuantX { mode, m, kp, q: vec![0i8; m * kp], scales: vec![0f32; m * kp / g], tile_scales: vec![0f32; m * blocks * TILE * spb], neg_corr: vec![0i32; m * kp / 4] };
         let mut row = vec![0f32; kp];
+        let mut vq = vec![0i8; kp];
         for r in 0..m {
             row[..k].copy_from_slice(&x[r * k..(r + 1) * k]);
-            let q = &mut qx.q[r * kp..(r + 1) * kp];
             let s = &mut qx.scales[r * kp / g..(r + 1) * kp / g];
-            for (gi, (vals, qs)) in row.chunks(g).zip(q.chunks_mut(g)).enumerate() {
-                s[gi] = quantize_group(vals, 127.0, qs);
+            for (gi, (vals, qs)) in row.chunks(g).zip(vq.chunks_mut(g)).enumerate() {
+                s[gi] = quantize_x_group(vals, qs);
             }
-            for l in 0..kp / 4 {
-                // value index of lane l's first value → its group
-                qx.lane_scales[r * kp / 4 + l] = s[l * 4 / g];
-                qx.neg_corr[r * kp / 4 + l] = -offset * q[4 * l..4 * l + 4].iter().map(|&v| v as i32).sum::<i32>();
+            let q = &mut qx.q[r * kp..(r + 1) * kp];
+            if mode == WeightMode::Int8 {
+                q.copy_from_slice(&vq);
+            } else {
+                const ORDER: [u8; BLOCK] = {
+                    let mut t = [0u8; BLOCK];
+                    let mut p = 0;
+                    while p < BLOCK {
+                        t[p] = ((p / 4 % 2) * 32 + (p / 8) * 4 + p % 4) as u8; // int4_value(p)
+                        p += 1;
+                    }
+                    t
+                };
+                for (d, v) in q.chunks_exact_mut(BLOCK).zip(vq.chunks_exact(BLOCK)) {
+                    for (dp, &e) in d.iter_mut().zip(ORDER.iter()) {
+                        *dp = v[e as usize];
+                    }
+                }
+            }
+            for b in 0..blocks {
+                for t in 0..TILE {
+                    for si in 0..spb {
+                        qx.tile_scales[((r * blocks + b) * TILE + t) * spb + si] = s[b * spb + si];
+                    }
+                }
+            }
+            for (l, (d, c)) in qx.neg_corr[r * kp / 4..(r + 1) * kp / 4].iter_mut().zip(q.chunks_exact(4)).enumerate() {
+                let offset = if mode == WeightMode::Int8 || l % 16 >= 8 { 128 } else { 8 };
+                *d = -offset * (c[0] as i32 + c[1] as i32 + c[2] as i32 + c[3] as i32);
             }
         }
         qx
+    }
+
+    /// The integer value of x[r, e] (e < kp, value order) before scaling.
+    #[inline(always)]
+    pub fn value(&self, r: usize, e: usize) -> i32 {
+        let p = if self.mode == WeightMode::Int8 { e } else { e / BLOCK * BLOCK + int4_position(e % BLOCK) };
+        self.q[r * self.kp + p] as i32
     }
 }
 
@@ -298,9 +418,9 @@ pub fn gemv_scalar(w: &QuantMatrix, x: &QuantX, bias: Option<&[f32]>, y: &mut [f
             for gi in 0..kp / g {
                 let mut dot = 0i32;
                 for e in gi * g..(gi + 1) * g {
-                    dot += w.q(j, e) * x.q[r * kp + e] as i32;
+                    dot += w.q(j, e) * x.value(r, e);
                 }
-                acc += w.scales[j * kp / g + gi] * x.scales[r * kp / g + gi] * dot as f32;
+                acc += w.scales[w.scale_at(j, gi)] * x.scales[r * kp / g + gi] * dot as f32;
             }
             *out = acc + bias.map_or(0.0, |b| b[j]);
         }
@@ -343,7 +463,7 @@ mod tests {
             let g = mode.group();
             for j in 0..n {
                 for e in 0..k {
-                    let step = qm.scales[j * qm.kp / g + e / g];
+                    let step = qm.scales[qm.scale_at(j, e / g)];
                     let err = (back[j * k + e].to_f32() - w[j * k + e].to_f32()).abs();
                     // half a step of rounding, or for int4 the clipping of the largest values that the
                     // error-minimising scale may choose (top level 7 steps), plus bf16's rounding
@@ -356,6 +476,53 @@ mod tests {
                     assert_eq!(qm.q(j, e), 0, "padding must be zero");
                 }
             }
+        }
+    }
+
+    /// int4's position order is a permutation whose inverse is `int4_position`, and each VNNI lane
+    /// (4 positions) holds values of one group: group l % 2 for lane l.
+    #[test]
+    fn int4_positions_are_a_lane_parity_permutation() {
+        let mut seen = [false; BLOCK];
+        for p in 0..BLOCK {
+            let e = int4_value(p);
+            assert!(!seen[e], "value {e} twice");
+            seen[e] = true;
+            assert_eq!(int4_position(e), p);
+            assert_eq!(e / 32, (p / 4) % 2, "position {p}: value {e} is not in its lane's group");
+        }
+    }
+
+    /// The activations' rounding: within half a step of x / scale, ±127 at the largest |x|, zeros for a
+    /// zero group, and the tiled scales repeat each group's scale for the TILE weight rows.
+    #[test]
+    fn activations_quantize_within_half_a_step() {
+        for mode in [WeightMode::Int8, WeightMode::Int4] {
+            let (m, k) = (2, 150);
+            let mut x: Vec<f32> = (0..m * k).map(|i| ((i * 7919) % 1013) as f32 / 100.0 - 5.0).collect();
+            x[k..k + 64].fill(0.0); // row 1's first block is zero
+            let qx = QuantX::new(&x, m, k, mode);
+            let g = mode.group();
+            for r in 0..m {
+                for e in 0..qx.kp {
+                    let s = qx.scales[r * qx.kp / g + e / g];
+                    let v = if e < k { x[r * k + e] } else { 0.0 };
+                    let q = qx.value(r, e);
+                    if s == 0.0 {
+                        assert_eq!(q, 0);
+                    } else {
+                        assert!((q as f32 - v / s).abs() <= 0.5 + 1e-4 && q.abs() <= 127, "{mode:?} ({r},{e}): {q} for {v} / {s}");
+                    }
+                }
+                for b in 0..qx.kp / BLOCK {
+                    for t in 0..TILE {
+                        for si in 0..BLOCK / g {
+                            assert_eq!(qx.tile_scales[((r * qx.kp / BLOCK + b) * TILE + t) * (BLOCK / g) + si], qx.scales[r * qx.kp / g + b * BLOCK / g + si]);
+                        }
+                    }
+                }
+            }
+            assert!(qx.scales[qx.kp / g] == 0.0, "row 1's zero group has scale 0");
         }
     }
 
