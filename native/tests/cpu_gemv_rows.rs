@@ -8,7 +8,7 @@
 mod skip;
 
 use half::bf16;
-use ovis_engine::backend::cpu::gemv::{available, gemv_with, Kernel, MAX_ROWS};
+use ovis_engine::backend::cpu::gemv::{available, gemv_bf16_fused, gemv_with, kernel, Kernel, Part, MAX_ROWS};
 use ovis_engine::backend::cpu::matmul::matmul_bf16;
 
 /// Deterministic values in [-1, 1).
@@ -73,5 +73,65 @@ fn many_rows_through_matmul() {
         let mut y = vec![f32::NAN; m * n];
         matmul_bf16(&x, m, k, &w, n, Some(&b), &mut y);
         check("matmul_bf16", &x, m, k, &w, n, Some(&b), &y);
+    }
+}
+
+/// A request's outputs must not depend on what runs beside it: row r of an m-row call equals, bit for
+/// bit, the same x row run alone (every kernel this CPU has, every m, every position in the batch).
+#[test]
+fn rows_do_not_depend_on_their_neighbours() {
+    let kernels: Vec<Kernel> = [Kernel::Avx512, Kernel::Avx2].into_iter().filter(|&k| available(k)).collect();
+    if kernels.is_empty() {
+        skip::skipped("rows_do_not_depend_on_their_neighbours", "no SIMD GEMV kernel on this CPU (the portable loop is row by row)");
+        return;
+    }
+    for &(k, n) in &[(33, 13), (300, 50), (2048, 24)] {
+        let (x, w, b) = inputs(MAX_ROWS, k, n);
+        for &kernel in &kernels {
+            let alone: Vec<Vec<f32>> = (0..MAX_ROWS)
+                .map(|r| {
+                    let mut y = vec![f32::NAN; n];
+                    assert!(gemv_with(kernel, &x[r * k..(r + 1) * k], 1, k, &w, n, Some(&b), &mut y));
+                    y
+                })
+                .collect();
+            for m in 2..=MAX_ROWS {
+                // rows (16 - m)..16: each row also sits at a different position for each m
+                let first = MAX_ROWS - m;
+                let mut y = vec![f32::NAN; m * n];
+                assert!(gemv_with(kernel, &x[first * k..MAX_ROWS * k], m, k, &w, n, Some(&b), &mut y));
+                for i in 0..m {
+                    let same = y[i * n..(i + 1) * n].iter().zip(&alone[first + i]).all(|(a, b)| a.to_bits() == b.to_bits());
+                    assert!(same, "{kernel:?} k={k} n={n}: row {} at position {i} of {m} differs from its run alone", first + i);
+                }
+            }
+        }
+    }
+}
+
+/// The fused pass over several matrices of one x (q/k/v, gate/up) gives each output bit for bit what
+/// its own product gives, for every row count, with parts of uneven sizes (tasks cross part ends).
+#[test]
+fn fused_products_equal_their_own() {
+    if kernel() != Kernel::Avx512 {
+        let mut y = vec![0.0; 3];
+        let w = vec![bf16::ONE; 3];
+        assert!(!gemv_bf16_fused(&[1.0], 1, 1, &mut [Part { w: &w, n: 3, y: &mut y }]), "only the AVX-512 kernel fuses");
+        skip::skipped("fused_products_equal_their_own", "no AVX-512F: the caller runs the products one by one (checked: the fused call says so)");
+        return;
+    }
+    for m in [1, 2, 3, 8, 9, 16] {
+        for &(k, ns) in &[(64, &[48usize, 8, 8][..]), (257, &[100, 37, 37][..]), (2048, &[96, 400][..])] {
+            let x = values(m * k, m + 7 * k);
+            let ws: Vec<Vec<bf16>> = ns.iter().enumerate().map(|(i, &n)| values(n * k, 11 + i).into_iter().map(bf16::from_f32).collect()).collect();
+            let mut ys: Vec<Vec<f32>> = ns.iter().map(|&n| vec![f32::NAN; m * n]).collect();
+            let mut parts: Vec<Part> = ws.iter().zip(ys.iter_mut()).zip(ns).map(|((w, y), &n)| Part { w, n, y }).collect();
+            assert!(gemv_bf16_fused(&x, m, k, &mut parts));
+            for ((w, y), &n) in ws.iter().zip(&ys).zip(ns) {
+                let mut own = vec![f32::NAN; m * n];
+                assert!(gemv_with(Kernel::Avx512, &x, m, k, w, n, None, &mut own));
+                assert!(y.iter().zip(&own).all(|(a, b)| a.to_bits() == b.to_bits()), "m={m} k={k} n={n}: fused differs from its own product");
+            }
+        }
     }
 }

@@ -8,11 +8,13 @@ use super::report::{Report, DECODE_CONTEXT};
 use crate::backend::cpu::profile::{self, Stage};
 use crate::error::Result;
 use crate::generate::kv_cache::KvCache;
+use crate::backend::cpu::qwen3::BatchRow;
 use crate::generate::sampler::{Sampler, SamplingParams};
 use crate::model::config::LlmConfig;
 use crate::backend::cpu::merge::merge_embeddings;
 use crate::backend::cpu::model::OvisModel;
-use serde_json::json;
+use serde_json::{json, Value};
+use std::time::Instant;
 
 /// FLOPs of the decoder's matrix products for `rows` positions, plus the lm_head for one row
 /// (attention's own products are left out: small beside these at the prompt lengths measured).
@@ -55,6 +57,7 @@ pub fn measure(model: &OvisModel, plan: &Plan, out: &mut Report) -> Result<()> {
     }
     let totals = profile::totals();
     profile::set_enabled(false);
+    let breakdown: Vec<_> = [1, 8].iter().map(|&rows| decode_parts(model, rows, plan.decode_tokens.max(2), peak)).collect::<Result<_>>()?;
     let stages: Vec<_> = totals
         .iter()
         .map(|t| {
@@ -76,6 +79,59 @@ pub fn measure(model: &OvisModel, plan: &Plan, out: &mut Report) -> Result<()> {
         "prompt_tokens": prompt.len(),
         "decode_steps": plan.decode_tokens,
         "stages": stages,
+        "decode_breakdown": breakdown,
     }));
     Ok(())
+}
+
+/// Where a decode step of `rows` sequences (each after a DECODE_CONTEXT-token prompt) goes: `steps`
+/// batched steps with the part timers on (profile::Part), per step: the median wall time, each part's
+/// ms and GFLOP/s (% of `peak`), and the rest (sampling excluded: it is timed apart above).
+fn decode_parts(model: &OvisModel, rows: usize, steps: usize, peak: f64) -> Result<Value> {
+    let llm = &model.llm;
+    let h = model.cfg.llm.hidden;
+    eprintln!("profile: {steps} decode steps of {rows} row(s), timed by part…");
+    let mut caches = Vec::with_capacity(rows);
+    let mut ids = Vec::with_capacity(rows);
+    for r in 0..rows {
+        let prompt = text_ids(DECODE_CONTEXT, 10 + r as u64);
+        let emb = merge_embeddings(&prompt, |t, o| llm.embed(t, o), &model.head, &[], h)?;
+        let mut cache = KvCache::new(&model.cfg.llm);
+        llm.forward(&mut cache, &emb)?;
+        caches.push(cache);
+        ids.push(prompt[prompt.len() - 1] as u32);
+    }
+    let mut emb = vec![0f32; rows * h];
+    let mut walls = Vec::with_capacity(steps);
+    profile::set_parts(true);
+    for _ in 0..steps {
+        llm.embed(&ids, &mut emb);
+        let t = Instant::now();
+        let mut batch: Vec<BatchRow> = caches.iter_mut().zip(emb.chunks(h)).map(|(cache, embeds)| BatchRow { cache, embeds }).collect();
+        let logits = llm.forward_batch(&mut batch)?;
+        walls.push(t.elapsed().as_secs_f64());
+        // greedy: the next ids (no sampler; its time is not part of the step here)
+        for (id, l) in ids.iter_mut().zip(&logits) {
+            *id = l.iter().enumerate().fold((0, f32::MIN), |b, (i, &v)| if v > b.1 { (i, v) } else { b }).0 as u32;
+        }
+    }
+    let parts = profile::part_totals();
+    profile::set_parts(false);
+    let total: f64 = walls.iter().sum();
+    walls.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let per_step = |s: f64| s / steps as f64 * 1e3;
+    let timed: f64 = parts.iter().map(|p| p.1).sum();
+    let list: Vec<_> = parts
+        .iter()
+        .map(|&(p, secs, flops, _)| {
+            let mut v = json!({ "part": p.name(), "ms_per_step": per_step(secs) });
+            if flops > 0 && secs > 0.0 {
+                v["gflop_per_s"] = json!(flops as f64 / secs * 1e-9);
+                v["percent_of_peak"] = json!(100.0 * flops as f64 / secs / peak);
+                v["gb_per_s_weights"] = json!(flops as f64 / rows as f64 / secs * 1e-9);
+            }
+            v
+        })
+        .collect();
+    Ok(json!({ "rows": rows, "steps": steps, "step_ms_median": walls[walls.len() / 2] * 1e3, "step_ms_mean": per_step(total), "parts": list, "other_ms_per_step": per_step(total - timed) }))
 }

@@ -77,3 +77,30 @@ pub fn gemv_with(kernel: Kernel, x: &[f32], m: usize, k: usize, w: &[bf16], n: u
     let _ = (kernel, x, m, k, w, n, bias, y);
     false
 }
+
+/// One product of a fused call: W [n, k] and its output y [m, n].
+pub struct Part<'a> {
+    pub w: &'a [bf16],
+    pub n: usize,
+    pub y: &'a mut [f32],
+}
+
+/// The products of one x [m, k] (1 ≤ m ≤ 16) by several matrices (a layer's q/k/v, or gate/up) in
+/// one parallel pass: x packed once, one fork-join for all of them (7 → 4 per decoder layer), tasks
+/// spread over all the rows. Each output equals `gemv_bf16`'s for its matrix (same kernel, same
+/// order). False where the CPU has no AVX-512F: the caller then runs the products one by one.
+pub fn gemv_bf16_fused(x: &[f32], m: usize, k: usize, parts: &mut [Part<'_>]) -> bool {
+    assert!((1..=MAX_ROWS).contains(&m) && k > 0 && x.len() == m * k, "gemv_fused: 1..={MAX_ROWS} rows of k ≥ 1, got m = {m}, k = {k}");
+    for p in parts.iter() {
+        assert!(p.w.len() == p.n * k && p.y.len() == m * p.n, "gemv_fused: shapes do not match m = {m}, k = {k}, n = {}", p.n);
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        if kernel() == Kernel::Avx512 {
+            let mut v: Vec<(&[bf16], usize, &mut [f32])> = parts.iter_mut().map(|p| (p.w, p.n, &mut *p.y)).collect();
+            super::gemv_avx512::gemv_fused(x, m, k, &mut v);
+            return true;
+        }
+    }
+    false
+}

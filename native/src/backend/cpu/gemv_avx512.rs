@@ -109,6 +109,26 @@ pub(super) fn gemv(x: &[f32], m: usize, k: usize, w: &[bf16], n: usize, bias: Op
     SCRATCH.set(packed.data);
 }
 
+/// Several products of the same x (q/k/v, gate/up): `parts` (W [n, k], y [m, n]) in one parallel
+/// pass: x packed once and one fork-join instead of one per matrix, the tasks sized over all the
+/// parts' rows (the last task of a part may be shorter). Each output is computed exactly as `gemv`
+/// computes it. Caller: AVX-512F is present; shapes checked.
+pub(super) fn gemv_fused(x: &[f32], m: usize, k: usize, parts: &mut [(&[bf16], usize, &mut [f32])]) {
+    let packed = pack(x, m, k, SCRATCH.take());
+    let per = rows_per_task(parts.iter().map(|p| p.1).sum());
+    let mut tasks = Vec::new(); // (part, first W row, end)
+    for (i, p) in parts.iter().enumerate() {
+        tasks.extend((0..p.1).step_by(per).map(|j0| (i, j0, p.1.min(j0 + per))));
+    }
+    let outs: Vec<(&[bf16], usize, SharedOut)> = parts.iter_mut().map(|p| (p.0, p.1, SharedOut(p.2.as_mut_ptr()))).collect();
+    tasks.into_par_iter().for_each(|(i, j0, j1)| {
+        let (w, n, out) = outs[i];
+        // SAFETY: AVX-512F was detected by the caller; the task writes y_i[.., j0..j1] only.
+        unsafe { columns(&packed, x, k, w, j0, j1, None, out, n) };
+    });
+    SCRATCH.set(packed.data);
+}
+
 /// Output columns j0..j1 for every tile of x, SUB W rows at a time (all tiles over the same W rows,
 /// the second from L2: 48 rows are 192–576 KiB at k = 2048–6144).
 #[target_feature(enable = "avx512f")]

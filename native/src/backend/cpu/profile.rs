@@ -97,6 +97,88 @@ pub fn time<R>(stage: Stage, flops: u64, f: impl FnOnce() -> R) -> R {
     r
 }
 
+/// Parts of one decode step (`Qwen3::forward_batch` with ≤ 16 positions), timed only while
+/// `set_parts(true)` (bench --profile turns them on around its decode steps, for 1 and for 8 rows):
+/// they nest inside `Stage::Decode`, so they have counters of their own and are never summed with
+/// the stages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Part {
+    /// The q, k and v projections.
+    Qkv,
+    /// The attention output projection.
+    O,
+    /// The MLP's gate and up projections.
+    GateUp,
+    /// The MLP's down projection.
+    Down,
+    /// Rotary, the KV cache append and attention over each row's cache.
+    Attention,
+    /// RMSNorms (input, post-attention, per-head q/k), SwiGLU and residual adds.
+    Elementwise,
+    /// The final norm and the output layer [V, H] for each row's last position.
+    LmHead,
+}
+
+pub const PARTS: [Part; 7] = [Part::Qkv, Part::O, Part::GateUp, Part::Down, Part::Attention, Part::Elementwise, Part::LmHead];
+
+impl Part {
+    pub fn name(self) -> &'static str {
+        match self {
+            Part::Qkv => "qkv",
+            Part::O => "o",
+            Part::GateUp => "gate_up",
+            Part::Down => "down",
+            Part::Attention => "attention",
+            Part::Elementwise => "elementwise",
+            Part::LmHead => "lm_head",
+        }
+    }
+}
+
+static PARTS_ON: AtomicBool = AtomicBool::new(false);
+static PART_NS: [AtomicU64; PARTS.len()] = [const { AtomicU64::new(0) }; PARTS.len()];
+static PART_FLOP: [AtomicU64; PARTS.len()] = [const { AtomicU64::new(0) }; PARTS.len()];
+static PART_CALLS: [AtomicU64; PARTS.len()] = [const { AtomicU64::new(0) }; PARTS.len()];
+
+/// Turns the decode-step part timers on (zeroing them) or off.
+pub fn set_parts(on: bool) {
+    if on {
+        for i in 0..PARTS.len() {
+            PART_NS[i].store(0, Relaxed);
+            PART_FLOP[i].store(0, Relaxed);
+            PART_CALLS[i].store(0, Relaxed);
+        }
+    }
+    PARTS_ON.store(on, Relaxed);
+}
+
+/// Runs `f`; when the part timers are on, adds its wall time and `flops` to `part`.
+#[inline]
+pub fn time_part<R>(part: Part, flops: u64, f: impl FnOnce() -> R) -> R {
+    if !PARTS_ON.load(Relaxed) {
+        return f();
+    }
+    let t = Instant::now();
+    let r = f();
+    let i = part as usize;
+    PART_NS[i].fetch_add(t.elapsed().as_nanos() as u64, Relaxed);
+    PART_FLOP[i].fetch_add(flops, Relaxed);
+    PART_CALLS[i].fetch_add(1, Relaxed);
+    r
+}
+
+/// Each part's (part, seconds, flops, calls) since `set_parts(true)`, parts that ran only.
+pub fn part_totals() -> Vec<(Part, f64, u64, u64)> {
+    PARTS
+        .iter()
+        .map(|&p| {
+            let i = p as usize;
+            (p, PART_NS[i].load(Relaxed) as f64 * 1e-9, PART_FLOP[i].load(Relaxed), PART_CALLS[i].load(Relaxed))
+        })
+        .filter(|t| t.3 > 0)
+        .collect()
+}
+
 /// One stage's totals since `set_enabled(true)`.
 #[derive(Clone, Copy, Debug)]
 pub struct StageTotal {
@@ -140,5 +222,20 @@ mod tests {
         set_enabled(false);
         assert_eq!(t.len(), 1);
         assert_eq!((t[0].stage, t[0].calls, t[0].flops), (Stage::VitGemm, 2, 58));
+    }
+
+    /// Part timers are separate from the stages and count only while on.
+    #[test]
+    fn parts_count_only_when_on() {
+        set_parts(false);
+        assert_eq!(time_part(Part::Qkv, 5, || 3), 3);
+        set_parts(true);
+        assert!(part_totals().is_empty(), "turning them on zeroes the counters");
+        time_part(Part::LmHead, 12, || ());
+        time_part(Part::LmHead, 30, || ());
+        let t = part_totals();
+        set_parts(false);
+        assert_eq!(t.len(), 1);
+        assert_eq!((t[0].0, t[0].2, t[0].3), (Part::LmHead, 42, 2));
     }
 }

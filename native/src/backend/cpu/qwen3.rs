@@ -1,9 +1,11 @@
 //! The Qwen3 decoder of Ovis2.5 (model-spec.md §7) on the CPU backend: bf16 weights (memory-mapped or
 //! synthetic), float32 activations and arithmetic throughout, as the fixture's float32 reference.
 use crate::backend::cpu::attention::{causal_attention, AttnShape};
+use crate::backend::cpu::gemv;
 use crate::backend::cpu::linear::Linear;
 use crate::backend::cpu::quant::WeightMode;
 use crate::backend::cpu::norm::{add_inplace, rms_norm, rms_norm_inplace, swiglu};
+use crate::backend::cpu::profile::{gemm_flops, time_part, Part};
 use crate::backend::cpu::rope::Rope;
 use crate::error::{bad_request, EngineError, Result};
 use crate::generate::kv_cache::KvCache;
@@ -203,30 +205,35 @@ impl Qwen3 {
         let (mut q, mut att) = (vec![0f32; total * qd], vec![0f32; total * qd]); // [T, nH, d]
         let (mut k, mut v) = (vec![0f32; total * kvd], vec![0f32; total * kvd]); // [T, nKV, d]
         let (mut gate, mut up) = (vec![0f32; total * inter], vec![0f32; total * inter]); // [T, I]
+        // Decode-step part timers (bench --profile; one atomic load each when off).
+        let fl = |n: usize, k: usize| gemm_flops(total, k, n);
         for (li, l) in self.layers.iter().enumerate() {
-            rms_norm(&x, &l.input_norm, eps, &mut a);
-            l.q.matmul(&a, total, &mut q);
-            l.k.matmul(&a, total, &mut k);
-            l.v.matmul(&a, total, &mut v);
+            time_part(Part::Elementwise, 0, || rms_norm(&x, &l.input_norm, eps, &mut a));
+            time_part(Part::Qkv, fl(qd + 2 * kvd, h), || project(&a, total, &mut [(&l.q, &mut q), (&l.k, &mut k), (&l.v, &mut v)]));
             // Per-head q/k RMSNorm before the rotation (spec trap 19).
-            rms_norm_inplace(&mut q, &l.q_norm, eps);
-            rms_norm_inplace(&mut k, &l.k_norm, eps);
-            for (r, (&(start, len, first), rope)) in rows.iter_mut().zip(spans.iter().zip(&ropes)) {
-                let (qs, ks, vs) = (first * qd..(first + len) * qd, first * kvd..(first + len) * kvd, first * kvd..(first + len) * kvd);
-                rope.apply(&mut q[qs.clone()], c.heads);
-                rope.apply(&mut k[ks.clone()], c.kv_heads);
-                r.cache.append(li, &k[ks], &v[vs]);
-                let (kc, vc) = r.cache.layer(li);
-                causal_attention(&q[qs.clone()], start, kc, vc, shape, &mut att[qs]);
-            }
-            l.o.matmul(&att, total, &mut a);
-            add_inplace(&mut x, &a);
-            rms_norm(&x, &l.post_norm, eps, &mut a);
-            l.gate.matmul(&a, total, &mut gate);
-            l.up.matmul(&a, total, &mut up);
-            swiglu(&mut gate, &up);
-            l.down.matmul(&gate, total, &mut a);
-            add_inplace(&mut x, &a);
+            time_part(Part::Elementwise, 0, || {
+                rms_norm_inplace(&mut q, &l.q_norm, eps);
+                rms_norm_inplace(&mut k, &l.k_norm, eps);
+            });
+            time_part(Part::Attention, 0, || {
+                for (r, (&(start, len, first), rope)) in rows.iter_mut().zip(spans.iter().zip(&ropes)) {
+                    let (qs, ks, vs) = (first * qd..(first + len) * qd, first * kvd..(first + len) * kvd, first * kvd..(first + len) * kvd);
+                    rope.apply(&mut q[qs.clone()], c.heads);
+                    rope.apply(&mut k[ks.clone()], c.kv_heads);
+                    r.cache.append(li, &k[ks], &v[vs]);
+                    let (kc, vc) = r.cache.layer(li);
+                    causal_attention(&q[qs.clone()], start, kc, vc, shape, &mut att[qs]);
+                }
+            });
+            time_part(Part::O, fl(h, qd), || l.o.matmul(&att, total, &mut a));
+            time_part(Part::Elementwise, 0, || {
+                add_inplace(&mut x, &a);
+                rms_norm(&x, &l.post_norm, eps, &mut a);
+            });
+            time_part(Part::GateUp, fl(2 * inter, h), || project(&a, total, &mut [(&l.gate, &mut gate), (&l.up, &mut up)]));
+            time_part(Part::Elementwise, 0, || swiglu(&mut gate, &up));
+            time_part(Part::Down, fl(h, inter), || l.down.matmul(&gate, total, &mut a));
+            time_part(Part::Elementwise, 0, || add_inplace(&mut x, &a));
         }
         for (r, &(_, len, _)) in rows.iter_mut().zip(&spans) {
             r.cache.commit(len);
@@ -234,14 +241,39 @@ impl Qwen3 {
         }
         // lm_head for each sequence's last position only, all of them in one product: [R, H] → [R, V].
         let n = rows.len();
-        let mut last = vec![0f32; n * h];
-        for (i, &(_, len, first)) in spans.iter().enumerate() {
-            let row = first + len - 1;
-            rms_norm(&x[row * h..(row + 1) * h], &self.norm, eps, &mut last[i * h..(i + 1) * h]);
-        }
         let mut logits = vec![0f32; n * c.vocab];
-        self.head.matmul(&last, n, &mut logits);
+        time_part(Part::LmHead, gemm_flops(n, h, c.vocab), || {
+            let mut last = vec![0f32; n * h];
+            for (i, &(_, len, first)) in spans.iter().enumerate() {
+                let row = first + len - 1;
+                rms_norm(&x[row * h..(row + 1) * h], &self.norm, eps, &mut last[i * h..(i + 1) * h]);
+            }
+            self.head.matmul(&last, n, &mut logits);
+        });
         Ok(logits.chunks(c.vocab).map(<[f32]>::to_vec).collect())
+    }
+}
+
+/// y_i = x [m, k] · W_iᵀ for several matrices of the same input (q/k/v, gate/up). Up to 16 rows of
+/// bf16 weights run as one fused GEMV pass (x packed once, one fork-join: gemv::gemv_bf16_fused),
+/// each output exactly as its own product would give it; otherwise one product each.
+fn project(x: &[f32], m: usize, outs: &mut [(&Linear, &mut Vec<f32>)]) {
+    if (1..=gemv::MAX_ROWS).contains(&m) {
+        let k = x.len() / m;
+        let count = outs.len();
+        let mut parts: Vec<gemv::Part> = Vec::with_capacity(outs.len());
+        for (l, y) in outs.iter_mut() {
+            match l {
+                Linear::Bf16(w) if w.shape == [y.len() / m, k] => parts.push(gemv::Part { w: w.data(), n: w.shape[0], y: &mut y[..] }),
+                _ => break,
+            }
+        }
+        if parts.len() == count && gemv::gemv_bf16_fused(x, m, k, &mut parts) {
+            return;
+        }
+    }
+    for (l, y) in outs.iter_mut() {
+        l.matmul(x, m, y);
     }
 }
 

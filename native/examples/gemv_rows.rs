@@ -1,0 +1,137 @@
+//! Scratch A/B timer for the multi-row bf16 GEMV at the 2B decoder's shapes (not a test):
+//! `cargo run --release --example gemv_rows -- [rounds]`. W for 10 layers (~1 GB, past the L3) is
+//! walked layer after layer, the 7 projections of each, like a decode step; then the lm_head
+//! [151936, 2048]. Prints, per row count, the best and median ms of one pass and its GFLOP/s and GB/s.
+use half::bf16;
+use ovis_engine::backend::cpu::gemv::{gemv_with, Kernel};
+
+/// KERNEL=avx512|avx2, else the default.
+fn kernel() -> Kernel {
+    match std::env::var("KERNEL").as_deref() {
+        Ok("avx512") => Kernel::Avx512,
+        Ok("avx2") => Kernel::Avx2,
+        _ => ovis_engine::backend::cpu::gemv::kernel(),
+    }
+}
+use std::time::Instant;
+
+/// `HOT=n,k`: one thread, one [n, k] matrix read again and again (from L2 when small): the kernel's
+/// arithmetic rate without DRAM, best of many calls.
+fn hot(spec: &str, rows: &[usize]) {
+    let v: Vec<usize> = spec.split(',').map(|s| s.parse().unwrap()).collect();
+    let (n, k) = (v[0], v[1]);
+    let w: Vec<bf16> = (0..n * k).map(|i| bf16::from_f32(((i * 7919) % 1009) as f32 * 1e-4)).collect();
+    let x: Vec<f32> = (0..16 * k).map(|i| ((i * 31) % 97) as f32 * 1e-2).collect();
+    let mut y = vec![0f32; 16 * n];
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+    pool.install(|| {
+        println!("one-thread f32 FMA peak now: {:.1} GFLOP/s", peak());
+        for &m in rows {
+            let mut best = f64::MAX;
+            for _ in 0..300 {
+                let t = Instant::now();
+                gemv_with(kernel(), &x[..m * k], m, k, &w, n, None, &mut y[..m * n]);
+                best = best.min(t.elapsed().as_secs_f64());
+            }
+            println!("hot n={n} k={k} m={m:2}: best {:8.1} us  {:6.1} GFLOP/s", best * 1e6, (2 * m * n * k) as f64 / best * 1e-9);
+        }
+    });
+}
+
+/// `CALLS=n,k`: [n, k] matrices filling 1 GiB (past the L3), one call each in turn, timed one by
+/// one: on a loaded machine the best and 10th-percentile calls are those that ran undisturbed.
+fn calls(spec: &str, rows: &[usize]) {
+    let v: Vec<usize> = spec.split(',').map(|s| s.parse().unwrap()).collect();
+    let (n, k) = (v[0], v[1]);
+    let count = (1usize << 30) / (n * k * 2);
+    let mats: Vec<Vec<bf16>> = (0..count).map(|c| (0..n * k).map(|i| bf16::from_f32(((i * 7919 + c) % 1009) as f32 * 1e-4)).collect()).collect();
+    let x: Vec<f32> = (0..16 * k).map(|i| ((i * 31) % 97) as f32 * 1e-2).collect();
+    let mut y = vec![0f32; 16 * n];
+    for &m in rows {
+        let mut ts = Vec::new();
+        for _ in 0..3 {
+            for w in &mats {
+                let t = Instant::now();
+                gemv_with(kernel(), &x[..m * k], m, k, w, n, None, &mut y[..m * n]);
+                ts.push(t.elapsed().as_secs_f64());
+            }
+        }
+        ts.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        let (best, p10) = (ts[0], ts[ts.len() / 10]);
+        let bytes = (n * k * 2) as f64;
+        println!("calls n={n} k={k} m={m:2}: best {:7.1} us ({:5.1} GB/s)  p10 {:7.1} us ({:5.1} GB/s)", best * 1e6, bytes / best * 1e-9, p10 * 1e6, bytes / p10 * 1e-9);
+    }
+}
+
+fn main() {
+    if let Ok(spec) = std::env::var("CALLS") {
+        let rows: Vec<usize> = std::env::args().nth(2).map_or(vec![1, 8], |s| s.split(',').map(|v| v.parse().unwrap()).collect());
+        return calls(&spec, &rows);
+    }
+    if let Ok(spec) = std::env::var("HOT") {
+        let rows: Vec<usize> = std::env::args().nth(2).map_or(vec![1, 2, 4, 8, 16], |s| s.split(',').map(|v| v.parse().unwrap()).collect());
+        return hot(&spec, &rows);
+    }
+    let rounds: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(7);
+    let rows: Vec<usize> = std::env::args().nth(2).map_or(vec![1, 2, 4, 8, 16], |s| s.split(',').map(|v| v.parse().unwrap()).collect());
+    let (h, qd, kvd, inter, layers, vocab) = (2048usize, 2048usize, 1024usize, 6144usize, 10usize, 151_936usize);
+    // (n, k) of q, k, v, o, gate, up, down
+    let shapes = [(qd, h), (kvd, h), (kvd, h), (h, qd), (inter, h), (inter, h), (h, inter)];
+    let mut seed = 1u32;
+    let mut rnd = || {
+        seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        (seed >> 9) as f32 / (1u32 << 23) as f32 - 0.5
+    };
+    let mats: Vec<Vec<Vec<bf16>>> = (0..layers).map(|_| shapes.iter().map(|&(n, k)| (0..n * k).map(|_| bf16::from_f32(rnd() * 0.04)).collect()).collect()).collect();
+    let head: Vec<bf16> = (0..vocab * h).map(|_| bf16::from_f32(rnd() * 0.04)).collect();
+    let x: Vec<f32> = (0..16 * inter).map(|_| rnd()).collect();
+    let mut y = vec![0f32; 16 * vocab];
+    let layer_bytes: usize = shapes.iter().map(|&(n, k)| n * k * 2).sum();
+    let kern = kernel();
+    println!("kernel {kern:?}, threads {}", rayon::current_num_threads());
+    for &m in &rows {
+        let mut t_layers = Vec::new();
+        let mut t_head = Vec::new();
+        for _ in 0..rounds {
+            let t = Instant::now();
+            for l in &mats {
+                for (w, &(n, k)) in l.iter().zip(&shapes) {
+                    assert!(gemv_with(kern, &x[..m * k], m, k, w, n, None, &mut y[..m * n]));
+                }
+            }
+            t_layers.push(t.elapsed().as_secs_f64() / layers as f64);
+            let t = Instant::now();
+            gemv_with(kern, &x[..m * h], m, h, &head, vocab, None, &mut y[..m * vocab]);
+            t_head.push(t.elapsed().as_secs_f64());
+        }
+        for (what, mut ts, bytes) in [("layer", t_layers, layer_bytes), ("lm_head", t_head, vocab * h * 2)] {
+            ts.sort_by(|a, b| a.partial_cmp(b).unwrap());
+            let (best, med) = (ts[0], ts[ts.len() / 2]);
+            let flop = (bytes / 2 * 2 * m) as f64;
+            println!("m={m:2} {what:8} best {:7.2} ms  med {:7.2} ms  best {:6.1} GFLOP/s {:5.1} GB/s  med {:6.1} GFLOP/s {:5.1} GB/s", best * 1e3, med * 1e3, flop / best * 1e-9, bytes as f64 / best * 1e-9, flop / med * 1e-9, bytes as f64 / med * 1e-9);
+        }
+    }
+}
+
+/// One thread's f32 FMA rate now (24 independent zmm chains), best of 50 runs of 4096 iterations.
+fn peak() -> f64 {
+    #[target_feature(enable = "avx512f")]
+    unsafe fn chains(iters: usize) -> f32 {
+        use std::arch::x86_64::*;
+        let mut a = [_mm512_set1_ps(1.0); 24];
+        let (b, c) = (_mm512_set1_ps(0.999_999), _mm512_set1_ps(1e-7));
+        for _ in 0..iters {
+            for v in a.iter_mut() {
+                *v = _mm512_fmadd_ps(*v, b, c);
+            }
+        }
+        a.iter().map(|v| _mm512_reduce_add_ps(*v)).sum()
+    }
+    let mut best = f64::MAX;
+    for _ in 0..50 {
+        let t = Instant::now();
+        std::hint::black_box(unsafe { chains(std::hint::black_box(4096)) });
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    (4096 * 24 * 32) as f64 / best * 1e-9
+}
