@@ -20,7 +20,7 @@ decode steps; never run on a GPU yet).
 --profile (CPU) adds one pass with stage timers after the figures: one encode of the first image,
 one prefill, --decode-tokens decode steps; time per stage (patchify, ViT GEMMs, ViT attention,
 ViT elementwise, visual head, VTE, prefill, decode, sampling), GFLOP/s and % of the measured
-f32 FMA peak for the compute stages; then "decode_breakdown": batched decode steps of 1 and 8 rows
+f32 FMA peak for the compute stages; then decode_breakdown: batched decode steps of 1 and 8 rows
 timed by part (q/k/v, o, gate/up, down, attention, elementwise, lm_head) to find where a step goes.
 --precision bf16 (CPU): the compute-bound products (ViT, visual head, VTE, prefill) round activations
 to bf16 and use AMX or AVX512_BF16 dot products where the CPU has them (f32 otherwise); f32 (default)
