@@ -489,6 +489,37 @@ mod tests {
         }
     }
 
+    /// Scales are stored as f16 and the integers rounded against that stored value: a group far below
+    /// f16's range (|w| ~ 1e-9: its scale underflows) becomes zeros with scale 0, not garbage; a
+    /// group of large values (amax 1000) keeps its top integer at ±127 (int8) and within half a step.
+    #[test]
+    fn f16_scales_at_the_edges_of_their_range() {
+        for mode in [WeightMode::Int8, WeightMode::Int4] {
+            let k = 128;
+            let mut w = vec![bf16::ZERO; k];
+            for (e, v) in w.iter_mut().enumerate() {
+                *v = bf16::from_f32(if e < 64 { 1e-9 * (e as f32 - 32.0) } else { 1000.0 * (e as f32 - 96.0) / 32.0 });
+            }
+            let qm = QuantMatrix::quantize(&w, 1, k, mode);
+            let g = mode.group();
+            for e in 0..64 {
+                assert_eq!(qm.q(0, e), 0, "{mode:?}: value {e} of the tiny block");
+                assert_eq!(qm.scale(0, e / g), 0.0);
+            }
+            let mut back = vec![bf16::ZERO; k];
+            qm.dequantize_rows(0, 1, &mut back);
+            for e in 64..k {
+                let step = qm.scale(0, e / g);
+                assert!(step > 0.0 && step == half::f16::from_f32(step).to_f32());
+                let bound = if mode == WeightMode::Int8 { 0.5 * step } else { (0.5 * step).max(1000.0 - 7.0 * step) };
+                assert!((back[e].to_f32() - w[e].to_f32()).abs() <= bound + 4e-3 * w[e].to_f32().abs(), "{mode:?} value {e}");
+            }
+            if mode == WeightMode::Int8 {
+                assert_eq!(qm.q(0, 64), -127, "the group's largest magnitude takes the top integer");
+            }
+        }
+    }
+
     /// int4's position order is a permutation whose inverse is `int4_position`, and each VNNI lane
     /// (4 positions) holds values of one group: group l % 2 for lane l.
     #[test]
