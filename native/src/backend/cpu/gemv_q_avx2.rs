@@ -36,7 +36,7 @@ pub fn gemv(w: &QuantMatrix, x: &QuantX, bias: Option<&[f32]>, y: &mut [f32]) {
 unsafe fn row(w: &QuantMatrix, x: &QuantX, j: usize, bias: Option<&[f32]>, out: SharedOut) {
     let (kp, m) = (x.kp, x.m);
     let int8 = w.mode == WeightMode::Int8;
-    let (data, sc) = (w.data.as_ptr(), w.scales.as_ptr());
+    let data = w.data.as_ptr();
     let mut acc = [_mm256_setzero_ps(); MAX_ROWS];
     for b in 0..kp / BLOCK {
         // the block's 64 weights as int16, in order: values 16i..16i+15 in wv[i]
@@ -57,8 +57,7 @@ unsafe fn row(w: &QuantMatrix, x: &QuantX, j: usize, bias: Option<&[f32]>, out: 
         }
         // weight scales of the block's two groups (int8: one); int4 positions 4l..4l+3 are in group
         // l % 2, so the madd lanes (2 positions each) alternate groups in pairs: A A B B A A B B
-        let si = w.scale_at(j, if int8 { b } else { 2 * b });
-        let (swa, swb) = if int8 { (*sc.add(si), *sc.add(si)) } else { (*sc.add(si), *sc.add(si + 1)) };
+        let (swa, swb) = if int8 { (w.scale(j, b), w.scale(j, b)) } else { (w.scale(j, 2 * b), w.scale(j, 2 * b + 1)) };
         for (r, a) in acc.iter_mut().enumerate().take(m) {
             let xp = x.q.as_ptr().add(r * kp + b * BLOCK);
             let mut sum = _mm256_setzero_si256();
