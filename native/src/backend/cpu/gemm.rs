@@ -79,10 +79,25 @@ mod avx512 {
 
     const MR: usize = 12;
     const NR: usize = 32;
+    /// Depth of one packed W panel: KC × 32 f32 = 32 KiB, L1-resident while the x panels stream.
     const KC: usize = 256;
-    /// Rows of x per task (40 panels): W is re-packed once per such block, 1/480 of the FMAs.
-    const MB: usize = 40 * MR;
+    /// Most rows of x per task (66 panels, 792 rows: a whole 448² image's 784 patches): W is packed
+    /// once per such block, so the rows of one block share each widened W panel.
+    const MB: usize = 66 * MR;
+    /// Most 32-column W panels per task (8 × 32 KiB packed, L2-resident).
     const MAX_PANELS: usize = 8;
+
+    /// Cache blocking of one product (the constants above; the timing harness sweeps them).
+    #[derive(Clone, Copy, Debug)]
+    pub(super) struct Blocking {
+        pub kc: usize,
+        pub mb: usize,
+        /// x panels per row chunk inside a task.
+        pub mc: usize,
+        /// Experiment switches (bit 0: prefetch the y tile).
+        pub exp: usize,
+    }
+    const BLOCKING: Blocking = Blocking { kc: KC, mb: MB, mc: 20, exp: 1 };
 
     thread_local! {
         static X_PACK: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
@@ -91,24 +106,39 @@ mod avx512 {
 
     #[allow(clippy::too_many_arguments)]
     pub(super) fn gemm(x: &[f32], m: usize, k: usize, w: &[bf16], n: usize, bias: Option<&[f32]>, y: &mut [f32], layout: WLayout) {
+        gemm_blocked(x, m, k, w, n, bias, y, layout, BLOCKING)
+    }
+
+    /// Splits `count` items into `parts` near-equal contiguous ranges; range i.
+    fn share(count: usize, parts: usize, i: usize) -> Range<usize> {
+        count * i / parts..count * (i + 1) / parts
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn gemm_blocked(x: &[f32], m: usize, k: usize, w: &[bf16], n: usize, bias: Option<&[f32]>, y: &mut [f32], layout: WLayout, bl: Blocking) {
         with_scratch(&X_PACK, m.div_ceil(MR) * k * MR, |ap| {
             pack_x(x, m, k, ap);
             let threads = rayon::current_num_threads().max(1);
-            let n_panels = n.div_ceil(NR);
-            let m_blocks = m.div_ceil(MB);
-            // At least ~4 tasks per thread when the shape allows, so work stealing can balance them.
-            let want = (4 * threads).div_ceil(m_blocks);
-            let ppt = (n_panels / want).clamp(1, MAX_PANELS);
-            let n_tasks = n_panels.div_ceil(ppt);
+            let (m_panels, n_panels) = (m.div_ceil(MR), n.div_ceil(NR));
+            let m_blocks = m.div_ceil(bl.mb);
+            // Equal tasks, a multiple of the thread count when the shape allows (an odd task left for
+            // one thread at the end idles the other: with 2 threads, 9 tasks cost 5): at least ~4 per
+            // thread so work stealing can absorb a thread the OS takes away for a while.
+            let mut n_tasks = n_panels.div_ceil(MAX_PANELS).max((4 * threads).div_ceil(m_blocks)).min(n_panels);
+            while (m_blocks * n_tasks) % threads != 0 && n_tasks < n_panels {
+                n_tasks += 1;
+            }
+            let max_np = n_panels.div_ceil(n_tasks);
             let out = SharedOut(y.as_mut_ptr());
             let ap = &*ap;
             (0..m_blocks * n_tasks).into_par_iter().for_each(|t| {
                 let (mb, nt) = (t / n_tasks, t % n_tasks);
-                let rows = mb * MB..m.min((mb + 1) * MB);
-                let cols = nt * ppt * NR..n.min((nt + 1) * ppt * NR);
-                with_scratch(&W_PACK, ppt * KC * NR, |bp| {
+                let (pr, pc) = (share(m_panels, m_blocks, mb), share(n_panels, n_tasks, nt));
+                let rows = pr.start * MR..m.min(pr.end * MR);
+                let cols = pc.start * NR..n.min(pc.end * NR);
+                with_scratch(&W_PACK, max_np * bl.kc * NR, |bp| {
                     // SAFETY: AVX-512F was detected by the caller; tasks write disjoint (rows, cols) blocks of y.
-                    unsafe { task(ap, k, w, rows, cols, bias, out, n, bp, layout) };
+                    unsafe { task(ap, k, w, rows, cols, bias, out, n, bp, layout, bl) };
                 });
             });
         });
@@ -135,30 +165,38 @@ mod avx512 {
 
     #[target_feature(enable = "avx512f")]
     #[allow(clippy::too_many_arguments)]
-    unsafe fn task(ap: &[f32], k: usize, w: &[bf16], rows: Range<usize>, cols: Range<usize>, bias: Option<&[f32]>, out: SharedOut, n: usize, bp: &mut [f32], layout: WLayout) {
+    unsafe fn task(ap: &[f32], k: usize, w: &[bf16], rows: Range<usize>, cols: Range<usize>, bias: Option<&[f32]>, out: SharedOut, n: usize, bp: &mut [f32], layout: WLayout, bl: Blocking) {
+        let kc_max = bl.kc;
         let np = cols.len().div_ceil(NR);
         let (q0, q1) = (rows.start / MR, rows.end.div_ceil(MR));
         let mut pc = 0;
         while pc < k {
-            let kc = KC.min(k - pc);
+            let kc = kc_max.min(k - pc);
             for p in 0..np {
                 let c0 = cols.start + p * NR;
-                let dst = bp.as_mut_ptr().add(p * KC * NR);
+                let dst = bp.as_mut_ptr().add(p * kc_max * NR);
                 match layout {
                     WLayout::NK => pack_w(w, k, c0, NR.min(cols.end - c0), pc, kc, dst),
                     WLayout::KN => pack_w_kn(w, n, c0, NR.min(cols.end - c0), pc, kc, dst),
                 }
             }
-            for p in 0..np {
-                let c0 = cols.start + p * NR;
-                let nv = NR.min(cols.end - c0);
-                let b = bp.as_ptr().add(p * KC * NR);
-                let bias_p = bias.map(|v| v.as_ptr().add(c0));
-                for q in q0..q1 {
-                    let r0 = q * MR;
-                    let a = ap.as_ptr().add(q * k * MR + pc * MR);
-                    kernel(kc, a, b, out.at(r0 * n + c0), n, MR.min(rows.end - r0), nv, pc == 0, bias_p);
+            // Row chunks of ≤ mc panels: the chunk's x panels (mc · 12 KiB at KC = 256) and y tiles stay
+            // in L2 while every W panel of the block passes over them.
+            let mut qc = q0;
+            while qc < q1 {
+                let qe = q1.min(qc + bl.mc);
+                for p in 0..np {
+                    let c0 = cols.start + p * NR;
+                    let nv = NR.min(cols.end - c0);
+                    let b = bp.as_ptr().add(p * kc_max * NR);
+                    let bias_p = bias.map(|v| v.as_ptr().add(c0));
+                    for q in qc..qe {
+                        let r0 = q * MR;
+                        let a = ap.as_ptr().add(q * k * MR + pc * MR);
+                        kernel(kc, a, b, out.at(r0 * n + c0), n, MR.min(rows.end - r0), nv, pc == 0, bias_p, bl.exp);
+                    }
                 }
+                qc = qe;
             }
             pc += kc;
         }
@@ -221,7 +259,15 @@ mod avx512 {
     /// k-block the tile is bias (or 0) + product, later blocks add to what is stored.
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
-    unsafe fn kernel(kc: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize, mv: usize, nv: usize, first: bool, bias: Option<*const f32>) {
+    unsafe fn kernel(kc: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize, mv: usize, nv: usize, first: bool, bias: Option<*const f32>, exp: usize) {
+        // The y tile's 12 rows lie n floats apart and were last touched a whole k-block ago (out of
+        // L1, often out of L2): fetch them now so the read-modify-write at the end does not wait.
+        for i in 0..if exp & 1 != 0 { mv } else { 0 } {
+            let y = c.add(i * ldc) as *const i8;
+            _mm_prefetch::<_MM_HINT_T0>(y);
+            _mm_prefetch::<_MM_HINT_T0>(y.add(64));
+            _mm_prefetch::<_MM_HINT_T0>(y.add(124));
+        }
         let mut acc = [[_mm512_setzero_ps(); 2]; MR];
         for kk in 0..kc {
             let b0 = _mm512_loadu_ps(b.add(kk * NR));
@@ -244,6 +290,139 @@ mod avx512 {
                 let (c0, c1) = if first { (bias0, bias1) } else { (_mm512_maskz_loadu_ps(m0, y), _mm512_maskz_loadu_ps(m1, y.add(16))) };
                 _mm512_mask_storeu_ps(y, m0, _mm512_add_ps(c0, row[0]));
                 _mm512_mask_storeu_ps(y.add(16), m1, _mm512_add_ps(c1, row[1]));
+            }
+        }
+    }
+
+
+    /// Timing harness (ignored; `cargo test --release --lib gemm::avx512::rate -- --ignored --nocapture`):
+    /// single-thread rates in GFLOP per CPU-second (thread CPU time: less sensitive to the other
+    /// processes sharing the cores than wall time): the FMA peak, the micro-kernel on L1-resident
+    /// panels, and whole products. `OVIS_GEMM_SHAPES="m,k,n;m,k,n"` picks the products.
+    #[cfg(test)]
+    mod rate {
+        use super::*;
+
+        extern "C" {
+            fn clock_gettime(clk: i32, ts: *mut [i64; 2]) -> i32;
+        }
+        fn thread_cpu_s() -> f64 {
+            let mut ts = [0i64; 2];
+            // SAFETY: CLOCK_THREAD_CPUTIME_ID = 3 on Linux; ts is a valid timespec.
+            unsafe { clock_gettime(3, &mut ts) };
+            ts[0] as f64 + ts[1] as f64 * 1e-9
+        }
+
+        /// Median of 3 rounds of `f` (each doing `flop` FLOPs), GFLOP per CPU-second.
+        fn median_rate(flop: f64, mut f: impl FnMut()) -> f64 {
+            f();
+            let mut r: Vec<f64> = (0..3)
+                .map(|_| {
+                    let t0 = thread_cpu_s();
+                    f();
+                    flop / (thread_cpu_s() - t0) / 1e9
+                })
+                .collect();
+            r.sort_by(|a, b| a.partial_cmp(b).unwrap());
+            r[1]
+        }
+
+        #[target_feature(enable = "avx512f")]
+        unsafe fn fma_loop(iters: usize) -> f32 {
+            let mut a = [_mm512_set1_ps(1.0); 12];
+            let (x, y) = (_mm512_set1_ps(0.999_999), _mm512_set1_ps(1e-7));
+            for _ in 0..iters {
+                for v in a.iter_mut() {
+                    *v = _mm512_fmadd_ps(*v, x, y);
+                }
+            }
+            a.iter().map(|v| _mm512_reduce_add_ps(*v)).sum()
+        }
+
+        #[target_feature(enable = "avx512f")]
+        unsafe fn kernel_calls(calls: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
+            for _ in 0..calls {
+                kernel(KC, a.as_ptr(), b.as_ptr(), c.as_mut_ptr(), NR, MR, NR, false, None, 1);
+            }
+        }
+
+        #[test]
+        #[ignore]
+        fn rates() {
+            if !std::arch::is_x86_feature_detected!("avx512f") {
+                eprintln!("SKIP gemm::avx512::rate::rates: this CPU has no AVX-512F");
+                return;
+            }
+            let iters = 20_000_000;
+            // SAFETY: AVX-512F detected.
+            let peak = median_rate(12.0 * 32.0 * iters as f64, || {
+                std::hint::black_box(unsafe { fma_loop(iters) });
+            });
+            eprintln!("RATE peak: {peak:.1}");
+            // Micro-kernel alone: one 12 × KC x panel and one KC × 32 W panel, both in L1.
+            let a: Vec<f32> = (0..KC * MR).map(|i| (i % 7) as f32 * 0.1).collect();
+            let b: Vec<f32> = (0..KC * NR).map(|i| (i % 5) as f32 * 0.1).collect();
+            let mut c = vec![0f32; MR * NR];
+            let calls = 20_000;
+            let kern = median_rate(2.0 * (MR * NR * KC * calls) as f64, || {
+                // SAFETY: AVX-512F detected; a, b, c hold the tile.
+                unsafe { kernel_calls(calls, &a, &b, &mut c) };
+            });
+            eprintln!("RATE kernel (L1): {kern:.1} = {:.0} % of peak", 100.0 * kern / peak);
+            let shapes: Vec<(usize, usize, usize)> = match std::env::var("OVIS_GEMM_SHAPES") {
+                Ok(s) => s
+                    .split(';')
+                    .map(|t| {
+                        let v: Vec<usize> = t.split(',').map(|x| x.trim().parse().unwrap()).collect();
+                        (v[0], v[1], v[2])
+                    })
+                    .collect(),
+                Err(_) => vec![(784, 1152, 1152), (784, 1152, 4304), (784, 4304, 1152), (128, 2048, 2048), (222, 2048, 6144), (128, 6144, 2048)],
+            };
+            let blockings: Vec<Blocking> = match std::env::var("OVIS_GEMM_BLOCKING") {
+                Ok(s) => s
+                    .split(';')
+                    .map(|t| {
+                        let v: Vec<usize> = t.split(',').map(|x| x.trim().parse().unwrap()).collect();
+                        Blocking { kc: v[0], mb: v[1], mc: v[2], exp: v[3] }
+                    })
+                    .collect(),
+                Err(_) => vec![BLOCKING],
+            };
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+            let rounds: usize = std::env::var("OVIS_GEMM_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
+            for (m, k, n) in shapes {
+                let x: Vec<f32> = (0..m * k).map(|i| ((i * 7 % 13) as f32 - 6.0) / 7.0).collect();
+                let w: Vec<bf16> = (0..n * k).map(|i| bf16::from_f32(((i * 5 % 11) as f32 - 5.0) / 9.0)).collect();
+                let bias: Vec<f32> = (0..n).map(|j| j as f32).collect();
+                let mut y = vec![0f32; m * n];
+                let flop = 2.0 * (m * k * n) as f64;
+                let reps = (3e9 / flop).ceil() as usize;
+                // Interleaved: per round a short peak measurement, then each variant once; the
+                // median over rounds of rate ÷ that round's peak.
+                let mut shares = vec![Vec::new(); blockings.len()];
+                for _ in 0..rounds {
+                    let it = 4_000_000;
+                    let t0 = thread_cpu_s();
+                    // SAFETY: AVX-512F detected.
+                    std::hint::black_box(unsafe { fma_loop(it) });
+                    let pk = 12.0 * 32.0 * it as f64 / (thread_cpu_s() - t0) / 1e9;
+                    for (v, &bl) in blockings.iter().enumerate() {
+                        let r = pool.install(|| {
+                            let t0 = thread_cpu_s();
+                            for _ in 0..reps {
+                                gemm_blocked(&x, m, k, &w, n, Some(&bias), &mut y, WLayout::NK, bl);
+                            }
+                            flop * reps as f64 / (thread_cpu_s() - t0) / 1e9
+                        });
+                        shares[v].push(r / pk);
+                    }
+                }
+                for (v, bl) in blockings.iter().enumerate() {
+                    let sh = &mut shares[v];
+                    sh.sort_by(|a, b| a.partial_cmp(b).unwrap());
+                    eprintln!("RATE {m}x{k}x{n} {bl:?}: median {:.1} % of peak (min {:.1}, max {:.1})", 100.0 * sh[sh.len() / 2], 100.0 * sh[0], 100.0 * sh[sh.len() - 1]);
+                }
             }
         }
     }
@@ -276,3 +455,4 @@ mod avx512 {
         }
     }
 }
+
