@@ -68,7 +68,7 @@ pub(super) fn gemm_bf16_kn(x: &[f32], m: usize, k: usize, w: &[bf16], n: usize, 
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use super::WLayout;
-    use crate::backend::cpu::gemm_pack::for_each_pair16;
+    use crate::backend::cpu::gemm_pack::{for_each_pair16, transpose16};
     use crate::backend::cpu::matmul::SharedOut;
     use crate::backend::cpu::scratch::with_scratch;
     use half::bf16;
@@ -117,7 +117,11 @@ mod avx512 {
     #[allow(clippy::too_many_arguments)]
     fn gemm_blocked(x: &[f32], m: usize, k: usize, w: &[bf16], n: usize, bias: Option<&[f32]>, y: &mut [f32], layout: WLayout, bl: Blocking) {
         with_scratch(&X_PACK, m.div_ceil(MR) * k * MR, |ap| {
-            pack_x(x, m, k, ap);
+            if bl.exp & 2 != 0 {
+                pack_x_transposed(x, m, k, ap);
+            } else {
+                pack_x(x, m, k, ap);
+            }
             let threads = rayon::current_num_threads().max(1);
             let (m_panels, n_panels) = (m.div_ceil(MR), n.div_ceil(NR));
             let m_blocks = m.div_ceil(bl.mb);
@@ -142,6 +146,34 @@ mod avx512 {
                 });
             });
         });
+    }
+
+    /// x [m, k] → ap [⌈m/12⌉][k][12] (as `pack_x`): 16 steps of the panel's rows per round, read
+    /// contiguously, transposed in registers (gemm_pack.rs), 12 lanes stored per step.
+    fn pack_x_transposed(x: &[f32], m: usize, k: usize, ap: &mut [f32]) {
+        ap.par_chunks_mut(k * MR).enumerate().for_each(|(q, panel)| {
+            let valid = MR.min(m - q * MR);
+            // SAFETY: AVX-512F was detected by the caller; rows < valid lie in x, steps < k in the row.
+            unsafe { pack_x_panel(&x[q * MR * k..(q * MR + valid) * k], k, valid, panel) };
+        });
+    }
+
+    #[target_feature(enable = "avx512f")]
+    unsafe fn pack_x_panel(x: &[f32], k: usize, valid: usize, panel: &mut [f32]) {
+        let mut kk = 0;
+        while kk < k {
+            let steps = (k - kk).min(16);
+            let m = mask16(steps);
+            let mut r = [_mm512_setzero_si512(); 16];
+            for (i, v) in r.iter_mut().enumerate().take(valid) {
+                *v = _mm512_maskz_loadu_epi32(m, x.as_ptr().add(i * k + kk) as *const i32);
+            }
+            let t = transpose16(r);
+            for (j, v) in t.iter().enumerate().take(steps) {
+                _mm512_mask_storeu_epi32(panel.as_mut_ptr().add((kk + j) * MR) as *mut i32, 0x0FFF, *v);
+            }
+            kk += steps;
+        }
     }
 
     /// x [m, k] → ap [⌈m/12⌉][k][12]; the rows past m of the last panel are zeroed.
@@ -269,14 +301,31 @@ mod avx512 {
             _mm_prefetch::<_MM_HINT_T0>(y.add(124));
         }
         let mut acc = [[_mm512_setzero_ps(); 2]; MR];
-        for kk in 0..kc {
-            let b0 = _mm512_loadu_ps(b.add(kk * NR));
-            let b1 = _mm512_loadu_ps(b.add(kk * NR + 16));
+        #[inline(always)]
+        unsafe fn step(acc: &mut [[__m512; 2]; MR], a: *const f32, b: *const f32) {
+            let b0 = _mm512_loadu_ps(b);
+            let b1 = _mm512_loadu_ps(b.add(16));
             for (i, row) in acc.iter_mut().enumerate() {
-                let av = _mm512_set1_ps(*a.add(kk * MR + i));
+                let av = _mm512_set1_ps(*a.add(i));
                 row[0] = _mm512_fmadd_ps(av, b0, row[0]);
                 row[1] = _mm512_fmadd_ps(av, b1, row[1]);
             }
+        }
+        let mut kk = 0;
+        if exp & 4 != 0 {
+            // 4 steps per trip: the loop's own integer µops (which may issue on the two FMA ports, 0
+            // and 5) come once per 96 FMAs instead of once per 24.
+            while kk + 4 <= kc {
+                step(&mut acc, a.add(kk * MR), b.add(kk * NR));
+                step(&mut acc, a.add((kk + 1) * MR), b.add((kk + 1) * NR));
+                step(&mut acc, a.add((kk + 2) * MR), b.add((kk + 2) * NR));
+                step(&mut acc, a.add((kk + 3) * MR), b.add((kk + 3) * NR));
+                kk += 4;
+            }
+        }
+        while kk < kc {
+            step(&mut acc, a.add(kk * MR), b.add(kk * NR));
+            kk += 1;
         }
         let (m0, m1) = (mask16(nv.min(16)), mask16(nv.saturating_sub(16)));
         let (bias0, bias1) = match bias {
@@ -345,6 +394,12 @@ mod avx512 {
                 kernel(KC, a.as_ptr(), b.as_ptr(), c.as_mut_ptr(), NR, MR, NR, false, None, 1);
             }
         }
+        #[target_feature(enable = "avx512f")]
+        unsafe fn kernel_calls4(calls: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
+            for _ in 0..calls {
+                kernel(KC, a.as_ptr(), b.as_ptr(), c.as_mut_ptr(), NR, MR, NR, false, None, 5);
+            }
+        }
 
         #[test]
         #[ignore]
@@ -369,6 +424,11 @@ mod avx512 {
                 unsafe { kernel_calls(calls, &a, &b, &mut c) };
             });
             eprintln!("RATE kernel (L1): {kern:.1} = {:.0} % of peak", 100.0 * kern / peak);
+            let kern = median_rate(2.0 * (MR * NR * KC * calls) as f64, || {
+                // SAFETY: AVX-512F detected; a, b, c hold the tile.
+                unsafe { kernel_calls4(calls, &a, &b, &mut c) };
+            });
+            eprintln!("RATE kernel unrolled 4 (L1): {kern:.1} = {:.0} % of peak", 100.0 * kern / peak);
             let shapes: Vec<(usize, usize, usize)> = match std::env::var("OVIS_GEMM_SHAPES") {
                 Ok(s) => s
                     .split(';')
@@ -430,6 +490,26 @@ mod avx512 {
     #[cfg(test)]
     mod tests {
         use super::*;
+
+        /// The transposing x pack against the element-by-element one: partial last panels, k not a
+        /// multiple of 16, k below 16.
+        #[test]
+        fn pack_x_transposed_matches_scalar() {
+            if !std::arch::is_x86_feature_detected!("avx512f") {
+                eprintln!("SKIP gemm::avx512::pack_x_transposed_matches_scalar: this CPU has no AVX-512F");
+                return;
+            }
+            for &(m, k) in &[(1usize, 1usize), (12, 16), (25, 37), (13, 300), (36, 5)] {
+                let x: Vec<f32> = (0..m * k).map(|i| i as f32 * 0.5 - 3.0).collect();
+                let len = m.div_ceil(MR) * k * MR;
+                let (mut a, mut b) = (vec![f32::NAN; len], vec![f32::NAN; len]);
+                pack_x(&x, m, k, &mut a);
+                pack_x_transposed(&x, m, k, &mut b);
+                for (i, (p, q)) in a.iter().zip(&b).enumerate() {
+                    assert_eq!(p.to_bits(), q.to_bits(), "m={m} k={k}: element {i}");
+                }
+            }
+        }
 
         /// The transposing W pack against element-by-element widening: partial column panels
         /// (nv < 16, 16 < nv < 32), k-blocks shorter than a 16-pair block, odd, and at an offset pc.
