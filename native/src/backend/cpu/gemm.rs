@@ -3,12 +3,20 @@
 //!
 //! Layout (AVX-512, f32 FMA):
 //! * x is packed once into panels of MR = 12 rows, [m/12][k][12] (zero rows pad the last panel), so
-//!   the micro-kernel reads the 12 values of one k-step contiguously.
-//! * Each task owns a block of ≤ 8·32 columns of W and ≤ 480 rows of x. Per k-block of KC = 256 it
-//!   packs its W block into [32-column panel][KC][32] f32 (8 × 32 KiB, L2-resident): contiguous reads
-//!   of 16 rows, transposed in registers as bf16 pairs (k, k+1) (gemm_pack.rs) and widened.
+//!   the micro-kernel reads the 12 values of one k-step contiguously (16 × 16 register transposes).
+//! * Tasks: equal column ranges of ≤ 8 panels of 32 and row blocks of ≤ 792 rows (a 448² image's 784
+//!   patches in one), a multiple of the thread count where the shape allows. Per k-block of KC = 256
+//!   a task packs its W columns into [32-column panel][KC][32] f32 on 64-byte lines (8 × 32 KiB,
+//!   L2-resident): contiguous reads of 16 rows, transposed in registers as bf16 pairs (k, k+1)
+//!   (gemm_pack.rs) and widened. Then, per chunk of MC = 20 x panels (240 rows), every W panel
+//!   passes over the chunk: the W panel (32 KiB) stays in L1, the chunk's x panels and y tiles in L2.
 //! * Micro-kernel: a 12 × 32 tile of y in 24 zmm accumulators; per k-step 2 loads of W, 12 broadcasts
-//!   of x, 24 FMAs. The W panel (32 KiB) stays in L1 while the x panels stream from L2.
+//!   of x, 24 FMAs (the FMA ports, 2 on a Sapphire Rapids core, are the bound: 12 cycles a step);
+//!   the y tile is prefetched at the start, since its read-modify-write at the end of each k-block
+//!   otherwise waits on L2 or L3.
+//! * Measured single-thread on the Xeon (Sapphire Rapids) VM: the kernel on L1-resident panels runs
+//!   at ~86 % of the FMA peak, whole ViT products at ~65–73 % (docs/performance.md, "f32 GEMM and
+//!   ViT on a 2-FMA-port Xeon"); `rate::rates` below is the harness.
 use half::bf16;
 
 /// Returns false when the CPU has neither AVX-512F nor AVX2+FMA (the caller then uses the portable
@@ -84,6 +92,8 @@ mod avx512 {
     /// Most rows of x per task (66 panels, 792 rows: a whole 448² image's 784 patches): W is packed
     /// once per such block, so the rows of one block share each widened W panel.
     const MB: usize = 66 * MR;
+    /// x panels per row chunk of a task (20 × 12 KiB at KC = 256, with their y tiles: L2-resident).
+    const MC: usize = 20;
     /// Most 32-column W panels per task (8 × 32 KiB packed, L2-resident).
     const MAX_PANELS: usize = 8;
 
@@ -94,10 +104,8 @@ mod avx512 {
         pub mb: usize,
         /// x panels per row chunk inside a task.
         pub mc: usize,
-        /// Experiment switches (bit 0: prefetch the y tile).
-        pub exp: usize,
     }
-    const BLOCKING: Blocking = Blocking { kc: KC, mb: MB, mc: 20, exp: 1 };
+    const BLOCKING: Blocking = Blocking { kc: KC, mb: MB, mc: MC };
 
     thread_local! {
         static X_PACK: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
@@ -117,11 +125,7 @@ mod avx512 {
     #[allow(clippy::too_many_arguments)]
     fn gemm_blocked(x: &[f32], m: usize, k: usize, w: &[bf16], n: usize, bias: Option<&[f32]>, y: &mut [f32], layout: WLayout, bl: Blocking) {
         with_scratch(&X_PACK, m.div_ceil(MR) * k * MR, |ap| {
-            if bl.exp & 2 != 0 {
-                pack_x_transposed(x, m, k, ap);
-            } else {
-                pack_x(x, m, k, ap);
-            }
+            pack_x(x, m, k, ap);
             let threads = rayon::current_num_threads().max(1);
             let (m_panels, n_panels) = (m.div_ceil(MR), n.div_ceil(NR));
             let m_blocks = m.div_ceil(bl.mb);
@@ -140,7 +144,11 @@ mod avx512 {
                 let (pr, pc) = (share(m_panels, m_blocks, mb), share(n_panels, n_tasks, nt));
                 let rows = pr.start * MR..m.min(pr.end * MR);
                 let cols = pc.start * NR..n.min(pc.end * NR);
-                with_scratch(&W_PACK, max_np * bl.kc * NR, |bp| {
+                with_scratch(&W_PACK, max_np * bl.kc * NR + 16, |bp| {
+                    // W panels on 64-byte lines: each of the kernel's two W loads per step then reads
+                    // one line, not two (a split load costs two of the L1's load slots).
+                    let skip = bp.as_ptr().align_offset(64);
+                    let bp = &mut bp[skip..];
                     // SAFETY: AVX-512F was detected by the caller; tasks write disjoint (rows, cols) blocks of y.
                     unsafe { task(ap, k, w, rows, cols, bias, out, n, bp, layout, bl) };
                 });
@@ -148,9 +156,10 @@ mod avx512 {
         });
     }
 
-    /// x [m, k] → ap [⌈m/12⌉][k][12] (as `pack_x`): 16 steps of the panel's rows per round, read
-    /// contiguously, transposed in registers (gemm_pack.rs), 12 lanes stored per step.
-    fn pack_x_transposed(x: &[f32], m: usize, k: usize, ap: &mut [f32]) {
+    /// x [m, k] → ap [⌈m/12⌉][k][12]; the rows past m of the last panel are zero. 16 steps of the
+    /// panel's rows per round, read contiguously, transposed in registers (gemm_pack.rs), 12 lanes
+    /// stored per step (the element-by-element copy it replaced took ~5 % of a ViT product).
+    fn pack_x(x: &[f32], m: usize, k: usize, ap: &mut [f32]) {
         ap.par_chunks_mut(k * MR).enumerate().for_each(|(q, panel)| {
             let valid = MR.min(m - q * MR);
             // SAFETY: AVX-512F was detected by the caller; rows < valid lie in x, steps < k in the row.
@@ -170,14 +179,15 @@ mod avx512 {
             }
             let t = transpose16(r);
             for (j, v) in t.iter().enumerate().take(steps) {
-                _mm512_mask_storeu_epi32(panel.as_mut_ptr().add((kk + j) * MR) as *mut i32, 0x0FFF, *v);
+                _mm512_mask_storeu_epi32(panel.as_mut_ptr().add((kk + j) * MR) as *mut i32, ((1u32 << MR) - 1) as __mmask16, *v);
             }
             kk += steps;
         }
     }
 
-    /// x [m, k] → ap [⌈m/12⌉][k][12]; the rows past m of the last panel are zeroed.
-    fn pack_x(x: &[f32], m: usize, k: usize, ap: &mut [f32]) {
+    /// The element-by-element x pack: the reference for `pack_x`'s test.
+    #[cfg(test)]
+    fn pack_x_scalar(x: &[f32], m: usize, k: usize, ap: &mut [f32]) {
         ap.par_chunks_mut(k * MR).enumerate().for_each(|(q, panel)| {
             let valid = MR.min(m - q * MR);
             for i in 0..MR {
@@ -212,8 +222,9 @@ mod avx512 {
                     WLayout::KN => pack_w_kn(w, n, c0, NR.min(cols.end - c0), pc, kc, dst),
                 }
             }
-            // Row chunks of ≤ mc panels: the chunk's x panels (mc · 12 KiB at KC = 256) and y tiles stay
-            // in L2 while every W panel of the block passes over them.
+            // Row chunks of ≤ mc panels: the chunk's x panels and y tiles stay in L2 while every W panel
+            // of the block passes over them (one chunk for all rows left the y tiles of fc2, 784 × 256
+            // columns, falling out of L2 between k-blocks).
             let mut qc = q0;
             while qc < q1 {
                 let qe = q1.min(qc + bl.mc);
@@ -225,7 +236,7 @@ mod avx512 {
                     for q in qc..qe {
                         let r0 = q * MR;
                         let a = ap.as_ptr().add(q * k * MR + pc * MR);
-                        kernel(kc, a, b, out.at(r0 * n + c0), n, MR.min(rows.end - r0), nv, pc == 0, bias_p, bl.exp);
+                        kernel(kc, a, b, out.at(r0 * n + c0), n, MR.min(rows.end - r0), nv, pc == 0, bias_p);
                     }
                 }
                 qc = qe;
@@ -291,10 +302,10 @@ mod avx512 {
     /// k-block the tile is bias (or 0) + product, later blocks add to what is stored.
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
-    unsafe fn kernel(kc: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize, mv: usize, nv: usize, first: bool, bias: Option<*const f32>, exp: usize) {
+    unsafe fn kernel(kc: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize, mv: usize, nv: usize, first: bool, bias: Option<*const f32>) {
         // The y tile's 12 rows lie n floats apart and were last touched a whole k-block ago (out of
         // L1, often out of L2): fetch them now so the read-modify-write at the end does not wait.
-        for i in 0..if exp & 1 != 0 { mv } else { 0 } {
+        for i in 0..mv {
             let y = c.add(i * ldc) as *const i8;
             _mm_prefetch::<_MM_HINT_T0>(y);
             _mm_prefetch::<_MM_HINT_T0>(y.add(64));
@@ -312,16 +323,14 @@ mod avx512 {
             }
         }
         let mut kk = 0;
-        if exp & 4 != 0 {
-            // 4 steps per trip: the loop's own integer µops (which may issue on the two FMA ports, 0
-            // and 5) come once per 96 FMAs instead of once per 24.
-            while kk + 4 <= kc {
-                step(&mut acc, a.add(kk * MR), b.add(kk * NR));
-                step(&mut acc, a.add((kk + 1) * MR), b.add((kk + 1) * NR));
-                step(&mut acc, a.add((kk + 2) * MR), b.add((kk + 2) * NR));
-                step(&mut acc, a.add((kk + 3) * MR), b.add((kk + 3) * NR));
-                kk += 4;
-            }
+        // 4 steps per trip: the loop's own integer µops (which may issue on the two FMA ports, 0 and
+        // 5) come once per 96 FMAs instead of once per 24.
+        while kk + 4 <= kc {
+            step(&mut acc, a.add(kk * MR), b.add(kk * NR));
+            step(&mut acc, a.add((kk + 1) * MR), b.add((kk + 1) * NR));
+            step(&mut acc, a.add((kk + 2) * MR), b.add((kk + 2) * NR));
+            step(&mut acc, a.add((kk + 3) * MR), b.add((kk + 3) * NR));
+            kk += 4;
         }
         while kk < kc {
             step(&mut acc, a.add(kk * MR), b.add(kk * NR));
@@ -391,13 +400,7 @@ mod avx512 {
         #[target_feature(enable = "avx512f")]
         unsafe fn kernel_calls(calls: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
             for _ in 0..calls {
-                kernel(KC, a.as_ptr(), b.as_ptr(), c.as_mut_ptr(), NR, MR, NR, false, None, 1);
-            }
-        }
-        #[target_feature(enable = "avx512f")]
-        unsafe fn kernel_calls4(calls: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
-            for _ in 0..calls {
-                kernel(KC, a.as_ptr(), b.as_ptr(), c.as_mut_ptr(), NR, MR, NR, false, None, 5);
+                kernel(KC, a.as_ptr(), b.as_ptr(), c.as_mut_ptr(), NR, MR, NR, false, None);
             }
         }
 
@@ -416,19 +419,16 @@ mod avx512 {
             eprintln!("RATE peak: {peak:.1}");
             // Micro-kernel alone: one 12 × KC x panel and one KC × 32 W panel, both in L1.
             let a: Vec<f32> = (0..KC * MR).map(|i| (i % 7) as f32 * 0.1).collect();
-            let b: Vec<f32> = (0..KC * NR).map(|i| (i % 5) as f32 * 0.1).collect();
+            let b: Vec<f32> = (0..KC * NR + 16).map(|i| (i % 5) as f32 * 0.1).collect();
+            let b = &b[b.as_ptr().align_offset(64) + std::env::var("OVIS_GEMM_B_OFFSET").ok().and_then(|v| v.parse().ok()).unwrap_or(0)..][..KC * NR];
             let mut c = vec![0f32; MR * NR];
             let calls = 20_000;
             let kern = median_rate(2.0 * (MR * NR * KC * calls) as f64, || {
                 // SAFETY: AVX-512F detected; a, b, c hold the tile.
-                unsafe { kernel_calls(calls, &a, &b, &mut c) };
+                unsafe { kernel_calls(calls, &a, b, &mut c) };
             });
             eprintln!("RATE kernel (L1): {kern:.1} = {:.0} % of peak", 100.0 * kern / peak);
-            let kern = median_rate(2.0 * (MR * NR * KC * calls) as f64, || {
-                // SAFETY: AVX-512F detected; a, b, c hold the tile.
-                unsafe { kernel_calls4(calls, &a, &b, &mut c) };
-            });
-            eprintln!("RATE kernel unrolled 4 (L1): {kern:.1} = {:.0} % of peak", 100.0 * kern / peak);
+
             let shapes: Vec<(usize, usize, usize)> = match std::env::var("OVIS_GEMM_SHAPES") {
                 Ok(s) => s
                     .split(';')
@@ -444,7 +444,7 @@ mod avx512 {
                     .split(';')
                     .map(|t| {
                         let v: Vec<usize> = t.split(',').map(|x| x.trim().parse().unwrap()).collect();
-                        Blocking { kc: v[0], mb: v[1], mc: v[2], exp: v[3] }
+                        Blocking { kc: v[0], mb: v[1], mc: v[2] }
                     })
                     .collect(),
                 Err(_) => vec![BLOCKING],
@@ -491,20 +491,54 @@ mod avx512 {
     mod tests {
         use super::*;
 
+        /// The whole product against an f64 reference, with bias, on shapes that cross every blocking
+        /// edge: partial 12-row panels and 32-column panels, k-blocks (256) with an odd remainder, row
+        /// chunks (MC panels), two row blocks (MB rows), one and many column tasks; both W layouts.
+        /// Bound: |error| ≤ 1e-5 · Σ|terms| + 1e-6 (f32 sums of ≤ 600 products).
+        #[test]
+        fn gemm_matches_f64_reference() {
+            if !std::arch::is_x86_feature_detected!("avx512f") {
+                eprintln!("SKIP gemm::avx512::gemm_matches_f64_reference: this CPU has no AVX-512F");
+                return;
+            }
+            for &(m, k, n) in &[(17usize, 33usize, 70usize), (250, 300, 100), (MB + 13, 519, 40), (29, 600, 300)] {
+                let x: Vec<f32> = (0..m * k).map(|i| ((i * 7 % 13) as f32 - 6.0) / 7.0).collect();
+                let w: Vec<bf16> = (0..n * k).map(|i| bf16::from_f32(((i * 5 % 11) as f32 - 5.0) / 9.0)).collect();
+                let bias: Vec<f32> = (0..n).map(|j| j as f32 * 0.25 - 3.0).collect();
+                for layout in [WLayout::NK, WLayout::KN] {
+                    let wv = |l: usize, j: usize| match layout {
+                        WLayout::NK => w[j * k + l].to_f64(),
+                        WLayout::KN => w[l * n + j].to_f64(),
+                    };
+                    let b = if layout == WLayout::NK { Some(&bias[..]) } else { None };
+                    let mut y = vec![f32::NAN; m * n];
+                    gemm(&x, m, k, &w, n, b, &mut y, layout);
+                    for i in 0..m {
+                        for j in 0..n {
+                            let r: f64 = (0..k).map(|l| x[i * k + l] as f64 * wv(l, j)).sum::<f64>() + b.map_or(0.0, |b| b[j] as f64);
+                            let mag: f64 = (0..k).map(|l| (x[i * k + l] as f64 * wv(l, j)).abs()).sum();
+                            let v = y[i * n + j] as f64;
+                            assert!((v - r).abs() <= 1e-5 * mag + 1e-6, "{layout:?} m={m} k={k} n={n}: y[{i},{j}] = {v}, want {r}");
+                        }
+                    }
+                }
+            }
+        }
+
         /// The transposing x pack against the element-by-element one: partial last panels, k not a
         /// multiple of 16, k below 16.
         #[test]
-        fn pack_x_transposed_matches_scalar() {
+        fn pack_x_matches_scalar() {
             if !std::arch::is_x86_feature_detected!("avx512f") {
-                eprintln!("SKIP gemm::avx512::pack_x_transposed_matches_scalar: this CPU has no AVX-512F");
+                eprintln!("SKIP gemm::avx512::pack_x_matches_scalar: this CPU has no AVX-512F");
                 return;
             }
             for &(m, k) in &[(1usize, 1usize), (12, 16), (25, 37), (13, 300), (36, 5)] {
                 let x: Vec<f32> = (0..m * k).map(|i| i as f32 * 0.5 - 3.0).collect();
                 let len = m.div_ceil(MR) * k * MR;
                 let (mut a, mut b) = (vec![f32::NAN; len], vec![f32::NAN; len]);
-                pack_x(&x, m, k, &mut a);
-                pack_x_transposed(&x, m, k, &mut b);
+                pack_x_scalar(&x, m, k, &mut a);
+                pack_x(&x, m, k, &mut b);
                 for (i, (p, q)) in a.iter().zip(&b).enumerate() {
                     assert_eq!(p.to_bits(), q.to_bits(), "m={m} k={k}: element {i}");
                 }
