@@ -217,6 +217,15 @@ mod avx512 {
             for p in 0..np {
                 let c0 = cols.start + p * NR;
                 let dst = bp.as_mut_ptr().add(p * kc_max * NR);
+                if layout == WLayout::NK {
+                    // The next panel's W lines (from DRAM: a ViT weight is 2.6–10 MB) are requested
+                    // while this one is packed; its rows are short runs (kc · 2 bytes) the hardware
+                    // prefetcher never ramps up on, and the pack otherwise waits on each line.
+                    let next = if p + 1 < np { Some((c0 + NR, pc)) } else if pc + kc < k { Some((cols.start, pc + kc)) } else { None };
+                    if let Some((r0, p0)) = next {
+                        prefetch_w(w, k, r0, NR.min(cols.end - r0), p0, kc_max.min(k - p0));
+                    }
+                }
                 match layout {
                     WLayout::NK => pack_w(w, k, c0, NR.min(cols.end - c0), pc, kc, dst),
                     WLayout::KN => pack_w_kn(w, n, c0, NR.min(cols.end - c0), pc, kc, dst),
@@ -251,6 +260,19 @@ mod avx512 {
             0xFFFF
         } else {
             ((1u32 << v) - 1) as __mmask16
+        }
+    }
+
+    /// Prefetches W[r0..r0+rows, pc..pc+kc] (bf16) into L2 ahead of its pack, one request per line.
+    #[inline(always)]
+    unsafe fn prefetch_w(w: &[bf16], k: usize, r0: usize, rows: usize, pc: usize, kc: usize) {
+        for r in r0..r0 + rows {
+            let row = w.as_ptr().add(r * k + pc) as *const i8;
+            let mut off = 0;
+            while off < kc * 2 {
+                _mm_prefetch::<_MM_HINT_T1>(row.add(off));
+                off += 64;
+            }
         }
     }
 
