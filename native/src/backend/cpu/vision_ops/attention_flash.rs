@@ -4,12 +4,14 @@
 //! no score row longer than KB is ever stored: memory per task is 12·KB scores + 12·hd outputs,
 //! whatever the segment length (a 1792² image is one 12 544-token segment).
 //!
-//! Layout, packed once per call:
+//! Layout, packed once per call (16 × 16 register transposes, into per-thread scratch reused across
+//! calls):
 //! * K per (head, segment): [⌈len/32⌉ blocks][hd][32 keys], zero keys past len, so the score tile
 //!   S[12 × 32] = Q[12 × hd] · Kᵀ[hd × 32] reads one contiguous 32·hd block (the GEMM's micro-kernel:
 //!   24 zmm accumulators, per d 2 loads and 12 broadcasts).
-//! * V per (head, segment): [len padded to 32][hdp] with hdp = hd rounded up to 16 (zero columns), so
-//!   O[4 rows × hdp] += P[4 × KB] · V[KB × hdp] keeps ≤ 4·hdp/16 zmm accumulators (hdp ≤ 96).
+//! * V per (head, segment): [len padded to 32][hdp] with hdp = hd rounded up to 16 (zero columns);
+//!   O[12 × hdp] += P[12 × KB] · V[KB × hdp] runs in column chunks of 32 (16 for the rest): the same
+//!   12 × 32 register tile, so each V line is read once per key block.
 //! Scores past the segment end are −∞ (their probability is exactly 0).
 use crate::backend::cpu::gemm_pack::transpose16;
 use crate::backend::cpu::matmul::SharedOut;
@@ -21,15 +23,15 @@ use std::cell::RefCell;
 const MR: usize = 12;
 const NR: usize = 32;
 const KB: usize = 128;
-/// Largest padded head_dim the P·V tile holds in registers (4 rows × 6 vectors = 24 zmm).
+/// Largest padded head_dim the kernel takes (the P·V chunks handle any; the bound keeps the per-task
+/// scratch small and the dispatch in attention.rs unchanged).
 pub(super) const MAX_HDP: usize = 96;
 
-/// exp(x) on 16 lanes (the Cephes expf of simd::exp: x = n·ln2 + r, degree-6 polynomial, scale by 2^n);
-/// x ≤ −88 (and −∞) gives 0.
+/// exp(x) for x ≤ 0 (scores minus their row max) on 16 lanes (the Cephes expf of simd::exp: x = n·ln2
+/// + r, degree-6 polynomial, scale by 2^n); x ≤ −88 (and −∞, whose NaN intermediate the final blend
+/// replaces) gives 0. No clamps: every 512-bit operation here takes a slot of the two FMA ports.
 #[inline(always)]
 unsafe fn exp16(x: __m512) -> __m512 {
-    let x = _mm512_max_ps(x, _mm512_set1_ps(-88.0));
-    let x = _mm512_min_ps(x, _mm512_set1_ps(88.0));
     let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm512_mul_ps(x, _mm512_set1_ps(std::f32::consts::LOG2_E)));
     let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693_359_4), x);
     let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.121_944_4e-4), r);
