@@ -45,6 +45,28 @@ pub(super) fn gemm_bf16(x: &[f32], m: usize, k: usize, w: &[bf16], n: usize, bia
     false
 }
 
+/// `gemm_bf16` followed by `post` (an elementwise function, e.g. GELU) on y, fused: each task applies it
+/// to its rows' columns right after their last k-block, while they are still in L2, instead of a
+/// separate pass over y from memory afterwards (fc1's y is 784 × 4304 f32 = 13.5 MB at 448²). The
+/// values are the same as `matmul_bf16` then `post`. False (nothing done) where another kernel would
+/// run the product (≤ 16 rows: the GEMV; `--precision bf16` with a bf16 unit; no AVX-512F): the caller
+/// then runs the two steps.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn gemm_bf16_then(x: &[f32], m: usize, k: usize, w: &[bf16], n: usize, bias: Option<&[f32]>, y: &mut [f32], post: fn(&mut [f32])) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use super::precision::{bf16_support, precision, Precision};
+        let bf16_dot = precision() == Precision::Bf16 && bf16_support().path.is_some();
+        if m > super::gemv::MAX_ROWS && k > 0 && n > 0 && !bf16_dot && std::arch::is_x86_feature_detected!("avx512f") {
+            assert!(x.len() == m * k && w.len() == n * k && y.len() == m * n && bias.is_none_or(|b| b.len() == n), "gemm_bf16_then: shapes");
+            avx512::gemm_post(x, m, k, w, n, bias, y, WLayout::NK, Some(post));
+            return true;
+        }
+    }
+    let _ = (x, m, k, w, n, bias, y, post);
+    false
+}
+
 /// How W is stored: [n, k] (linear layers, y = x·Wᵀ) or [k, n] (the VTE table, y = x·W).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(super) enum WLayout {
@@ -114,7 +136,13 @@ mod avx512 {
 
     #[allow(clippy::too_many_arguments)]
     pub(super) fn gemm(x: &[f32], m: usize, k: usize, w: &[bf16], n: usize, bias: Option<&[f32]>, y: &mut [f32], layout: WLayout) {
-        gemm_blocked(x, m, k, w, n, bias, y, layout, BLOCKING)
+        gemm_blocked(x, m, k, w, n, bias, y, layout, BLOCKING, None)
+    }
+
+    /// `gemm`, then `post` on every finished row stretch of y (see `gemm_bf16_then`).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn gemm_post(x: &[f32], m: usize, k: usize, w: &[bf16], n: usize, bias: Option<&[f32]>, y: &mut [f32], layout: WLayout, post: Option<fn(&mut [f32])>) {
+        gemm_blocked(x, m, k, w, n, bias, y, layout, BLOCKING, post)
     }
 
     /// Splits `count` items into `parts` near-equal contiguous ranges; range i.
@@ -123,7 +151,7 @@ mod avx512 {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn gemm_blocked(x: &[f32], m: usize, k: usize, w: &[bf16], n: usize, bias: Option<&[f32]>, y: &mut [f32], layout: WLayout, bl: Blocking) {
+    fn gemm_blocked(x: &[f32], m: usize, k: usize, w: &[bf16], n: usize, bias: Option<&[f32]>, y: &mut [f32], layout: WLayout, bl: Blocking, post: Option<fn(&mut [f32])>) {
         with_scratch(&X_PACK, m.div_ceil(MR) * k * MR, |ap| {
             pack_x(x, m, k, ap);
             let threads = rayon::current_num_threads().max(1);
@@ -150,7 +178,7 @@ mod avx512 {
                     let skip = bp.as_ptr().align_offset(64);
                     let bp = &mut bp[skip..];
                     // SAFETY: AVX-512F was detected by the caller; tasks write disjoint (rows, cols) blocks of y.
-                    unsafe { task(ap, k, w, rows, cols, bias, out, n, bp, layout, bl) };
+                    unsafe { task(ap, k, w, rows, cols, bias, out, n, bp, layout, bl, post) };
                 });
             });
         });
@@ -207,7 +235,7 @@ mod avx512 {
 
     #[target_feature(enable = "avx512f")]
     #[allow(clippy::too_many_arguments)]
-    unsafe fn task(ap: &[f32], k: usize, w: &[bf16], rows: Range<usize>, cols: Range<usize>, bias: Option<&[f32]>, out: SharedOut, n: usize, bp: &mut [f32], layout: WLayout, bl: Blocking) {
+    unsafe fn task(ap: &[f32], k: usize, w: &[bf16], rows: Range<usize>, cols: Range<usize>, bias: Option<&[f32]>, out: SharedOut, n: usize, bp: &mut [f32], layout: WLayout, bl: Blocking, post: Option<fn(&mut [f32])>) {
         let kc_max = bl.kc;
         let np = cols.len().div_ceil(NR);
         let (q0, q1) = (rows.start / MR, rows.end.div_ceil(MR));
@@ -246,6 +274,12 @@ mod avx512 {
                         let r0 = q * MR;
                         let a = ap.as_ptr().add(q * k * MR + pc * MR);
                         kernel(kc, a, b, out.at(r0 * n + c0), n, MR.min(rows.end - r0), nv, pc == 0, bias_p);
+                    }
+                }
+                if let Some(f) = post.filter(|_| pc + kc == k) {
+                    for r in qc * MR..rows.end.min(qe * MR) {
+                        // SAFETY: row r's columns `cols` belong to this task alone; r < m, cols ⊂ 0..n.
+                        f(std::slice::from_raw_parts_mut(out.at(r * n + cols.start), cols.len()));
                     }
                 }
                 qc = qe;
@@ -493,7 +527,7 @@ mod avx512 {
                         let r = pool.install(|| {
                             let t0 = thread_cpu_s();
                             for _ in 0..reps {
-                                gemm_blocked(&x, m, k, &w, n, Some(&bias), &mut y, WLayout::NK, bl);
+                                gemm_blocked(&x, m, k, &w, n, Some(&bias), &mut y, WLayout::NK, bl, None);
                             }
                             flop * reps as f64 / (thread_cpu_s() - t0) / 1e9
                         });
@@ -544,6 +578,30 @@ mod avx512 {
                         }
                     }
                 }
+            }
+        }
+
+        /// The fused epilogue gives exactly the product followed by the function, over several tasks,
+        /// row chunks and k-blocks (the function must see every element once, after the last k-block).
+        #[test]
+        fn post_matches_separate_pass() {
+            if !std::arch::is_x86_feature_detected!("avx512f") {
+                eprintln!("SKIP gemm::avx512::post_matches_separate_pass: this CPU has no AVX-512F");
+                return;
+            }
+            fn square_plus_one(v: &mut [f32]) {
+                v.iter_mut().for_each(|x| *x = *x * *x + 1.0);
+            }
+            let (m, k, n) = (MC * MR + 29, 600, 300);
+            let x: Vec<f32> = (0..m * k).map(|i| ((i * 7 % 13) as f32 - 6.0) / 7.0).collect();
+            let w: Vec<bf16> = (0..n * k).map(|i| bf16::from_f32(((i * 5 % 11) as f32 - 5.0) / 9.0)).collect();
+            let bias: Vec<f32> = (0..n).map(|j| j as f32 * 0.25 - 3.0).collect();
+            let (mut a, mut b) = (vec![f32::NAN; m * n], vec![f32::NAN; m * n]);
+            gemm(&x, m, k, &w, n, Some(&bias), &mut a, WLayout::NK);
+            square_plus_one(&mut a);
+            gemm_post(&x, m, k, &w, n, Some(&bias), &mut b, WLayout::NK, Some(square_plus_one));
+            for (i, (p, q)) in a.iter().zip(&b).enumerate() {
+                assert_eq!(p.to_bits(), q.to_bits(), "element {i}: {p} vs {q}");
             }
         }
 

@@ -53,6 +53,11 @@ pub fn gelu_tanh(x: &mut [f32]) {
     x.par_chunks_mut(4096).for_each(simd::gelu);
 }
 
+/// gelu_tanh on one stretch, on the calling thread (the fused epilogue of fc1's GEMM, gemm.rs).
+pub fn gelu_tanh_serial(x: &mut [f32]) {
+    simd::gelu(x);
+}
+
 /// Softmax over each row of x [rows, dim] in place (max-subtracted, f32).
 pub fn softmax_rows(x: &mut [f32], dim: usize) {
     x.par_chunks_mut(dim).for_each(simd::softmax);
