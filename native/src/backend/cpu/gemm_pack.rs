@@ -36,7 +36,7 @@ pub(super) unsafe fn for_each_pair16(w: &[bf16], k: usize, r0: usize, rows: usiz
 /// A 16 × 16 matrix of 32-bit lanes transposed (r[i] lane j → t[j] lane i): 32- and 64-bit unpacks
 /// within 128-bit lanes, then two rounds of 128-bit lane shuffles.
 #[inline(always)]
-unsafe fn transpose16(r: [__m512i; 16]) -> [__m512i; 16] {
+pub(super) unsafe fn transpose16(r: [__m512i; 16]) -> [__m512i; 16] {
     let mut a = [_mm512_setzero_si512(); 16];
     for i in 0..8 {
         a[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
