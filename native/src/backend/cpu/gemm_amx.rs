@@ -27,7 +27,7 @@ fn config() -> TileConfig {
 /// meets all the task's (L2-resident) panels. Caller: the AMX permission was granted
 /// (precision::bf16_support chose Amx).
 #[allow(clippy::too_many_arguments)]
-pub(super) fn gemm_cols(xb: &[u16], m: usize, kp: usize, wp: &[u16], c0: usize, cols: usize, n: usize, bias: Option<&[f32]>, out: SharedOut) {
+pub(super) fn gemm_cols(xb: &[u16], xs: usize, m: usize, kp: usize, wp: &[u16], c0: usize, cols: usize, n: usize, bias: Option<&[f32]>, out: SharedOut) {
     let cfg = config();
     let mut buf = Block([0f32; 32 * 32]);
     // SAFETY: permission granted (caller); the tile config is loaded before any tile use and released
@@ -37,7 +37,7 @@ pub(super) fn gemm_cols(xb: &[u16], m: usize, kp: usize, wp: &[u16], c0: usize, 
         asm!("ldtilecfg [{}]", in(reg) cfg.0.as_ptr(), options(nostack, readonly));
         for r0 in (0..m).step_by(32) {
             for c in (c0..c0 + cols).step_by(32) {
-                block(xb.as_ptr().add(r0 * kp), kp, wp.as_ptr().add(((c - c0) / 16) * kp * 16), &mut buf);
+                block(xb.as_ptr().add(r0 * xs), xs, kp, wp.as_ptr().add(((c - c0) / 16) * kp * 16), &mut buf);
                 write_out(&buf, r0, (m - r0).min(32), c, (n - c).min(32), n, bias, out);
             }
         }
@@ -50,9 +50,9 @@ struct Block([f32; 32 * 32]);
 
 /// buf [32][32] f32 = x rows (32 from `a`, stride kp) · the two W panels from `b` (second at +kp·16).
 #[inline(always)]
-unsafe fn block(a: *const u16, kp: usize, b: *const u16, buf: &mut Block) {
-    let lda = kp * 2;
-    let a_hi = a.add(16 * kp);
+unsafe fn block(a: *const u16, xs: usize, kp: usize, b: *const u16, buf: &mut Block) {
+    let lda = xs * 2;
+    let a_hi = a.add(16 * xs);
     let b_hi = b.add(kp * 16);
     asm!("tilezero tmm0", "tilezero tmm1", "tilezero tmm2", "tilezero tmm3", options(nostack, nomem));
     for kb in 0..kp / 32 {

@@ -47,10 +47,7 @@ pub(super) fn gemm_layout(path: Bf16Path, x: &[f32], m: usize, k: usize, w: &[bf
     // Row stride of packed x. The AVX512_BF16 kernel reads 12 rows at once: with kp·2 bytes a multiple
     // of 4 KiB (k = 2048, 6144) they would all sit in one L1 set and evict each other, so its rows get
     // one more 64-byte line of zeros. The AMX tiles load with stride kp (unchanged: untested here).
-    let xs = match path {
-        Bf16Path::Amx => kp,
-        Bf16Path::Avx512Bf16 => kp + KSTEP,
-    };
+    let xs = kp + KSTEP;
     with_u16(&X16, m_pad * xs, |xb| {
         // SAFETY: AVX512_BF16 + AVX-512F present (precision.rs checked before choosing a path).
         unsafe { pack_x(x, m, k, xs, xb) };
@@ -73,7 +70,7 @@ pub(super) fn gemm_layout(path: Bf16Path, x: &[f32], m: usize, k: usize, w: &[bf
                     }
                 }
                 match path {
-                    Bf16Path::Amx => super::gemm_amx::gemm_cols(xb, m, kp, wp, c0, cols, n, bias, out),
+                    Bf16Path::Amx => super::gemm_amx::gemm_cols(xb, xs, m, kp, wp, c0, cols, n, bias, out),
                     Bf16Path::Avx512Bf16 => avx512bf16_cols(xb, xs, m, kp, wp, c0, cols, n, bias, out),
                 }
             })
@@ -331,5 +328,67 @@ mod tests {
                 assert_eq!(xb[i * kp + t], want, "x[{i},{t}]");
             }
         }
+    }
+}
+
+/// Speed of the bf16 products on the shapes the 2B model runs (`cargo test --release --lib
+/// gemm_bf16dot::speed -- --ignored --nocapture`; OVIS_CPU_BF16=avx512bf16 for the other path):
+/// ViT at 448² (784 rows, k 1152/4304), prefill of 128 tokens (k 2048/6144), the visual head's
+/// first rows (196 × 4608 → 8192 of its 65 536 columns). Prints GFLOP/s of one thread, the median
+/// of 5 runs, timed in the thread's CPU time (the machine is shared: wall time says little).
+#[cfg(all(test, target_arch = "x86_64"))]
+mod speed {
+    use super::*;
+    use crate::backend::cpu::precision::bf16_support;
+
+    #[test]
+    #[ignore]
+    fn speed() {
+        let Some(path) = bf16_support().path else {
+            eprintln!("SKIP gemm_bf16dot::speed: {}", bf16_support().why);
+            return;
+        };
+        let shapes: &[(&str, usize, usize, usize)] = &[
+            ("vit qkv", 784, 1152, 3456),
+            ("vit fc1", 784, 1152, 4304),
+            ("vit fc2", 784, 4304, 1152),
+            ("prefill q", 128, 2048, 2048),
+            ("prefill gate_up", 128, 2048, 12288),
+            ("prefill down", 128, 6144, 2048),
+            ("head", 196, 4608, 8192),
+        ];
+        let mut total = (0f64, 0f64);
+        for &(name, m, k, n) in shapes {
+            let x: Vec<f32> = (0..m * k).map(|i| ((i * 37 % 101) as f32 - 50.0) / 47.0).collect();
+            let w: Vec<bf16> = (0..n * k).map(|i| bf16::from_f32(((i * 53 % 89) as f32 - 44.0) / 440.0)).collect();
+            let mut y = vec![0f32; m * n];
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+            let mut t: Vec<f64> = (0..5)
+                .map(|_| {
+                    pool.install(|| {
+                        let s = thread_cpu_s();
+                        gemm(path, &x, m, k, &w, n, None, &mut y);
+                        thread_cpu_s() - s
+                    })
+                })
+                .collect();
+            t.sort_by(|a, b| a.partial_cmp(b).unwrap());
+            let flop = 2.0 * (m * k * n) as f64;
+            total.0 += flop;
+            total.1 += t[2];
+            eprintln!("{path:?} {name:16} m={m:4} k={k:5} n={n:6}: {:7.2} ms, {:6.0} GFLOP/s", t[2] * 1e3, flop / t[2] / 1e9);
+        }
+        eprintln!("{path:?} all: {:.0} GFLOP/s", total.0 / total.1 / 1e9);
+    }
+
+    /// CPU seconds of this thread (clock_gettime(CLOCK_THREAD_CPUTIME_ID = 3), syscall 228).
+    fn thread_cpu_s() -> f64 {
+        let mut ts = [0i64; 2];
+        // SAFETY: the kernel writes one struct timespec (two i64) into ts.
+        unsafe {
+            std::arch::asm!("syscall", inlateout("rax") 228i64 => _, in("rdi") 3i64, in("rsi") ts.as_mut_ptr(),
+                lateout("rcx") _, lateout("r11") _, options(nostack));
+        }
+        ts[0] as f64 + ts[1] as f64 * 1e-9
     }
 }
