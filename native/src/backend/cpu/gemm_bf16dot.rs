@@ -27,7 +27,7 @@ pub(super) const KSTEP: usize = 32;
 pub(super) const MSTEP: usize = 32;
 
 thread_local! {
-    static X16: RefCell<Vec<u16>> = const { RefCell::new(Vec::new()) };
+    pub(super) static X16: RefCell<Vec<u16>> = const { RefCell::new(Vec::new()) };
     static W16: RefCell<Vec<u16>> = const { RefCell::new(Vec::new()) };
 }
 
@@ -42,6 +42,9 @@ pub(super) fn gemm(path: Bf16Path, x: &[f32], m: usize, k: usize, w: &[bf16], n:
 #[cfg(target_arch = "x86_64")]
 #[allow(clippy::too_many_arguments)]
 pub(super) fn gemm_layout(path: Bf16Path, x: &[f32], m: usize, k: usize, w: &[bf16], n: usize, bias: Option<&[f32]>, y: &mut [f32], layout: WLayout) {
+    if path == Bf16Path::Amx && layout == WLayout::NK {
+        return super::gemm_amx::gemm_direct(x, m, k, w, n, bias, y);
+    }
     let kp = k.div_ceil(KSTEP) * KSTEP;
     let m_pad = m.div_ceil(MSTEP) * MSTEP;
     // Row stride of packed x. The AVX512_BF16 kernel reads 12 rows at once: with kp·2 bytes a multiple
@@ -81,7 +84,7 @@ pub(super) fn gemm_layout(path: Bf16Path, x: &[f32], m: usize, k: usize, w: &[bf
 /// Columns per task of the bf16 products.
 const CG: usize = 64;
 
-fn with_u16<R>(slot: &'static std::thread::LocalKey<RefCell<Vec<u16>>>, len: usize, f: impl FnOnce(&mut [u16]) -> R) -> R {
+pub(super) fn with_u16<R>(slot: &'static std::thread::LocalKey<RefCell<Vec<u16>>>, len: usize, f: impl FnOnce(&mut [u16]) -> R) -> R {
     slot.with(|cell| match cell.try_borrow_mut() {
         Ok(mut v) => {
             if v.len() < len {
@@ -357,6 +360,18 @@ mod speed {
             ("prefill down", 128, 6144, 2048),
             ("head", 196, 4608, 8192),
         ];
+        if path == Bf16Path::Amx {
+            let s = thread_cpu_s();
+            crate::backend::cpu::gemm_amx::peak_probe(1 << 18);
+            let t = thread_cpu_s() - s;
+            eprintln!("Amx tile peak (tdpbf16ps on registers): {:.0} GFLOP/s", (1u64 << 18) as f64 * 4.0 * 16384.0 / t / 1e9);
+            for mode in 0..4 {
+                let s = thread_cpu_s();
+                crate::backend::cpu::gemm_amx::l1_probe(1 << 15, mode);
+                let t = thread_cpu_s() - s;
+                eprintln!("Amx direct steps mode {mode}, operands in L1: {:.0} GFLOP/s", (1u64 << 15) as f64 * 32.0 * 16384.0 / t / 1e9);
+            }
+        }
         let mut total = (0f64, 0f64);
         for &(name, m, k, n) in shapes {
             let x: Vec<f32> = (0..m * k).map(|i| ((i * 37 % 101) as f32 - 50.0) / 47.0).collect();
