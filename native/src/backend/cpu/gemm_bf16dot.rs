@@ -45,11 +45,14 @@ pub(super) fn gemm_layout(path: Bf16Path, x: &[f32], m: usize, k: usize, w: &[bf
     if path == Bf16Path::Amx && layout == WLayout::NK {
         return super::gemm_amx::gemm_direct(x, m, k, w, n, bias, y);
     }
+    if layout == WLayout::KN && k > 2 * KN_CHUNK {
+        return gemm_kn_chunked(path, x, m, k, w, n, bias, y);
+    }
     let kp = k.div_ceil(KSTEP) * KSTEP;
     let m_pad = m.div_ceil(MSTEP) * MSTEP;
-    // Row stride of packed x. The AVX512_BF16 kernel reads 12 rows at once: with kp·2 bytes a multiple
-    // of 4 KiB (k = 2048, 6144) they would all sit in one L1 set and evict each other, so its rows get
-    // one more 64-byte line of zeros. The AMX tiles load with stride kp (unchanged: untested here).
+    // Row stride of packed x. The AVX512_BF16 kernel reads 12 rows at once, an AMX tile 16: with kp·2
+    // bytes a multiple of 4 KiB (k = 2048, 6144) they would all sit in one L1 set and evict each other,
+    // so the rows get one more 64-byte line of zeros (AMX, single thread: +10 % over the speed test).
     let xs = kp + KSTEP;
     with_u16(&X16, m_pad * xs, |xb| {
         // SAFETY: AVX512_BF16 + AVX-512F present (precision.rs checked before choosing a path).
@@ -79,6 +82,31 @@ pub(super) fn gemm_layout(path: Bf16Path, x: &[f32], m: usize, k: usize, w: &[bf
             })
         });
     })
+}
+
+/// k per pass of a [k, n] product with a long k (the VTE: k = 65 536 visual words, m = 196 rows at
+/// 448², n = 2048). In one pass every 64-column task would stream the whole packed x (m × 65 536 bf16 =
+/// 25 MB, far past L2) and pack a 8 MiB W panel; in passes of 4096 k the packed x chunk (1.6 MB at
+/// m = 196) stays in L2 across a thread's column tasks, and each pass adds its partial product to y.
+const KN_CHUNK: usize = 4096;
+
+#[allow(clippy::too_many_arguments)]
+fn gemm_kn_chunked(path: Bf16Path, x: &[f32], m: usize, k: usize, w: &[bf16], n: usize, bias: Option<&[f32]>, y: &mut [f32]) {
+    let mut xc = vec![0f32; m * KN_CHUNK];
+    let mut yc = vec![0f32; m * n];
+    for (ci, kc0) in (0..k).step_by(KN_CHUNK).enumerate() {
+        let kc = KN_CHUNK.min(k - kc0);
+        let xc = &mut xc[..m * kc];
+        xc.par_chunks_mut(kc).enumerate().for_each(|(i, row)| row.copy_from_slice(&x[i * k + kc0..i * k + kc0 + kc]));
+        // Rows kc0..kc0+kc of W [k, n] are themselves a [kc, n] matrix.
+        let wc = &w[kc0 * n..(kc0 + kc) * n];
+        if ci == 0 {
+            gemm_layout(path, xc, m, kc, wc, n, bias, y, WLayout::KN);
+        } else {
+            gemm_layout(path, xc, m, kc, wc, n, None, &mut yc, WLayout::KN);
+            y.par_chunks_mut(n).zip(yc.par_chunks(n)).for_each(|(a, b)| a.iter_mut().zip(b).for_each(|(a, b)| *a += b));
+        }
+    }
 }
 
 /// Columns per task of the bf16 products.
@@ -273,7 +301,8 @@ mod tests {
     }
 
     fn check_layout(path: Bf16Path, layout: WLayout) {
-        for &(m, k, n) in &[(1, 1, 1), (12, 32, 32), (13, 33, 17), (33, 70, 48), (70, 257, 100), (100, 1152, 40), (17, 2048, 33), (17, 6145, 20)] {
+        // (20, 9000, 40): above 2 · KN_CHUNK, the KN product goes in k passes (the last one partial).
+        for &(m, k, n) in &[(1, 1, 1), (12, 32, 32), (13, 33, 17), (33, 70, 48), (70, 257, 100), (100, 1152, 40), (17, 2048, 33), (17, 6145, 20), (20, 9000, 40)] {
             let x: Vec<f32> = (0..m * k).map(|i| ((i * 37 % 101) as f32 - 50.0) / 47.0).collect();
             let w: Vec<bf16> = (0..n * k).map(|i| bf16::from_f32(((i * 53 % 89) as f32 - 44.0) / 44.0)).collect();
             let bias: Vec<f32> = (0..n).map(|j| j as f32 * 0.01).collect();
@@ -337,7 +366,7 @@ mod tests {
 /// Speed of the bf16 products on the shapes the 2B model runs (`cargo test --release --lib
 /// gemm_bf16dot::speed -- --ignored --nocapture`; OVIS_CPU_BF16=avx512bf16 for the other path):
 /// ViT at 448² (784 rows, k 1152/4304), prefill of 128 tokens (k 2048/6144), the visual head's
-/// first rows (196 × 4608 → 8192 of its 65 536 columns). Prints GFLOP/s of one thread, the median
+/// first rows (196 × 4608 → 8192 of its 65 536 columns), the VTE product (196 × 65 536 → 2048, W [k, n]). Prints GFLOP/s of one thread, the median
 /// of 5 runs, timed in the thread's CPU time (the machine is shared: wall time says little).
 #[cfg(all(test, target_arch = "x86_64"))]
 mod speed {
@@ -359,6 +388,7 @@ mod speed {
             ("prefill gate_up", 128, 2048, 12288),
             ("prefill down", 128, 6144, 2048),
             ("head", 196, 4608, 8192),
+            ("vte (KN)", 196, 65536, 2048),
         ];
         if path == Bf16Path::Amx {
             let s = thread_cpu_s();
@@ -382,7 +412,8 @@ mod speed {
                 .map(|_| {
                     pool.install(|| {
                         let s = thread_cpu_s();
-                        gemm(path, &x, m, k, &w, n, None, &mut y);
+                        let layout = if name.contains("KN") { WLayout::KN } else { WLayout::NK };
+                        gemm_layout(path, &x, m, k, &w, n, None, &mut y, layout);
                         thread_cpu_s() - s
                     })
                 })
