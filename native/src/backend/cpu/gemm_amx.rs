@@ -163,7 +163,9 @@ pub(super) fn gemm_direct(x: &[f32], m: usize, k: usize, w: &[half::bf16], n: us
             });
             let xv = &*xv;
             let out = SharedOut(y.as_mut_ptr());
-            let nb = DIRECT_ROWS;
+            // Fewer than 16 tasks (n = 1152: 9) would leave one of 2 threads idle for up to a task in
+            // 9: halve the rows per task then.
+            let nb = if n.div_ceil(DIRECT_ROWS) < 16 { DIRECT_ROWS / 2 } else { DIRECT_ROWS };
             (0..n.div_ceil(nb)).into_par_iter().for_each(|t| {
                 let (c0, wp) = (nb * t, w.as_ptr() as *const u16);
                 let pairs = (n - c0).min(nb).div_ceil(32);
