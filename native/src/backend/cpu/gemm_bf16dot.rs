@@ -112,19 +112,25 @@ fn gemm_kn_chunked(path: Bf16Path, x: &[f32], m: usize, k: usize, w: &[bf16], n:
 /// Columns per task of the bf16 products.
 const CG: usize = 64;
 
+/// `len` u16 of the thread's buffer `slot`, starting on a 64-byte boundary: a tile or zmm row that
+/// straddles two cache lines costs two line reads (AMX tiles from 16-byte-aligned buffers: ~25 % slower).
 pub(super) fn with_u16<R>(slot: &'static std::thread::LocalKey<RefCell<Vec<u16>>>, len: usize, f: impl FnOnce(&mut [u16]) -> R) -> R {
+    let aligned = |v: &mut [u16]| {
+        let skip = (64 - v.as_ptr() as usize % 64) % 64 / 2;
+        f(&mut v[skip..skip + len])
+    };
     slot.with(|cell| match cell.try_borrow_mut() {
         Ok(mut v) => {
-            if v.len() < len {
-                v.resize(len, 0);
+            if v.len() < len + 32 {
+                v.resize(len + 32, 0);
             }
-            let r = f(&mut v[..len]);
+            let r = aligned(&mut v[..len + 32]);
             if v.len() > (16 << 20) {
                 *v = Vec::new();
             }
             r
         }
-        Err(_) => f(&mut vec![0u16; len]),
+        Err(_) => aligned(&mut vec![0u16; len + 32]),
     })
 }
 
@@ -309,16 +315,25 @@ mod tests {
             let mut y = vec![f32::NAN; m * n];
             // The same W given [k, n]: the KN packing must give the NK result.
             let w_kn: Vec<bf16> = (0..k * n).map(|i| w[(i % n) * k + i / n]).collect();
-            match layout {
-                WLayout::NK => gemm(path, &x, m, k, &w, n, Some(&bias), &mut y),
-                WLayout::KN => gemm_layout(path, &x, m, k, &w_kn, n, Some(&bias), &mut y, WLayout::KN),
-            }
+            // W at a 64-byte boundary and 2 bytes past one: the AMX direct form reads aligned W in place
+            // (when 2k is a multiple of 64) and copies misaligned W rows first; both must agree.
+            let mut wa = vec![bf16::ZERO; n * k + 64];
+            let base = (64 - wa.as_ptr() as usize % 64) % 64 / 2;
             let want = reference(&x, m, k, &w, n, Some(&bias));
-            for i in 0..m {
-                for j in 0..n {
-                    let mag: f64 = (0..k).map(|t| (bf16::from_f32(x[i * k + t]).to_f64() * w[j * k + t].to_f64()).abs()).sum::<f64>() + bias[j].abs() as f64;
-                    let got = y[i * n + j] as f64;
-                    assert!((got - want[i * n + j]).abs() <= 1e-5 * mag + 1e-6, "{path:?} {layout:?} m={m} k={k} n={n}: y[{i},{j}] = {got}, want {}", want[i * n + j]);
+            for shift in [0, 1] {
+                y.fill(f32::NAN);
+                wa[base + shift..base + shift + n * k].copy_from_slice(&w);
+                let w_at = &wa[base + shift..base + shift + n * k];
+                match layout {
+                    WLayout::NK => gemm(path, &x, m, k, w_at, n, Some(&bias), &mut y),
+                    WLayout::KN => gemm_layout(path, &x, m, k, &w_kn, n, Some(&bias), &mut y, WLayout::KN),
+                }
+                for i in 0..m {
+                    for j in 0..n {
+                        let mag: f64 = (0..k).map(|t| (bf16::from_f32(x[i * k + t]).to_f64() * w[j * k + t].to_f64()).abs()).sum::<f64>() + bias[j].abs() as f64;
+                        let got = y[i * n + j] as f64;
+                        assert!((got - want[i * n + j]).abs() <= 1e-5 * mag + 1e-6, "{path:?} {layout:?} m={m} k={k} n={n} W +{shift}: y[{i},{j}] = {got}, want {}", want[i * n + j]);
+                    }
                 }
             }
         }
@@ -405,7 +420,13 @@ mod speed {
         let mut total = (0f64, 0f64);
         for &(name, m, k, n) in shapes {
             let x: Vec<f32> = (0..m * k).map(|i| ((i * 37 % 101) as f32 - 50.0) / 47.0).collect();
-            let w: Vec<bf16> = (0..n * k).map(|i| bf16::from_f32(((i * 53 % 89) as f32 - 44.0) / 440.0)).collect();
+            let wv: Vec<bf16> = (0..n * k + 32).map(|i| bf16::from_f32(((i * 53 % 89) as f32 - 44.0) / 440.0)).collect();
+            // W's start within a cache line: SPEED_W_ALIGN=64 puts it on a line boundary (else where malloc put it).
+            let shift = match std::env::var("SPEED_W_ALIGN").as_deref() {
+                Ok("64") => (64 - wv.as_ptr() as usize % 64) % 64 / 2,
+                _ => 0,
+            };
+            let w = &wv[shift..shift + n * k];
             let mut y = vec![0f32; m * n];
             let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
             let mut t: Vec<f64> = (0..5)
@@ -413,7 +434,7 @@ mod speed {
                     pool.install(|| {
                         let s = thread_cpu_s();
                         let layout = if name.contains("KN") { WLayout::KN } else { WLayout::NK };
-                        gemm_layout(path, &x, m, k, &w, n, None, &mut y, layout);
+                        gemm_layout(path, &x, m, k, w, n, None, &mut y, layout);
                         thread_cpu_s() - s
                     })
                 })
@@ -422,7 +443,7 @@ mod speed {
             let flop = 2.0 * (m * k * n) as f64;
             total.0 += flop;
             total.1 += t[2];
-            eprintln!("{path:?} {name:16} m={m:4} k={k:5} n={n:6}: {:7.2} ms, {:6.0} GFLOP/s", t[2] * 1e3, flop / t[2] / 1e9);
+            eprintln!("{path:?} {name:16} (W at {:2} mod 64) m={m:4} k={k:5} n={n:6}: {:7.2} ms, {:6.0} GFLOP/s", w.as_ptr() as usize % 64, t[2] * 1e3, flop / t[2] / 1e9);
         }
         eprintln!("{path:?} all: {:.0} GFLOP/s", total.0 / total.1 / 1e9);
     }
