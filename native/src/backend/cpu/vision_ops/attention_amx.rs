@@ -40,10 +40,15 @@ fn config() -> TileConfig {
     TileConfig(c)
 }
 
+/// The three packs, each from a 64-byte boundary of its Vec (`*_at`, in u16): a tile row that straddles
+/// two cache lines costs two line reads.
 struct Packed {
     q: Vec<u16>,
     k: Vec<u16>,
     v: Vec<u16>,
+    q_at: usize,
+    k_at: usize,
+    v_at: usize,
     /// (k offset, v offset) per head·segments + segment, in u16.
     off: Vec<(usize, usize)>,
     hdp: usize,
@@ -97,8 +102,8 @@ unsafe fn pack(q: &[f32], k: &[f32], v: &[f32], tokens: usize, heads: usize, hd:
     let dcols = hd.div_ceil(16);
     let qrows = tokens + QT;
     let scale = 1.0 / (hd as f32).sqrt();
-    let mut qb = vec![0u16; heads * qrows * hdp];
-    qb.par_chunks_mut(qrows * hdp).enumerate().for_each(|(h, dst)| {
+    let (mut qb, q_at) = aligned_vec(heads * qrows * hdp);
+    qb[q_at..q_at + heads * qrows * hdp].par_chunks_mut(qrows * hdp).enumerate().for_each(|(h, dst)| {
         for t in 0..tokens {
             // SAFETY: features of the enclosing function.
             unsafe { row_bf16(&q[t * w + h * hd..][..hd], scale, &mut dst[t * hdp..(t + 1) * hdp]) };
@@ -114,10 +119,10 @@ unsafe fn pack(q: &[f32], k: &[f32], v: &[f32], tokens: usize, heads: usize, hd:
             vo += lp * dcols * 16;
         }
     }
-    let (mut kb, mut vb) = (vec![0u16; ko], vec![0u16; vo]);
+    let ((mut kb, k_at), (mut vb, v_at)) = (aligned_vec(ko), aligned_vec(vo));
     let ns = segs.len();
     let mut parts = Vec::with_capacity(off.len());
-    let (mut krest, mut vrest) = (&mut kb[..], &mut vb[..]);
+    let (mut krest, mut vrest) = (&mut kb[k_at..k_at + ko], &mut vb[v_at..v_at + vo]);
     for t in 0..off.len() {
         let lp = segs[t % ns].1.div_ceil(KB) * KB;
         let (a, b) = std::mem::take(&mut krest).split_at_mut(lp * hdp);
@@ -134,7 +139,14 @@ unsafe fn pack(q: &[f32], k: &[f32], v: &[f32], tokens: usize, heads: usize, hd:
             pack_v(v, w, h * hd, hd, dcols, st, len, vd);
         }
     });
-    Packed { q: qb, k: kb, v: vb, off, hdp, dcols, qrows }
+    Packed { q: qb, k: kb, v: vb, q_at, k_at, v_at, off, hdp, dcols, qrows }
+}
+
+/// A zeroed Vec of len + 32 u16 and the index of its first element on a 64-byte boundary.
+fn aligned_vec(len: usize) -> (Vec<u16>, usize) {
+    let v = vec![0u16; len + 32];
+    let at = (64 - v.as_ptr() as usize % 64) % 64 / 2;
+    (v, at)
 }
 
 /// dst[..] = bf16(src · scale), zero past src.len() (dst.len() a multiple of 32).
@@ -350,8 +362,8 @@ unsafe fn tile(p: &Packed, heads: usize, hd: usize, (st, len): (usize, usize), (
     let (hdp, dcols) = (p.hdp, p.dcols);
     let steps = hdp / 32;
     let rows = QT.min(len - i0);
-    let qa = p.q.as_ptr().add((h * p.qrows + st + i0) * hdp);
-    let (kp, vp) = (p.k.as_ptr().add(ko), p.v.as_ptr().add(vo));
+    let qa = p.q.as_ptr().add(p.q_at + (h * p.qrows + st + i0) * hdp);
+    let (kp, vp) = (p.k.as_ptr().add(p.k_at + ko), p.v.as_ptr().add(p.v_at + vo));
     let (mut m, mut l) = ([f32::NEG_INFINITY; QT], [0f32; QT]);
     sc.acc[..QT * dcols * 16].fill(0.0);
     let lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
