@@ -307,8 +307,9 @@ mod tests {
     }
 
     fn check_layout(path: Bf16Path, layout: WLayout) {
-        // (20, 9000, 40): above 2 · KN_CHUNK, the KN product goes in k passes (the last one partial).
-        for &(m, k, n) in &[(1, 1, 1), (12, 32, 32), (13, 33, 17), (33, 70, 48), (70, 257, 100), (100, 1152, 40), (17, 2048, 33), (17, 6145, 20), (20, 9000, 40)] {
+        // (20, 9000, 40): above 2 · KN_CHUNK, the KN product goes in k passes (the last one partial);
+        // (1100, 64, 40): x of more than 1024 rows (the 896² ViT has 3136).
+        for &(m, k, n) in &[(1, 1, 1), (12, 32, 32), (13, 33, 17), (33, 70, 48), (70, 257, 100), (100, 1152, 40), (17, 2048, 33), (17, 6145, 20), (20, 9000, 40), (1100, 64, 40)] {
             let x: Vec<f32> = (0..m * k).map(|i| ((i * 37 % 101) as f32 - 50.0) / 47.0).collect();
             let w: Vec<bf16> = (0..n * k).map(|i| bf16::from_f32(((i * 53 % 89) as f32 - 44.0) / 44.0)).collect();
             let bias: Vec<f32> = (0..n).map(|j| j as f32 * 0.01).collect();
@@ -398,6 +399,7 @@ mod speed {
         let shapes: &[(&str, usize, usize, usize)] = &[
             ("vit qkv", 784, 1152, 3456),
             ("vit fc1", 784, 1152, 4304),
+            ("vit fc1 896²", 3136, 1152, 4304),
             ("vit fc2", 784, 4304, 1152),
             ("prefill q", 128, 2048, 2048),
             ("prefill gate_up", 128, 2048, 12288),
