@@ -27,7 +27,7 @@ fn config() -> TileConfig {
 /// meets all the task's (L2-resident) panels. Caller: the AMX permission was granted
 /// (precision::bf16_support chose Amx).
 #[allow(clippy::too_many_arguments)]
-pub(super) fn gemm_cols(xb: &[u16], m: usize, kp: usize, wp: &[u16], c0: usize, cols: usize, n: usize, bias: Option<&[f32]>, out: SharedOut) {
+pub(super) fn gemm_cols(xb: &[u16], xs: usize, m: usize, kp: usize, wp: &[u16], c0: usize, cols: usize, n: usize, bias: Option<&[f32]>, out: SharedOut) {
     let cfg = config();
     let mut buf = Block([0f32; 32 * 32]);
     // SAFETY: permission granted (caller); the tile config is loaded before any tile use and released
@@ -37,7 +37,7 @@ pub(super) fn gemm_cols(xb: &[u16], m: usize, kp: usize, wp: &[u16], c0: usize, 
         asm!("ldtilecfg [{}]", in(reg) cfg.0.as_ptr(), options(nostack, readonly));
         for r0 in (0..m).step_by(32) {
             for c in (c0..c0 + cols).step_by(32) {
-                block(xb.as_ptr().add(r0 * kp), kp, wp.as_ptr().add(((c - c0) / 16) * kp * 16), &mut buf);
+                block(xb.as_ptr().add(r0 * xs), xs, kp, wp.as_ptr().add(((c - c0) / 16) * kp * 16), &mut buf);
                 write_out(&buf, r0, (m - r0).min(32), c, (n - c).min(32), n, bias, out);
             }
         }
@@ -50,9 +50,9 @@ struct Block([f32; 32 * 32]);
 
 /// buf [32][32] f32 = x rows (32 from `a`, stride kp) · the two W panels from `b` (second at +kp·16).
 #[inline(always)]
-unsafe fn block(a: *const u16, kp: usize, b: *const u16, buf: &mut Block) {
-    let lda = kp * 2;
-    let a_hi = a.add(16 * kp);
+unsafe fn block(a: *const u16, xs: usize, kp: usize, b: *const u16, buf: &mut Block) {
+    let lda = xs * 2;
+    let a_hi = a.add(16 * xs);
     let b_hi = b.add(kp * 16);
     asm!("tilezero tmm0", "tilezero tmm1", "tilezero tmm2", "tilezero tmm3", options(nostack, nomem));
     for kb in 0..kp / 32 {
@@ -107,5 +107,326 @@ unsafe fn write_out(buf: &Block, r0: usize, mv: usize, c: usize, nv: usize, n: u
         let row = buf.0.as_ptr().add(i * 32);
         _mm512_mask_storeu_ps(y, m0, _mm512_add_ps(b0, _mm512_load_ps(row)));
         _mm512_mask_storeu_ps(y.wrapping_add(16), m1, _mm512_add_ps(b1, _mm512_load_ps(row.add(16))));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// "Direct" form for W [n, k] (linear layers): yᵀ = W · bf16(x)ᵀ. The AMX A operand (16 rows × 32 k,
+// any row stride) is read straight from the bf16 weights, so W is never repacked: its (k, k+1)
+// pairs need no transposing, which in the form above costs per call n·k/2 pair moves through
+// 16 × 16 register transposes (the whole cost of a 128-row prefill GEMM's packing). Instead x is
+// packed once per call into VNNI B tiles (m·k values, far fewer than n·k when m < k) and each 32 × 32
+// f32 block of yᵀ is transposed on its way out (m·n values, cheap when k is large).
+//
+// Layouts:
+// * xv [m_pad/16][kp/32][16 pairs][16 rows][2] bf16: B tile (mb, kb) = 1 KiB contiguous, lane
+//   (p, i, e) = x[16·mb + i][32·kb + 2p + e], zero past m and k.
+// * W row groups of 16: rows r..r+16 read in place (stride 2k bytes) for the k/32 full k steps;
+//   the last partial k step (k % 32 ≠ 0) from a zero-padded copy [16][32], so no load reads past a
+//   row; a partial group (n % 16 ≠ 0) from a zero-padded copy [16][kp].
+// Blocks: 2 W groups (32 rows of W = columns of y) × 2 B tiles (32 rows of x), 4 accumulators
+// (tmm0–3), per 32 k 4 loads and 4 `tdpbf16ps`, as in the form above.
+// ---------------------------------------------------------------------------------------------
+
+/// W rows per task of the direct form: its 4 pairs of groups (≤ 512 KiB of W at k = 2048, L2-resident)
+/// meet each 32-row block of x in turn, so that block's tiles are reused 4 times while in L1/L2.
+/// (Single-thread A/B under load, 32 / 128 / 512 rows: 493 / 571 / 513 GFLOP/s over the speed test's shapes.)
+const DIRECT_ROWS: usize = 128;
+
+/// One 16-row group of W as the A operand: `main` rows (stride `ld` bytes) for the full k steps,
+/// `tail` (stride `tail_ld`) for the last partial step when `k % 32 ≠ 0`.
+#[derive(Clone, Copy)]
+struct Group {
+    main: *const u16,
+    ld: usize,
+    tail: *const u16,
+    tail_ld: usize,
+}
+
+/// y[m, n] = bf16(x)[m, k] · W[n, k]ᵀ (+ bias). Caller: the AMX permission was granted; shapes
+/// consistent; m, n, k ≥ 1.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn gemm_direct(x: &[f32], m: usize, k: usize, w: &[half::bf16], n: usize, bias: Option<&[f32]>, y: &mut [f32]) {
+    use super::gemm_bf16dot::{pack_x, with_u16, KSTEP, X16};
+    use rayon::prelude::*;
+    let kp = k.div_ceil(KSTEP) * KSTEP;
+    let nkb = kp / 32;
+    let m_pad = m.div_ceil(32) * 32;
+    with_u16(&X16, m_pad * kp, |xr| {
+        // SAFETY: AVX512_BF16 + AVX-512F come with AMX-BF16 (precision.rs chose Amx after both).
+        unsafe { pack_x(x, m, k, kp, xr) };
+        let xr: &[half::bf16] = unsafe { std::slice::from_raw_parts(xr.as_ptr() as *const half::bf16, xr.len()) };
+        with_u16(&XV16, m_pad * kp, |xv| {
+            xv.par_chunks_mut(16 * kp).enumerate().for_each(|(mb, dst)| {
+                // SAFETY: AVX-512F present (above); rows 16·mb..+16 < m_pad exist in xr, pairs < kp/2.
+                unsafe { pack_xv_block(xr, kp, mb, dst) }
+            });
+            let xv = &*xv;
+            let out = SharedOut(y.as_mut_ptr());
+            // Fewer than 16 tasks (n = 1152: 9) would leave one of 2 threads idle for up to a task in
+            // 9: halve the rows per task then.
+            let nb = if n.div_ceil(DIRECT_ROWS) < 16 { DIRECT_ROWS / 2 } else { DIRECT_ROWS };
+            // W rows that do not start on 64-byte boundaries (the allocation's or the mapped file's
+            // offset, or 2k not a multiple of 64) make every tile row straddle two cache lines: then
+            // each task first copies its rows to an aligned buffer (single thread, the speed test's
+            // shapes: 20–35 % faster aligned; the copy is one read of W, which the task makes anyway).
+            let ws = if (2 * kp) % 4096 == 0 { kp + 32 } else { kp };
+            let copy = w.as_ptr() as usize % 64 != 0 || (2 * k) % 64 != 0;
+            let nb = if copy { nb.min(((768 << 10) / (2 * ws) / 32 * 32).max(32)) } else { nb };
+            (0..n.div_ceil(nb)).into_par_iter().for_each(|t| {
+                let (c0, wp) = (nb * t, w.as_ptr() as *const u16);
+                let pairs = (n - c0).min(nb).div_ceil(32);
+                if copy {
+                    return with_u16(&WT16, 32 * pairs * ws, |buf| {
+                        for (i, row) in buf.chunks_mut(ws).enumerate() {
+                            if c0 + i < n {
+                                // SAFETY: row c0 + i < n of W [n][k].
+                                row[..k].copy_from_slice(unsafe { std::slice::from_raw_parts(wp.add((c0 + i) * k), k) });
+                                row[k..].fill(0);
+                            } else {
+                                row.fill(0);
+                            }
+                        }
+                        let groups: Vec<Group> = (0..2 * pairs)
+                            .map(|g| {
+                                let main = buf[g * 16 * ws..].as_ptr();
+                                Group { main, ld: 2 * ws, tail: main.wrapping_add(k / 32 * 32), tail_ld: 2 * ws }
+                            })
+                            .collect();
+                        // SAFETY: as in gemm_cols; A loads read inside buf (rows < 32·pairs, k < kp ≤ ws).
+                        unsafe { direct_cols(xv, m, k, kp, nkb, &groups, c0, n, bias, out) }
+                    });
+                }
+                with_u16(&WT16, 2 * pairs * 16 * kp, |pad| {
+                    let groups: Vec<Group> = pad.chunks_mut(16 * kp).enumerate().map(|(g, pg)| group(wp, n, k, kp, c0 + 16 * g, pg)).collect();
+                    // SAFETY: as in gemm_cols; every A load reads rows < n inside W (full steps only)
+                    // or the padded copies; every B load reads inside xv.
+                    unsafe { direct_cols(xv, m, k, kp, nkb, &groups, c0, n, bias, out) }
+                })
+            });
+        })
+    })
+}
+
+thread_local! {
+    static XV16: std::cell::RefCell<Vec<u16>> = const { std::cell::RefCell::new(Vec::new()) };
+    static WT16: std::cell::RefCell<Vec<u16>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The A operand for W rows r..r+16: in place when all 16 rows exist (tail copied into `pad` when
+/// k % 32 ≠ 0), else the existing rows copied whole into `pad` [16][kp] (zeros elsewhere).
+fn group(wp: *const u16, n: usize, k: usize, kp: usize, r: usize, pad: &mut [u16]) -> Group {
+    let full = k / 32 * 32;
+    // SAFETY (the reads below): rows < n of W [n][k], columns < k.
+    if r + 16 <= n {
+        if full < k {
+            for i in 0..16 {
+                let row = &mut pad[i * 32..i * 32 + 32];
+                row.fill(0);
+                unsafe { std::ptr::copy_nonoverlapping(wp.add((r + i) * k + full), row.as_mut_ptr(), k - full) };
+            }
+        }
+        Group { main: unsafe { wp.add(r * k) }, ld: 2 * k, tail: pad.as_ptr(), tail_ld: 64 }
+    } else {
+        pad.fill(0);
+        for i in 0..n.saturating_sub(r) {
+            unsafe { std::ptr::copy_nonoverlapping(wp.add((r + i) * k), pad.as_mut_ptr().add(i * kp), k) };
+        }
+        Group { main: pad.as_ptr(), ld: 2 * kp, tail: unsafe { pad.as_ptr().add(full) }, tail_ld: 2 * kp }
+    }
+}
+
+/// x rows 16·mb..+16 (bf16, [m_pad][kp]) → their B tiles [kp/32][16][16][2] in `dst`.
+#[target_feature(enable = "avx512f")]
+unsafe fn pack_xv_block(xr: &[half::bf16], kp: usize, mb: usize, dst: &mut [u16]) {
+    use std::arch::x86_64::*;
+    let d = dst.as_mut_ptr();
+    // Pair p of 16 rows = pair row p % 16 of tile p / 16: tile rows are consecutive, so the store is at 32·p.
+    super::gemm_pack::for_each_pair16(xr, kp, 16 * mb, 16, 0, kp / 2, |p, v| _mm512_storeu_si512(d.add(32 * p) as *mut _, v));
+}
+
+/// Columns c..c+32 of y (W rows: groups ga, gb) for every row of x.
+#[allow(clippy::too_many_arguments)]
+unsafe fn direct_cols(xv: &[u16], m: usize, k: usize, kp: usize, nkb: usize, groups: &[Group], c0: usize, n: usize, bias: Option<&[f32]>, out: SharedOut) {
+    let cfg = config();
+    let mut buf = Block([0f32; 32 * 32]);
+    let full = k / 32;
+    asm!("ldtilecfg [{}]", in(reg) cfg.0.as_ptr(), options(nostack, readonly));
+    for r0 in (0..m).step_by(32) {
+      for (pi, gp) in groups.chunks(2).enumerate() {
+        let (ga, gb, c) = (gp[0], gp[1], c0 + 32 * pi);
+        let b0 = xv.as_ptr().add(r0 * kp);
+        let b1 = b0.add(16 * kp);
+        asm!("tilezero tmm0", "tilezero tmm1", "tilezero tmm2", "tilezero tmm3", options(nostack, nomem));
+        for kb in 0..full {
+            step(ga.main.add(kb * 32), ga.ld, gb.main.add(kb * 32), gb.ld, b0.add(kb * 512), b1.add(kb * 512));
+        }
+        if full < nkb {
+            step(ga.tail, ga.tail_ld, gb.tail, gb.tail_ld, b0.add(full * 512), b1.add(full * 512));
+        }
+        // tmm0: W rows 0–15 × x rows 0–15; tmm1: W 0–15 × x 16–31; tmm2/3: W rows 16–31. buf[W row][x row].
+        let p = buf.0.as_mut_ptr();
+        asm!(
+            "tilestored [{p0} + {ld}*1], tmm0",
+            "tilestored [{p1} + {ld}*1], tmm1",
+            "tilestored [{p2} + {ld}*1], tmm2",
+            "tilestored [{p3} + {ld}*1], tmm3",
+            p0 = in(reg) p,
+            p1 = in(reg) p.add(16),
+            p2 = in(reg) p.add(16 * 32),
+            p3 = in(reg) p.add(16 * 32 + 16),
+            ld = in(reg) 128usize,
+            options(nostack),
+        );
+        write_out_t(&buf, r0, (m - r0).min(32), c, (n - c).min(32), n, bias, out);
+      }
+    }
+    asm!("tilerelease", options(nostack, nomem));
+}
+
+/// One 32-k step of a 32 × 32 block: A = W groups (a0 / a1, their strides), B = x tiles b0 / b1.
+#[inline(always)]
+unsafe fn step(a0: *const u16, lda0: usize, a1: *const u16, lda1: usize, b0: *const u16, b1: *const u16) {
+    asm!(
+        "tileloadd tmm4, [{a0} + {lda0}*1]",
+        "tileloadd tmm6, [{b0} + {ldb}*1]",
+        "tdpbf16ps tmm0, tmm4, tmm6",
+        "tileloadd tmm7, [{b1} + {ldb}*1]",
+        "tdpbf16ps tmm1, tmm4, tmm7",
+        "tileloadd tmm5, [{a1} + {lda1}*1]",
+        "tdpbf16ps tmm2, tmm5, tmm6",
+        "tdpbf16ps tmm3, tmm5, tmm7",
+        a0 = in(reg) a0,
+        a1 = in(reg) a1,
+        b0 = in(reg) b0,
+        b1 = in(reg) b1,
+        lda0 = in(reg) lda0,
+        lda1 = in(reg) lda1,
+        ldb = in(reg) 64usize,
+        options(nostack, readonly),
+    );
+}
+
+/// y[r0 + i, c + j] = buf[j][i] + bias[c + j] for i < mv, j < nv: the 32 × 32 block transposed in
+/// four 16 × 16 register transposes.
+#[inline]
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn write_out_t(buf: &Block, r0: usize, mv: usize, c: usize, nv: usize, n: usize, bias: Option<&[f32]>, out: SharedOut) {
+    use std::arch::x86_64::*;
+    let mask = |v: usize| if v >= 16 { 0xFFFFu16 } else { ((1u32 << v) - 1) as u16 };
+    for jb in 0..2 {
+        let nvj = nv.saturating_sub(16 * jb).min(16);
+        if nvj == 0 {
+            break;
+        }
+        let mk = mask(nvj);
+        let b = match bias {
+            Some(b) => _mm512_maskz_loadu_ps(mk, b.as_ptr().add(c + 16 * jb)),
+            None => _mm512_setzero_ps(),
+        };
+        for ib in 0..2 {
+            if 16 * ib >= mv {
+                break;
+            }
+            let mut r = [_mm512_setzero_si512(); 16];
+            for (j, v) in r.iter_mut().enumerate() {
+                *v = _mm512_load_si512(buf.0.as_ptr().add((16 * jb + j) * 32 + 16 * ib) as *const _);
+            }
+            let t = transpose16(r);
+            for (i, v) in t.iter().enumerate().take(mv - 16 * ib) {
+                let yp = out.at((r0 + 16 * ib + i) * n + c + 16 * jb);
+                _mm512_mask_storeu_ps(yp, mk, _mm512_add_ps(b, _mm512_castsi512_ps(*v)));
+            }
+        }
+    }
+}
+
+/// 16 × 16 32-bit lanes transposed (r[i] lane j → t[j] lane i): unpacks within 128-bit lanes, then
+/// 128-bit lane shuffles.
+#[inline(always)]
+unsafe fn transpose16(r: [std::arch::x86_64::__m512i; 16]) -> [std::arch::x86_64::__m512i; 16] {
+    use std::arch::x86_64::*;
+    let mut a = [_mm512_setzero_si512(); 16];
+    for i in 0..8 {
+        a[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+        a[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+    }
+    let mut b = [_mm512_setzero_si512(); 16];
+    for j in 0..4 {
+        b[4 * j] = _mm512_unpacklo_epi64(a[4 * j], a[4 * j + 2]);
+        b[4 * j + 1] = _mm512_unpackhi_epi64(a[4 * j], a[4 * j + 2]);
+        b[4 * j + 2] = _mm512_unpacklo_epi64(a[4 * j + 1], a[4 * j + 3]);
+        b[4 * j + 3] = _mm512_unpackhi_epi64(a[4 * j + 1], a[4 * j + 3]);
+    }
+    let mut t = [_mm512_setzero_si512(); 16];
+    for c in 0..4 {
+        let u0 = _mm512_shuffle_i32x4::<0x44>(b[c], b[4 + c]);
+        let u1 = _mm512_shuffle_i32x4::<0xEE>(b[c], b[4 + c]);
+        let v0 = _mm512_shuffle_i32x4::<0x44>(b[8 + c], b[12 + c]);
+        let v1 = _mm512_shuffle_i32x4::<0xEE>(b[8 + c], b[12 + c]);
+        t[c] = _mm512_shuffle_i32x4::<0x88>(u0, v0);
+        t[4 + c] = _mm512_shuffle_i32x4::<0xDD>(u0, v0);
+        t[8 + c] = _mm512_shuffle_i32x4::<0x88>(u1, v1);
+        t[12 + c] = _mm512_shuffle_i32x4::<0xDD>(u1, v1);
+    }
+    t
+}
+
+/// Seconds of `reps` × 4 `tdpbf16ps` on registers only (no loads): the tile unit's ceiling for the
+/// speed test (each instruction 16·16·32·2 = 16 384 flops).
+#[cfg(test)]
+pub(super) fn peak_probe(reps: usize) {
+    let cfg = config();
+    // SAFETY: caller checked the AMX permission; config loaded first, released last.
+    unsafe {
+        asm!("ldtilecfg [{}]", in(reg) cfg.0.as_ptr(), options(nostack, readonly));
+        asm!("tilezero tmm4", "tilezero tmm5", "tilezero tmm6", "tilezero tmm7", options(nostack, nomem));
+        for _ in 0..reps {
+            asm!("tdpbf16ps tmm0, tmm4, tmm6", "tdpbf16ps tmm1, tmm4, tmm7", "tdpbf16ps tmm2, tmm5, tmm6", "tdpbf16ps tmm3, tmm5, tmm7", options(nostack, nomem));
+        }
+        asm!("tilerelease", options(nostack, nomem));
+    }
+}
+
+/// `reps` passes of 8 direct 32-k steps over L1-resident operands (A 32 rows × 256 k, B 2 × 8 KiB):
+/// the kernel's speed when no load misses L1.
+#[cfg(test)]
+pub(super) fn l1_probe(reps: usize, mode: u32) {
+    let cfg = config();
+    let a = vec![0u16; 32 * 256];
+    let b = vec![0u16; 2 * 8 * 512];
+    // SAFETY: caller checked the AMX permission; all loads inside a / b.
+    unsafe {
+        asm!("ldtilecfg [{}]", in(reg) cfg.0.as_ptr(), options(nostack, readonly));
+        asm!("tilezero tmm0", "tilezero tmm1", "tilezero tmm2", "tilezero tmm3", options(nostack, nomem));
+        for _ in 0..reps {
+            for kb in 0..8 {
+                let (a0, a1, b0, b1) = (a.as_ptr().add(kb * 32), a.as_ptr().add(16 * 256 + kb * 32), b.as_ptr().add(kb * 512), b.as_ptr().add(4096 + kb * 512));
+                match mode {
+                    0 => step(a0, 512, a1, 512, b0, b1),
+                    1 => asm!(
+                        "tileloadd tmm4, [{a0} + {lda}*1]",
+                        "tileloadd tmm6, [{b0} + {ldb}*1]",
+                        "tileloadd tmm7, [{b1} + {ldb}*1]",
+                        "tileloadd tmm5, [{a1} + {lda}*1]",
+                        a0 = in(reg) a0, a1 = in(reg) a1, b0 = in(reg) b0, b1 = in(reg) b1, lda = in(reg) 512usize, ldb = in(reg) 64usize,
+                        options(nostack, readonly)),
+                    2 => asm!(
+                        "tileloadd tmm4, [{a0} + {lda}*1]",
+                        "tileloadd tmm5, [{a1} + {lda}*1]",
+                        "tileloadd tmm6, [{b0} + {ldb}*1]",
+                        "tileloadd tmm7, [{b1} + {ldb}*1]",
+                        "tdpbf16ps tmm0, tmm4, tmm6",
+                        "tdpbf16ps tmm1, tmm4, tmm7",
+                        "tdpbf16ps tmm2, tmm5, tmm6",
+                        "tdpbf16ps tmm3, tmm5, tmm7",
+                        a0 = in(reg) a0, a1 = in(reg) a1, b0 = in(reg) b0, b1 = in(reg) b1, lda = in(reg) 512usize, ldb = in(reg) 64usize,
+                        options(nostack, readonly)),
+                    _ => step(a0, 64, a1, 64, b0, b1),
+                }
+            }
+        }
+        asm!("tilerelease", options(nostack, nomem));
     }
 }

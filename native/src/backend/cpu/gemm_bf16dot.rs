@@ -27,7 +27,7 @@ pub(super) const KSTEP: usize = 32;
 pub(super) const MSTEP: usize = 32;
 
 thread_local! {
-    static X16: RefCell<Vec<u16>> = const { RefCell::new(Vec::new()) };
+    pub(super) static X16: RefCell<Vec<u16>> = const { RefCell::new(Vec::new()) };
     static W16: RefCell<Vec<u16>> = const { RefCell::new(Vec::new()) };
 }
 
@@ -42,15 +42,18 @@ pub(super) fn gemm(path: Bf16Path, x: &[f32], m: usize, k: usize, w: &[bf16], n:
 #[cfg(target_arch = "x86_64")]
 #[allow(clippy::too_many_arguments)]
 pub(super) fn gemm_layout(path: Bf16Path, x: &[f32], m: usize, k: usize, w: &[bf16], n: usize, bias: Option<&[f32]>, y: &mut [f32], layout: WLayout) {
+    if path == Bf16Path::Amx && layout == WLayout::NK {
+        return super::gemm_amx::gemm_direct(x, m, k, w, n, bias, y);
+    }
+    if layout == WLayout::KN && k > 2 * KN_CHUNK {
+        return gemm_kn_chunked(path, x, m, k, w, n, bias, y);
+    }
     let kp = k.div_ceil(KSTEP) * KSTEP;
     let m_pad = m.div_ceil(MSTEP) * MSTEP;
-    // Row stride of packed x. The AVX512_BF16 kernel reads 12 rows at once: with kp·2 bytes a multiple
-    // of 4 KiB (k = 2048, 6144) they would all sit in one L1 set and evict each other, so its rows get
-    // one more 64-byte line of zeros. The AMX tiles load with stride kp (unchanged: untested here).
-    let xs = match path {
-        Bf16Path::Amx => kp,
-        Bf16Path::Avx512Bf16 => kp + KSTEP,
-    };
+    // Row stride of packed x. The AVX512_BF16 kernel reads 12 rows at once, an AMX tile 16: with kp·2
+    // bytes a multiple of 4 KiB (k = 2048, 6144) they would all sit in one L1 set and evict each other,
+    // so the rows get one more 64-byte line of zeros (AMX, single thread: +10 % over the speed test).
+    let xs = kp + KSTEP;
     with_u16(&X16, m_pad * xs, |xb| {
         // SAFETY: AVX512_BF16 + AVX-512F present (precision.rs checked before choosing a path).
         unsafe { pack_x(x, m, k, xs, xb) };
@@ -73,7 +76,7 @@ pub(super) fn gemm_layout(path: Bf16Path, x: &[f32], m: usize, k: usize, w: &[bf
                     }
                 }
                 match path {
-                    Bf16Path::Amx => super::gemm_amx::gemm_cols(xb, m, kp, wp, c0, cols, n, bias, out),
+                    Bf16Path::Amx => super::gemm_amx::gemm_cols(xb, xs, m, kp, wp, c0, cols, n, bias, out),
                     Bf16Path::Avx512Bf16 => avx512bf16_cols(xb, xs, m, kp, wp, c0, cols, n, bias, out),
                 }
             })
@@ -81,22 +84,53 @@ pub(super) fn gemm_layout(path: Bf16Path, x: &[f32], m: usize, k: usize, w: &[bf
     })
 }
 
+/// k per pass of a [k, n] product with a long k (the VTE: k = 65 536 visual words, m = 196 rows at
+/// 448², n = 2048). In one pass every 64-column task would stream the whole packed x (m × 65 536 bf16 =
+/// 25 MB, far past L2) and pack a 8 MiB W panel; in passes of 4096 k the packed x chunk (1.6 MB at
+/// m = 196) stays in L2 across a thread's column tasks, and each pass adds its partial product to y.
+const KN_CHUNK: usize = 4096;
+
+#[allow(clippy::too_many_arguments)]
+fn gemm_kn_chunked(path: Bf16Path, x: &[f32], m: usize, k: usize, w: &[bf16], n: usize, bias: Option<&[f32]>, y: &mut [f32]) {
+    let mut xc = vec![0f32; m * KN_CHUNK];
+    let mut yc = vec![0f32; m * n];
+    for (ci, kc0) in (0..k).step_by(KN_CHUNK).enumerate() {
+        let kc = KN_CHUNK.min(k - kc0);
+        let xc = &mut xc[..m * kc];
+        xc.par_chunks_mut(kc).enumerate().for_each(|(i, row)| row.copy_from_slice(&x[i * k + kc0..i * k + kc0 + kc]));
+        // Rows kc0..kc0+kc of W [k, n] are themselves a [kc, n] matrix.
+        let wc = &w[kc0 * n..(kc0 + kc) * n];
+        if ci == 0 {
+            gemm_layout(path, xc, m, kc, wc, n, bias, y, WLayout::KN);
+        } else {
+            gemm_layout(path, xc, m, kc, wc, n, None, &mut yc, WLayout::KN);
+            y.par_chunks_mut(n).zip(yc.par_chunks(n)).for_each(|(a, b)| a.iter_mut().zip(b).for_each(|(a, b)| *a += b));
+        }
+    }
+}
+
 /// Columns per task of the bf16 products.
 const CG: usize = 64;
 
-fn with_u16<R>(slot: &'static std::thread::LocalKey<RefCell<Vec<u16>>>, len: usize, f: impl FnOnce(&mut [u16]) -> R) -> R {
+/// `len` u16 of the thread's buffer `slot`, starting on a 64-byte boundary: a tile or zmm row that
+/// straddles two cache lines costs two line reads (AMX tiles from 16-byte-aligned buffers: ~25 % slower).
+pub(super) fn with_u16<R>(slot: &'static std::thread::LocalKey<RefCell<Vec<u16>>>, len: usize, f: impl FnOnce(&mut [u16]) -> R) -> R {
+    let aligned = |v: &mut [u16]| {
+        let skip = (64 - v.as_ptr() as usize % 64) % 64 / 2;
+        f(&mut v[skip..skip + len])
+    };
     slot.with(|cell| match cell.try_borrow_mut() {
         Ok(mut v) => {
-            if v.len() < len {
-                v.resize(len, 0);
+            if v.len() < len + 32 {
+                v.resize(len + 32, 0);
             }
-            let r = f(&mut v[..len]);
+            let r = aligned(&mut v[..len + 32]);
             if v.len() > (16 << 20) {
                 *v = Vec::new();
             }
             r
         }
-        Err(_) => f(&mut vec![0u16; len]),
+        Err(_) => aligned(&mut vec![0u16; len + 32]),
     })
 }
 
@@ -273,23 +307,34 @@ mod tests {
     }
 
     fn check_layout(path: Bf16Path, layout: WLayout) {
-        for &(m, k, n) in &[(1, 1, 1), (12, 32, 32), (13, 33, 17), (33, 70, 48), (70, 257, 100), (100, 1152, 40), (17, 2048, 33), (17, 6145, 20)] {
+        // (20, 9000, 40): above 2 · KN_CHUNK, the KN product goes in k passes (the last one partial);
+        // (1100, 64, 40): x of more than 1024 rows (the 896² ViT has 3136).
+        for &(m, k, n) in &[(1, 1, 1), (12, 32, 32), (13, 33, 17), (33, 70, 48), (70, 257, 100), (100, 1152, 40), (17, 2048, 33), (17, 6145, 20), (20, 9000, 40), (1100, 64, 40)] {
             let x: Vec<f32> = (0..m * k).map(|i| ((i * 37 % 101) as f32 - 50.0) / 47.0).collect();
             let w: Vec<bf16> = (0..n * k).map(|i| bf16::from_f32(((i * 53 % 89) as f32 - 44.0) / 44.0)).collect();
             let bias: Vec<f32> = (0..n).map(|j| j as f32 * 0.01).collect();
             let mut y = vec![f32::NAN; m * n];
             // The same W given [k, n]: the KN packing must give the NK result.
             let w_kn: Vec<bf16> = (0..k * n).map(|i| w[(i % n) * k + i / n]).collect();
-            match layout {
-                WLayout::NK => gemm(path, &x, m, k, &w, n, Some(&bias), &mut y),
-                WLayout::KN => gemm_layout(path, &x, m, k, &w_kn, n, Some(&bias), &mut y, WLayout::KN),
-            }
+            // W at a 64-byte boundary and 2 bytes past one: the AMX direct form reads aligned W in place
+            // (when 2k is a multiple of 64) and copies misaligned W rows first; both must agree.
+            let mut wa = vec![bf16::ZERO; n * k + 64];
+            let base = (64 - wa.as_ptr() as usize % 64) % 64 / 2;
             let want = reference(&x, m, k, &w, n, Some(&bias));
-            for i in 0..m {
-                for j in 0..n {
-                    let mag: f64 = (0..k).map(|t| (bf16::from_f32(x[i * k + t]).to_f64() * w[j * k + t].to_f64()).abs()).sum::<f64>() + bias[j].abs() as f64;
-                    let got = y[i * n + j] as f64;
-                    assert!((got - want[i * n + j]).abs() <= 1e-5 * mag + 1e-6, "{path:?} {layout:?} m={m} k={k} n={n}: y[{i},{j}] = {got}, want {}", want[i * n + j]);
+            for shift in [0, 1] {
+                y.fill(f32::NAN);
+                wa[base + shift..base + shift + n * k].copy_from_slice(&w);
+                let w_at = &wa[base + shift..base + shift + n * k];
+                match layout {
+                    WLayout::NK => gemm(path, &x, m, k, w_at, n, Some(&bias), &mut y),
+                    WLayout::KN => gemm_layout(path, &x, m, k, &w_kn, n, Some(&bias), &mut y, WLayout::KN),
+                }
+                for i in 0..m {
+                    for j in 0..n {
+                        let mag: f64 = (0..k).map(|t| (bf16::from_f32(x[i * k + t]).to_f64() * w[j * k + t].to_f64()).abs()).sum::<f64>() + bias[j].abs() as f64;
+                        let got = y[i * n + j] as f64;
+                        assert!((got - want[i * n + j]).abs() <= 1e-5 * mag + 1e-6, "{path:?} {layout:?} m={m} k={k} n={n} W +{shift}: y[{i},{j}] = {got}, want {}", want[i * n + j]);
+                    }
                 }
             }
         }
@@ -331,5 +376,88 @@ mod tests {
                 assert_eq!(xb[i * kp + t], want, "x[{i},{t}]");
             }
         }
+    }
+}
+
+/// Speed of the bf16 products on the shapes the 2B model runs (`cargo test --release --lib
+/// gemm_bf16dot::speed -- --ignored --nocapture`; OVIS_CPU_BF16=avx512bf16 for the other path):
+/// ViT at 448² (784 rows, k 1152/4304), prefill of 128 tokens (k 2048/6144), the visual head's
+/// first rows (196 × 4608 → 8192 of its 65 536 columns), the VTE product (196 × 65 536 → 2048, W [k, n]). Prints GFLOP/s of one thread, the median
+/// of 5 runs, timed in the thread's CPU time (the machine is shared: wall time says little).
+#[cfg(all(test, target_arch = "x86_64"))]
+mod speed {
+    use super::*;
+    use crate::backend::cpu::precision::bf16_support;
+
+    #[test]
+    #[ignore]
+    fn speed() {
+        let Some(path) = bf16_support().path else {
+            eprintln!("SKIP gemm_bf16dot::speed: {}", bf16_support().why);
+            return;
+        };
+        let shapes: &[(&str, usize, usize, usize)] = &[
+            ("vit qkv", 784, 1152, 3456),
+            ("vit fc1", 784, 1152, 4304),
+            ("vit fc1 896²", 3136, 1152, 4304),
+            ("vit fc2", 784, 4304, 1152),
+            ("prefill q", 128, 2048, 2048),
+            ("prefill gate_up", 128, 2048, 12288),
+            ("prefill down", 128, 6144, 2048),
+            ("head", 196, 4608, 8192),
+            ("vte (KN)", 196, 65536, 2048),
+        ];
+        if path == Bf16Path::Amx {
+            let s = thread_cpu_s();
+            crate::backend::cpu::gemm_amx::peak_probe(1 << 18);
+            let t = thread_cpu_s() - s;
+            eprintln!("Amx tile peak (tdpbf16ps on registers): {:.0} GFLOP/s", (1u64 << 18) as f64 * 4.0 * 16384.0 / t / 1e9);
+            for mode in 0..4 {
+                let s = thread_cpu_s();
+                crate::backend::cpu::gemm_amx::l1_probe(1 << 15, mode);
+                let t = thread_cpu_s() - s;
+                eprintln!("Amx direct steps mode {mode}, operands in L1: {:.0} GFLOP/s", (1u64 << 15) as f64 * 32.0 * 16384.0 / t / 1e9);
+            }
+        }
+        let mut total = (0f64, 0f64);
+        for &(name, m, k, n) in shapes {
+            let x: Vec<f32> = (0..m * k).map(|i| ((i * 37 % 101) as f32 - 50.0) / 47.0).collect();
+            let wv: Vec<bf16> = (0..n * k + 32).map(|i| bf16::from_f32(((i * 53 % 89) as f32 - 44.0) / 440.0)).collect();
+            // W's start within a cache line: SPEED_W_ALIGN=64 puts it on a line boundary (else where malloc put it).
+            let shift = match std::env::var("SPEED_W_ALIGN").as_deref() {
+                Ok("64") => (64 - wv.as_ptr() as usize % 64) % 64 / 2,
+                _ => 0,
+            };
+            let w = &wv[shift..shift + n * k];
+            let mut y = vec![0f32; m * n];
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+            let mut t: Vec<f64> = (0..5)
+                .map(|_| {
+                    pool.install(|| {
+                        let s = thread_cpu_s();
+                        let layout = if name.contains("KN") { WLayout::KN } else { WLayout::NK };
+                        gemm_layout(path, &x, m, k, w, n, None, &mut y, layout);
+                        thread_cpu_s() - s
+                    })
+                })
+                .collect();
+            t.sort_by(|a, b| a.partial_cmp(b).unwrap());
+            let flop = 2.0 * (m * k * n) as f64;
+            total.0 += flop;
+            total.1 += t[2];
+            eprintln!("{path:?} {name:16} (W at {:2} mod 64) m={m:4} k={k:5} n={n:6}: {:7.2} ms, {:6.0} GFLOP/s", w.as_ptr() as usize % 64, t[2] * 1e3, flop / t[2] / 1e9);
+        }
+        eprintln!("{path:?} all: {:.0} GFLOP/s", total.0 / total.1 / 1e9);
+    }
+
+    /// CPU seconds of this thread (clock_gettime(CLOCK_THREAD_CPUTIME_ID = 3), syscall 228).
+    fn thread_cpu_s() -> f64 {
+        let mut ts = [0i64; 2];
+        // SAFETY: the kernel writes one struct timespec (two i64) into ts.
+        unsafe {
+            std::arch::asm!("syscall", inlateout("rax") 228i64 => _, in("rdi") 3i64, in("rsi") ts.as_mut_ptr(),
+                lateout("rcx") _, lateout("r11") _, options(nostack));
+        }
+        ts[0] as f64 + ts[1] as f64 * 1e-9
     }
 }

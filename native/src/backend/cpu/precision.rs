@@ -139,7 +139,9 @@ pub fn gemm_path_for(p: Precision) -> String {
 pub fn kernels_json(p: Precision) -> serde_json::Value {
     let f32_path = super::kernel_path();
     let forced_blocked = std::env::var("OVIS_CPU_ATTENTION").is_ok_and(|v| v == "blocked");
+    let amx_attention = p == Precision::Bf16 && bf16_support().path == Some(Bf16Path::Amx) && !forced_blocked;
     let attention = match (f32_path, forced_blocked) {
+        _ if amx_attention => "flash amx-bf16",
         ("avx512f", false) => "flash avx512f",
         ("avx512f", true) => "blocked loop (OVIS_CPU_ATTENTION=blocked)",
         _ => "blocked loop (no AVX-512F)",

@@ -7,6 +7,11 @@
 //! vision parity fixtures pass; 448² ViT attention ~2× faster than the blocked loop there);
 //! OVIS_CPU_ATTENTION=blocked forces the blocked loop (to compare or bisect).
 use super::simd::{self, madd, multiversion};
+
+/// The `--precision bf16` kernel on AMX tiles (a child of this module: vision_ops.rs is not touched).
+#[cfg(target_arch = "x86_64")]
+#[path = "attention_amx.rs"]
+mod attention_amx;
 use rayon::prelude::*;
 
 const QB: usize = 4;
@@ -93,6 +98,10 @@ pub fn segment_attention(q: &[f32], k: &[f32], v: &[f32], tokens: usize, heads: 
     assert_eq!(segments.iter().map(|s| s.1).sum::<usize>(), tokens, "segments must tile the tokens");
     #[cfg(target_arch = "x86_64")]
     {
+        if amx_applies(hd) {
+            attention_amx::segment_attention(q, k, v, tokens, heads, hd, segments, out);
+            return;
+        }
         if !blocked_requested() && flash_fits(hd) {
             super::attention_flash::segment_attention(q, k, v, heads, hd, segments, out);
             return;
@@ -105,6 +114,14 @@ pub fn segment_attention(q: &[f32], k: &[f32], v: &[f32], tokens: usize, heads: 
 fn blocked_requested() -> bool {
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *ON.get_or_init(|| std::env::var("OVIS_CPU_ATTENTION").is_ok_and(|v| v == "blocked"))
+}
+
+/// `--precision bf16` with the AMX path (precision.rs), unless OVIS_CPU_ATTENTION=blocked, and a head
+/// dim the AMX kernel's tiles hold.
+#[cfg(target_arch = "x86_64")]
+fn amx_applies(hd: usize) -> bool {
+    use crate::backend::cpu::precision::{bf16_support, precision, Bf16Path, Precision};
+    precision() == Precision::Bf16 && bf16_support().path == Some(Bf16Path::Amx) && !blocked_requested() && hd <= attention_amx::MAX_HD
 }
 
 /// The flash kernel runs here: AVX-512F present and the padded head dim fits its register tile.
