@@ -45,6 +45,22 @@ pub(super) fn gemm_bf16(x: &[f32], m: usize, k: usize, w: &[bf16], n: usize, bia
     false
 }
 
+/// Whether `gemm_bf16_then` runs the fused product for this shape (else it returns false having done
+/// nothing): callers decide before timing, so a declined call is not counted as a product.
+pub(super) fn gemm_bf16_then_runs(m: usize, k: usize, n: usize) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use super::precision::{bf16_support, precision, Precision};
+        let bf16_dot = precision() == Precision::Bf16 && bf16_support().path.is_some();
+        m > super::gemv::MAX_ROWS && k > 0 && n > 0 && !bf16_dot && std::arch::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (m, k, n);
+        false
+    }
+}
+
 /// `gemm_bf16` followed by `post` (an elementwise function, e.g. GELU) on y, fused: each task applies it
 /// to its rows' columns right after their last k-block, while they are still in L2, instead of a
 /// separate pass over y from memory afterwards (fc1's y is 784 × 4304 f32 = 13.5 MB at 448²). The
@@ -55,9 +71,7 @@ pub(super) fn gemm_bf16(x: &[f32], m: usize, k: usize, w: &[bf16], n: usize, bia
 pub(super) fn gemm_bf16_then(x: &[f32], m: usize, k: usize, w: &[bf16], n: usize, bias: Option<&[f32]>, y: &mut [f32], post: fn(&mut [f32])) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        use super::precision::{bf16_support, precision, Precision};
-        let bf16_dot = precision() == Precision::Bf16 && bf16_support().path.is_some();
-        if m > super::gemv::MAX_ROWS && k > 0 && n > 0 && !bf16_dot && std::arch::is_x86_feature_detected!("avx512f") {
+        if gemm_bf16_then_runs(m, k, n) {
             assert!(x.len() == m * k && w.len() == n * k && y.len() == m * n && bias.is_none_or(|b| b.len() == n), "gemm_bf16_then: shapes");
             avx512::gemm_post(x, m, k, w, n, bias, y, WLayout::NK, Some(post));
             return true;

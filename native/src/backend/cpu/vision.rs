@@ -1,7 +1,7 @@
 //! The SigLIP2-NaViT vision encoder of Ovis2.5 (model-spec.md §4): patch embedding, bicubic-resized
 //! learned position embedding, pre-LN layers with 2-D rotary and per-frame (or per-window) attention.
 //! Output: the last layer's hidden states [N, D] in §2.5 patch order, without post_layernorm (trap 1).
-use crate::backend::cpu::gemm::gemm_bf16_then;
+use crate::backend::cpu::gemm::{gemm_bf16_then, gemm_bf16_then_runs};
 use crate::backend::cpu::matmul::matmul_bf16;
 use crate::backend::cpu::profile::{self, gemm_flops, Stage};
 use crate::backend::cpu::vision_ops::{apply_rope, bicubic_resize, gelu_tanh, gelu_tanh_serial, layer_norm, rope2d_tables, segment_attention};
@@ -205,7 +205,8 @@ impl VisionEncoder {
         // fc1 with its GELU fused into the GEMM (each finished block while in L2; timed as ViT GEMM),
         // else the product and a separate pass.
         let mut h = vec![0f32; n * inter];
-        let fused = profile::time(Stage::VitGemm, gemm_flops(n, d, inter), || gemm_bf16_then(&a, n, d, l.fc1.0.data(), inter, Some(&l.fc1.1), &mut h, gelu_tanh_serial));
+        let fused = gemm_bf16_then_runs(n, d, inter)
+            && profile::time(Stage::VitGemm, gemm_flops(n, d, inter), || gemm_bf16_then(&a, n, d, l.fc1.0.data(), inter, Some(&l.fc1.1), &mut h, gelu_tanh_serial));
         if !fused {
             h = lin(&a, d, &l.fc1, inter);
             elementwise(&mut || gelu_tanh(&mut h));
