@@ -451,15 +451,7 @@ mod avx512 {
     mod rate {
         use super::*;
 
-        extern "C" {
-            fn clock_gettime(clk: i32, ts: *mut [i64; 2]) -> i32;
-        }
-        fn thread_cpu_s() -> f64 {
-            let mut ts = [0i64; 2];
-            // SAFETY: CLOCK_THREAD_CPUTIME_ID = 3 on Linux; ts is a valid timespec.
-            unsafe { clock_gettime(3, &mut ts) };
-            ts[0] as f64 + ts[1] as f64 * 1e-9
-        }
+        use crate::backend::cpu::profile::thread_cpu_s;
 
         /// Median of 3 rounds of `f` (each doing `flop` FLOPs), GFLOP per CPU-second.
         fn median_rate(flop: f64, mut f: impl FnMut()) -> f64 {

@@ -5,14 +5,15 @@
 //! Tiles (palette 1, each 16 rows × 64 bytes): tmm0–3 the 2 × 2 f32 16×16 blocks of a 32 × 32 block
 //! of y; tmm4/5 rows 0–15 / 16–31 of x (32 k each); tmm6/7 the 16 pair-rows of 2 W panels (columns
 //! 0–15 / 16–31). Per 32 k: 4 tile loads, 4 `tdpbf16ps` (32 768 flops).
+use super::gemm_pack::transpose16;
 use super::matmul::SharedOut;
 use std::arch::asm;
 
 #[repr(C, align(64))]
-struct TileConfig([u8; 64]);
+pub(super) struct TileConfig(pub(super) [u8; 64]);
 
 /// Palette 1, tiles 0–7 all 16 rows × 64 bytes.
-fn config() -> TileConfig {
+pub(super) fn config() -> TileConfig {
     let mut c = [0u8; 64];
     c[0] = 1;
     for t in 0..8 {
@@ -340,37 +341,6 @@ unsafe fn write_out_t(buf: &Block, r0: usize, mv: usize, c: usize, nv: usize, n:
             }
         }
     }
-}
-
-/// 16 × 16 32-bit lanes transposed (r[i] lane j → t[j] lane i): unpacks within 128-bit lanes, then
-/// 128-bit lane shuffles.
-#[inline(always)]
-unsafe fn transpose16(r: [std::arch::x86_64::__m512i; 16]) -> [std::arch::x86_64::__m512i; 16] {
-    use std::arch::x86_64::*;
-    let mut a = [_mm512_setzero_si512(); 16];
-    for i in 0..8 {
-        a[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
-        a[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
-    }
-    let mut b = [_mm512_setzero_si512(); 16];
-    for j in 0..4 {
-        b[4 * j] = _mm512_unpacklo_epi64(a[4 * j], a[4 * j + 2]);
-        b[4 * j + 1] = _mm512_unpackhi_epi64(a[4 * j], a[4 * j + 2]);
-        b[4 * j + 2] = _mm512_unpacklo_epi64(a[4 * j + 1], a[4 * j + 3]);
-        b[4 * j + 3] = _mm512_unpackhi_epi64(a[4 * j + 1], a[4 * j + 3]);
-    }
-    let mut t = [_mm512_setzero_si512(); 16];
-    for c in 0..4 {
-        let u0 = _mm512_shuffle_i32x4::<0x44>(b[c], b[4 + c]);
-        let u1 = _mm512_shuffle_i32x4::<0xEE>(b[c], b[4 + c]);
-        let v0 = _mm512_shuffle_i32x4::<0x44>(b[8 + c], b[12 + c]);
-        let v1 = _mm512_shuffle_i32x4::<0xEE>(b[8 + c], b[12 + c]);
-        t[c] = _mm512_shuffle_i32x4::<0x88>(u0, v0);
-        t[4 + c] = _mm512_shuffle_i32x4::<0xDD>(u0, v0);
-        t[8 + c] = _mm512_shuffle_i32x4::<0x88>(u1, v1);
-        t[12 + c] = _mm512_shuffle_i32x4::<0xDD>(u1, v1);
-    }
-    t
 }
 
 /// Seconds of `reps` × 4 `tdpbf16ps` on registers only (no loads): the tile unit's ceiling for the

@@ -450,14 +450,5 @@ mod speed {
         eprintln!("{path:?} all: {:.0} GFLOP/s", total.0 / total.1 / 1e9);
     }
 
-    /// CPU seconds of this thread (clock_gettime(CLOCK_THREAD_CPUTIME_ID = 3), syscall 228).
-    fn thread_cpu_s() -> f64 {
-        let mut ts = [0i64; 2];
-        // SAFETY: the kernel writes one struct timespec (two i64) into ts.
-        unsafe {
-            std::arch::asm!("syscall", inlateout("rax") 228i64 => _, in("rdi") 3i64, in("rsi") ts.as_mut_ptr(),
-                lateout("rcx") _, lateout("r11") _, options(nostack));
-        }
-        ts[0] as f64 + ts[1] as f64 * 1e-9
-    }
+    use crate::backend::cpu::profile::thread_cpu_s;
 }

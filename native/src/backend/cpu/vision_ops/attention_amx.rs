@@ -16,6 +16,8 @@
 //! * K per (head, segment): [lp/16 key tiles][hdp/32 d steps][16 d pairs][16 keys][2] (B tiles).
 //! * V per (head, segment): [lp/32 key steps][dcols][16 key pairs][16 d][2] (B tiles).
 //!   lp = segment length rounded up to KB; keys past the segment are zero and their scores −∞.
+use crate::backend::cpu::gemm_amx::config;
+use crate::backend::cpu::gemm_pack::transpose16;
 use crate::backend::cpu::matmul::SharedOut;
 use rayon::prelude::*;
 use std::arch::asm;
@@ -25,20 +27,6 @@ const QT: usize = 16;
 const KB: usize = 64;
 /// Largest head_dim: 3 A tiles of Q (32 d each) and 6 output tiles (16 d each).
 pub(super) const MAX_HD: usize = 96;
-
-#[repr(C, align(64))]
-struct TileConfig([u8; 64]);
-
-/// Palette 1, tiles 0–7 all 16 rows × 64 bytes.
-fn config() -> TileConfig {
-    let mut c = [0u8; 64];
-    c[0] = 1;
-    for t in 0..8 {
-        c[16 + 2 * t] = 64;
-        c[48 + t] = 16;
-    }
-    TileConfig(c)
-}
 
 /// The three packs, each from a 64-byte boundary of its Vec (`*_at`, in u16): a tile row that straddles
 /// two cache lines costs two line reads.
@@ -232,35 +220,6 @@ unsafe fn pack_v(v: &[f32], w: usize, c0: usize, hd: usize, dcols: usize, st: us
             }
         }
     }
-}
-
-/// 16 × 16 32-bit lanes transposed (r[i] lane j → t[j] lane i).
-#[inline(always)]
-unsafe fn transpose16(r: [__m512i; 16]) -> [__m512i; 16] {
-    let mut a = [_mm512_setzero_si512(); 16];
-    for i in 0..8 {
-        a[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
-        a[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
-    }
-    let mut b = [_mm512_setzero_si512(); 16];
-    for j in 0..4 {
-        b[4 * j] = _mm512_unpacklo_epi64(a[4 * j], a[4 * j + 2]);
-        b[4 * j + 1] = _mm512_unpackhi_epi64(a[4 * j], a[4 * j + 2]);
-        b[4 * j + 2] = _mm512_unpacklo_epi64(a[4 * j + 1], a[4 * j + 3]);
-        b[4 * j + 3] = _mm512_unpackhi_epi64(a[4 * j + 1], a[4 * j + 3]);
-    }
-    let mut t = [_mm512_setzero_si512(); 16];
-    for c in 0..4 {
-        let u0 = _mm512_shuffle_i32x4::<0x44>(b[c], b[4 + c]);
-        let u1 = _mm512_shuffle_i32x4::<0xEE>(b[c], b[4 + c]);
-        let v0 = _mm512_shuffle_i32x4::<0x44>(b[8 + c], b[12 + c]);
-        let v1 = _mm512_shuffle_i32x4::<0xEE>(b[8 + c], b[12 + c]);
-        t[c] = _mm512_shuffle_i32x4::<0x88>(u0, v0);
-        t[4 + c] = _mm512_shuffle_i32x4::<0xDD>(u0, v0);
-        t[8 + c] = _mm512_shuffle_i32x4::<0x88>(u1, v1);
-        t[12 + c] = _mm512_shuffle_i32x4::<0xDD>(u1, v1);
-    }
-    t
 }
 
 // Tile instructions with the register number chosen at run time (a tile register is part of the
@@ -548,14 +507,5 @@ mod tests {
         }
     }
 
-    /// CPU seconds of this thread (clock_gettime(CLOCK_THREAD_CPUTIME_ID = 3), syscall 228).
-    fn thread_cpu_s() -> f64 {
-        let mut ts = [0i64; 2];
-        // SAFETY: the kernel writes one struct timespec (two i64) into ts.
-        unsafe {
-            std::arch::asm!("syscall", inlateout("rax") 228i64 => _, in("rdi") 3i64, in("rsi") ts.as_mut_ptr(),
-                lateout("rcx") _, lateout("r11") _, options(nostack));
-        }
-        ts[0] as f64 + ts[1] as f64 * 1e-9
-    }
+    use crate::backend::cpu::profile::thread_cpu_s;
 }

@@ -304,15 +304,7 @@ unsafe fn pv<const V: usize>(kbp: usize, p: *const f32, v: *const f32, hdp: usiz
 mod rate {
     use super::*;
 
-    extern "C" {
-        fn clock_gettime(clk: i32, ts: *mut [i64; 2]) -> i32;
-    }
-    fn thread_cpu_s() -> f64 {
-        let mut ts = [0i64; 2];
-        // SAFETY: CLOCK_THREAD_CPUTIME_ID = 3 on Linux; ts is a valid timespec.
-        unsafe { clock_gettime(3, &mut ts) };
-        ts[0] as f64 + ts[1] as f64 * 1e-9
-    }
+    use crate::backend::cpu::profile::thread_cpu_s;
 
     #[target_feature(enable = "avx512f")]
     unsafe fn fma_loop(iters: usize) -> f32 {
