@@ -1,5 +1,6 @@
 //! The CPU backend: float32 arithmetic on bf16 weights, all cores (rayon).
 pub mod attention;
+pub mod bf16_split;
 #[cfg(target_arch = "x86_64")]
 mod attention_avx512;
 mod gemm;
