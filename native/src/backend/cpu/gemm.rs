@@ -21,7 +21,8 @@ use half::bf16;
 
 /// Returns false when the CPU has neither AVX-512F nor AVX2+FMA (the caller then uses the portable
 /// loop). AVX2+FMA: gemm_avx2.rs, the same packing with 6 × 16 tiles.
-/// In `--precision bf16` (precision.rs) and with a bf16 dot-product unit: gemm_bf16dot.rs instead.
+/// In `--precision bf16` (precision.rs) and with a bf16 dot-product unit: gemm_bf16dot.rs instead;
+/// in f32 with AMX granted: the AMX product on x split into three bf16 terms (gemm_amx_split.rs).
 pub(super) fn gemm_bf16(x: &[f32], m: usize, k: usize, w: &[bf16], n: usize, bias: Option<&[f32]>, y: &mut [f32]) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
@@ -31,6 +32,10 @@ pub(super) fn gemm_bf16(x: &[f32], m: usize, k: usize, w: &[bf16], n: usize, bia
                 super::gemm_bf16dot::gemm(path, x, m, k, w, n, bias, y);
                 return true;
             }
+        }
+        if f32_amx(m, k, n) {
+            super::gemm_bf16dot::gemm_f32_amx(x, m, k, w, n, bias, y, WLayout::NK, None);
+            return true;
         }
         if std::arch::is_x86_feature_detected!("avx512f") {
             avx512::gemm(x, m, k, w, n, bias, y, WLayout::NK);
@@ -45,6 +50,14 @@ pub(super) fn gemm_bf16(x: &[f32], m: usize, k: usize, w: &[bf16], n: usize, bia
     false
 }
 
+/// Whether the f32 product of this shape runs on AMX (x split into three bf16 terms): f32 precision,
+/// AMX granted and not switched off (precision::f32_gemm), a non-empty product.
+#[cfg(target_arch = "x86_64")]
+fn f32_amx(m: usize, k: usize, n: usize) -> bool {
+    use super::precision::{f32_gemm, precision, F32Gemm, Precision};
+    precision() == Precision::F32 && f32_gemm() == F32Gemm::AmxSplit && m > 0 && k > 0 && n > 0
+}
+
 /// Whether `gemm_bf16_then` runs the fused product for this shape (else it returns false having done
 /// nothing): callers decide before timing, so a declined call is not counted as a product.
 pub(super) fn gemm_bf16_then_runs(m: usize, k: usize, n: usize) -> bool {
@@ -52,7 +65,7 @@ pub(super) fn gemm_bf16_then_runs(m: usize, k: usize, n: usize) -> bool {
     {
         use super::precision::{bf16_support, precision, Precision};
         let bf16_dot = precision() == Precision::Bf16 && bf16_support().path.is_some();
-        m > super::gemv::MAX_ROWS && k > 0 && n > 0 && !bf16_dot && std::arch::is_x86_feature_detected!("avx512f")
+        m > super::gemv::MAX_ROWS && k > 0 && n > 0 && !bf16_dot && (f32_amx(m, k, n) || std::arch::is_x86_feature_detected!("avx512f"))
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -63,8 +76,9 @@ pub(super) fn gemm_bf16_then_runs(m: usize, k: usize, n: usize) -> bool {
 
 /// `gemm_bf16` followed by `post` (an elementwise function, e.g. GELU) on y, fused: each task applies it
 /// to its rows' columns right after their last k-block, while they are still in L2, instead of a
-/// separate pass over y from memory afterwards (fc1's y is 784 × 4304 f32 = 13.5 MB at 448²). The
-/// values are the same as `matmul_bf16` then `post`. False (nothing done) where another kernel would
+/// separate pass over y from memory afterwards (fc1's y is 784 × 4304 f32 = 13.5 MB at 448²); on the
+/// f32 AMX path to each 16 × 64 block of y as it is written. The values are the same as `matmul_bf16`
+/// then `post`. False (nothing done) where another kernel would
 /// run the product (≤ 16 rows: the GEMV; `--precision bf16` with a bf16 unit; no AVX-512F): the caller
 /// then runs the two steps.
 #[allow(clippy::too_many_arguments)]
@@ -73,12 +87,25 @@ pub(super) fn gemm_bf16_then(x: &[f32], m: usize, k: usize, w: &[bf16], n: usize
     {
         if gemm_bf16_then_runs(m, k, n) {
             assert!(x.len() == m * k && w.len() == n * k && y.len() == m * n && bias.is_none_or(|b| b.len() == n), "gemm_bf16_then: shapes");
+            if f32_amx(m, k, n) {
+                // The AMX product applies `post` to each 16-row × 64-column block as it is written.
+                super::gemm_bf16dot::gemm_f32_amx(x, m, k, w, n, bias, y, WLayout::NK, Some(post));
+                return true;
+            }
             avx512::gemm_post(x, m, k, w, n, bias, y, WLayout::NK, Some(post));
             return true;
         }
     }
     let _ = (x, m, k, w, n, bias, y, post);
     false
+}
+
+/// The AVX-512 f32 FMA GEMM whatever precision::f32_gemm chose: the error yardstick of the AMX split
+/// product's test (gemm_amx_split.rs). Caller: AVX-512F present.
+#[cfg(all(test, target_arch = "x86_64"))]
+#[allow(clippy::too_many_arguments)]
+pub(super) fn gemm_fma_for_test(x: &[f32], m: usize, k: usize, w: &[bf16], n: usize, bias: Option<&[f32]>, y: &mut [f32], layout: WLayout) {
+    avx512::gemm(x, m, k, w, n, bias, y, layout)
 }
 
 /// How W is stored: [n, k] (linear layers, y = x·Wᵀ) or [k, n] (the VTE table, y = x·W).
@@ -99,6 +126,10 @@ pub(super) fn gemm_bf16_kn(x: &[f32], m: usize, k: usize, w: &[bf16], n: usize, 
                 super::gemm_bf16dot::gemm_layout(path, x, m, k, w, n, None, y, WLayout::KN);
                 return true;
             }
+        }
+        if f32_amx(m, k, n) {
+            super::gemm_bf16dot::gemm_f32_amx(x, m, k, w, n, None, y, WLayout::KN, None);
+            return true;
         }
         if std::arch::is_x86_feature_detected!("avx512f") {
             avx512::gemm(x, m, k, w, n, None, y, WLayout::KN);

@@ -137,11 +137,11 @@ const DIRECT_ROWS: usize = 128;
 /// One 16-row group of W as the A operand: `main` rows (stride `ld` bytes) for the full k steps,
 /// `tail` (stride `tail_ld`) for the last partial step when `k % 32 ≠ 0`.
 #[derive(Clone, Copy)]
-struct Group {
-    main: *const u16,
-    ld: usize,
-    tail: *const u16,
-    tail_ld: usize,
+pub(super) struct Group {
+    pub(super) main: *const u16,
+    pub(super) ld: usize,
+    pub(super) tail: *const u16,
+    pub(super) tail_ld: usize,
 }
 
 /// y[m, n] = bf16(x)[m, k] · W[n, k]ᵀ (+ bias). Caller: the AMX permission was granted; shapes
@@ -164,49 +164,108 @@ pub(super) fn gemm_direct(x: &[f32], m: usize, k: usize, w: &[half::bf16], n: us
             });
             let xv = &*xv;
             let out = SharedOut(y.as_mut_ptr());
-            // Fewer than 16 tasks (n = 1152: 9) would leave one of 2 threads idle for up to a task in
-            // 9: halve the rows per task then.
-            let nb = if n.div_ceil(DIRECT_ROWS) < 16 { DIRECT_ROWS / 2 } else { DIRECT_ROWS };
-            // W rows that do not start on 64-byte boundaries (the allocation's or the mapped file's
-            // offset, or 2k not a multiple of 64) make every tile row straddle two cache lines: then
-            // each task first copies its rows to an aligned buffer (single thread, the speed test's
-            // shapes: 20–35 % faster aligned; the copy is one read of W, which the task makes anyway).
-            let ws = if (2 * kp) % 4096 == 0 { kp + 32 } else { kp };
-            let copy = w.as_ptr() as usize % 64 != 0 || (2 * k) % 64 != 0;
-            let nb = if copy { nb.min(((768 << 10) / (2 * ws) / 32 * 32).max(32)) } else { nb };
-            (0..n.div_ceil(nb)).into_par_iter().for_each(|t| {
-                let (c0, wp) = (nb * t, w.as_ptr() as *const u16);
-                let pairs = (n - c0).min(nb).div_ceil(32);
-                if copy {
-                    return with_u16(&WT16, 32 * pairs * ws, |buf| {
-                        for (i, row) in buf.chunks_mut(ws).enumerate() {
-                            if c0 + i < n {
-                                // SAFETY: row c0 + i < n of W [n][k].
-                                row[..k].copy_from_slice(unsafe { std::slice::from_raw_parts(wp.add((c0 + i) * k), k) });
-                                row[k..].fill(0);
-                            } else {
-                                row.fill(0);
-                            }
-                        }
-                        let groups: Vec<Group> = (0..2 * pairs)
-                            .map(|g| {
-                                let main = buf[g * 16 * ws..].as_ptr();
-                                Group { main, ld: 2 * ws, tail: main.wrapping_add(k / 32 * 32), tail_ld: 2 * ws }
-                            })
-                            .collect();
-                        // SAFETY: as in gemm_cols; A loads read inside buf (rows < 32·pairs, k < kp ≤ ws).
-                        unsafe { direct_cols(xv, m, k, kp, nkb, &groups, c0, n, bias, out) }
-                    });
-                }
-                with_u16(&WT16, 2 * pairs * 16 * kp, |pad| {
-                    let groups: Vec<Group> = pad.chunks_mut(16 * kp).enumerate().map(|(g, pg)| group(wp, n, k, kp, c0 + 16 * g, pg)).collect();
-                    // SAFETY: as in gemm_cols; every A load reads rows < n inside W (full steps only)
-                    // or the padded copies; every B load reads inside xv.
-                    unsafe { direct_cols(xv, m, k, kp, nkb, &groups, c0, n, bias, out) }
-                })
+            for_w_tasks(w, n, k, kp, |groups, c0| {
+                // SAFETY: as in gemm_cols; every A load reads rows < n inside W (full steps only) or the
+                // aligned / padded copies; every B load reads inside xv.
+                unsafe { direct_cols(xv, m, k, kp, nkb, groups, c0, n, bias, out) }
             });
         })
     })
+}
+
+/// y[m, n] = x[m, k] · W[n, k]ᵀ (+ bias) in f32 arithmetic: x split into three bf16 terms
+/// (gemm_amx_split.rs), then `post` (e.g. GELU) on each finished stretch of y. Rows in chunks so the
+/// packed x (3 × rows × kp bf16) stays ≤ 24 MiB and its thread-local buffer is kept between calls
+/// (with_u16 frees buffers above 32 MiB). Caller: as gemm_direct.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn gemm_direct_split(x: &[f32], m: usize, k: usize, w: &[half::bf16], n: usize, bias: Option<&[f32]>, y: &mut [f32], post: Option<fn(&mut [f32])>) {
+    use super::gemm_amx_split::{block_len, direct_block, pack_block, write_direct, Quad};
+    use super::gemm_bf16dot::{with_u16, KSTEP, X16};
+    use rayon::prelude::*;
+    let kp = k.div_ceil(KSTEP) * KSTEP;
+    let nkb = kp / 32;
+    let blocks = m.div_ceil(16);
+    let max_blocks = ((12usize << 20) / block_len(kp)).max(1);
+    let chunks = blocks.div_ceil(max_blocks);
+    let out = SharedOut(y.as_mut_ptr());
+    for ch in 0..chunks {
+        let (b0, b1) = (blocks * ch / chunks, blocks * (ch + 1) / chunks);
+        with_u16(&XV16, (b1 - b0) * block_len(kp), |xv| {
+            xv.par_chunks_mut(block_len(kp)).enumerate().for_each(|(i, dst)| {
+                with_u16(&X16, 3 * 16 * kp, |tmp| {
+                    // SAFETY: AVX-512F/BW come with AMX (precision.rs); rows past m are zero-filled.
+                    unsafe { pack_block(x, m, k, kp, 16 * (b0 + i), tmp, dst) }
+                })
+            });
+            let xv = &*xv;
+            for_w_tasks(w, n, k, kp, |groups, c0| {
+                let cfg = config();
+                let mut buf = Quad([0f32; 1024]);
+                let ng = (n - c0).min(groups.len() * 16).div_ceil(16);
+                // SAFETY: permission granted (caller); config loaded first, released last, on this thread;
+                // A loads read inside W or its copies (for_w_tasks), B loads inside xv; the task owns
+                // columns c0..c0 + 16·ng of y.
+                unsafe {
+                    asm!("ldtilecfg [{}]", in(reg) cfg.0.as_ptr(), options(nostack, readonly));
+                    for b in b0..b1 {
+                        let r0 = 16 * b;
+                        let bt = xv.as_ptr().add((b - b0) * block_len(kp));
+                        for (q, quad) in groups[..ng].chunks(4).enumerate() {
+                            let c = c0 + 64 * q;
+                            direct_block(bt, quad, k, nkb, &mut buf);
+                            write_direct(&buf, r0, (m - r0).min(16), c, (n - c).min(64), n, bias, out, post);
+                        }
+                    }
+                    asm!("tilerelease", options(nostack, nomem));
+                }
+            });
+        });
+    }
+}
+
+/// Runs `f(groups, c0)` for each task of W rows c0..c0+nb (in parallel): `groups` the 16-row A
+/// operands of those rows, 2·⌈rows/32⌉ of them (groups past n are zero rows).
+fn for_w_tasks(w: &[half::bf16], n: usize, k: usize, kp: usize, f: impl Fn(&[Group], usize) + Sync) {
+    use super::gemm_bf16dot::with_u16;
+    use rayon::prelude::*;
+    // Fewer than 16 tasks (n = 1152: 9) would leave one of 2 threads idle for up to a task in
+    // 9: halve the rows per task then.
+    let nb = if n.div_ceil(DIRECT_ROWS) < 16 { DIRECT_ROWS / 2 } else { DIRECT_ROWS };
+    // W rows that do not start on 64-byte boundaries (the allocation's or the mapped file's
+    // offset, or 2k not a multiple of 64) make every tile row straddle two cache lines: then
+    // each task first copies its rows to an aligned buffer (single thread, the speed test's
+    // shapes: 20–35 % faster aligned; the copy is one read of W, which the task makes anyway).
+    let ws = if (2 * kp) % 4096 == 0 { kp + 32 } else { kp };
+    let copy = w.as_ptr() as usize % 64 != 0 || (2 * k) % 64 != 0;
+    let nb = if copy { nb.min(((768 << 10) / (2 * ws) / 32 * 32).max(32)) } else { nb };
+    (0..n.div_ceil(nb)).into_par_iter().for_each(|t| {
+        let (c0, wp) = (nb * t, w.as_ptr() as *const u16);
+        let pairs = (n - c0).min(nb).div_ceil(32);
+        if copy {
+            return with_u16(&WT16, 32 * pairs * ws, |buf| {
+                for (i, row) in buf.chunks_mut(ws).enumerate() {
+                    if c0 + i < n {
+                        // SAFETY: row c0 + i < n of W [n][k].
+                        row[..k].copy_from_slice(unsafe { std::slice::from_raw_parts(wp.add((c0 + i) * k), k) });
+                        row[k..].fill(0);
+                    } else {
+                        row.fill(0);
+                    }
+                }
+                let groups: Vec<Group> = (0..2 * pairs)
+                    .map(|g| {
+                        let main = buf[g * 16 * ws..].as_ptr();
+                        Group { main, ld: 2 * ws, tail: main.wrapping_add(k / 32 * 32), tail_ld: 2 * ws }
+                    })
+                    .collect();
+                f(&groups, c0)
+            });
+        }
+        with_u16(&WT16, 2 * pairs * 16 * kp, |pad| {
+            let groups: Vec<Group> = pad.chunks_mut(16 * kp).enumerate().map(|(g, pg)| group(wp, n, k, kp, c0 + 16 * g, pg)).collect();
+            f(&groups, c0)
+        })
+    });
 }
 
 thread_local! {

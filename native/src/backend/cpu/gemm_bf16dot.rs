@@ -42,11 +42,44 @@ pub(super) fn gemm(path: Bf16Path, x: &[f32], m: usize, k: usize, w: &[bf16], n:
 #[cfg(target_arch = "x86_64")]
 #[allow(clippy::too_many_arguments)]
 pub(super) fn gemm_layout(path: Bf16Path, x: &[f32], m: usize, k: usize, w: &[bf16], n: usize, bias: Option<&[f32]>, y: &mut [f32], layout: WLayout) {
-    if path == Bf16Path::Amx && layout == WLayout::NK {
-        return super::gemm_amx::gemm_direct(x, m, k, w, n, bias, y);
+    gemm_form(path, XForm::Bf16, x, m, k, w, n, bias, y, layout)
+}
+
+/// How x meets the bf16 dot-product unit: rounded to bf16 (`--precision bf16`), or split exactly
+/// into three bf16 terms (gemm_amx_split.rs: f32 arithmetic, the default precision; AMX only).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(super) enum XForm {
+    Bf16,
+    Split3,
+}
+
+/// The default precision's product on AMX (f32 arithmetic, x split into three bf16 terms), W [n, k]
+/// or [k, n]; `post` (NK only) applied to each finished stretch of y. Caller: precision::f32_gemm
+/// chose Amx (the permission was granted); m, n, k ≥ 1.
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+pub(super) fn gemm_f32_amx(x: &[f32], m: usize, k: usize, w: &[bf16], n: usize, bias: Option<&[f32]>, y: &mut [f32], layout: WLayout, post: Option<fn(&mut [f32])>) {
+    match layout {
+        WLayout::NK => super::gemm_amx::gemm_direct_split(x, m, k, w, n, bias, y, post),
+        WLayout::KN => {
+            assert!(post.is_none(), "gemm_f32_amx: post only with W [n, k]");
+            gemm_form(Bf16Path::Amx, XForm::Split3, x, m, k, w, n, bias, y, layout)
+        }
     }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+fn gemm_form(path: Bf16Path, form: XForm, x: &[f32], m: usize, k: usize, w: &[bf16], n: usize, bias: Option<&[f32]>, y: &mut [f32], layout: WLayout) {
+    if path == Bf16Path::Amx && layout == WLayout::NK {
+        return match form {
+            XForm::Bf16 => super::gemm_amx::gemm_direct(x, m, k, w, n, bias, y),
+            XForm::Split3 => super::gemm_amx::gemm_direct_split(x, m, k, w, n, bias, y, None),
+        };
+    }
+    assert!(form == XForm::Bf16 || path == Bf16Path::Amx, "the split form runs on AMX only");
     if layout == WLayout::KN && k > 2 * KN_CHUNK {
-        return gemm_kn_chunked(path, x, m, k, w, n, bias, y);
+        return gemm_kn_chunked(path, form, x, m, k, w, n, bias, y);
     }
     let kp = k.div_ceil(KSTEP) * KSTEP;
     let m_pad = m.div_ceil(MSTEP) * MSTEP;
@@ -54,9 +87,15 @@ pub(super) fn gemm_layout(path: Bf16Path, x: &[f32], m: usize, k: usize, w: &[bf
     // bytes a multiple of 4 KiB (k = 2048, 6144) they would all sit in one L1 set and evict each other,
     // so the rows get one more 64-byte line of zeros (AMX, single thread: +10 % over the speed test).
     let xs = kp + KSTEP;
-    with_u16(&X16, m_pad * xs, |xb| {
-        // SAFETY: AVX512_BF16 + AVX-512F present (precision.rs checked before choosing a path).
-        unsafe { pack_x(x, m, k, xs, xb) };
+    let planes = if form == XForm::Split3 { 3 } else { 1 };
+    with_u16(&X16, planes * m_pad * xs, |xb| {
+        // SAFETY: AVX512_BF16 + AVX-512F/BW present (precision.rs checked before choosing a path).
+        unsafe {
+            match form {
+                XForm::Bf16 => pack_x(x, m, k, xs, xb),
+                XForm::Split3 => super::gemm_amx_split::pack_rows(x, m, k, kp, xs, m_pad, xb),
+            }
+        }
         let xb = &*xb;
         let out = SharedOut(y.as_mut_ptr());
         // One task per CG columns: it packs only its own W panels (CG × KP bf16, L2-resident) and runs
@@ -75,9 +114,10 @@ pub(super) fn gemm_layout(path: Bf16Path, x: &[f32], m: usize, k: usize, w: &[bf
                         }
                     }
                 }
-                match path {
-                    Bf16Path::Amx => super::gemm_amx::gemm_cols(xb, xs, m, kp, wp, c0, cols, n, bias, out),
-                    Bf16Path::Avx512Bf16 => avx512bf16_cols(xb, xs, m, kp, wp, c0, cols, n, bias, out),
+                match (path, form) {
+                    (Bf16Path::Amx, XForm::Split3) => super::gemm_amx_split::gemm_cols(xb, m_pad * xs, xs, m, kp, wp, c0, cols, n, bias, out),
+                    (Bf16Path::Amx, XForm::Bf16) => super::gemm_amx::gemm_cols(xb, xs, m, kp, wp, c0, cols, n, bias, out),
+                    (Bf16Path::Avx512Bf16, _) => avx512bf16_cols(xb, xs, m, kp, wp, c0, cols, n, bias, out),
                 }
             })
         });
@@ -91,7 +131,7 @@ pub(super) fn gemm_layout(path: Bf16Path, x: &[f32], m: usize, k: usize, w: &[bf
 const KN_CHUNK: usize = 4096;
 
 #[allow(clippy::too_many_arguments)]
-fn gemm_kn_chunked(path: Bf16Path, x: &[f32], m: usize, k: usize, w: &[bf16], n: usize, bias: Option<&[f32]>, y: &mut [f32]) {
+fn gemm_kn_chunked(path: Bf16Path, form: XForm, x: &[f32], m: usize, k: usize, w: &[bf16], n: usize, bias: Option<&[f32]>, y: &mut [f32]) {
     let mut xc = vec![0f32; m * KN_CHUNK];
     let mut yc = vec![0f32; m * n];
     for (ci, kc0) in (0..k).step_by(KN_CHUNK).enumerate() {
@@ -101,9 +141,9 @@ fn gemm_kn_chunked(path: Bf16Path, x: &[f32], m: usize, k: usize, w: &[bf16], n:
         // Rows kc0..kc0+kc of W [k, n] are themselves a [kc, n] matrix.
         let wc = &w[kc0 * n..(kc0 + kc) * n];
         if ci == 0 {
-            gemm_layout(path, xc, m, kc, wc, n, bias, y, WLayout::KN);
+            gemm_form(path, form, xc, m, kc, wc, n, bias, y, WLayout::KN);
         } else {
-            gemm_layout(path, xc, m, kc, wc, n, None, &mut yc, WLayout::KN);
+            gemm_form(path, form, xc, m, kc, wc, n, None, &mut yc, WLayout::KN);
             y.par_chunks_mut(n).zip(yc.par_chunks(n)).for_each(|(a, b)| a.iter_mut().zip(b).for_each(|(a, b)| *a += b));
         }
     }

@@ -7,6 +7,8 @@ mod gemm;
 #[cfg(target_arch = "x86_64")]
 mod gemm_amx;
 #[cfg(target_arch = "x86_64")]
+mod gemm_amx_split;
+#[cfg(target_arch = "x86_64")]
 mod gemm_bf16dot;
 #[cfg(target_arch = "x86_64")]
 mod gemm_avx2;

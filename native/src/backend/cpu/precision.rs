@@ -1,6 +1,9 @@
 //! Which arithmetic the compute-bound CPU products (ViT, visual head, VTE, prefill: m > 16 rows) use.
 //!
-//! * `f32` (default, exact to the fixtures): f32 activations × bf16 weights widened to f32, f32 FMAs.
+//! * `f32` (default, exact to the fixtures): f32 activations × bf16 weights in f32 arithmetic. Where
+//!   AMX is granted, on the tile unit: each activation split exactly into three bf16 terms
+//!   (gemm_amx_split.rs: exact products, f32 sums, only the rounding order differs from FMAs); else
+//!   (or with `OVIS_CPU_F32=fma`) the AVX-512 / AVX2 f32 FMA GEMM (gemm.rs).
 //! * `bf16` (opt-in, `--precision bf16`): activations rounded to bf16 (round to nearest even) and
 //!   multiplied with the bf16 weights by the CPU's bf16 dot-product units, sums in f32: AMX tiles
 //!   (`tdpbf16ps`) where the CPU has AMX-BF16 and the kernel grants the tile-data permission, else
@@ -59,7 +62,8 @@ pub struct Bf16Support {
     pub why: String,
 }
 
-/// Detected once. OVIS_CPU_BF16=avx512bf16 skips AMX (to compare the two paths).
+/// Detected once. OVIS_CPU_BF16=avx512bf16 skips AMX (to compare the two paths; the f32 products then
+/// run on the FMA GEMM too, see `f32_gemm`).
 pub fn bf16_support() -> &'static Bf16Support {
     static S: OnceLock<Bf16Support> = OnceLock::new();
     S.get_or_init(detect)
@@ -121,9 +125,34 @@ fn request_amx_permission() -> Result<(), String> {
     Err("AMX permission is only requested on Linux".into())
 }
 
+/// The kernel of the f32 (default) precision's products with m > 16 rows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum F32Gemm {
+    /// AMX tiles on x split into three bf16 terms (f32 arithmetic; gemm_amx_split.rs).
+    AmxSplit,
+    /// The f32 FMA GEMM (gemm.rs: AVX-512F or AVX2+FMA, else the portable loop).
+    Fma,
+}
+
+/// Detected once: AmxSplit where bf16_support chose AMX, unless `OVIS_CPU_F32=fma` (the A/B switch).
+pub fn f32_gemm() -> F32Gemm {
+    static G: OnceLock<F32Gemm> = OnceLock::new();
+    *G.get_or_init(|| {
+        let fma = std::env::var("OVIS_CPU_F32").is_ok_and(|v| v == "fma");
+        if bf16_support().path == Some(Bf16Path::Amx) && !fma {
+            F32Gemm::AmxSplit
+        } else {
+            F32Gemm::Fma
+        }
+    })
+}
+
 /// For `ovis info` / bench: the GEMM path products with m > 16 rows take in `p`.
 pub fn gemm_path_for(p: Precision) -> String {
-    let f32_path = super::kernel_path();
+    let f32_path = match f32_gemm() {
+        F32Gemm::AmxSplit => "amx-bf16x3",
+        F32Gemm::Fma => super::kernel_path(),
+    };
     match p {
         Precision::F32 => f32_path.to_string(),
         Precision::Bf16 => match bf16_support().path {
@@ -131,6 +160,15 @@ pub fn gemm_path_for(p: Precision) -> String {
             Some(Bf16Path::Avx512Bf16) => "avx512-bf16".into(),
             None => f32_path.to_string(),
         },
+    }
+}
+
+/// Why the f32 products take their path (for `ovis info`'s "f32").
+fn f32_why() -> String {
+    match f32_gemm() {
+        F32Gemm::AmxSplit => "AMX-BF16 tiles on activations split into 3 exact bf16 terms (exact products, f32 sums); OVIS_CPU_F32=fma for the FMA GEMM".into(),
+        F32Gemm::Fma if std::env::var("OVIS_CPU_F32").is_ok_and(|v| v == "fma") => format!("{} FMA GEMM (OVIS_CPU_F32=fma)", super::kernel_path()),
+        F32Gemm::Fma => format!("{} FMA GEMM (no AMX: {})", super::kernel_path(), bf16_support().why),
     }
 }
 
@@ -149,7 +187,8 @@ pub fn kernels_json(p: Precision) -> serde_json::Value {
     serde_json::json!({
         "precision": p.name(),
         "gemm": gemm_path_for(p),
-        "gemm_f32": f32_path,
+        "gemm_f32": gemm_path_for(Precision::F32),
+        "f32": f32_why(),
         "gemv": if f32_path == "portable" { "portable" } else { f32_path },
         "vit_attention": attention,
         "bf16": bf16_support().why,

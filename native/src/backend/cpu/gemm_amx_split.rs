@@ -1,0 +1,491 @@
+//! f32 arithmetic on the AMX tile unit (the default precision when the kernel grants AMX): each f32
+//! activation is split exactly into three bf16 terms, x = hi + mid + lo (bf16_split.rs), so
+//! W·x = W·hi + W·mid + W·lo. `tdpbf16ps` forms every bf16 × bf16 product exactly in f32 (8 × 8
+//! significant bits) and adds it to the f32 accumulator with round-to-nearest-even (Intel SDM,
+//! TDPBF16PS: "RNE ... each accumulation of the FMA"; MXCSR not consulted). So the result is f32
+//! arithmetic on the same exact products as the FMA GEMM (gemm.rs); only the roundings differ: three
+//! accumulations per product instead of one, in another order. Caveat of the unit: it treats
+//! denormal inputs as zero and flushes denormal results, so terms under 2^-126 (~1.2e-38) are lost
+//! (an absolute error of that order per product; the FMA GEMM keeps them).
+//!
+//! Tile use (palette 1, gemm_amx::config: 8 tiles of 16 rows × 64 bytes): tmm0–3 four f32 16 × 16
+//! accumulators, tmm4–6 the three terms of one operand (kept for one 32-k step), tmm7 the streamed
+//! tile of the other operand, loaded once for its three `tdpbf16ps`. Per 32 k: 3 + 4 tile loads and
+//! 12 `tdpbf16ps` (the 2 × 2 block of gemm_amx.rs would take 8 loads for the same 12).
+//! * W [n, k] ("direct" form of gemm_amx.rs, yᵀ = W·xᵀ): A = 4 groups of 16 W rows read in place,
+//!   B = the 3 term tiles of 16 x rows (VNNI pairs), C[W row][x row], transposed on the way out.
+//! * W [k, n] (the VTE table; packed VNNI panels of gemm_bf16dot.rs): A = the 3 term tiles of 16
+//!   x rows (plain rows), B = 4 W panels of 16 columns, C[x row][column].
+use super::gemm_amx::{config, Group};
+use super::gemm_pack::{for_each_pair16, transpose16};
+use super::matmul::SharedOut;
+use std::arch::asm;
+use std::arch::x86_64::*;
+
+/// Splits f32 lanes into their three bf16 terms (bit patterns, the same as bf16_split::split3 gives,
+/// tested below), as three 16 × u16 vectors.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw")]
+pub(super) unsafe fn split16(v: __m512) -> (__m256i, __m256i, __m256i) {
+    let top = _mm512_set1_epi32(0xffff_0000u32 as i32);
+    let bits = _mm512_castps_si512(v);
+    // hi = x with its low 16 bits cut (exact); r = x − hi (exact, ≤ 16 significant bits); mid = r cut;
+    // lo = r − mid (exact, ≤ 8 significant bits).
+    let hi = _mm512_and_si512(bits, top);
+    let r = _mm512_sub_ps(v, _mm512_castsi512_ps(hi));
+    let mid = _mm512_and_si512(_mm512_castps_si512(r), top);
+    let lo = _mm512_sub_ps(r, _mm512_castsi512_ps(mid));
+    // Infinities and NaN go whole into hi (NaN quieted as 0x7fc0 with its sign), mid = lo = 0.
+    let abs = _mm512_and_si512(bits, _mm512_set1_epi32(0x7fff_ffff));
+    let finite = _mm512_cmplt_epi32_mask(abs, _mm512_set1_epi32(0x7f80_0000));
+    let nan = _mm512_cmpgt_epi32_mask(abs, _mm512_set1_epi32(0x7f80_0000));
+    let mut hi16 = _mm512_srli_epi32::<16>(bits);
+    hi16 = _mm512_mask_or_epi32(hi16, nan, _mm512_and_si512(hi16, _mm512_set1_epi32(0x8000)), _mm512_set1_epi32(0x7fc0));
+    let mid16 = _mm512_maskz_srli_epi32::<16>(finite, mid);
+    let lo16 = _mm512_maskz_srli_epi32::<16>(finite, _mm512_castps_si512(lo));
+    (_mm512_cvtepi32_epi16(hi16), _mm512_cvtepi32_epi16(mid16), _mm512_cvtepi32_epi16(lo16))
+}
+
+/// One row of x (`src`, may be shorter than the planes' kp = dst width) → its three term rows at
+/// `dst[0..3]` (each kp u16, zero past src).
+#[target_feature(enable = "avx512f,avx512bw")]
+unsafe fn split_row(src: &[f32], kp: usize, dst: [*mut u16; 3]) {
+    let mut c = 0;
+    while c < kp {
+        let valid = src.len().saturating_sub(c).min(16);
+        let m = if valid >= 16 { 0xFFFF } else { ((1u32 << valid) - 1) as u16 };
+        let (h, md, l) = split16(_mm512_maskz_loadu_ps(m, src.as_ptr().wrapping_add(c)));
+        _mm256_storeu_si256(dst[0].add(c) as *mut _, h);
+        _mm256_storeu_si256(dst[1].add(c) as *mut _, md);
+        _mm256_storeu_si256(dst[2].add(c) as *mut _, l);
+        c += 16;
+    }
+}
+
+/// x [m, k] → three term planes of plain rows, plane t at `planes[t·ps..]`, row i at +i·xs
+/// (xs ≥ kp, a multiple of 32), rows m..m_rows zero: the A operand of the [k, n] form.
+#[target_feature(enable = "avx512f,avx512bw")]
+pub(super) unsafe fn pack_rows(x: &[f32], m: usize, k: usize, kp: usize, xs: usize, m_rows: usize, planes: &mut [u16]) {
+    use rayon::prelude::*;
+    let ps = m_rows * xs;
+    assert!(planes.len() >= 3 * ps && xs >= kp && kp >= k);
+    let base = SharedU16(planes.as_mut_ptr());
+    (0..m_rows).into_par_iter().for_each(|i| {
+        let b = base;
+        let src = if i < m { &x[i * k..(i + 1) * k] } else { &[][..] };
+        // SAFETY: AVX-512F/BW as the enclosing function; row i of each plane lies inside `planes` and
+        // belongs to this iteration alone.
+        unsafe { split_row(src, kp, [b.0.add(i * xs), b.0.add(ps + i * xs), b.0.add(2 * ps + i * xs)]) }
+    });
+}
+
+#[derive(Clone, Copy)]
+struct SharedU16(*mut u16);
+// SAFETY: every user writes a disjoint range (one row / one block).
+unsafe impl Send for SharedU16 {}
+unsafe impl Sync for SharedU16 {}
+
+/// u16 per 16-row block of the direct form's packed x: [kp/32][3 terms][16 pairs][16 rows][2].
+pub(super) fn block_len(kp: usize) -> usize {
+    3 * 16 * kp
+}
+
+/// Rows r0..r0+16 of x (those < m; zero past m and k) → the B tiles of one block (`dst`, block_len
+/// u16): tile (kb, t) = 1 KiB at (3·kb + t)·512, lane (p, i, e) = term t of x[r0 + i][32·kb + 2p + e].
+/// `tmp`: 3 × 16 × kp u16 of scratch (the rows split, before the pair transposes).
+#[target_feature(enable = "avx512f,avx512bw")]
+pub(super) unsafe fn pack_block(x: &[f32], m: usize, k: usize, kp: usize, r0: usize, tmp: &mut [u16], dst: &mut [u16]) {
+    assert!(tmp.len() >= 3 * 16 * kp && dst.len() >= block_len(kp));
+    let t = tmp.as_mut_ptr();
+    for i in 0..16 {
+        let r = r0 + i;
+        let src = if r < m { &x[r * k..(r + 1) * k] } else { &[][..] };
+        split_row(src, kp, [t.add(i * kp), t.add(16 * kp + i * kp), t.add(32 * kp + i * kp)]);
+    }
+    let d = dst.as_mut_ptr();
+    for term in 0..3 {
+        let plane: &[half::bf16] = std::slice::from_raw_parts(t.add(term * 16 * kp) as *const half::bf16, 16 * kp);
+        // Pair p of the 16 rows = pair-row p % 16 of tile (p / 16, term).
+        for_each_pair16(plane, kp, 0, 16, 0, kp / 2, |p, v| _mm512_storeu_si512(d.add((p / 16 * 3 + term) * 512 + (p % 16) * 32) as *mut _, v));
+    }
+}
+
+#[repr(C, align(64))]
+pub(super) struct Quad(pub(super) [f32; 4 * 256]);
+
+/// One W group's step: A = 16 W rows × 32 k (`a`, row stride `lda` bytes) into tmm7, then C_g +=
+/// A · B for the three x term tiles in tmm4–6.
+macro_rules! w_step {
+    ($c:literal, $a:expr, $lda:expr) => {
+        asm!(
+            "tileloadd tmm7, [{a} + {lda}*1]",
+            concat!("tdpbf16ps ", $c, ", tmm7, tmm4"),
+            concat!("tdpbf16ps ", $c, ", tmm7, tmm5"),
+            concat!("tdpbf16ps ", $c, ", tmm7, tmm6"),
+            a = in(reg) $a,
+            lda = in(reg) $lda,
+            options(nostack, readonly),
+        )
+    };
+}
+
+/// Direct form, one 16-row block of x (`b`: its packed tiles, `pack_block`) × up to 4 W groups:
+/// buf[g][i][j] = Σ_k W[group g row i][k] · x[row j][k] over the three terms.
+/// Caller: the tile config (gemm_amx::config) is loaded on this thread; groups as in gemm_amx.
+pub(super) unsafe fn direct_block(b: *const u16, groups: &[Group], k: usize, nkb: usize, buf: &mut Quad) {
+    let full = k / 32;
+    asm!("tilezero tmm0", "tilezero tmm1", "tilezero tmm2", "tilezero tmm3", options(nostack, nomem));
+    for kb in 0..nkb {
+        let bt = b.add(kb * 1536);
+        asm!(
+            "tileloadd tmm4, [{b0} + {ld}*1]",
+            "tileloadd tmm5, [{b1} + {ld}*1]",
+            "tileloadd tmm6, [{b2} + {ld}*1]",
+            b0 = in(reg) bt,
+            b1 = in(reg) bt.add(512),
+            b2 = in(reg) bt.add(1024),
+            ld = in(reg) 64usize,
+            options(nostack, readonly),
+        );
+        for (g, gr) in groups.iter().enumerate() {
+            let (a, lda) = if kb < full { (gr.main.add(kb * 32), gr.ld) } else { (gr.tail, gr.tail_ld) };
+            match g {
+                0 => w_step!("tmm0", a, lda),
+                1 => w_step!("tmm1", a, lda),
+                2 => w_step!("tmm2", a, lda),
+                _ => w_step!("tmm3", a, lda),
+            }
+        }
+    }
+    store_quad(buf, 64);
+}
+
+/// tmm0–3 → buf as 4 consecutive 16 × 16 tiles (`ld` = 64 bytes) or side by side ([16][64], ld 256).
+#[inline(always)]
+unsafe fn store_quad(buf: &mut Quad, ld: usize) {
+    let p = buf.0.as_mut_ptr();
+    let step = if ld == 64 { 256 } else { 16 };
+    asm!(
+        "tilestored [{p0} + {ld}*1], tmm0",
+        "tilestored [{p1} + {ld}*1], tmm1",
+        "tilestored [{p2} + {ld}*1], tmm2",
+        "tilestored [{p3} + {ld}*1], tmm3",
+        p0 = in(reg) p,
+        p1 = in(reg) p.add(step),
+        p2 = in(reg) p.add(2 * step),
+        p3 = in(reg) p.add(3 * step),
+        ld = in(reg) ld,
+        options(nostack),
+    );
+}
+
+/// Direct form's output: y[r0 + j][c + 16g + i] = buf[g][i][j] + bias for j < mv, 16g + i < nv,
+/// then `post` on each of the mv row stretches y[r0 + j][c..c + nv] (all final: k is complete).
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe fn write_direct(buf: &Quad, r0: usize, mv: usize, c: usize, nv: usize, n: usize, bias: Option<&[f32]>, out: SharedOut, post: Option<fn(&mut [f32])>) {
+    for g in 0..nv.div_ceil(16) {
+        let nvg = (nv - 16 * g).min(16);
+        let mk = if nvg >= 16 { 0xFFFF } else { ((1u32 << nvg) - 1) as u16 };
+        let b = match bias {
+            Some(b) => _mm512_maskz_loadu_ps(mk, b.as_ptr().add(c + 16 * g)),
+            None => _mm512_setzero_ps(),
+        };
+        let mut r = [_mm512_setzero_si512(); 16];
+        for (i, v) in r.iter_mut().enumerate() {
+            *v = _mm512_load_si512(buf.0.as_ptr().add(g * 256 + i * 16) as *const _);
+        }
+        let t = transpose16(r);
+        for (j, v) in t.iter().enumerate().take(mv) {
+            _mm512_mask_storeu_ps(out.at((r0 + j) * n + c + 16 * g), mk, _mm512_add_ps(b, _mm512_castsi512_ps(*v)));
+        }
+    }
+    if let Some(f) = post {
+        for j in 0..mv {
+            f(std::slice::from_raw_parts_mut(out.at((r0 + j) * n + c), nv));
+        }
+    }
+}
+
+/// [k, n] form: columns c0..c0+cols of y for every row. `planes`: the three term planes of x
+/// (`pack_rows`: plane stride ps, row stride xs); `wp`: this task's VNNI panels [cols/16][kp/2][32]
+/// from index 0 (gemm_bf16dot.rs). Caller: the AMX permission was granted.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn gemm_cols(planes: &[u16], ps: usize, xs: usize, m: usize, kp: usize, wp: &[u16], c0: usize, cols: usize, n: usize, bias: Option<&[f32]>, out: SharedOut) {
+    let cfg = config();
+    let mut buf = Quad([0f32; 1024]);
+    let np_all = cols.div_ceil(16);
+    // SAFETY: permission granted (caller); config loaded first and released last on this thread; A
+    // loads read rows < m_rows (a multiple of 16 ≥ m) of each plane, k < kp; B loads read panels < np_all.
+    unsafe {
+        asm!("ldtilecfg [{}]", in(reg) cfg.0.as_ptr(), options(nostack, readonly));
+        for r0 in (0..m).step_by(16) {
+            for c in (c0..c0 + cols).step_by(64) {
+                let p0 = (c - c0) / 16;
+                let np = (np_all - p0).min(4);
+                let a = planes.as_ptr().add(r0 * xs);
+                let b = wp.as_ptr().add(p0 * kp * 16);
+                cols_block(a, ps, xs * 2, b, kp, np);
+                store_quad(&mut buf, 256);
+                write_rows(&buf, r0, (m - r0).min(16), c, (n - c).min(64).min(c0 + cols - c), n, bias, out);
+            }
+        }
+        asm!("tilerelease", options(nostack, nomem));
+    }
+}
+
+/// One W panel's step of the [k, n] form: B = 16 pair-rows × 16 columns into tmm7, C_j += A_t · B for
+/// the three x term tiles in tmm4–6.
+macro_rules! panel_step {
+    ($c:literal, $b:expr) => {
+        asm!(
+            "tileloadd tmm7, [{b} + {ld}*1]",
+            concat!("tdpbf16ps ", $c, ", tmm4, tmm7"),
+            concat!("tdpbf16ps ", $c, ", tmm5, tmm7"),
+            concat!("tdpbf16ps ", $c, ", tmm6, tmm7"),
+            b = in(reg) $b,
+            ld = in(reg) 64usize,
+            options(nostack, readonly),
+        )
+    };
+}
+
+/// C_j (tmm0..np) = Σ_k x rows (16, the three planes at `a`, + t·ps u16) × panel j (at `b` + j·kp·16).
+unsafe fn cols_block(a: *const u16, ps: usize, lda: usize, b: *const u16, kp: usize, np: usize) {
+    asm!("tilezero tmm0", "tilezero tmm1", "tilezero tmm2", "tilezero tmm3", options(nostack, nomem));
+    for kb in 0..kp / 32 {
+        asm!(
+            "tileloadd tmm4, [{a0} + {lda}*1]",
+            "tileloadd tmm5, [{a1} + {lda}*1]",
+            "tileloadd tmm6, [{a2} + {lda}*1]",
+            a0 = in(reg) a.add(kb * 32),
+            a1 = in(reg) a.add(ps + kb * 32),
+            a2 = in(reg) a.add(2 * ps + kb * 32),
+            lda = in(reg) lda,
+            options(nostack, readonly),
+        );
+        let bk = b.add(kb * 512);
+        for j in 0..np {
+            let bj = bk.add(j * kp * 16);
+            match j {
+                0 => panel_step!("tmm0", bj),
+                1 => panel_step!("tmm1", bj),
+                2 => panel_step!("tmm2", bj),
+                _ => panel_step!("tmm3", bj),
+            }
+        }
+    }
+}
+
+/// [k, n] form's output: y[r0 + i][c + j] = buf[i][j] (buf [16][64]) + bias, i < mv, j < nv.
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn write_rows(buf: &Quad, r0: usize, mv: usize, c: usize, nv: usize, n: usize, bias: Option<&[f32]>, out: SharedOut) {
+    for q in 0..nv.div_ceil(16) {
+        let nvq = (nv - 16 * q).min(16);
+        let mk = if nvq >= 16 { 0xFFFF } else { ((1u32 << nvq) - 1) as u16 };
+        let b = match bias {
+            Some(b) => _mm512_maskz_loadu_ps(mk, b.as_ptr().add(c + 16 * q)),
+            None => _mm512_setzero_ps(),
+        };
+        for i in 0..mv {
+            let v = _mm512_load_ps(buf.0.as_ptr().add(i * 64 + 16 * q));
+            _mm512_mask_storeu_ps(out.at((r0 + i) * n + c + 16 * q), mk, _mm512_add_ps(b, v));
+        }
+    }
+}
+
+/// `reps` passes of 8 direct 32-k steps (4 W groups × the 3 terms of 16 x rows) over L1-resident
+/// operands: the kernel's speed when no load misses L1 (speed test).
+#[cfg(test)]
+pub(super) fn l1_probe(reps: usize) {
+    let cfg = config();
+    let a = vec![0u16; 64 * 256];
+    let b = vec![0u16; 8 * 1536];
+    let groups: Vec<Group> = (0..4).map(|g| Group { main: a[g * 16 * 256..].as_ptr(), ld: 512, tail: a.as_ptr(), tail_ld: 512 }).collect();
+    let mut buf = Quad([0f32; 1024]);
+    // SAFETY: caller checked the AMX permission; all loads inside a / b.
+    unsafe {
+        asm!("ldtilecfg [{}]", in(reg) cfg.0.as_ptr(), options(nostack, readonly));
+        for _ in 0..reps {
+            direct_block(b.as_ptr(), &groups, 256, 8, &mut buf);
+        }
+        asm!("tilerelease", options(nostack, nomem));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The vector split gives bf16_split::split3's terms bit for bit: random bit patterns over every
+    /// exponent, denormals, ±0, ±∞, NaNs.
+    #[test]
+    fn split16_matches_split3() {
+        if !(std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512bw")) {
+            eprintln!("SKIP gemm_amx_split::split16_matches_split3: this CPU has no AVX-512F/BW");
+            return;
+        }
+        let mut s = 0x1234_5678u32;
+        let mut v: Vec<f32> = vec![0.0, -0.0, f32::INFINITY, f32::NEG_INFINITY, f32::NAN, -f32::NAN, f32::from_bits(0x7f80_0001), f32::from_bits(0xffc1_2345), f32::MIN_POSITIVE, 1e-40, -3e-39, f32::MAX, 1.0 / 3.0];
+        for _ in 0..100_000 {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            v.push(f32::from_bits(s));
+        }
+        while v.len() % 16 != 0 {
+            v.push(0.5);
+        }
+        for chunk in v.chunks(16) {
+            let mut out = [[0u16; 16]; 3];
+            // SAFETY: features checked above.
+            unsafe {
+                let (h, m, l) = split16(_mm512_loadu_ps(chunk.as_ptr()));
+                _mm256_storeu_si256(out[0].as_mut_ptr() as *mut _, h);
+                _mm256_storeu_si256(out[1].as_mut_ptr() as *mut _, m);
+                _mm256_storeu_si256(out[2].as_mut_ptr() as *mut _, l);
+            }
+            for (i, &x) in chunk.iter().enumerate() {
+                let want = crate::backend::cpu::bf16_split::split3(x);
+                assert_eq!([out[0][i], out[1][i], out[2][i]], want, "{x:e} ({:08x})", x.to_bits());
+            }
+        }
+    }
+
+    use crate::backend::cpu::gemm::{gemm_fma_for_test, WLayout};
+    use crate::backend::cpu::gemm_bf16dot::{gemm_f32_amx, gemm_layout};
+    use crate::backend::cpu::precision::{bf16_support, Bf16Path};
+    use half::bf16;
+
+    fn lcg(s: &mut u64) -> f32 {
+        *s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        ((*s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    }
+
+    /// max over y of |y − exact| / (Σ|terms| + |bias|): the exact value in f64 on the f32 x and bf16 W.
+    #[allow(clippy::too_many_arguments)]
+    fn rel_err(y: &[f32], x: &[f32], m: usize, k: usize, w: &[bf16], n: usize, bias: Option<&[f32]>, layout: WLayout) -> f64 {
+        let mut worst = 0f64;
+        for i in 0..m {
+            for j in 0..n {
+                let (mut s, mut mag) = (bias.map_or(0.0, |b| b[j] as f64), bias.map_or(0.0, |b| b[j].abs() as f64));
+                for t in 0..k {
+                    let wv = match layout {
+                        WLayout::NK => w[j * k + t].to_f64(),
+                        WLayout::KN => w[t * n + j].to_f64(),
+                    };
+                    let p = x[i * k + t] as f64 * wv;
+                    s += p;
+                    mag += p.abs();
+                }
+                let e = (y[i * n + j] as f64 - s).abs() / mag.max(1e-30);
+                assert!(y[i * n + j].is_finite(), "y[{i},{j}] = {}", y[i * n + j]);
+                worst = worst.max(e);
+            }
+        }
+        worst
+    }
+
+    /// The split product against f64 on shapes off every tile edge (m, k, n not multiples of 16/32;
+    /// one and several W tasks and row chunks; k past the KN form's 8192 k passes), bias, both W
+    /// layouts, W aligned in place and misaligned (copied per task). Bound: the split path's worst
+    /// relative error (per element, over Σ|terms|) within 4× the f32 FMA GEMM's on the same inputs (and
+    /// ≤ 1e-5 absolute in those units), and ≥ 100× below the bf16-rounded AMX path's.
+    #[test]
+    fn split_product_matches_f64_like_the_fma_gemm() {
+        if bf16_support().path != Some(Bf16Path::Amx) {
+            eprintln!("SKIP gemm_amx_split::split_product_matches_f64_like_the_fma_gemm: {}", bf16_support().why);
+            return;
+        }
+        let mut seed = 7u64;
+        for &(m, k, n) in &[(1, 1, 1), (17, 33, 17), (33, 70, 48), (50, 257, 100), (100, 1152, 40), (20, 2048, 200), (17, 6145, 20), (20, 9000, 40), (300, 64, 130)] {
+            // x spread over 2^±8 so the three terms all matter; W in (−1, 1).
+            let x: Vec<f32> = (0..m * k).map(|_| lcg(&mut seed) * 2f32.powi((lcg(&mut seed) * 8.0) as i32)).collect();
+            let w: Vec<bf16> = (0..n * k).map(|_| bf16::from_f32(lcg(&mut seed))).collect();
+            let bias: Vec<f32> = (0..n).map(|_| lcg(&mut seed)).collect();
+            let mut wa = vec![bf16::ZERO; n * k + 64];
+            let base = (64 - wa.as_ptr() as usize % 64) % 64 / 2;
+            for layout in [WLayout::NK, WLayout::KN] {
+                let wl: Vec<bf16> = match layout {
+                    WLayout::NK => w.clone(),
+                    WLayout::KN => (0..k * n).map(|i| w[(i % n) * k + i / n]).collect(),
+                };
+                let b = Some(&bias[..]).filter(|_| layout == WLayout::NK);
+                let mut y = vec![f32::NAN; m * n];
+                gemm_fma_for_test(&x, m, k, &wl, n, b, &mut y, layout);
+                let e_fma = rel_err(&y, &x, m, k, &wl, n, b, layout);
+                gemm_layout(Bf16Path::Amx, &x, m, k, &wl, n, b, &mut y, layout);
+                let e_bf16 = rel_err(&y, &x, m, k, &wl, n, b, layout);
+                for shift in [0, 1] {
+                    wa[base + shift..base + shift + n * k].copy_from_slice(&wl);
+                    y.fill(f32::NAN);
+                    gemm_f32_amx(&x, m, k, &wa[base + shift..base + shift + n * k], n, b, &mut y, layout, None);
+                    let e = rel_err(&y, &x, m, k, &wl, n, b, layout);
+                    eprintln!("{layout:?} m={m} k={k} n={n} W +{shift}: split {e:.2e}, fma {e_fma:.2e}, bf16 {e_bf16:.2e}");
+                    assert!(e <= 4.0 * e_fma + 1e-7 && e <= 1e-5, "{layout:?} m={m} k={k} n={n} W +{shift}: split error {e:.3e} vs FMA GEMM {e_fma:.3e}");
+                    assert!(k < 8 || e * 100.0 <= e_bf16, "{layout:?} m={m} k={k} n={n}: split error {e:.3e} not far below bf16's {e_bf16:.3e}");
+                }
+            }
+        }
+    }
+
+    /// Exact f32 sums where the FMA GEMM's are exact too: small integers (every partial sum an integer
+    /// below 2^24) must come out exactly, which a dropped or doubled term would break.
+    #[test]
+    fn integer_products_are_exact() {
+        if bf16_support().path != Some(Bf16Path::Amx) {
+            eprintln!("SKIP gemm_amx_split::integer_products_are_exact: {}", bf16_support().why);
+            return;
+        }
+        let (m, k, n) = (37, 301, 70);
+        // x needs all three terms: 24-bit integers (hi: top 8 bits, mid: next 8, lo: last 8).
+        let x: Vec<f32> = (0..m * k).map(|i| ((i * 2654435761usize) % (1 << 24)) as f32 * if i % 3 == 0 { -1.0 } else { 1.0 }).collect();
+        let w: Vec<bf16> = (0..n * k).map(|i| bf16::from_f32(((i * 40503) % 5) as f32 - 2.0)).collect();
+        let mut y = vec![f32::NAN; m * n];
+        gemm_f32_amx(&x, m, k, &w, n, None, &mut y, WLayout::NK, None);
+        for i in 0..m {
+            for j in 0..n {
+                let s: i64 = (0..k).map(|t| x[i * k + t] as i64 * w[j * k + t].to_f32() as i64).sum();
+                // Partial sums exceed 2^24 here, so compare in f64 with the FMA GEMM's own tolerance.
+                let want = s as f64;
+                let mag: f64 = (0..k).map(|t| (x[i * k + t] as f64 * w[j * k + t].to_f64()).abs()).sum();
+                assert!((y[i * n + j] as f64 - want).abs() <= 4.0 * 6e-8 * mag, "y[{i},{j}] = {} want {want}", y[i * n + j]);
+            }
+        }
+        // Small integers: every partial sum exact in f32, so the result is exact.
+        let xs: Vec<f32> = (0..m * k).map(|i| ((i * 7) % 9) as f32 - 4.0 + 1.0 / 256.0 * ((i % 5) as f32)).collect();
+        gemm_f32_amx(&xs, m, k, &w, n, None, &mut y, WLayout::NK, None);
+        for i in 0..m {
+            for j in 0..n {
+                let want: f64 = (0..k).map(|t| xs[i * k + t] as f64 * w[j * k + t].to_f64()).sum();
+                assert_eq!(y[i * n + j] as f64, want, "y[{i},{j}]");
+            }
+        }
+    }
+
+    /// The fused route (fc1 + GELU): `post` on each block as it is written gives exactly the product
+    /// followed by the function, over several tasks, row chunks and partial blocks.
+    #[test]
+    fn post_matches_separate_pass() {
+        if bf16_support().path != Some(Bf16Path::Amx) {
+            eprintln!("SKIP gemm_amx_split::post_matches_separate_pass: {}", bf16_support().why);
+            return;
+        }
+        fn square_plus_one(v: &mut [f32]) {
+            v.iter_mut().for_each(|x| *x = *x * *x + 1.0);
+        }
+        let (m, k, n) = (77, 300, 1000);
+        let mut seed = 3u64;
+        let x: Vec<f32> = (0..m * k).map(|_| lcg(&mut seed)).collect();
+        let w: Vec<bf16> = (0..n * k).map(|_| bf16::from_f32(lcg(&mut seed))).collect();
+        let bias: Vec<f32> = (0..n).map(|_| lcg(&mut seed)).collect();
+        let (mut a, mut b) = (vec![f32::NAN; m * n], vec![f32::NAN; m * n]);
+        gemm_f32_amx(&x, m, k, &w, n, Some(&bias), &mut a, WLayout::NK, None);
+        square_plus_one(&mut a);
+        gemm_f32_amx(&x, m, k, &w, n, Some(&bias), &mut b, WLayout::NK, Some(square_plus_one));
+        for (i, (p, q)) in a.iter().zip(&b).enumerate() {
+            assert_eq!(p.to_bits(), q.to_bits(), "element {i}: {p} vs {q}");
+        }
+    }
+}
