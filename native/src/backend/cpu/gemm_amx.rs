@@ -179,17 +179,17 @@ pub(super) fn gemm_direct(x: &[f32], m: usize, k: usize, w: &[half::bf16], n: us
 /// (with_u16 frees buffers above 32 MiB). Caller: as gemm_direct.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn gemm_direct_split(x: &[f32], m: usize, k: usize, w: &[half::bf16], n: usize, bias: Option<&[f32]>, y: &mut [f32], post: Option<fn(&mut [f32])>) {
-    use super::gemm_amx_split::{block_len, direct_block, pack_block, write_direct, Quad};
+    use super::gemm_amx_split::{block_len, direct_pair, pack_block, pack_w_tiles, w_tiles_len, write_direct, Quad};
     use super::gemm_bf16dot::{with_u16, KSTEP, X16};
     use rayon::prelude::*;
     let kp = k.div_ceil(KSTEP) * KSTEP;
-    let nkb = kp / 32;
-    let blocks = m.div_ceil(16);
-    let max_blocks = ((12usize << 20) / block_len(kp)).max(1);
-    let chunks = blocks.div_ceil(max_blocks);
+    // Blocks of 16 rows, in pairs (the kernel's 2 × 2 tiles); an odd last block is paired with zeros.
+    let pairs = m.div_ceil(32);
+    let max_pairs = ((12usize << 20) / (2 * block_len(kp))).max(1);
+    let chunks = pairs.div_ceil(max_pairs);
     let out = SharedOut(y.as_mut_ptr());
     for ch in 0..chunks {
-        let (b0, b1) = (blocks * ch / chunks, blocks * (ch + 1) / chunks);
+        let (b0, b1) = (2 * (pairs * ch / chunks), 2 * (pairs * (ch + 1) / chunks));
         with_u16(&XV16, (b1 - b0) * block_len(kp), |xv| {
             xv.par_chunks_mut(block_len(kp)).enumerate().for_each(|(i, dst)| {
                 with_u16(&X16, 3 * 16 * kp, |tmp| {
@@ -198,26 +198,40 @@ pub(super) fn gemm_direct_split(x: &[f32], m: usize, k: usize, w: &[half::bf16],
                 })
             });
             let xv = &*xv;
-            for_w_tasks(w, n, k, kp, |groups, c0| {
-                let cfg = config();
-                let mut buf = Quad([0f32; 1024]);
-                let ng = (n - c0).min(groups.len() * 16).div_ceil(16);
-                // SAFETY: permission granted (caller); config loaded first, released last, on this thread;
-                // A loads read inside W or its copies (for_w_tasks), B loads inside xv; the task owns
-                // columns c0..c0 + 16·ng of y.
-                unsafe {
-                    asm!("ldtilecfg [{}]", in(reg) cfg.0.as_ptr(), options(nostack, readonly));
-                    for b in b0..b1 {
-                        let r0 = 16 * b;
-                        let bt = xv.as_ptr().add((b - b0) * block_len(kp));
-                        for (q, quad) in groups[..ng].chunks(4).enumerate() {
-                            let c = c0 + 64 * q;
-                            direct_block(bt, quad, k, nkb, &mut buf);
-                            write_direct(&buf, r0, (m - r0).min(16), c, (n - c).min(64), n, bias, out, post);
+            // Fewer than 16 tasks (n = 1152: 9) would leave one of 2 threads idle for up to a task
+            // in 9: halve the rows per task then.
+            let nb = if n.div_ceil(DIRECT_ROWS) < 16 { DIRECT_ROWS / 2 } else { DIRECT_ROWS };
+            (0..n.div_ceil(nb)).into_par_iter().for_each(|t| {
+                let c0 = nb * t;
+                let rows = (n - c0).min(nb);
+                let ng = rows.div_ceil(16);
+                // The task's W rows as contiguous 1 KiB tiles (L2-resident: 128 rows × k ≤ 1.1 MB at
+                // k = 4304), met by every 16-row block of x in turn.
+                with_u16(&WT16, w_tiles_len(rows, kp), |wt| {
+                    pack_w_tiles(w, k, c0, rows, kp, wt);
+                    let cfg = config();
+                    let mut buf = Quad([0f32; 1024]);
+                    // SAFETY: permission granted (caller); config loaded first, released last, on this
+                    // thread; A loads read inside wt (ng groups), B loads inside xv; the task owns
+                    // columns c0..c0 + rows of y.
+                    unsafe {
+                        asm!("ldtilecfg [{}]", in(reg) cfg.0.as_ptr(), options(nostack, readonly));
+                        for b in (b0..b1).step_by(2) {
+                            let bt = xv.as_ptr().add((b - b0) * block_len(kp));
+                            for g in (0..ng).step_by(2) {
+                                let c = c0 + 16 * g;
+                                direct_pair(bt, kp, wt.as_ptr().add(g / 4 * 16 * kp + g % 4 * 512), &mut buf);
+                                let nv = (c0 + rows - c).min(32);
+                                for (blk, tile0) in [(b, 0), (b + 1, 2)] {
+                                    if 16 * blk < m {
+                                        write_direct(&buf, tile0, 16 * blk, (m - 16 * blk).min(16), c, nv, n, bias, out, post);
+                                    }
+                                }
+                            }
                         }
+                        asm!("tilerelease", options(nostack, nomem));
                     }
-                    asm!("tilerelease", options(nostack, nomem));
-                }
+                });
             });
         });
     }

@@ -16,7 +16,7 @@
 //!   B = the 3 term tiles of 16 x rows (VNNI pairs), C[W row][x row], transposed on the way out.
 //! * W [k, n] (the VTE table; packed VNNI panels of gemm_bf16dot.rs): A = the 3 term tiles of 16
 //!   x rows (plain rows), B = 4 W panels of 16 columns, C[x row][column].
-use super::gemm_amx::{config, Group};
+use super::gemm_amx::config;
 use super::gemm_pack::{for_each_pair16, transpose16};
 use super::matmul::SharedOut;
 use std::arch::asm;
@@ -62,28 +62,30 @@ unsafe fn split_row(src: &[f32], kp: usize, dst: [*mut u16; 3]) {
     }
 }
 
-/// x [m, k] → three term planes of plain rows, plane t at `planes[t·ps..]`, row i at +i·xs
-/// (xs ≥ kp, a multiple of 32), rows m..m_rows zero: the A operand of the [k, n] form.
+/// x [m, k] → the A tiles of the [k, n] form: [m_rows/16 blocks][kp/32][3 terms][16 rows][32 k],
+/// each tile 1 KiB contiguous (a tile load of 16 rows 64 bytes apart costs ~1.5× one of 1 KiB in a
+/// row, speed test), rows m..m_rows and k..kp zero. m_rows: a multiple of 16 ≥ m.
 #[target_feature(enable = "avx512f,avx512bw")]
-pub(super) unsafe fn pack_rows(x: &[f32], m: usize, k: usize, kp: usize, xs: usize, m_rows: usize, planes: &mut [u16]) {
+pub(super) unsafe fn pack_a_tiles(x: &[f32], m: usize, k: usize, kp: usize, m_rows: usize, dst: &mut [u16]) {
     use rayon::prelude::*;
-    let ps = m_rows * xs;
-    assert!(planes.len() >= 3 * ps && xs >= kp && kp >= k);
-    let base = SharedU16(planes.as_mut_ptr());
-    (0..m_rows).into_par_iter().for_each(|i| {
-        let b = base;
-        let src = if i < m { &x[i * k..(i + 1) * k] } else { &[][..] };
-        // SAFETY: AVX-512F/BW as the enclosing function; row i of each plane lies inside `planes` and
-        // belongs to this iteration alone.
-        unsafe { split_row(src, kp, [b.0.add(i * xs), b.0.add(ps + i * xs), b.0.add(2 * ps + i * xs)]) }
+    assert!(dst.len() >= m_rows * 3 * kp && kp >= k && m_rows % 16 == 0);
+    dst[..m_rows * 3 * kp].par_chunks_mut(block_len(kp)).enumerate().for_each(|(blk, d)| {
+        let mut row = vec![0u16; 3 * kp];
+        let t = row.as_mut_ptr();
+        for i in 0..16 {
+            let r = 16 * blk + i;
+            let src = if r < m { &x[r * k..(r + 1) * k] } else { &[][..] };
+            // SAFETY: AVX-512F/BW as the enclosing function; `row` holds 3 × kp.
+            unsafe { split_row(src, kp, [t, t.add(kp), t.add(2 * kp)]) };
+            for kb in 0..kp / 32 {
+                for term in 0..3 {
+                    let o = (kb * 3 + term) * 512 + i * 32;
+                    d[o..o + 32].copy_from_slice(&row[term * kp + kb * 32..term * kp + kb * 32 + 32]);
+                }
+            }
+        }
     });
 }
-
-#[derive(Clone, Copy)]
-struct SharedU16(*mut u16);
-// SAFETY: every user writes a disjoint range (one row / one block).
-unsafe impl Send for SharedU16 {}
-unsafe impl Sync for SharedU16 {}
 
 /// u16 per 16-row block of the direct form's packed x: [kp/32][3 terms][16 pairs][16 rows][2].
 pub(super) fn block_len(kp: usize) -> usize {
@@ -113,49 +115,94 @@ pub(super) unsafe fn pack_block(x: &[f32], m: usize, k: usize, kp: usize, r0: us
 #[repr(C, align(64))]
 pub(super) struct Quad(pub(super) [f32; 4 * 256]);
 
-/// One W group's step: A = 16 W rows × 32 k (`a`, row stride `lda` bytes) into tmm7, then C_g +=
-/// A · B for the three x term tiles in tmm4–6.
-macro_rules! w_step {
-    ($c:literal, $a:expr, $lda:expr) => {
-        asm!(
-            "tileloadd tmm7, [{a} + {lda}*1]",
-            concat!("tdpbf16ps ", $c, ", tmm7, tmm4"),
-            concat!("tdpbf16ps ", $c, ", tmm7, tmm5"),
-            concat!("tdpbf16ps ", $c, ", tmm7, tmm6"),
-            a = in(reg) $a,
-            lda = in(reg) $lda,
-            options(nostack, readonly),
-        )
-    };
+/// u16 of `pack_w_tiles` for `rows` W rows: whole quads of groups.
+pub(super) fn w_tiles_len(rows: usize, kp: usize) -> usize {
+    rows.div_ceil(64) * 4 * 16 * kp
 }
 
-/// Direct form, one 16-row block of x (`b`: its packed tiles, `pack_block`) × up to 4 W groups:
-/// buf[g][i][j] = Σ_k W[group g row i][k] · x[row j][k] over the three terms.
-/// Caller: the tile config (gemm_amx::config) is loaded on this thread; groups as in gemm_amx.
-pub(super) unsafe fn direct_block(b: *const u16, groups: &[Group], k: usize, nkb: usize, buf: &mut Quad) {
+/// W rows r0..r0+rows ([n, k] bf16) → the A tiles of the direct form: [⌈rows/64⌉ quads][kp/32][4
+/// groups][16 rows][32 k], each tile 1 KiB contiguous (see pack_a_tiles) and the 4 tiles of one
+/// 32-k step side by side; zero past the rows and past k. A plain copy (the A operand takes W rows
+/// as they are): n·k reads per call, 1/(2m) of the product's flops.
+pub(super) fn pack_w_tiles(w: &[half::bf16], k: usize, r0: usize, rows: usize, kp: usize, dst: &mut [u16]) {
+    let nkb = kp / 32;
+    let ng = rows.div_ceil(64) * 4;
+    assert!(dst.len() >= w_tiles_len(rows, kp));
     let full = k / 32;
+    for g in 0..ng {
+        for i in 0..16 {
+            // Group g's tile kb at ((g/4)·nkb + kb)·4 + g%4 tiles: stride 2048 u16 over kb.
+            let tiles = &mut dst[(g / 4 * nkb * 4 + g % 4) * 512..];
+            let at = |kb: usize| kb * 2048 + i * 32;
+            if 16 * g + i >= rows {
+                for kb in 0..nkb {
+                    tiles[at(kb)..at(kb) + 32].fill(0);
+                }
+                continue;
+            }
+            let src = &w[(r0 + 16 * g + i) * k..(r0 + 16 * g + i + 1) * k];
+            // SAFETY: bf16 and u16 have one layout; the slice covers the row.
+            let src: &[u16] = unsafe { std::slice::from_raw_parts(src.as_ptr() as *const u16, k) };
+            for kb in 0..full {
+                tiles[at(kb)..at(kb) + 32].copy_from_slice(&src[kb * 32..kb * 32 + 32]);
+            }
+            if full < nkb {
+                let d = &mut tiles[at(full)..at(full) + 32];
+                d[..k - full * 32].copy_from_slice(&src[full * 32..]);
+                d[k - full * 32..].fill(0);
+            }
+        }
+    }
+}
+
+/// Direct form, 2 W groups × 2 blocks of 16 x rows. `x`: the two blocks' packed tiles (`pack_block`,
+/// the second at +block_len); `a`: the first group's tiles in its quad (`pack_w_tiles`: tile kb at
+/// 2048·kb, the second group's at +512). buf tiles: 0 = (group 0, block 0), 1 = (group 1, block 0),
+/// 2 = (group 0, block 1), 3 = (group 1, block 1), each [W row][x row].
+///
+/// Per 32 k: the 2 W tiles stay in tmm4/5 and the 6 x term tiles stream through tmm6/7 alternately
+/// (8 loads, 12 `tdpbf16ps`). Measured (speed test, operands in L1, one thread): a tile load costs
+/// ~20 ns here and a load into a tile register still being read waits for those reads, so the
+/// single-stream 4 × 1 arrangement (7 loads per 12, all into tmm7) ran at ~330 f32-exact GFLOP/s,
+/// this one at ~380 (and 3 × 1 with A double-buffered, 6 loads per 9, the same ~380).
+/// Caller: the tile config is loaded on this thread.
+pub(super) unsafe fn direct_pair(x: *const u16, kp: usize, a: *const u16, buf: &mut Quad) {
     asm!("tilezero tmm0", "tilezero tmm1", "tilezero tmm2", "tilezero tmm3", options(nostack, nomem));
-    for kb in 0..nkb {
-        let bt = b.add(kb * 1536);
+    let x1 = x.add(block_len(kp));
+    for kb in 0..kp / 32 {
+        let (b0, b1, at) = (x.add(kb * 1536), x1.add(kb * 1536), a.add(kb * 2048));
         asm!(
-            "tileloadd tmm4, [{b0} + {ld}*1]",
-            "tileloadd tmm5, [{b1} + {ld}*1]",
-            "tileloadd tmm6, [{b2} + {ld}*1]",
-            b0 = in(reg) bt,
-            b1 = in(reg) bt.add(512),
-            b2 = in(reg) bt.add(1024),
+            "tileloadd tmm4, [{a0} + {ld}*1]",
+            "tileloadd tmm5, [{a1} + {ld}*1]",
+            "tileloadd tmm6, [{p0} + {ld}*1]",
+            "tdpbf16ps tmm0, tmm4, tmm6",
+            "tdpbf16ps tmm1, tmm5, tmm6",
+            "tileloadd tmm7, [{q0} + {ld}*1]",
+            "tdpbf16ps tmm2, tmm4, tmm7",
+            "tdpbf16ps tmm3, tmm5, tmm7",
+            "tileloadd tmm6, [{p1} + {ld}*1]",
+            "tdpbf16ps tmm0, tmm4, tmm6",
+            "tdpbf16ps tmm1, tmm5, tmm6",
+            "tileloadd tmm7, [{q1} + {ld}*1]",
+            "tdpbf16ps tmm2, tmm4, tmm7",
+            "tdpbf16ps tmm3, tmm5, tmm7",
+            "tileloadd tmm6, [{p2} + {ld}*1]",
+            "tdpbf16ps tmm0, tmm4, tmm6",
+            "tdpbf16ps tmm1, tmm5, tmm6",
+            "tileloadd tmm7, [{q2} + {ld}*1]",
+            "tdpbf16ps tmm2, tmm4, tmm7",
+            "tdpbf16ps tmm3, tmm5, tmm7",
+            a0 = in(reg) at,
+            a1 = in(reg) at.add(512),
+            p0 = in(reg) b0,
+            p1 = in(reg) b0.add(512),
+            p2 = in(reg) b0.add(1024),
+            q0 = in(reg) b1,
+            q1 = in(reg) b1.add(512),
+            q2 = in(reg) b1.add(1024),
             ld = in(reg) 64usize,
             options(nostack, readonly),
         );
-        for (g, gr) in groups.iter().enumerate() {
-            let (a, lda) = if kb < full { (gr.main.add(kb * 32), gr.ld) } else { (gr.tail, gr.tail_ld) };
-            match g {
-                0 => w_step!("tmm0", a, lda),
-                1 => w_step!("tmm1", a, lda),
-                2 => w_step!("tmm2", a, lda),
-                _ => w_step!("tmm3", a, lda),
-            }
-        }
     }
     store_quad(buf, 64);
 }
@@ -179,11 +226,11 @@ unsafe fn store_quad(buf: &mut Quad, ld: usize) {
     );
 }
 
-/// Direct form's output: y[r0 + j][c + 16g + i] = buf[g][i][j] + bias for j < mv, 16g + i < nv,
+/// Direct form's output: y[r0 + j][c + 16g + i] = buf tile (tile0 + g)[i][j] + bias for j < mv, 16g + i < nv,
 /// then `post` on each of the mv row stretches y[r0 + j][c..c + nv] (all final: k is complete).
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
-pub(super) unsafe fn write_direct(buf: &Quad, r0: usize, mv: usize, c: usize, nv: usize, n: usize, bias: Option<&[f32]>, out: SharedOut, post: Option<fn(&mut [f32])>) {
+pub(super) unsafe fn write_direct(buf: &Quad, tile0: usize, r0: usize, mv: usize, c: usize, nv: usize, n: usize, bias: Option<&[f32]>, out: SharedOut, post: Option<fn(&mut [f32])>) {
     for g in 0..nv.div_ceil(16) {
         let nvg = (nv - 16 * g).min(16);
         let mk = if nvg >= 16 { 0xFFFF } else { ((1u32 << nvg) - 1) as u16 };
@@ -193,7 +240,7 @@ pub(super) unsafe fn write_direct(buf: &Quad, r0: usize, mv: usize, c: usize, nv
         };
         let mut r = [_mm512_setzero_si512(); 16];
         for (i, v) in r.iter_mut().enumerate() {
-            *v = _mm512_load_si512(buf.0.as_ptr().add(g * 256 + i * 16) as *const _);
+            *v = _mm512_load_si512(buf.0.as_ptr().add((tile0 + g) * 256 + i * 16) as *const _);
         }
         let t = transpose16(r);
         for (j, v) in t.iter().enumerate().take(mv) {
@@ -207,25 +254,24 @@ pub(super) unsafe fn write_direct(buf: &Quad, r0: usize, mv: usize, c: usize, nv
     }
 }
 
-/// [k, n] form: columns c0..c0+cols of y for every row. `planes`: the three term planes of x
-/// (`pack_rows`: plane stride ps, row stride xs); `wp`: this task's VNNI panels [cols/16][kp/2][32]
+/// [k, n] form: columns c0..c0+cols of y for every row. `xa`: x's A tiles (`pack_a_tiles`); `wp`: this task's VNNI panels [cols/16][kp/2][32]
 /// from index 0 (gemm_bf16dot.rs). Caller: the AMX permission was granted.
 #[allow(clippy::too_many_arguments)]
-pub(super) fn gemm_cols(planes: &[u16], ps: usize, xs: usize, m: usize, kp: usize, wp: &[u16], c0: usize, cols: usize, n: usize, bias: Option<&[f32]>, out: SharedOut) {
+pub(super) fn gemm_cols(xa: &[u16], m: usize, kp: usize, wp: &[u16], c0: usize, cols: usize, n: usize, bias: Option<&[f32]>, out: SharedOut) {
     let cfg = config();
     let mut buf = Quad([0f32; 1024]);
     let np_all = cols.div_ceil(16);
     // SAFETY: permission granted (caller); config loaded first and released last on this thread; A
-    // loads read rows < m_rows (a multiple of 16 ≥ m) of each plane, k < kp; B loads read panels < np_all.
+    // loads read blocks < ⌈m/16⌉ of xa; B loads read panels < np_all.
     unsafe {
         asm!("ldtilecfg [{}]", in(reg) cfg.0.as_ptr(), options(nostack, readonly));
         for r0 in (0..m).step_by(16) {
             for c in (c0..c0 + cols).step_by(64) {
                 let p0 = (c - c0) / 16;
                 let np = (np_all - p0).min(4);
-                let a = planes.as_ptr().add(r0 * xs);
+                let a = xa.as_ptr().add(r0 / 16 * block_len(kp));
                 let b = wp.as_ptr().add(p0 * kp * 16);
-                cols_block(a, ps, xs * 2, b, kp, np);
+                cols_block(a, b, kp, np);
                 store_quad(&mut buf, 256);
                 write_rows(&buf, r0, (m - r0).min(16), c, (n - c).min(64).min(c0 + cols - c), n, bias, out);
             }
@@ -250,18 +296,19 @@ macro_rules! panel_step {
     };
 }
 
-/// C_j (tmm0..np) = Σ_k x rows (16, the three planes at `a`, + t·ps u16) × panel j (at `b` + j·kp·16).
-unsafe fn cols_block(a: *const u16, ps: usize, lda: usize, b: *const u16, kp: usize, np: usize) {
+/// C_j (tmm0..np) = Σ_k x rows (16: their tiles at `a`, (kb, term) at (3·kb + term)·512) × panel j
+/// (at `b` + j·kp·16).
+unsafe fn cols_block(a: *const u16, b: *const u16, kp: usize, np: usize) {
     asm!("tilezero tmm0", "tilezero tmm1", "tilezero tmm2", "tilezero tmm3", options(nostack, nomem));
     for kb in 0..kp / 32 {
         asm!(
-            "tileloadd tmm4, [{a0} + {lda}*1]",
-            "tileloadd tmm5, [{a1} + {lda}*1]",
-            "tileloadd tmm6, [{a2} + {lda}*1]",
-            a0 = in(reg) a.add(kb * 32),
-            a1 = in(reg) a.add(ps + kb * 32),
-            a2 = in(reg) a.add(2 * ps + kb * 32),
-            lda = in(reg) lda,
+            "tileloadd tmm4, [{a0} + {ld}*1]",
+            "tileloadd tmm5, [{a1} + {ld}*1]",
+            "tileloadd tmm6, [{a2} + {ld}*1]",
+            a0 = in(reg) a.add(kb * 1536),
+            a1 = in(reg) a.add(kb * 1536 + 512),
+            a2 = in(reg) a.add(kb * 1536 + 1024),
+            ld = in(reg) 64usize,
             options(nostack, readonly),
         );
         let bk = b.add(kb * 512);
@@ -295,20 +342,43 @@ unsafe fn write_rows(buf: &Quad, r0: usize, mv: usize, c: usize, nv: usize, n: u
     }
 }
 
-/// `reps` passes of 8 direct 32-k steps (4 W groups × the 3 terms of 16 x rows) over L1-resident
-/// operands: the kernel's speed when no load misses L1 (speed test).
+/// `reps` passes of 8 direct 32-k steps (2 W groups × 2 blocks of x's 3 terms) over L1-resident
+/// operands (speed test). Mode 0: the kernel; 1: 8 tile loads a step alone, W tiles' rows 512 bytes
+/// apart (as W read in place would be); 2: the same loads, every tile 1 KiB in a row; 3: the 12
+/// `tdpbf16ps` a step alone.
 #[cfg(test)]
-pub(super) fn l1_probe(reps: usize) {
+pub(super) fn l1_probe(reps: usize, mode: u32) {
     let cfg = config();
-    let a = vec![0u16; 64 * 256];
-    let b = vec![0u16; 8 * 1536];
-    let groups: Vec<Group> = (0..4).map(|g| Group { main: a[g * 16 * 256..].as_ptr(), ld: 512, tail: a.as_ptr(), tail_ld: 512 }).collect();
+    let a = vec![0u16; 8 * 2048 + 4096];
+    let b = vec![0u16; 2 * block_len(256)];
     let mut buf = Quad([0f32; 1024]);
     // SAFETY: caller checked the AMX permission; all loads inside a / b.
     unsafe {
         asm!("ldtilecfg [{}]", in(reg) cfg.0.as_ptr(), options(nostack, readonly));
         for _ in 0..reps {
-            direct_block(b.as_ptr(), &groups, 256, 8, &mut buf);
+            match mode {
+                0 => direct_pair(b.as_ptr(), 256, a.as_ptr(), &mut buf),
+                1 | 2 => {
+                    for kb in 0..8 {
+                        let bt = b.as_ptr().add(kb * 1536);
+                        let (ap, lda) = if mode == 1 { (a.as_ptr().add(kb * 32), 512usize) } else { (a.as_ptr().add(kb * 2048), 64) };
+                        asm!("tileloadd tmm4, [{a0} + {lda}*1]", "tileloadd tmm5, [{a1} + {lda}*1]",
+                            "tileloadd tmm6, [{b0} + {ld}*1]", "tileloadd tmm7, [{b1} + {ld}*1]", "tileloadd tmm0, [{b2} + {ld}*1]",
+                            "tileloadd tmm1, [{c0} + {ld}*1]", "tileloadd tmm2, [{c1} + {ld}*1]", "tileloadd tmm3, [{c2} + {ld}*1]",
+                            b0 = in(reg) bt, b1 = in(reg) bt.add(512), b2 = in(reg) bt.add(1024), ld = in(reg) 64usize,
+                            c0 = in(reg) bt.add(block_len(256)), c1 = in(reg) bt.add(block_len(256) + 512), c2 = in(reg) bt.add(block_len(256) + 1024),
+                            a0 = in(reg) ap, a1 = in(reg) ap.add(if mode == 1 { 16 * 256 } else { 512 }), lda = in(reg) lda,
+                            options(nostack, readonly));
+                    }
+                }
+                _ => {
+                    for _ in 0..8 {
+                        asm!("tdpbf16ps tmm0, tmm4, tmm6", "tdpbf16ps tmm1, tmm5, tmm6", "tdpbf16ps tmm2, tmm4, tmm7", "tdpbf16ps tmm3, tmm5, tmm7",
+                            "tdpbf16ps tmm0, tmm4, tmm6", "tdpbf16ps tmm1, tmm5, tmm6", "tdpbf16ps tmm2, tmm4, tmm7", "tdpbf16ps tmm3, tmm5, tmm7",
+                            "tdpbf16ps tmm0, tmm4, tmm6", "tdpbf16ps tmm1, tmm5, tmm6", "tdpbf16ps tmm2, tmm4, tmm7", "tdpbf16ps tmm3, tmm5, tmm7", options(nostack, nomem));
+                    }
+                }
+            }
         }
         asm!("tilerelease", options(nostack, nomem));
     }
@@ -486,6 +556,75 @@ mod tests {
         gemm_f32_amx(&x, m, k, &w, n, Some(&bias), &mut b, WLayout::NK, Some(square_plus_one));
         for (i, (p, q)) in a.iter().zip(&b).enumerate() {
             assert_eq!(p.to_bits(), q.to_bits(), "element {i}: {p} vs {q}");
+        }
+    }
+}
+
+/// Speed of the split product against the f32 FMA GEMM on the 2B model's shapes, single thread,
+/// GFLOP per thread-CPU-second (f32-exact flops: 2·m·k·n, not the 3× tile work), rounds alternating
+/// the two, medians (`cargo test --release --lib gemm_amx_split::speed -- --ignored --nocapture`).
+#[cfg(test)]
+mod speed {
+    use crate::backend::cpu::gemm::{gemm_fma_for_test, WLayout};
+    use crate::backend::cpu::gemm_bf16dot::gemm_f32_amx;
+    use crate::backend::cpu::precision::{bf16_support, Bf16Path};
+    use crate::backend::cpu::profile::thread_cpu_s;
+    use half::bf16;
+
+    #[test]
+    #[ignore]
+    fn speed() {
+        if bf16_support().path != Some(Bf16Path::Amx) {
+            eprintln!("SKIP gemm_amx_split::speed: {}", bf16_support().why);
+            return;
+        }
+        for mode in 0..4 {
+            let s = thread_cpu_s();
+            super::l1_probe(1 << 14, mode);
+            let t = thread_cpu_s() - s;
+            // 8 steps × 12 tdpbf16ps × 16 384 flops per pass; a third is f32-exact work.
+            let dps = 96.0;
+            eprintln!("split kernel mode {mode}, operands in L1: {:.0} GFLOP/s of tiles = {:.0} f32-exact", (1u64 << 14) as f64 * dps * 16384.0 / t / 1e9, (1u64 << 14) as f64 * dps / 3.0 * 16384.0 / t / 1e9);
+        }
+        let shapes: &[(&str, usize, usize, usize)] = &[
+            ("vit qkv", 784, 1152, 3456),
+            ("vit fc1", 784, 1152, 4304),
+            ("vit fc2", 784, 4304, 1152),
+            ("vit fc2 896²", 3136, 4304, 1152),
+            ("prefill q", 128, 2048, 2048),
+            ("prefill gate_up", 128, 2048, 12288),
+            ("prefill down", 128, 6144, 2048),
+            ("head", 196, 4608, 8192),
+            ("vte (KN)", 196, 65536, 2048),
+        ];
+        let only = std::env::var("SPEED_SHAPES").ok();
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+        for &(name, m, k, n) in shapes {
+            if only.as_ref().is_some_and(|o| !o.split(',').any(|s| name.starts_with(s))) {
+                continue;
+            }
+            let layout = if name.contains("KN") { WLayout::KN } else { WLayout::NK };
+            let x: Vec<f32> = (0..m * k).map(|i| ((i * 37 % 101) as f32 - 50.0) / 47.0).collect();
+            // W at a 64-byte boundary (as a mapped safetensors file's 2B weights mostly are).
+            let wv: Vec<bf16> = (0..n * k + 32).map(|i| bf16::from_f32(((i * 53 % 89) as f32 - 44.0) / 440.0)).collect();
+            let shift = (64 - wv.as_ptr() as usize % 64) % 64 / 2;
+            let w = &wv[shift..shift + n * k];
+            let mut y = vec![0f32; m * n];
+            let flop = 2.0 * (m * k * n) as f64;
+            let (mut a, mut f) = (Vec::new(), Vec::new());
+            for _ in 0..3 {
+                pool.install(|| {
+                    let s = thread_cpu_s();
+                    gemm_f32_amx(&x, m, k, w, n, None, &mut y, layout, None);
+                    a.push(flop / (thread_cpu_s() - s) / 1e9);
+                    let s = thread_cpu_s();
+                    gemm_fma_for_test(&x, m, k, w, n, None, &mut y, layout);
+                    f.push(flop / (thread_cpu_s() - s) / 1e9);
+                });
+            }
+            a.sort_by(|p, q| p.partial_cmp(q).unwrap());
+            f.sort_by(|p, q| p.partial_cmp(q).unwrap());
+            eprintln!("{name:16} m={m:4} k={k:5} n={n:5}: split {:5.0} GFLOP/s, fma {:4.0} ({:.2}×)", a[1], f[1], a[1] / f[1]);
         }
     }
 }

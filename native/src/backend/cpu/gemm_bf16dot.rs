@@ -87,13 +87,14 @@ fn gemm_form(path: Bf16Path, form: XForm, x: &[f32], m: usize, k: usize, w: &[bf
     // bytes a multiple of 4 KiB (k = 2048, 6144) they would all sit in one L1 set and evict each other,
     // so the rows get one more 64-byte line of zeros (AMX, single thread: +10 % over the speed test).
     let xs = kp + KSTEP;
-    let planes = if form == XForm::Split3 { 3 } else { 1 };
-    with_u16(&X16, planes * m_pad * xs, |xb| {
+    // Split: the A tiles of gemm_amx_split::pack_a_tiles, 3 × m_pad × kp.
+    let len = if form == XForm::Split3 { 3 * m_pad * kp } else { m_pad * xs };
+    with_u16(&X16, len, |xb| {
         // SAFETY: AVX512_BF16 + AVX-512F/BW present (precision.rs checked before choosing a path).
         unsafe {
             match form {
                 XForm::Bf16 => pack_x(x, m, k, xs, xb),
-                XForm::Split3 => super::gemm_amx_split::pack_rows(x, m, k, kp, xs, m_pad, xb),
+                XForm::Split3 => super::gemm_amx_split::pack_a_tiles(x, m, k, kp, m_pad, xb),
             }
         }
         let xb = &*xb;
@@ -115,7 +116,7 @@ fn gemm_form(path: Bf16Path, form: XForm, x: &[f32], m: usize, k: usize, w: &[bf
                     }
                 }
                 match (path, form) {
-                    (Bf16Path::Amx, XForm::Split3) => super::gemm_amx_split::gemm_cols(xb, m_pad * xs, xs, m, kp, wp, c0, cols, n, bias, out),
+                    (Bf16Path::Amx, XForm::Split3) => super::gemm_amx_split::gemm_cols(xb, m, kp, wp, c0, cols, n, bias, out),
                     (Bf16Path::Amx, XForm::Bf16) => super::gemm_amx::gemm_cols(xb, xs, m, kp, wp, c0, cols, n, bias, out),
                     (Bf16Path::Avx512Bf16, _) => avx512bf16_cols(xb, xs, m, kp, wp, c0, cols, n, bias, out),
                 }
