@@ -220,7 +220,7 @@ pub(super) fn gemm_direct_split(x: &[f32], m: usize, k: usize, w: &[half::bf16],
                             let bt = xv.as_ptr().add((b - b0) * block_len(kp));
                             for g in (0..ng).step_by(2) {
                                 let c = c0 + 16 * g;
-                                direct_pair(bt, kp, wt.as_ptr().add(g / 4 * 16 * kp + g % 4 * 512), &mut buf);
+                                direct_pair(bt, kp, wt.as_ptr().add(g / 4 * 64 * kp + g % 4 * 512), &mut buf);
                                 let nv = (c0 + rows - c).min(32);
                                 for (blk, tile0) in [(b, 0), (b + 1, 2)] {
                                     if 16 * blk < m {
