@@ -62,7 +62,7 @@ test('bench --profile: per-stage time of one CPU pass, GFLOP/s and share of the 
   const p = JSON.parse(r.stdout).profile;
   assert.ok(p.fma_peak_gflop_per_s > 0, String(p.fma_peak_gflop_per_s));
   assert.ok(['avx512f', 'avx2+fma', 'scalar'].includes(p.fma_peak_isa), p.fma_peak_isa);
-  assert.ok(['avx512f', 'avx2+fma', 'portable'].includes(p.gemm_path), p.gemm_path);
+  assert.ok(['amx-bf16x3', 'avx512f', 'avx2+fma', 'portable'].includes(p.gemm_path), p.gemm_path);
   const names = p.stages.map((s: any) => s.stage);
   assert.equal(names, ['patchify', 'vit_gemm', 'vit_attention', 'vit_elementwise', 'head_gemm', 'head_norm_softmax', 'vte', 'prefill', 'decode', 'sampling']);
   const byName = Object.fromEntries(p.stages.map((s: any) => [s.stage, s]));

@@ -180,6 +180,7 @@ pub(super) fn gemm_direct(x: &[f32], m: usize, k: usize, w: &[half::bf16], n: us
 #[allow(clippy::too_many_arguments)]
 pub(super) fn gemm_direct_split(x: &[f32], m: usize, k: usize, w: &[half::bf16], n: usize, bias: Option<&[f32]>, y: &mut [f32], post: Option<fn(&mut [f32])>) {
     use super::gemm_amx_split::{block_len, direct_pair, pack_block, pack_w_tiles, w_tiles_len, write_direct, Quad};
+    use super::scratch::with_scratch;
     use super::gemm_bf16dot::{with_u16, KSTEP, X16};
     use rayon::prelude::*;
     let kp = k.div_ceil(KSTEP) * KSTEP;
@@ -198,43 +199,77 @@ pub(super) fn gemm_direct_split(x: &[f32], m: usize, k: usize, w: &[half::bf16],
                 })
             });
             let xv = &*xv;
-            // Fewer than 16 tasks (n = 1152: 9) would leave one of 2 threads idle for up to a task
-            // in 9: halve the rows per task then.
-            let nb = if n.div_ceil(DIRECT_ROWS) < 16 { DIRECT_ROWS / 2 } else { DIRECT_ROWS };
-            (0..n.div_ceil(nb)).into_par_iter().for_each(|t| {
-                let c0 = nb * t;
+            let pc = (b1 - b0) / 2;
+            // k in blocks of ≤ SPLIT_KBLOCK steps when longer: a task (≤ 256 W rows × ≤ 12 pairs of
+            // x blocks) keeps its 2 × 2 partial sums in `acc` (≤ 384 KiB) between k blocks, so the
+            // k slices of its W tiles (≤ 512 KiB) and of one x pair (≤ 192 KiB) stay in L2 / L1 while
+            // reused, and x is read once per 256 W rows instead of once per 64 (fc2: k = 4304,
+            // n = 1152, x 20 MB). Short k: one block, W rows per task as the bf16 direct form.
+            let ksteps = kp / 32;
+            let kbs = ksteps.div_ceil(SPLIT_KBLOCK);
+            let (nb, x_tasks) = if kbs == 1 {
+                // Fewer than 16 tasks (n = 1152: 9) would leave one of 2 threads idle for up to a
+                // task in 9: halve the rows per task then.
+                (if n.div_ceil(DIRECT_ROWS) < 16 { DIRECT_ROWS / 2 } else { DIRECT_ROWS }, 1)
+            } else {
+                (256, pc.div_ceil(12))
+            };
+            let w_tasks = n.div_ceil(nb);
+            (0..w_tasks * x_tasks).into_par_iter().for_each(|t| {
+                let (tw, tx) = (t / x_tasks, t % x_tasks);
+                let (p0, p1) = (pc * tx / x_tasks, pc * (tx + 1) / x_tasks);
+                let c0 = nb * tw;
                 let rows = (n - c0).min(nb);
-                let ng = rows.div_ceil(16);
-                // The task's W rows as contiguous 1 KiB tiles (L2-resident: 128 rows × k ≤ 1.1 MB at
-                // k = 4304), met by every 16-row block of x in turn.
+                let ngp = rows.div_ceil(32);
+                let slots = if kbs == 1 { 1 } else { (p1 - p0) * ngp };
+                // The task's W rows as contiguous 1 KiB tiles, met by every pair of x blocks in turn.
                 with_u16(&WT16, w_tiles_len(rows, kp), |wt| {
                     pack_w_tiles(w, k, c0, rows, kp, wt);
-                    let cfg = config();
-                    let mut buf = Quad([0f32; 1024]);
-                    // SAFETY: permission granted (caller); config loaded first, released last, on this
-                    // thread; A loads read inside wt (ng groups), B loads inside xv; the task owns
-                    // columns c0..c0 + rows of y.
-                    unsafe {
-                        asm!("ldtilecfg [{}]", in(reg) cfg.0.as_ptr(), options(nostack, readonly));
-                        for b in (b0..b1).step_by(2) {
-                            let bt = xv.as_ptr().add((b - b0) * block_len(kp));
-                            for g in (0..ng).step_by(2) {
-                                let c = c0 + 16 * g;
-                                direct_pair(bt, kp, wt.as_ptr().add(g / 4 * 64 * kp + g % 4 * 512), &mut buf);
-                                let nv = (c0 + rows - c).min(32);
-                                for (blk, tile0) in [(b, 0), (b + 1, 2)] {
-                                    if 16 * blk < m {
-                                        write_direct(&buf, tile0, 16 * blk, (m - 16 * blk).min(16), c, nv, n, bias, out, post);
+                    with_scratch(&ACC, slots * 1024 + 16, |acc| {
+                        let skip = acc.as_ptr().align_offset(64);
+                        let acc = &mut acc[skip..];
+                        let cfg = config();
+                        // SAFETY: permission granted (caller); config loaded first, released last, on
+                        // this thread; A loads read inside wt (ngp pairs of groups), B loads inside xv
+                        // (pairs < pc), accumulator tiles inside acc (slots); the task owns columns
+                        // c0..c0 + rows and rows of pairs p0..p1 of y.
+                        unsafe {
+                            asm!("ldtilecfg [{}]", in(reg) cfg.0.as_ptr(), options(nostack, readonly));
+                            for kbi in 0..kbs {
+                                let steps = ksteps * kbi / kbs..ksteps * (kbi + 1) / kbs;
+                                for p in p0..p1 {
+                                    let bt = xv.as_ptr().add(2 * p * block_len(kp));
+                                    for gp in 0..ngp {
+                                        let g = 2 * gp;
+                                        let slot = acc.as_mut_ptr().add(if kbs == 1 { 0 } else { ((p - p0) * ngp + gp) * 1024 });
+                                        direct_pair(bt, kp, wt.as_ptr().add(g / 4 * 64 * kp + g % 4 * 512), steps.clone(), slot, kbi == 0);
+                                        if kbi + 1 < kbs {
+                                            continue;
+                                        }
+                                        let (c, quad) = (c0 + 16 * g, &*(slot as *const Quad));
+                                        let nv = (c0 + rows - c).min(32);
+                                        for (blk, tile0) in [(b0 + 2 * p, 0), (b0 + 2 * p + 1, 2)] {
+                                            if 16 * blk < m {
+                                                write_direct(quad, tile0, 16 * blk, (m - 16 * blk).min(16), c, nv, n, bias, out, post);
+                                            }
+                                        }
                                     }
                                 }
                             }
+                            asm!("tilerelease", options(nostack, nomem));
                         }
-                        asm!("tilerelease", options(nostack, nomem));
-                    }
+                    });
                 });
             });
         });
     }
+}
+
+/// Most 32-k steps per k block of the split direct form (1024 k).
+const SPLIT_KBLOCK: usize = 32;
+
+thread_local! {
+    static ACC: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Runs `f(groups, c0)` for each task of W rows c0..c0+nb (in parallel): `groups` the 16-row A

@@ -155,9 +155,11 @@ pub(super) fn pack_w_tiles(w: &[half::bf16], k: usize, r0: usize, rows: usize, k
     }
 }
 
-/// Direct form, 2 W groups × 2 blocks of 16 x rows. `x`: the two blocks' packed tiles (`pack_block`,
-/// the second at +block_len); `a`: the first group's tiles in its quad (`pack_w_tiles`: tile kb at
-/// 2048·kb, the second group's at +512). buf tiles: 0 = (group 0, block 0), 1 = (group 1, block 0),
+/// Direct form, 2 W groups × 2 blocks of 16 x rows, the 32-k steps `steps` of k. `x`: the two blocks'
+/// packed tiles (`pack_block`, the second at +block_len); `a`: the first group's tiles in its quad
+/// (`pack_w_tiles`: tile kb at 2048·kb, the second group's at +512). `acc`: 4 f32 tiles (4 KiB,
+/// 64-byte aligned), the partial sums of the earlier steps unless `first`, on return those plus these
+/// steps'. Tiles: 0 = (group 0, block 0), 1 = (group 1, block 0),
 /// 2 = (group 0, block 1), 3 = (group 1, block 1), each [W row][x row].
 ///
 /// Per 32 k: the 2 W tiles stay in tmm4/5 and the 6 x term tiles stream through tmm6/7 alternately
@@ -166,10 +168,25 @@ pub(super) fn pack_w_tiles(w: &[half::bf16], k: usize, r0: usize, rows: usize, k
 /// single-stream 4 × 1 arrangement (7 loads per 12, all into tmm7) ran at ~330 f32-exact GFLOP/s,
 /// this one at ~380 (and 3 × 1 with A double-buffered, 6 loads per 9, the same ~380).
 /// Caller: the tile config is loaded on this thread.
-pub(super) unsafe fn direct_pair(x: *const u16, kp: usize, a: *const u16, buf: &mut Quad) {
-    asm!("tilezero tmm0", "tilezero tmm1", "tilezero tmm2", "tilezero tmm3", options(nostack, nomem));
+pub(super) unsafe fn direct_pair(x: *const u16, kp: usize, a: *const u16, steps: std::ops::Range<usize>, acc: *mut f32, first: bool) {
+    if first {
+        asm!("tilezero tmm0", "tilezero tmm1", "tilezero tmm2", "tilezero tmm3", options(nostack, nomem));
+    } else {
+        asm!(
+            "tileloadd tmm0, [{p0} + {ld}*1]",
+            "tileloadd tmm1, [{p1} + {ld}*1]",
+            "tileloadd tmm2, [{p2} + {ld}*1]",
+            "tileloadd tmm3, [{p3} + {ld}*1]",
+            p0 = in(reg) acc,
+            p1 = in(reg) acc.add(256),
+            p2 = in(reg) acc.add(512),
+            p3 = in(reg) acc.add(768),
+            ld = in(reg) 64usize,
+            options(nostack, readonly),
+        );
+    }
     let x1 = x.add(block_len(kp));
-    for kb in 0..kp / 32 {
+    for kb in steps {
         let (b0, b1, at) = (x.add(kb * 1536), x1.add(kb * 1536), a.add(kb * 2048));
         asm!(
             "tileloadd tmm4, [{a0} + {ld}*1]",
@@ -204,13 +221,17 @@ pub(super) unsafe fn direct_pair(x: *const u16, kp: usize, a: *const u16, buf: &
             options(nostack, readonly),
         );
     }
-    store_quad(buf, 64);
+    store_tiles(acc, 64);
 }
 
 /// tmm0–3 → buf as 4 consecutive 16 × 16 tiles (`ld` = 64 bytes) or side by side ([16][64], ld 256).
 #[inline(always)]
 unsafe fn store_quad(buf: &mut Quad, ld: usize) {
-    let p = buf.0.as_mut_ptr();
+    store_tiles(buf.0.as_mut_ptr(), ld)
+}
+
+#[inline(always)]
+unsafe fn store_tiles(p: *mut f32, ld: usize) {
     let step = if ld == 64 { 256 } else { 16 };
     asm!(
         "tilestored [{p0} + {ld}*1], tmm0",
@@ -357,7 +378,7 @@ pub(super) fn l1_probe(reps: usize, mode: u32) {
         asm!("ldtilecfg [{}]", in(reg) cfg.0.as_ptr(), options(nostack, readonly));
         for _ in 0..reps {
             match mode {
-                0 => direct_pair(b.as_ptr(), 256, a.as_ptr(), &mut buf),
+                0 => direct_pair(b.as_ptr(), 256, a.as_ptr(), 0..8, buf.0.as_mut_ptr(), true),
                 1 | 2 => {
                     for kb in 0..8 {
                         let bt = b.as_ptr().add(kb * 1536);
@@ -458,7 +479,8 @@ mod tests {
     }
 
     /// The split product against f64 on shapes off every tile edge (m, k, n not multiples of 16/32;
-    /// one and several W tasks, of 64 and of 128 W rows (n = 2100: two quads of groups a task); k past
+    /// one and several W tasks, of 64 and of 128 W rows (n = 2100: two quads of groups a task); k in
+    /// blocks with partial sums kept between them, over 2 × 2 tasks (420 × 1090 × 300); k past
     /// the KN form's 8192 k passes), bias, both W layouts, W at a 64-byte boundary and 2 bytes past
     /// one. Bound: the split path's worst relative error (per element, over Σ|terms|) within 4× the f32
     /// FMA GEMM's on the same inputs (measured 0.4–3.4×) and ≤ 1e-5, and ≥ 100× below the bf16-rounded
@@ -470,7 +492,7 @@ mod tests {
             return;
         }
         let mut seed = 7u64;
-        for &(m, k, n) in &[(1, 1, 1), (17, 33, 17), (33, 70, 48), (50, 257, 100), (100, 1152, 40), (20, 2048, 200), (17, 6145, 20), (20, 9000, 40), (300, 64, 130), (40, 96, 2100)] {
+        for &(m, k, n) in &[(1, 1, 1), (17, 33, 17), (33, 70, 48), (50, 257, 100), (100, 1152, 40), (20, 2048, 200), (17, 6145, 20), (20, 9000, 40), (300, 64, 130), (40, 96, 2100), (420, 1090, 300)] {
             // x spread over 2^±8 so the three terms all matter; W in (−1, 1).
             let x: Vec<f32> = (0..m * k).map(|_| lcg(&mut seed) * 2f32.powi((lcg(&mut seed) * 8.0) as i32)).collect();
             let w: Vec<bf16> = (0..n * k).map(|_| bf16::from_f32(lcg(&mut seed))).collect();

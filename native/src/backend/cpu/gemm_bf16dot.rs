@@ -78,7 +78,7 @@ fn gemm_form(path: Bf16Path, form: XForm, x: &[f32], m: usize, k: usize, w: &[bf
         };
     }
     assert!(form == XForm::Bf16 || path == Bf16Path::Amx, "the split form runs on AMX only");
-    if layout == WLayout::KN && k > 2 * KN_CHUNK {
+    if layout == WLayout::KN && k > 2 * kn_chunk(form) {
         return gemm_kn_chunked(path, form, x, m, k, w, n, bias, y);
     }
     let kp = k.div_ceil(KSTEP) * KSTEP;
@@ -131,12 +131,22 @@ fn gemm_form(path: Bf16Path, form: XForm, x: &[f32], m: usize, k: usize, w: &[bf
 /// m = 196) stays in L2 across a thread's column tasks, and each pass adds its partial product to y.
 const KN_CHUNK: usize = 4096;
 
+/// k per pass of the [k, n] product: the split form's packed x is 3 × larger, so its passes are
+/// shorter (OVIS_KN_CHUNK overrides, for the speed test).
+fn kn_chunk(form: XForm) -> usize {
+    match form {
+        XForm::Bf16 => KN_CHUNK,
+        XForm::Split3 => std::env::var("OVIS_KN_CHUNK").ok().and_then(|v| v.parse().ok()).unwrap_or(KN_CHUNK / 4),
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn gemm_kn_chunked(path: Bf16Path, form: XForm, x: &[f32], m: usize, k: usize, w: &[bf16], n: usize, bias: Option<&[f32]>, y: &mut [f32]) {
-    let mut xc = vec![0f32; m * KN_CHUNK];
+    let chunk = kn_chunk(form);
+    let mut xc = vec![0f32; m * chunk];
     let mut yc = vec![0f32; m * n];
-    for (ci, kc0) in (0..k).step_by(KN_CHUNK).enumerate() {
-        let kc = KN_CHUNK.min(k - kc0);
+    for (ci, kc0) in (0..k).step_by(chunk).enumerate() {
+        let kc = chunk.min(k - kc0);
         let xc = &mut xc[..m * kc];
         xc.par_chunks_mut(kc).enumerate().for_each(|(i, row)| row.copy_from_slice(&x[i * k + kc0..i * k + kc0 + kc]));
         // Rows kc0..kc0+kc of W [k, n] are themselves a [kc, n] matrix.
