@@ -4,7 +4,7 @@
 use crate::backend::cpu::gemm::{gemm_bf16_then, gemm_bf16_then_runs};
 use crate::backend::cpu::matmul::matmul_bf16;
 use crate::backend::cpu::profile::{self, gemm_flops, Stage};
-use crate::backend::cpu::vision_ops::{apply_rope, bicubic_resize, gelu_tanh, gelu_tanh_serial, layer_norm, rope2d_tables, segment_attention};
+use crate::backend::cpu::vision_ops::{add_rows, apply_rope, bicubic_resize, gelu_tanh, gelu_tanh_serial, residual_then_norm, rope2d_tables, segment_attention};
 use crate::error::{bad_request, Result};
 use crate::model::config::VitConfig;
 use crate::model::source::{WeightSource, VIT_PREFIX};
@@ -186,8 +186,8 @@ impl VisionEncoder {
             })
         };
         let elementwise = |f: &mut dyn FnMut()| profile::time(Stage::VitElementwise, 0, f);
-        let mut a = x.to_vec();
-        elementwise(&mut || layer_norm(&mut a, d, &l.ln1.0, &l.ln1.1, eps));
+        let mut a = vec![0f32; x.len()];
+        elementwise(&mut || residual_then_norm(x, None, &mut a, d, &l.ln1.0, &l.ln1.1, eps));
         let (mut q, mut k, v) = (lin(&a, d, &l.q, d), lin(&a, d, &l.k, d), lin(&a, d, &l.v, d));
         elementwise(&mut || {
             apply_rope(&mut q, heads, hd, cos, sin);
@@ -197,11 +197,7 @@ impl VisionEncoder {
         let att_flops = segs.iter().map(|&(_, len)| 4 * (len * len * d) as u64).sum();
         profile::time(Stage::VitAttention, att_flops, || segment_attention(&q, &k, &v, n, heads, hd, segs, &mut a));
         let o = lin(&a, d, &l.o, d);
-        elementwise(&mut || {
-            x.iter_mut().zip(&o).for_each(|(r, y)| *r += y);
-            a.copy_from_slice(x);
-            layer_norm(&mut a, d, &l.ln2.0, &l.ln2.1, eps);
-        });
+        elementwise(&mut || residual_then_norm(x, Some(&o), &mut a, d, &l.ln2.0, &l.ln2.1, eps));
         // fc1 with its GELU fused into the GEMM (each finished block while in L2; timed as ViT GEMM),
         // else the product and a separate pass.
         let mut h = vec![0f32; n * inter];
@@ -212,6 +208,6 @@ impl VisionEncoder {
             elementwise(&mut || gelu_tanh(&mut h));
         }
         let y = lin(&h, inter, &l.fc2, d);
-        elementwise(&mut || x.iter_mut().zip(&y).for_each(|(r, y)| *r += y));
+        elementwise(&mut || add_rows(x, &y, d));
     }
 }
