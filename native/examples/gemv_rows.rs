@@ -5,9 +5,10 @@
 use half::bf16;
 use ovis_engine::backend::cpu::gemv::{gemv_with, Kernel};
 
-/// KERNEL=avx512|avx2, else the default.
+/// KERNEL=amx|avx512|avx2, else the default.
 fn kernel() -> Kernel {
     match std::env::var("KERNEL").as_deref() {
+        Ok("amx") => Kernel::Amx,
         Ok("avx512") => Kernel::Avx512,
         Ok("avx2") => Kernel::Avx2,
         _ => ovis_engine::backend::cpu::gemv::kernel(),

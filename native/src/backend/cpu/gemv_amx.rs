@@ -1,0 +1,379 @@
+//! The multi-row GEMV on AMX-BF16 tiles: y[r, n] = x[r, k] · W[n, k]ᵀ (+ bias) for 1–16 rows of x
+//! (decode), in f32 arithmetic on the bf16 weights as stored.
+//!
+//! f32 arithmetic on a bf16 unit: each x value is split exactly into three bf16 terms
+//! (`bf16_split`: x = hi + mid + lo) and `tdpbf16ps` makes exact products (8 × 8 significant bits)
+//! and sums them in f32, so W·x = W·hi + W·mid + W·lo with only the additions rounded, as in an f32
+//! FMA loop. hi products accumulate in one tile, mid then lo products in a second (their sums are
+//! 2⁻⁸ smaller, so their rounding adds little); an output is (hi sum + mid/lo sum) + bias.
+//!
+//! Operands (palette 1): A = 16 rows of W × 32 k (64 bytes of each row) loaded straight from W
+//! [n, k] (row stride 2k bytes): W is never repacked. B = the 3 terms of x, packed once per call in
+//! VNNI pairs [k/32][3][16 pairs][m][2] (x rows as the m columns: B and C tiles are configured
+//! m × 4 bytes wide, so one row of x packs 192 bytes per 32 k and the instruction sequence is the
+//! same for every m). C = 16 W rows × m rows of x, f32. Each output depends only on its W row and
+//! its x row: an m-row call gives every row bit for bit what the row gives alone.
+//!
+//! Blocking: two 16-row groups of W per pass over k (tiles: 2 A, 2 × 2 C, B hi, B mid/lo reloaded
+//! = all 8), 6 `tdpbf16ps` per 2 KiB of W. The two groups are 32 consecutive rows: 64k bytes of
+//! contiguous memory. While one pair is computed, the next pair's bytes are prefetched into L2 in
+//! address order (one sequential stream, 32 lines per 32-k step at k = 2048); the first pair of a
+//! task prefetches its own rows a few steps ahead. Tasks split n across threads in multiples of 32
+//! rows.
+use super::gemm_amx::TileConfig;
+use super::matmul::SharedOut;
+use half::bf16;
+use rayon::prelude::*;
+use std::arch::asm;
+use std::arch::x86_64::*;
+
+/// Whether this CPU and process can run the kernel: AVX-512F/BW (packing, output) and the AMX tile
+/// permission (granted once for the process by `precision::bf16_support`).
+pub(super) fn available() -> bool {
+    static A: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *A.get_or_init(|| {
+        std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512bw")
+            && super::precision::bf16_support().path == Some(super::precision::Bf16Path::Amx)
+    })
+}
+
+/// u16 per 32-k step of packed x: 3 terms × 16 pairs × m rows × 2.
+fn step_len(m: usize) -> usize {
+    96 * m
+}
+
+thread_local! {
+    /// Packed x of the calling thread (up to 3 · 16 · 6144 u16 = 576 KiB; kept between calls).
+    static XT: std::cell::Cell<Vec<u16>> = const { std::cell::Cell::new(Vec::new()) };
+    /// A task's zero-padded copies of W rows (a partial group, the k % 32 tail).
+    static PAD: std::cell::RefCell<Vec<u16>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// x [m, k] → its three bf16 terms in B-tile order, [k.div_ceil(32)][3][16][m][2], zero past k.
+fn pack(x: &[f32], m: usize, k: usize, mut data: Vec<u16>) -> Vec<u16> {
+    let nk = k.div_ceil(32);
+    data.clear();
+    data.resize(nk * step_len(m), 0);
+    for r in 0..m {
+        for kb in 0..nk {
+            // SAFETY: AVX-512F/BW checked by `available` (callers); reads x[r][32kb..min(32kb+32, k)],
+            // writes inside step kb of data.
+            unsafe { pack_step(x.as_ptr().add(r * k), k, kb, r, m, data.as_mut_ptr().add(kb * step_len(m))) };
+        }
+    }
+    data
+}
+
+/// hi, mid, lo of 16 f32 lanes as u32 lanes holding each term in their top 16 bits (as `split3`:
+/// truncation; infinities whole in hi; NaN as a quiet NaN in hi with its sign).
+#[inline(always)]
+unsafe fn split16(v: __m512) -> [__m512i; 3] {
+    let top = _mm512_set1_epi32(0xffff_0000u32 as i32);
+    let bits = _mm512_castps_si512(v);
+    let hi = _mm512_and_si512(bits, top);
+    let r = _mm512_sub_ps(v, _mm512_castsi512_ps(hi));
+    let mid = _mm512_and_si512(_mm512_castps_si512(r), top);
+    let lo = _mm512_castps_si512(_mm512_sub_ps(r, _mm512_castsi512_ps(mid)));
+    let abs = _mm512_castsi512_ps(_mm512_and_si512(bits, _mm512_set1_epi32(0x7fff_ffff)));
+    let finite = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(abs, _mm512_set1_ps(f32::INFINITY));
+    let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v, v);
+    let quiet = _mm512_or_si512(_mm512_and_si512(bits, _mm512_set1_epi32(0x8000_0000u32 as i32)), _mm512_set1_epi32(0x7fc0_0000));
+    [_mm512_mask_mov_epi32(hi, nan, quiet), _mm512_maskz_mov_epi32(finite, mid), _mm512_maskz_mov_epi32(finite, lo)]
+}
+
+/// Step kb of x row r: pair p (columns 32kb + 2p, +1) of term t at u16 offset t·32m + 2(p·m + r).
+#[target_feature(enable = "avx512f,avx512bw")]
+unsafe fn pack_step(xr: *const f32, k: usize, kb: usize, r: usize, m: usize, dst: *mut u16) {
+    let c0 = kb * 32;
+    let valid = (k - c0).min(32);
+    let mask = |v: usize| if v >= 16 { 0xffffu16 } else { ((1u32 << v) - 1) as u16 };
+    let a = split16(_mm512_maskz_loadu_ps(mask(valid), xr.add(c0)));
+    let b = split16(_mm512_maskz_loadu_ps(mask(valid.saturating_sub(16)), xr.wrapping_add(c0 + 16)));
+    // The top u16 of every u32 lane of a then b: 32 bf16 in column order = 16 (even, odd) pairs.
+    let idx = _mm512_set_epi16(
+        63, 61, 59, 57, 55, 53, 51, 49, 47, 45, 43, 41, 39, 37, 35, 33, 31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1,
+    );
+    for t in 0..3 {
+        let v = _mm512_permutex2var_epi16(a[t], idx, b[t]);
+        let d = dst.add(t * 32 * m) as *mut u32;
+        if m == 1 {
+            _mm512_storeu_si512(d as *mut __m512i, v);
+        } else {
+            let mut lanes = [0u32; 16];
+            _mm512_storeu_si512(lanes.as_mut_ptr() as *mut __m512i, v);
+            for (p, &l) in lanes.iter().enumerate() {
+                *d.add(p * m + r) = l;
+            }
+        }
+    }
+}
+
+/// Palette 1: tmm0–3 C (16 rows × m f32), tmm4/5 A (16 rows × 64 bytes), tmm6/7 B (16 rows × m pairs).
+fn config(m: usize) -> TileConfig {
+    let mut c = [0u8; 64];
+    c[0] = 1;
+    for t in 0..8 {
+        let colsb = if t == 4 || t == 5 { 64 } else { 4 * m as u16 };
+        c[16 + 2 * t..18 + 2 * t].copy_from_slice(&colsb.to_le_bytes());
+        c[48 + t] = 16;
+    }
+    TileConfig(c)
+}
+
+/// W rows per task: a multiple of 32, about `TASKS_PER_THREAD` tasks per thread (rayon balances them;
+/// each task's first pair is prefetched less well, so not many more).
+fn rows_per_task(n: usize) -> usize {
+    let tasks = tasks_per_thread() * rayon::current_num_threads().max(1);
+    (n.div_ceil(tasks).div_ceil(32) * 32).max(32)
+}
+
+fn tasks_per_thread() -> usize {
+    static T: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *T.get_or_init(|| std::env::var("OVIS_AMX_TASKS").ok().and_then(|v| v.parse().ok()).unwrap_or(4))
+}
+
+fn lead_steps() -> usize {
+    static T: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *T.get_or_init(|| std::env::var("OVIS_AMX_LEAD").ok().and_then(|v| v.parse().ok()).unwrap_or(4))
+}
+
+/// Caller: `available()`; shapes checked (1 ≤ m ≤ 16, k ≥ 1).
+pub(super) fn gemv(x: &[f32], m: usize, k: usize, w: &[bf16], n: usize, bias: Option<&[f32]>, y: &mut [f32]) {
+    let xt = pack(x, m, k, XT.take());
+    let per = rows_per_task(n);
+    let out = SharedOut(y.as_mut_ptr());
+    let run = |t: usize| {
+        let (j0, j1) = (t * per, n.min((t + 1) * per));
+        // SAFETY: `available()` (caller); the task writes y[.., j0..j1] only.
+        unsafe { rows(&xt, m, k, w, n, j0, j1, bias, out) };
+    };
+    let tasks = n.div_ceil(per);
+    if tasks == 1 {
+        run(0);
+    } else {
+        (0..tasks).into_par_iter().for_each(run);
+    }
+    XT.set(xt);
+}
+
+/// `gemv` for several matrices of one x (q/k/v, gate/up): x packed once, one fork-join, tasks sized
+/// over all the parts' rows. Each output is computed exactly as `gemv` computes it.
+pub(super) fn gemv_fused(x: &[f32], m: usize, k: usize, parts: &mut [(&[bf16], usize, &mut [f32])]) {
+    let xt = pack(x, m, k, XT.take());
+    let per = rows_per_task(parts.iter().map(|p| p.1).sum());
+    let mut tasks = Vec::new(); // (part, first W row, end)
+    for (i, p) in parts.iter().enumerate() {
+        tasks.extend((0..p.1).step_by(per).map(|j0| (i, j0, p.1.min(j0 + per))));
+    }
+    let outs: Vec<(&[bf16], usize, SharedOut)> = parts.iter_mut().map(|p| (p.0, p.1, SharedOut(p.2.as_mut_ptr()))).collect();
+    tasks.into_par_iter().for_each(|(i, j0, j1)| {
+        let (w, n, out) = outs[i];
+        // SAFETY: `available()` (caller); the task writes y_i[.., j0..j1] only.
+        unsafe { rows(&xt, m, k, w, n, j0, j1, None, out) };
+    });
+    XT.set(xt);
+}
+
+/// A 16-row group of W as the A operand: `main` (stride `ld` bytes) for the k / 32 full steps, `tail`
+/// (stride `tail_ld`) for the last partial step when k % 32 ≠ 0.
+#[derive(Clone, Copy)]
+struct Group {
+    main: *const u16,
+    ld: usize,
+    tail: *const u16,
+    tail_ld: usize,
+}
+
+#[repr(C, align(64))]
+struct Acc([[f32; 256]; 4]);
+
+/// Outputs y[.., j0..j1]: W rows j0..j1 in pairs of 16-row groups, each pair over all of k.
+#[allow(clippy::too_many_arguments)]
+unsafe fn rows(xt: &[u16], m: usize, k: usize, w: &[bf16], n: usize, j0: usize, j1: usize, bias: Option<&[f32]>, out: SharedOut) {
+    let nk = k.div_ceil(32);
+    let full = k / 32;
+    let wp = w.as_ptr() as *const u16;
+    PAD.with(|pad| {
+        let mut pad = pad.borrow_mut();
+        // [2][16][kp] for partial groups, then [2][16][32] for the tails of full groups.
+        let kp = nk * 32;
+        pad.resize(2 * 16 * kp + 2 * 16 * 32, 0);
+        let (partial, tails) = pad.split_at_mut(2 * 16 * kp);
+        let mut groups = [Group { main: wp, ld: 0, tail: wp, tail_ld: 0 }; 2];
+        let cfg = config(m);
+        let mut acc = Acc([[0.0; 256]; 4]);
+        asm!("ldtilecfg [{}]", in(reg) cfg.0.as_ptr(), options(nostack, readonly));
+        let mut g = j0;
+        while g < j1 {
+            for (h, gr) in groups.iter_mut().enumerate() {
+                // An odd last group is paired with itself (its second result is dropped).
+                let r = if g + 16 * h < j1 { g + 16 * h } else { g };
+                *gr = group(wp, n, k, kp, r, &mut partial[h * 16 * kp..(h + 1) * 16 * kp], &mut tails[h * 512..(h + 1) * 512]);
+            }
+            // The next pair's rows (within this task), prefetched in address order while this one runs.
+            let next = (g + 32).min(j1);
+            let next_bytes = (j1.min(g + 64) - next) * 2 * k;
+            let lead = if g == j0 { lead_steps() } else { 0 };
+            pair(&groups, full, nk, xt, m, wp.add(next * k) as *const u8, next_bytes, lead, &mut acc);
+            for h in 0..2 {
+                let r0 = g + 16 * h;
+                if r0 < j1 {
+                    write(&acc, h, m, r0, (j1 - r0).min(16), n, bias, out);
+                }
+            }
+            g += 32;
+        }
+        asm!("tilerelease", options(nostack, nomem));
+    })
+}
+
+/// Rows r..r+16 of W: in place when all exist (the k % 32 tail copied into `tail` [16][32]), else
+/// the existing rows copied into `partial` [16][kp] with zeros elsewhere.
+fn group(wp: *const u16, n: usize, k: usize, kp: usize, r: usize, partial: &mut [u16], tail: &mut [u16]) -> Group {
+    let full = k / 32 * 32;
+    // SAFETY (the reads below): rows < n of W [n][k], columns < k.
+    if r + 16 <= n {
+        if full < k {
+            for i in 0..16 {
+                let row = &mut tail[i * 32..i * 32 + 32];
+                row.fill(0);
+                unsafe { std::ptr::copy_nonoverlapping(wp.add((r + i) * k + full), row.as_mut_ptr(), k - full) };
+            }
+        }
+        Group { main: unsafe { wp.add(r * k) }, ld: 2 * k, tail: tail.as_ptr(), tail_ld: 64 }
+    } else {
+        partial.fill(0);
+        for i in 0..n - r {
+            unsafe { std::ptr::copy_nonoverlapping(wp.add((r + i) * k), partial.as_mut_ptr().add(i * kp), k) };
+        }
+        Group { main: partial.as_ptr(), ld: 2 * kp, tail: unsafe { partial.as_ptr().add(full) }, tail_ld: 2 * kp }
+    }
+}
+
+/// acc[2h] / acc[2h+1] = hi / mid+lo sums of group h ([16 W rows][16] f32, m valid columns) for both
+/// groups over all k. Prefetches `next_bytes` from `next` (T1, spread evenly over the steps) and,
+/// when `lead` > 0, this pair's own rows `lead` steps ahead.
+#[allow(clippy::too_many_arguments)]
+#[inline(never)]
+unsafe fn pair(gs: &[Group; 2], full: usize, nk: usize, xt: &[u16], m: usize, next: *const u8, next_bytes: usize, lead: usize, acc: &mut Acc) {
+    let (ga, gb) = (gs[0], gs[1]);
+    let sl = step_len(m);
+    let ldb = 4 * m;
+    let lines = next_bytes.div_ceil(64);
+    let per_step = lines.div_ceil(full.max(1));
+    let own = |kb: usize| {
+        for i in 0..16 {
+            _mm_prefetch::<_MM_HINT_T0>((ga.main as *const u8).wrapping_add(i * ga.ld + kb * 64) as *const i8);
+            _mm_prefetch::<_MM_HINT_T0>((gb.main as *const u8).wrapping_add(i * gb.ld + kb * 64) as *const i8);
+        }
+    };
+    if lead > 0 {
+        for kb in 0..lead.min(full) {
+            own(kb);
+        }
+    }
+    asm!("tilezero tmm0", "tilezero tmm1", "tilezero tmm2", "tilezero tmm3", options(nostack, nomem));
+    for kb in 0..nk {
+        let (a0, lda0, a1, lda1) = if kb < full {
+            (ga.main.add(kb * 32), ga.ld, gb.main.add(kb * 32), gb.ld)
+        } else {
+            (ga.tail, ga.tail_ld, gb.tail, gb.tail_ld)
+        };
+        if kb < full {
+            if lead > 0 && kb + lead < full {
+                own(kb + lead);
+            }
+            let l0 = kb * per_step;
+            for l in l0..(l0 + per_step).min(lines) {
+                _mm_prefetch::<_MM_HINT_T1>(next.add(l * 64) as *const i8);
+            }
+        }
+        let b = xt.as_ptr().add(kb * sl);
+        asm!(
+            "tileloadd tmm6, [{bh} + {ldb}*1]",
+            "tileloadd tmm4, [{a0} + {lda0}*1]",
+            "tileloadd tmm5, [{a1} + {lda1}*1]",
+            "tdpbf16ps tmm0, tmm4, tmm6",
+            "tdpbf16ps tmm2, tmm5, tmm6",
+            "tileloadd tmm7, [{bm} + {ldb}*1]",
+            "tdpbf16ps tmm1, tmm4, tmm7",
+            "tdpbf16ps tmm3, tmm5, tmm7",
+            "tileloadd tmm7, [{bl} + {ldb}*1]",
+            "tdpbf16ps tmm1, tmm4, tmm7",
+            "tdpbf16ps tmm3, tmm5, tmm7",
+            bh = in(reg) b,
+            bm = in(reg) b.add(32 * m),
+            bl = in(reg) b.add(64 * m),
+            a0 = in(reg) a0,
+            a1 = in(reg) a1,
+            lda0 = in(reg) lda0,
+            lda1 = in(reg) lda1,
+            ldb = in(reg) ldb,
+            options(nostack, readonly),
+        );
+    }
+    let p = acc.0.as_mut_ptr() as *mut f32;
+    asm!(
+        "tilestored [{p0} + {ld}*1], tmm0",
+        "tilestored [{p1} + {ld}*1], tmm1",
+        "tilestored [{p2} + {ld}*1], tmm2",
+        "tilestored [{p3} + {ld}*1], tmm3",
+        p0 = in(reg) p,
+        p1 = in(reg) p.add(256),
+        p2 = in(reg) p.add(512),
+        p3 = in(reg) p.add(768),
+        ld = in(reg) 64usize,
+        options(nostack),
+    );
+}
+
+/// y[r, r0 + i] = (hi + mid/lo sum of W row i, x row r) + bias, for the `rows` valid W rows of group h.
+#[allow(clippy::too_many_arguments)]
+unsafe fn write(acc: &Acc, h: usize, m: usize, r0: usize, rows: usize, n: usize, bias: Option<&[f32]>, out: SharedOut) {
+    let (hi, ml) = (&acc.0[2 * h], &acc.0[2 * h + 1]);
+    for i in 0..rows {
+        let b = bias.map_or(0.0, |b| b[r0 + i]);
+        for r in 0..m {
+            *out.at(r * n + r0 + i) = (hi[i * 16 + r] + ml[i * 16 + r]) + b;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The vector split equals `bf16_split::split3` bit for bit (finite values of every exponent,
+    /// zeros, infinities, NaN), and the packing puts each term where the B tile expects it.
+    #[test]
+    fn packed_terms_match_split3() {
+        if !(std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512bw")) {
+            eprintln!("SKIP packed_terms_match_split3: no AVX-512F/BW");
+            return;
+        }
+        let mut s = 0x1234_5678u32;
+        let mut vals = vec![0.0f32, -0.0, 1.0, f32::INFINITY, f32::NEG_INFINITY, f32::NAN, -f32::NAN, f32::from_bits(0x7f80_0001), 1e-40, -3e-39];
+        while vals.len() < 3 * 70 {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            vals.push(f32::from_bits(s));
+        }
+        for m in [1, 3] {
+            let k = 70; // 2 full steps and a tail of 6
+            let x = &vals[..m * k];
+            let data = pack(x, m, k, Vec::new());
+            for r in 0..m {
+                for c in 0..96 {
+                    let want = if c < k { super::super::bf16_split::split3(x[r * k + c]) } else { [0; 3] };
+                    let (kb, p, e) = (c / 32, (c % 32) / 2, c % 2);
+                    for (t, &wt) in want.iter().enumerate() {
+                        let got = data[kb * step_len(m) + t * 32 * m + 2 * (p * m + r) + e];
+                        assert_eq!(got, wt, "m={m} row {r} column {c} term {t}: x = {:e}", if c < k { x[r * k + c] } else { 0.0 });
+                    }
+                }
+            }
+        }
+    }
+}
