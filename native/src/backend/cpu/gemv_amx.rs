@@ -38,29 +38,38 @@ pub(super) fn available() -> bool {
     })
 }
 
-/// u16 per 32-k step of packed x: 3 terms × 16 pairs × m rows × 2.
+/// B tiles per 32-k step: the 3m columns (x row r, term t at column 3r + t) in tiles of 16.
+fn b_tiles(m: usize) -> usize {
+    (3 * m).div_ceil(16)
+}
+
+/// Columns of B tile b (16, the last one the rest).
+fn b_cols(m: usize, b: usize) -> usize {
+    (3 * m - 16 * b).min(16)
+}
+
+/// u16 per 32-k step of packed x: 16 pairs × 3m columns × 2.
 fn step_len(m: usize) -> usize {
     96 * m
 }
 
 thread_local! {
-    /// Packed x of the calling thread (up to 3 · 16 · 6144 u16 = 576 KiB; kept between calls).
+    /// Packed x of the calling thread (up to 16 · 6144 · 3 u16 = 576 KiB; kept between calls).
     static XT: std::cell::Cell<Vec<u16>> = const { std::cell::Cell::new(Vec::new()) };
     /// A task's zero-padded copies of W rows (a partial group, the k % 32 tail).
     static PAD: std::cell::RefCell<Vec<u16>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// x [m, k] → its three bf16 terms in B-tile order, [k.div_ceil(32)][3][16][m][2], zero past k.
+/// x [m, k] → its three bf16 terms in B-tile order: per 32-k step, tile b at 512b u16, [16 pairs]
+/// [b_cols][2]; column 3r + t holds term t of x row r; zero past k.
 fn pack(x: &[f32], m: usize, k: usize, mut data: Vec<u16>) -> Vec<u16> {
     let nk = k.div_ceil(32);
     data.clear();
     data.resize(nk * step_len(m), 0);
-    for r in 0..m {
-        for kb in 0..nk {
-            // SAFETY: AVX-512F/BW checked by `available` (callers); reads x[r][32kb..min(32kb+32, k)],
-            // writes inside step kb of data.
-            unsafe { pack_step(x.as_ptr().add(r * k), k, kb, r, m, data.as_mut_ptr().add(kb * step_len(m))) };
-        }
+    for kb in 0..nk {
+        // SAFETY: AVX-512F/BW checked by `available` (callers); reads x[..m][32kb..min(32kb+32, k)],
+        // writes inside step kb of data.
+        unsafe { pack_step(x.as_ptr(), m, k, kb, data.as_mut_ptr().add(kb * step_len(m))) };
     }
     data
 }
@@ -82,47 +91,72 @@ unsafe fn split16(v: __m512) -> [__m512i; 3] {
     [_mm512_mask_mov_epi32(hi, nan, quiet), _mm512_maskz_mov_epi32(finite, mid), _mm512_maskz_mov_epi32(finite, lo)]
 }
 
-/// Step kb of x row r: pair p (columns 32kb + 2p, +1) of term t at u16 offset t·32m + 2(p·m + r).
+/// Step kb of every x row: the 16 (even, odd) pairs of each term as 16 u32 lanes, one vector per
+/// column (3r + t), then per B tile its ≤ 16 columns transposed into [pair][column] rows.
 #[target_feature(enable = "avx512f,avx512bw")]
-unsafe fn pack_step(xr: *const f32, k: usize, kb: usize, r: usize, m: usize, dst: *mut u16) {
+unsafe fn pack_step(x: *const f32, m: usize, k: usize, kb: usize, dst: *mut u16) {
     let c0 = kb * 32;
     let valid = (k - c0).min(32);
     let mask = |v: usize| if v >= 16 { 0xffffu16 } else { ((1u32 << v) - 1) as u16 };
-    let a = split16(_mm512_maskz_loadu_ps(mask(valid), xr.add(c0)));
-    let b = split16(_mm512_maskz_loadu_ps(mask(valid.saturating_sub(16)), xr.wrapping_add(c0 + 16)));
     // The top u16 of every u32 lane of a then b: 32 bf16 in column order = 16 (even, odd) pairs.
     let idx = _mm512_set_epi16(
         63, 61, 59, 57, 55, 53, 51, 49, 47, 45, 43, 41, 39, 37, 35, 33, 31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1,
     );
-    for t in 0..3 {
-        let v = _mm512_permutex2var_epi16(a[t], idx, b[t]);
-        let d = dst.add(t * 32 * m) as *mut u32;
-        if m == 1 {
-            _mm512_storeu_si512(d as *mut __m512i, v);
-        } else {
-            let mut lanes = [0u32; 16];
-            _mm512_storeu_si512(lanes.as_mut_ptr() as *mut __m512i, v);
-            for (p, &l) in lanes.iter().enumerate() {
-                *d.add(p * m + r) = l;
-            }
+    let mut cols = [_mm512_setzero_si512(); 48];
+    for r in 0..m {
+        let xr = x.add(r * k);
+        let a = split16(_mm512_maskz_loadu_ps(mask(valid), xr.add(c0)));
+        let b = split16(_mm512_maskz_loadu_ps(mask(valid.saturating_sub(16)), xr.wrapping_add(c0 + 16)));
+        for t in 0..3 {
+            cols[3 * r + t] = _mm512_permutex2var_epi16(a[t], idx, b[t]);
+        }
+    }
+    for b in 0..b_tiles(m) {
+        let nc = b_cols(m, b);
+        let d = dst.add(512 * b) as *mut u32;
+        let block: [__m512i; 16] = cols[16 * b..16 * b + 16].try_into().unwrap();
+        for (p, row) in super::gemm_pack::transpose16(block).iter().enumerate() {
+            _mm512_mask_storeu_epi32(d.add(p * nc) as *mut i32, mask(nc), *row);
         }
     }
 }
 
-/// Palette 1: tmm0–3 C (16 rows × m f32), tmm4/5 A (16 rows × 64 bytes), tmm6/7 B (16 rows × m pairs).
-fn config(m: usize) -> TileConfig {
-    let mut c = [0u8; 64];
-    c[0] = 1;
-    for t in 0..8 {
-        let colsb = if t == 4 || t == 5 { 64 } else { 4 * m as u16 };
-        c[16 + 2 * t..18 + 2 * t].copy_from_slice(&colsb.to_le_bytes());
-        c[48 + t] = 16;
+/// How a call runs, from m: B tiles per step (1–3) and W groups per pass (2, or 1 with 3 B tiles).
+#[derive(Clone, Copy)]
+struct Shape {
+    m: usize,
+    nb: usize,
+    groups: usize,
+}
+
+impl Shape {
+    fn new(m: usize) -> Self {
+        let nb = b_tiles(m);
+        Shape { m, nb, groups: if nb == 3 { 1 } else { 2 } }
     }
-    TileConfig(c)
+
+    /// Palette 1. 1 B tile: tmm0/1 C (group 0/1), tmm2–5 A (groups 0/1 of even / odd steps), tmm6/7
+    /// B (even / odd steps). 2: tmm0–3 C (group, tile), tmm4/5 A, tmm6/7 B. 3: tmm0–2 C, tmm3 A,
+    /// tmm4–6 B. A: 16 rows × 64 bytes; B and C: 16 rows × 4 bytes per column of their B tile.
+    fn config(&self) -> TileConfig {
+        let b = |i: usize| 4 * b_cols(self.m, i) as u16;
+        let widths: [u16; 8] = match self.nb {
+            1 => [b(0), b(0), 64, 64, 64, 64, b(0), b(0)],
+            2 => [b(0), b(1), b(0), b(1), 64, 64, b(0), b(1)],
+            _ => [b(0), b(1), b(2), 64, b(0), b(1), b(2), 0],
+        };
+        let mut c = [0u8; 64];
+        c[0] = 1;
+        for (t, &w) in widths.iter().enumerate() {
+            c[16 + 2 * t..18 + 2 * t].copy_from_slice(&w.to_le_bytes());
+            c[48 + t] = if w == 0 { 0 } else { 16 };
+        }
+        TileConfig(c)
+    }
 }
 
 /// W rows per task: a multiple of 32, about `TASKS_PER_THREAD` tasks per thread (rayon balances them;
-/// each task's first pair is prefetched less well, so not many more).
+/// each task's first pass is prefetched less well, so not many more).
 fn rows_per_task(n: usize) -> usize {
     let tasks = tasks_per_thread() * rayon::current_num_threads().max(1);
     (n.div_ceil(tasks).div_ceil(32) * 32).max(32)
@@ -185,15 +219,29 @@ struct Group {
     tail_ld: usize,
 }
 
-#[repr(C, align(64))]
-struct Acc([[f32; 256]; 4]);
+impl Group {
+    /// The A operand's rows at step kb (of `full` whole steps) and their stride.
+    #[inline(always)]
+    unsafe fn at(&self, kb: usize, full: usize) -> (*const u16, usize) {
+        if kb < full {
+            (self.main.add(kb * 32), self.ld)
+        } else {
+            (self.tail, self.tail_ld)
+        }
+    }
+}
 
-/// Outputs y[.., j0..j1]: W rows j0..j1 in pairs of 16-row groups, each pair over all of k.
+/// The sums of one pass: per group, [16 W rows][48 columns] f32 (column 3r + t: term t of x row r).
+#[repr(C, align(64))]
+struct Acc([[f32; 16 * 48]; 2]);
+
+/// Outputs y[.., j0..j1]: W rows j0..j1 in passes of `groups` 16-row groups, each over all of k.
 #[allow(clippy::too_many_arguments)]
 unsafe fn rows(xt: &[u16], m: usize, k: usize, w: &[bf16], n: usize, j0: usize, j1: usize, bias: Option<&[f32]>, out: SharedOut) {
+    let shape = Shape::new(m);
     let nk = k.div_ceil(32);
-    let full = k / 32;
     let wp = w.as_ptr() as *const u16;
+    let span = 16 * shape.groups;
     PAD.with(|pad| {
         let mut pad = pad.borrow_mut();
         // [2][16][kp] for partial groups, then [2][16][32] for the tails of full groups.
@@ -201,28 +249,35 @@ unsafe fn rows(xt: &[u16], m: usize, k: usize, w: &[bf16], n: usize, j0: usize, 
         pad.resize(2 * 16 * kp + 2 * 16 * 32, 0);
         let (partial, tails) = pad.split_at_mut(2 * 16 * kp);
         let mut groups = [Group { main: wp, ld: 0, tail: wp, tail_ld: 0 }; 2];
-        let cfg = config(m);
-        let mut acc = Acc([[0.0; 256]; 4]);
+        let cfg = shape.config();
+        let mut acc = Acc([[0.0; 16 * 48]; 2]);
         asm!("ldtilecfg [{}]", in(reg) cfg.0.as_ptr(), options(nostack, readonly));
         let mut g = j0;
         while g < j1 {
-            for (h, gr) in groups.iter_mut().enumerate() {
+            for (h, gr) in groups.iter_mut().enumerate().take(shape.groups) {
                 // An odd last group is paired with itself (its second result is dropped).
                 let r = if g + 16 * h < j1 { g + 16 * h } else { g };
                 *gr = group(wp, n, k, kp, r, &mut partial[h * 16 * kp..(h + 1) * 16 * kp], &mut tails[h * 512..(h + 1) * 512]);
             }
-            // The next pair's rows (within this task), prefetched in address order while this one runs.
-            let next = (g + 32).min(j1);
-            let next_bytes = (j1.min(g + 64) - next) * 2 * k;
-            let lead = if g == j0 { lead_steps() } else { 0 };
-            pair(&groups, full, nk, xt, m, wp.add(next * k) as *const u8, next_bytes, lead, &mut acc);
-            for h in 0..2 {
+            // The next pass's rows (within this task), prefetched in address order while this one runs.
+            let next = (g + span).min(j1);
+            let pf = Prefetch {
+                next: wp.add(next * k) as *const u8,
+                lines: ((j1.min(g + 2 * span) - next) * 2 * k).div_ceil(64),
+                lead: if g == j0 { lead_steps() } else { 0 },
+            };
+            match shape.nb {
+                1 => pass1(&groups, k, xt, m, &pf, &mut acc),
+                2 => pass2(&groups, k, xt, m, &pf, &mut acc),
+                _ => pass3(&groups[0], k, xt, m, &pf, &mut acc),
+            }
+            for (h, a) in acc.0.iter().enumerate().take(shape.groups) {
                 let r0 = g + 16 * h;
                 if r0 < j1 {
-                    write(&acc, h, m, r0, (j1 - r0).min(16), n, bias, out);
+                    write(a, m, r0, (j1 - r0).min(16), n, bias, out);
                 }
             }
-            g += 32;
+            g += span;
         }
         asm!("tilerelease", options(nostack, nomem));
     })
@@ -251,91 +306,185 @@ fn group(wp: *const u16, n: usize, k: usize, kp: usize, r: usize, partial: &mut 
     }
 }
 
-/// acc[2h] / acc[2h+1] = hi / mid+lo sums of group h ([16 W rows][16] f32, m valid columns) for both
-/// groups over all k. Prefetches `next_bytes` from `next` (T1, spread evenly over the steps) and,
-/// when `lead` > 0, this pair's own rows `lead` steps ahead.
-#[allow(clippy::too_many_arguments)]
-#[inline(never)]
-unsafe fn pair(gs: &[Group; 2], full: usize, nk: usize, xt: &[u16], m: usize, next: *const u8, next_bytes: usize, lead: usize, acc: &mut Acc) {
-    let (ga, gb) = (gs[0], gs[1]);
-    let sl = step_len(m);
-    let ldb = 4 * m;
-    let lines = next_bytes.div_ceil(64);
-    let per_step = lines.div_ceil(full.max(1));
-    let own = |kb: usize| {
-        for i in 0..16 {
-            _mm_prefetch::<_MM_HINT_T0>((ga.main as *const u8).wrapping_add(i * ga.ld + kb * 64) as *const i8);
-            _mm_prefetch::<_MM_HINT_T0>((gb.main as *const u8).wrapping_add(i * gb.ld + kb * 64) as *const i8);
-        }
-    };
-    if lead > 0 {
-        for kb in 0..lead.min(full) {
-            own(kb);
+/// Software prefetch during a pass: the next pass's `lines` from `next` (to L2, in address order,
+/// spread evenly over the whole steps) and, when `lead` > 0 (a task's first pass, which nothing
+/// prefetched), the pass's own rows `lead` steps ahead (to L1).
+struct Prefetch {
+    next: *const u8,
+    lines: usize,
+    lead: usize,
+}
+
+impl Prefetch {
+    #[inline(always)]
+    unsafe fn start(&self, gs: &[Group], full: usize) {
+        for kb in 0..self.lead.min(full) {
+            self.own(gs, kb);
         }
     }
-    asm!("tilezero tmm0", "tilezero tmm1", "tilezero tmm2", "tilezero tmm3", options(nostack, nomem));
-    for kb in 0..nk {
-        let (a0, lda0, a1, lda1) = if kb < full {
-            (ga.main.add(kb * 32), ga.ld, gb.main.add(kb * 32), gb.ld)
-        } else {
-            (ga.tail, ga.tail_ld, gb.tail, gb.tail_ld)
-        };
-        if kb < full {
-            if lead > 0 && kb + lead < full {
-                own(kb + lead);
-            }
-            let l0 = kb * per_step;
-            for l in l0..(l0 + per_step).min(lines) {
-                _mm_prefetch::<_MM_HINT_T1>(next.add(l * 64) as *const i8);
+
+    #[inline(always)]
+    unsafe fn own(&self, gs: &[Group], kb: usize) {
+        for g in gs {
+            for i in 0..16 {
+                _mm_prefetch::<_MM_HINT_T0>((g.main as *const u8).wrapping_add(i * g.ld + kb * 64) as *const i8);
             }
         }
+    }
+
+    /// Before whole step kb of `full`.
+    #[inline(always)]
+    unsafe fn step(&self, gs: &[Group], kb: usize, full: usize) {
+        if self.lead > 0 && kb + self.lead < full {
+            self.own(gs, kb + self.lead);
+        }
+        let per = self.lines.div_ceil(full);
+        for l in kb * per..((kb + 1) * per).min(self.lines) {
+            _mm_prefetch::<_MM_HINT_T1>(self.next.add(l * 64) as *const i8);
+        }
+    }
+}
+
+/// One B tile per step (m ≤ 5), two groups; steps in pairs with separate A and B registers so the
+/// loads of one step overlap the products of the other.
+#[inline(never)]
+unsafe fn pass1(gs: &[Group; 2], k: usize, xt: &[u16], m: usize, pf: &Prefetch, acc: &mut Acc) {
+    let (full, nk, sl, ldb) = (k / 32, k.div_ceil(32), step_len(m), 4 * b_cols(m, 0));
+    pf.start(gs, full);
+    asm!("tilezero tmm0", "tilezero tmm1", options(nostack, nomem));
+    let mut kb = 0;
+    while kb < nk {
+        if kb < full {
+            pf.step(gs, kb, full);
+        }
+        let (a0, l0) = gs[0].at(kb, full);
+        let (a1, l1) = gs[1].at(kb, full);
+        let b = xt.as_ptr().add(kb * sl);
+        if kb + 1 < nk {
+            if kb + 1 < full {
+                pf.step(gs, kb + 1, full);
+            }
+            let (a2, l2) = gs[0].at(kb + 1, full);
+            let (a3, l3) = gs[1].at(kb + 1, full);
+            asm!(
+                "tileloadd tmm6, [{b0} + {ldb}*1]",
+                "tileloadd tmm2, [{a0} + {l0}*1]",
+                "tileloadd tmm3, [{a1} + {l1}*1]",
+                "tileloadd tmm7, [{b1} + {ldb}*1]",
+                "tileloadd tmm4, [{a2} + {l2}*1]",
+                "tileloadd tmm5, [{a3} + {l3}*1]",
+                "tdpbf16ps tmm0, tmm2, tmm6",
+                "tdpbf16ps tmm1, tmm3, tmm6",
+                "tdpbf16ps tmm0, tmm4, tmm7",
+                "tdpbf16ps tmm1, tmm5, tmm7",
+                b0 = in(reg) b, b1 = in(reg) b.add(sl), ldb = in(reg) ldb,
+                a0 = in(reg) a0, l0 = in(reg) l0, a1 = in(reg) a1, l1 = in(reg) l1,
+                a2 = in(reg) a2, l2 = in(reg) l2, a3 = in(reg) a3, l3 = in(reg) l3,
+                options(nostack, readonly),
+            );
+            kb += 2;
+        } else {
+            asm!(
+                "tileloadd tmm6, [{b0} + {ldb}*1]",
+                "tileloadd tmm2, [{a0} + {l0}*1]",
+                "tileloadd tmm3, [{a1} + {l1}*1]",
+                "tdpbf16ps tmm0, tmm2, tmm6",
+                "tdpbf16ps tmm1, tmm3, tmm6",
+                b0 = in(reg) b, ldb = in(reg) ldb,
+                a0 = in(reg) a0, l0 = in(reg) l0, a1 = in(reg) a1, l1 = in(reg) l1,
+                options(nostack, readonly),
+            );
+            kb += 1;
+        }
+    }
+    let (p0, p1) = (acc.0[0].as_mut_ptr(), acc.0[1].as_mut_ptr());
+    asm!("tilestored [{p0} + {ld}*1], tmm0", "tilestored [{p1} + {ld}*1], tmm1", p0 = in(reg) p0, p1 = in(reg) p1, ld = in(reg) 192usize, options(nostack));
+}
+
+/// Two B tiles per step (6 ≤ m ≤ 10), two groups: 4 C tiles.
+#[inline(never)]
+unsafe fn pass2(gs: &[Group; 2], k: usize, xt: &[u16], m: usize, pf: &Prefetch, acc: &mut Acc) {
+    let (full, nk, sl) = (k / 32, k.div_ceil(32), step_len(m));
+    let (ld0, ld1) = (4 * b_cols(m, 0), 4 * b_cols(m, 1));
+    pf.start(gs, full);
+    asm!("tilezero tmm0", "tilezero tmm1", "tilezero tmm2", "tilezero tmm3", options(nostack, nomem));
+    for kb in 0..nk {
+        if kb < full {
+            pf.step(gs, kb, full);
+        }
+        let (a0, l0) = gs[0].at(kb, full);
+        let (a1, l1) = gs[1].at(kb, full);
         let b = xt.as_ptr().add(kb * sl);
         asm!(
-            "tileloadd tmm6, [{bh} + {ldb}*1]",
-            "tileloadd tmm4, [{a0} + {lda0}*1]",
-            "tileloadd tmm5, [{a1} + {lda1}*1]",
+            "tileloadd tmm6, [{b0} + {ld0}*1]",
+            "tileloadd tmm4, [{a0} + {l0}*1]",
             "tdpbf16ps tmm0, tmm4, tmm6",
+            "tileloadd tmm7, [{b1} + {ld1}*1]",
+            "tdpbf16ps tmm1, tmm4, tmm7",
+            "tileloadd tmm5, [{a1} + {l1}*1]",
             "tdpbf16ps tmm2, tmm5, tmm6",
-            "tileloadd tmm7, [{bm} + {ldb}*1]",
-            "tdpbf16ps tmm1, tmm4, tmm7",
             "tdpbf16ps tmm3, tmm5, tmm7",
-            "tileloadd tmm7, [{bl} + {ldb}*1]",
-            "tdpbf16ps tmm1, tmm4, tmm7",
-            "tdpbf16ps tmm3, tmm5, tmm7",
-            bh = in(reg) b,
-            bm = in(reg) b.add(32 * m),
-            bl = in(reg) b.add(64 * m),
-            a0 = in(reg) a0,
-            a1 = in(reg) a1,
-            lda0 = in(reg) lda0,
-            lda1 = in(reg) lda1,
-            ldb = in(reg) ldb,
+            b0 = in(reg) b, b1 = in(reg) b.add(512), ld0 = in(reg) ld0, ld1 = in(reg) ld1,
+            a0 = in(reg) a0, l0 = in(reg) l0, a1 = in(reg) a1, l1 = in(reg) l1,
             options(nostack, readonly),
         );
     }
-    let p = acc.0.as_mut_ptr() as *mut f32;
+    let (p0, p1) = (acc.0[0].as_mut_ptr(), acc.0[1].as_mut_ptr());
     asm!(
         "tilestored [{p0} + {ld}*1], tmm0",
-        "tilestored [{p1} + {ld}*1], tmm1",
-        "tilestored [{p2} + {ld}*1], tmm2",
-        "tilestored [{p3} + {ld}*1], tmm3",
-        p0 = in(reg) p,
-        p1 = in(reg) p.add(256),
-        p2 = in(reg) p.add(512),
-        p3 = in(reg) p.add(768),
-        ld = in(reg) 64usize,
+        "tilestored [{p0b} + {ld}*1], tmm1",
+        "tilestored [{p1} + {ld}*1], tmm2",
+        "tilestored [{p1b} + {ld}*1], tmm3",
+        p0 = in(reg) p0, p0b = in(reg) p0.add(16), p1 = in(reg) p1, p1b = in(reg) p1.add(16), ld = in(reg) 192usize,
         options(nostack),
     );
 }
 
-/// y[r, r0 + i] = (hi + mid/lo sum of W row i, x row r) + bias, for the `rows` valid W rows of group h.
+/// Three B tiles per step (m ≥ 11), one group: 3 C tiles.
+#[inline(never)]
+unsafe fn pass3(g: &Group, k: usize, xt: &[u16], m: usize, pf: &Prefetch, acc: &mut Acc) {
+    let (full, nk, sl) = (k / 32, k.div_ceil(32), step_len(m));
+    let ld2 = 4 * b_cols(m, 2);
+    let gs = std::slice::from_ref(g);
+    pf.start(gs, full);
+    asm!("tilezero tmm0", "tilezero tmm1", "tilezero tmm2", options(nostack, nomem));
+    for kb in 0..nk {
+        if kb < full {
+            pf.step(gs, kb, full);
+        }
+        let (a0, l0) = g.at(kb, full);
+        let b = xt.as_ptr().add(kb * sl);
+        asm!(
+            "tileloadd tmm3, [{a0} + {l0}*1]",
+            "tileloadd tmm4, [{b0} + {ld}*1]",
+            "tdpbf16ps tmm0, tmm3, tmm4",
+            "tileloadd tmm5, [{b1} + {ld}*1]",
+            "tdpbf16ps tmm1, tmm3, tmm5",
+            "tileloadd tmm6, [{b2} + {ld2}*1]",
+            "tdpbf16ps tmm2, tmm3, tmm6",
+            b0 = in(reg) b, b1 = in(reg) b.add(512), b2 = in(reg) b.add(1024), ld = in(reg) 64usize, ld2 = in(reg) ld2,
+            a0 = in(reg) a0, l0 = in(reg) l0,
+            options(nostack, readonly),
+        );
+    }
+    let p = acc.0[0].as_mut_ptr();
+    asm!(
+        "tilestored [{p0} + {ld}*1], tmm0",
+        "tilestored [{p1} + {ld}*1], tmm1",
+        "tilestored [{p2} + {ld}*1], tmm2",
+        p0 = in(reg) p, p1 = in(reg) p.add(16), p2 = in(reg) p.add(32), ld = in(reg) 192usize,
+        options(nostack),
+    );
+}
+
+/// y[r, r0 + i] = (hi + (mid + lo)) + bias for the `rows` valid W rows of one group's sums.
 #[allow(clippy::too_many_arguments)]
-unsafe fn write(acc: &Acc, h: usize, m: usize, r0: usize, rows: usize, n: usize, bias: Option<&[f32]>, out: SharedOut) {
-    let (hi, ml) = (&acc.0[2 * h], &acc.0[2 * h + 1]);
+unsafe fn write(a: &[f32; 16 * 48], m: usize, r0: usize, rows: usize, n: usize, bias: Option<&[f32]>, out: SharedOut) {
     for i in 0..rows {
         let b = bias.map_or(0.0, |b| b[r0 + i]);
+        let s = &a[i * 48..i * 48 + 48];
         for r in 0..m {
-            *out.at(r * n + r0 + i) = (hi[i * 16 + r] + ml[i * 16 + r]) + b;
+            *out.at(r * n + r0 + i) = (s[3 * r] + (s[3 * r + 1] + s[3 * r + 2])) + b;
         }
     }
 }
@@ -354,13 +503,13 @@ mod tests {
         }
         let mut s = 0x1234_5678u32;
         let mut vals = vec![0.0f32, -0.0, 1.0, f32::INFINITY, f32::NEG_INFINITY, f32::NAN, -f32::NAN, f32::from_bits(0x7f80_0001), 1e-40, -3e-39];
-        while vals.len() < 3 * 70 {
+        while vals.len() < 16 * 70 {
             s ^= s << 13;
             s ^= s >> 17;
             s ^= s << 5;
             vals.push(f32::from_bits(s));
         }
-        for m in [1, 3] {
+        for m in [1, 3, 6, 11, 16] {
             let k = 70; // 2 full steps and a tail of 6
             let x = &vals[..m * k];
             let data = pack(x, m, k, Vec::new());
@@ -369,7 +518,9 @@ mod tests {
                     let want = if c < k { super::super::bf16_split::split3(x[r * k + c]) } else { [0; 3] };
                     let (kb, p, e) = (c / 32, (c % 32) / 2, c % 2);
                     for (t, &wt) in want.iter().enumerate() {
-                        let got = data[kb * step_len(m) + t * 32 * m + 2 * (p * m + r) + e];
+                        let col = 3 * r + t;
+                        let (b, cc) = (col / 16, col % 16);
+                        let got = data[kb * step_len(m) + 512 * b + 2 * (p * b_cols(m, b) + cc) + e];
                         assert_eq!(got, wt, "m={m} row {r} column {c} term {t}: x = {:e}", if c < k { x[r * k + c] } else { 0.0 });
                     }
                 }
