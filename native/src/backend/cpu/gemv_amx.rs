@@ -1,25 +1,24 @@
 //! The multi-row GEMV on AMX-BF16 tiles: y[r, n] = x[r, k] · W[n, k]ᵀ (+ bias) for 1–16 rows of x
-//! (decode), in f32 arithmetic on the bf16 weights as stored.
+//! (decode), in f32 arithmetic on the bf16 weights as stored. Opt-in (`gemv::kernel`,
+//! OVIS_CPU_GEMV=amx): on the Sapphire Rapids test VM one row runs at ~0.75× the AVX-512 kernel
+//! (docs/performance.md, "AMX decode GEMV").
 //!
 //! f32 arithmetic on a bf16 unit: each x value is split exactly into three bf16 terms
 //! (`bf16_split`: x = hi + mid + lo) and `tdpbf16ps` makes exact products (8 × 8 significant bits)
-//! and sums them in f32, so W·x = W·hi + W·mid + W·lo with only the additions rounded, as in an f32
-//! FMA loop. hi products accumulate in one tile, mid then lo products in a second (their sums are
-//! 2⁻⁸ smaller, so their rounding adds little); an output is (hi sum + mid/lo sum) + bias.
+//! and sums them in f32, so W·x = W·hi + W·mid + W·lo with only the additions rounded. The three
+//! terms are three columns of the B operand (x row r, term t: column 3r + t), each with its own f32
+//! accumulator; an output is (hi + (mid + lo)) + bias. Measured error against f64: at or below the
+//! AVX-512 kernel's (tests/cpu_gemv_rows.rs).
 //!
-//! Operands (palette 1): A = 16 rows of W × 32 k (64 bytes of each row) loaded straight from W
-//! [n, k] (row stride 2k bytes): W is never repacked. B = the 3 terms of x, packed once per call in
-//! VNNI pairs [k/32][3][16 pairs][m][2] (x rows as the m columns: B and C tiles are configured
-//! m × 4 bytes wide, so one row of x packs 192 bytes per 32 k and the instruction sequence is the
-//! same for every m). C = 16 W rows × m rows of x, f32. Each output depends only on its W row and
-//! its x row: an m-row call gives every row bit for bit what the row gives alone.
+//! Operands (palette 1): A = 16 rows of W × 32 k (64 bytes of each row, `Source`: copied through a
+//! small L1 buffer, W is never repacked in memory); B = the 3m columns of x, packed once per call in
+//! VNNI pairs, in 1–3 tiles of ≤ 16 columns (`pack`); C = 16 W rows × those columns, f32. Each
+//! output depends only on its W row and its x row, and each C element sums the same products in the
+//! same order whatever m is: an m-row call gives every row bit for bit what the row gives alone.
 //!
-//! Blocking: two 16-row groups of W per pass over k (tiles: 2 A, 2 × 2 C, B hi, B mid/lo reloaded
-//! = all 8), 6 `tdpbf16ps` per 2 KiB of W. The two groups are 32 consecutive rows: 64k bytes of
-//! contiguous memory. While one pair is computed, the next pair's bytes are prefetched into L2 in
-//! address order (one sequential stream, 32 lines per 32-k step at k = 2048); the first pair of a
-//! task prefetches its own rows a few steps ahead. Tasks split n across threads in multiples of 32
-//! rows.
+//! Per 32-k step and 16 W rows: one tile load of W (1 KiB) and 1–3 `tdpbf16ps` (m ≤ 5, ≤ 10, ≤ 16).
+//! Passes of two 16-row groups (one with 3 B tiles), each over all of k; tasks split n across
+//! threads in multiples of 32 rows.
 use super::gemm_amx::TileConfig;
 use super::matmul::SharedOut;
 use half::bf16;
@@ -155,21 +154,11 @@ impl Shape {
     }
 }
 
-/// W rows per task: a multiple of 32, about `TASKS_PER_THREAD` tasks per thread (rayon balances them;
-/// each task's first pass is prefetched less well, so not many more).
+/// W rows per task: a multiple of 32, about 4 tasks per thread (rayon balances them on a busy
+/// machine; 2 or 8 measured the same within the noise).
 fn rows_per_task(n: usize) -> usize {
-    let tasks = tasks_per_thread() * rayon::current_num_threads().max(1);
+    let tasks = 4 * rayon::current_num_threads().max(1);
     (n.div_ceil(tasks).div_ceil(32) * 32).max(32)
-}
-
-fn tasks_per_thread() -> usize {
-    static T: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *T.get_or_init(|| std::env::var("OVIS_AMX_TASKS").ok().and_then(|v| v.parse().ok()).unwrap_or(4))
-}
-
-fn lead_steps() -> usize {
-    static T: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *T.get_or_init(|| std::env::var("OVIS_AMX_LEAD").ok().and_then(|v| v.parse().ok()).unwrap_or(4))
 }
 
 /// Caller: `available()`; shapes checked (1 ≤ m ≤ 16, k ≥ 1).
@@ -219,17 +208,65 @@ struct Group {
     tail_ld: usize,
 }
 
-impl Group {
-    /// The A operand's rows at step kb (of `full` whole steps) and their stride.
+/// Steps of W copied per chunk (`Source`): 4 steps of 2 groups = 8 KiB (2, 8 and 16 measured slower).
+const CHUNK: usize = 4;
+
+/// The A operands of a pass. Tile loads straight from W rows (stride 2k: at k = 2048 or 6144 every
+/// row of a step falls in the same L1 set, so 16–32 rows cannot all be held there and each tile load
+/// waits on L2) ran at half the AVX-512 kernel's speed; so each group's next `ch` steps are first
+/// copied with ordinary 64-byte loads (many in flight, each row read in address order) into a
+/// contiguous L1 buffer [ch][16 rows][64 B] (two slots alternating), and the tiles load from there.
+struct Source<'a> {
+    groups: &'a [Group],
+    full: usize,
+    ch: usize,
+    /// [2 chunks][groups][ch][16][32] u16.
+    buf: *mut u16,
+}
+
+impl Source<'_> {
+    /// Copies the chunk that starts at step kb, if one does (whole steps only).
     #[inline(always)]
-    unsafe fn at(&self, kb: usize, full: usize) -> (*const u16, usize) {
-        if kb < full {
-            (self.main.add(kb * 32), self.ld)
+    unsafe fn prepare(&self, kb: usize) {
+        if kb < self.full && kb % self.ch == 0 {
+            let cnt = self.ch.min(self.full - kb);
+            for (g, gr) in self.groups.iter().enumerate() {
+                copy_chunk(gr, kb, cnt, self.chunk(kb, g));
+            }
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn chunk(&self, kb: usize, g: usize) -> *mut u16 {
+        let slot = (kb / self.ch) % 2;
+        self.buf.add(((slot * self.groups.len() + g) * self.ch) * 512)
+    }
+
+    /// Group g's A operand at step kb and its stride in bytes.
+    #[inline(always)]
+    unsafe fn at(&self, g: usize, kb: usize) -> (*const u16, usize) {
+        if kb < self.full {
+            (self.chunk(kb, g).add((kb % self.ch) * 512), 64)
         } else {
-            (self.tail, self.tail_ld)
+            (self.groups[g].tail, self.groups[g].tail_ld)
         }
     }
 }
+
+/// Steps s0..s0+cnt of the group's 16 rows → dst [cnt][16][64 B].
+#[target_feature(enable = "avx512f")]
+unsafe fn copy_chunk(g: &Group, s0: usize, cnt: usize, dst: *mut u16) {
+    for i in 0..16 {
+        let src = (g.main as *const u8).add(i * g.ld + s0 * 64);
+        let d = (dst as *mut u8).add(i * 64);
+        for s in 0..cnt {
+            _mm512_store_si512(d.add(s * 1024) as *mut __m512i, _mm512_loadu_si512(src.add(s * 64) as *const __m512i));
+        }
+    }
+}
+
+#[repr(C, align(64))]
+struct ChunkBuf([u16; 2 * 2 * CHUNK * 16 * 32]);
 
 /// The sums of one pass: per group, [16 W rows][48 columns] f32 (column 3r + t: term t of x row r).
 #[repr(C, align(64))]
@@ -259,17 +296,10 @@ unsafe fn rows(xt: &[u16], m: usize, k: usize, w: &[bf16], n: usize, j0: usize, 
                 let r = if g + 16 * h < j1 { g + 16 * h } else { g };
                 *gr = group(wp, n, k, kp, r, &mut partial[h * 16 * kp..(h + 1) * 16 * kp], &mut tails[h * 512..(h + 1) * 512]);
             }
-            // The next pass's rows (within this task), prefetched in address order while this one runs.
-            let next = (g + span).min(j1);
-            let pf = Prefetch {
-                next: wp.add(next * k) as *const u8,
-                lines: ((j1.min(g + 2 * span) - next) * 2 * k).div_ceil(64),
-                lead: if g == j0 { lead_steps() } else { 0 },
-            };
             match shape.nb {
-                1 => pass1(&groups, k, xt, m, &pf, &mut acc),
-                2 => pass2(&groups, k, xt, m, &pf, &mut acc),
-                _ => pass3(&groups[0], k, xt, m, &pf, &mut acc),
+                1 => pass1(&groups, k, xt, m, &mut acc),
+                2 => pass2(&groups, k, xt, m, &mut acc),
+                _ => pass3(&groups[0], k, xt, m, &mut acc),
             }
             for (h, a) in acc.0.iter().enumerate().take(shape.groups) {
                 let r0 = g + 16 * h;
@@ -306,66 +336,25 @@ fn group(wp: *const u16, n: usize, k: usize, kp: usize, r: usize, partial: &mut 
     }
 }
 
-/// Software prefetch during a pass: the next pass's `lines` from `next` (to L2, in address order,
-/// spread evenly over the whole steps) and, when `lead` > 0 (a task's first pass, which nothing
-/// prefetched), the pass's own rows `lead` steps ahead (to L1).
-struct Prefetch {
-    next: *const u8,
-    lines: usize,
-    lead: usize,
-}
-
-impl Prefetch {
-    #[inline(always)]
-    unsafe fn start(&self, gs: &[Group], full: usize) {
-        for kb in 0..self.lead.min(full) {
-            self.own(gs, kb);
-        }
-    }
-
-    #[inline(always)]
-    unsafe fn own(&self, gs: &[Group], kb: usize) {
-        for g in gs {
-            for i in 0..16 {
-                _mm_prefetch::<_MM_HINT_T0>((g.main as *const u8).wrapping_add(i * g.ld + kb * 64) as *const i8);
-            }
-        }
-    }
-
-    /// Before whole step kb of `full`.
-    #[inline(always)]
-    unsafe fn step(&self, gs: &[Group], kb: usize, full: usize) {
-        if self.lead > 0 && kb + self.lead < full {
-            self.own(gs, kb + self.lead);
-        }
-        let per = self.lines.div_ceil(full);
-        for l in kb * per..((kb + 1) * per).min(self.lines) {
-            _mm_prefetch::<_MM_HINT_T1>(self.next.add(l * 64) as *const i8);
-        }
-    }
-}
-
 /// One B tile per step (m ≤ 5), two groups; steps in pairs with separate A and B registers so the
 /// loads of one step overlap the products of the other.
 #[inline(never)]
-unsafe fn pass1(gs: &[Group; 2], k: usize, xt: &[u16], m: usize, pf: &Prefetch, acc: &mut Acc) {
+unsafe fn pass1(gs: &[Group; 2], k: usize, xt: &[u16], m: usize, acc: &mut Acc) {
     let (full, nk, sl, ldb) = (k / 32, k.div_ceil(32), step_len(m), 4 * b_cols(m, 0));
-    pf.start(gs, full);
+    // Written before it is read (each chunk is copied before its steps).
+    let mut cb = std::mem::MaybeUninit::<ChunkBuf>::uninit();
+    let src = Source { groups: gs, full, ch: CHUNK, buf: cb.as_mut_ptr() as *mut u16 };
     asm!("tilezero tmm0", "tilezero tmm1", options(nostack, nomem));
     let mut kb = 0;
     while kb < nk {
-        if kb < full {
-            pf.step(gs, kb, full);
-        }
-        let (a0, l0) = gs[0].at(kb, full);
-        let (a1, l1) = gs[1].at(kb, full);
+        src.prepare(kb);
+        let (a0, l0) = src.at(0, kb);
+        let (a1, l1) = src.at(1, kb);
         let b = xt.as_ptr().add(kb * sl);
         if kb + 1 < nk {
-            if kb + 1 < full {
-                pf.step(gs, kb + 1, full);
-            }
-            let (a2, l2) = gs[0].at(kb + 1, full);
-            let (a3, l3) = gs[1].at(kb + 1, full);
+            src.prepare(kb + 1);
+            let (a2, l2) = src.at(0, kb + 1);
+            let (a3, l3) = src.at(1, kb + 1);
             asm!(
                 "tileloadd tmm6, [{b0} + {ldb}*1]",
                 "tileloadd tmm2, [{a0} + {l0}*1]",
@@ -403,17 +392,17 @@ unsafe fn pass1(gs: &[Group; 2], k: usize, xt: &[u16], m: usize, pf: &Prefetch, 
 
 /// Two B tiles per step (6 ≤ m ≤ 10), two groups: 4 C tiles.
 #[inline(never)]
-unsafe fn pass2(gs: &[Group; 2], k: usize, xt: &[u16], m: usize, pf: &Prefetch, acc: &mut Acc) {
+unsafe fn pass2(gs: &[Group; 2], k: usize, xt: &[u16], m: usize, acc: &mut Acc) {
     let (full, nk, sl) = (k / 32, k.div_ceil(32), step_len(m));
     let (ld0, ld1) = (4 * b_cols(m, 0), 4 * b_cols(m, 1));
-    pf.start(gs, full);
+    // Written before it is read (each chunk is copied before its steps).
+    let mut cb = std::mem::MaybeUninit::<ChunkBuf>::uninit();
+    let src = Source { groups: gs, full, ch: CHUNK, buf: cb.as_mut_ptr() as *mut u16 };
     asm!("tilezero tmm0", "tilezero tmm1", "tilezero tmm2", "tilezero tmm3", options(nostack, nomem));
     for kb in 0..nk {
-        if kb < full {
-            pf.step(gs, kb, full);
-        }
-        let (a0, l0) = gs[0].at(kb, full);
-        let (a1, l1) = gs[1].at(kb, full);
+        src.prepare(kb);
+        let (a0, l0) = src.at(0, kb);
+        let (a1, l1) = src.at(1, kb);
         let b = xt.as_ptr().add(kb * sl);
         asm!(
             "tileloadd tmm6, [{b0} + {ld0}*1]",
@@ -442,17 +431,17 @@ unsafe fn pass2(gs: &[Group; 2], k: usize, xt: &[u16], m: usize, pf: &Prefetch, 
 
 /// Three B tiles per step (m ≥ 11), one group: 3 C tiles.
 #[inline(never)]
-unsafe fn pass3(g: &Group, k: usize, xt: &[u16], m: usize, pf: &Prefetch, acc: &mut Acc) {
+unsafe fn pass3(g: &Group, k: usize, xt: &[u16], m: usize, acc: &mut Acc) {
     let (full, nk, sl) = (k / 32, k.div_ceil(32), step_len(m));
     let ld2 = 4 * b_cols(m, 2);
     let gs = std::slice::from_ref(g);
-    pf.start(gs, full);
+    // Written before it is read (each chunk is copied before its steps).
+    let mut cb = std::mem::MaybeUninit::<ChunkBuf>::uninit();
+    let src = Source { groups: gs, full, ch: CHUNK, buf: cb.as_mut_ptr() as *mut u16 };
     asm!("tilezero tmm0", "tilezero tmm1", "tilezero tmm2", options(nostack, nomem));
     for kb in 0..nk {
-        if kb < full {
-            pf.step(gs, kb, full);
-        }
-        let (a0, l0) = g.at(kb, full);
+        src.prepare(kb);
+        let (a0, l0) = src.at(0, kb);
         let b = xt.as_ptr().add(kb * sl);
         asm!(
             "tileloadd tmm3, [{a0} + {l0}*1]",
@@ -528,3 +517,4 @@ mod tests {
         }
     }
 }
+
