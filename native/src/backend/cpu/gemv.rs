@@ -3,8 +3,7 @@
 //! threads, and widened to f32 in registers.
 //!
 //! Kernel chosen at run time: AMX-BF16 tiles where granted and chosen (`gemv_amx`: x split into
-//! three exact bf16 terms, f32 arithmetic, every row count ≤ 16 the same tile instructions; see
-//! `amx_default`), else AVX-512F (`gemv_avx512`: register-blocked tiles of up to 8 rows, k-blocked
+//! three exact bf16 terms, f32 arithmetic; opt-in, see `AMX_DEFAULT`), else AVX-512F (`gemv_avx512`: register-blocked tiles of up to 8 rows, k-blocked
 //! so x stays in L1, software prefetch of W), else AVX2 + FMA (`gemv_avx2`), else the caller's
 //! portable loop (`matmul::portable`, which also widens each W row once for all rows).
 //! `OVIS_CPU_GEMV=amx|avx512` forces the choice between the first two (A/B runs).
@@ -39,7 +38,9 @@ pub fn available(kernel: Kernel) -> bool {
 }
 
 /// Whether the AMX kernel is chosen when the CPU and process can run it and OVIS_CPU_GEMV does not
-/// say otherwise.
+/// say otherwise. Off: one kernel serves every row count (a request's logits may not depend on its
+/// neighbours), and on the Sapphire Rapids test VM AMX's one-row speed from DRAM is 0.75–0.88× the
+/// AVX-512 kernel's (8 rows: 1.03–1.15×; docs/performance.md, "AMX decode GEMV").
 const AMX_DEFAULT: bool = false;
 
 /// The kernel `gemv_bf16` runs: OVIS_CPU_GEMV=amx|avx512 if that one is available, else the

@@ -209,14 +209,14 @@ struct Group {
     tail_ld: usize,
 }
 
-/// Steps of W copied per chunk (`Source`): 4 steps of 2 groups = 8 KiB (2, 8 and 16 measured slower).
+/// Steps of W copied per chunk (`Source`): 4 KiB per group (2, 8 and 16 steps measured slower).
 const CHUNK: usize = 4;
 
-/// The A operands of a pass. Tile loads straight from W rows (stride 2k: at k = 2048 or 6144 every
-/// row of a step falls in the same L1 set, so 16–32 rows cannot all be held there and each tile load
-/// waits on L2) ran at half the AVX-512 kernel's speed; so each group's next `ch` steps are first
-/// copied with ordinary 64-byte loads (many in flight, each row read in address order) into a
-/// contiguous L1 buffer [ch][16 rows][64 B] (two slots alternating), and the tiles load from there.
+/// The A operands of a pass. A tile load straight from W rows (stride 2k: at k = 2048 or 6144 all 16
+/// rows of a step fall in one L1 set, which holds 12 lines) took about twice as long as one of 16
+/// contiguous lines, so each group's next `ch` steps are first copied with ordinary 64-byte loads
+/// (many in flight, each row read in address order) into a contiguous L1 buffer [ch][16 rows][64 B]
+/// (two slots alternating), and the tiles load from there.
 struct Source<'a> {
     groups: &'a [Group],
     full: usize,
