@@ -61,10 +61,10 @@ pub fn kernel() -> Kernel {
     })
 }
 
-/// For `ovis info` and the bench's "kernels": the GEMV kernel's name.
+/// For `ovis info` (`weights_kernel` of bf16 weights) and the bench's "kernels": the GEMV kernel's name.
 pub fn kernel_name() -> &'static str {
     match kernel() {
-        Kernel::Amx => "amx-bf16 (x split in 3 bf16 terms, f32 sums)",
+        Kernel::Amx => "amx-bf16",
         Kernel::Avx512 => "avx512f",
         Kernel::Avx2 => "avx2+fma",
         Kernel::Portable => "portable",
