@@ -1,6 +1,7 @@
 //! The multi-row GEMV (decode of 1–16 running requests in one step) against an f64 reference: every
-//! kernel this CPU can run (AVX-512F, AVX2 + FMA; the portable loop always), every row count 1..=16
-//! (AVX-512: tiles of 1–8 rows, one or two per call), with and without a bias, on shapes with k below,
+//! kernel this CPU can run (AMX-BF16 where the tiles are granted, AVX-512F, AVX2 + FMA; the portable
+//! loop always), every row count 1..=16 (AVX-512: tiles of 1–8 rows, one or two per call; AMX: 1–3 B
+//! tiles), with and without a bias, on shapes with k below,
 //! at and past the vector widths (8, 32) and the 256-column k chunk, and n not a multiple of the W-row
 //! groups (2–8), of the 48-row pass or of a task; then `matmul_bf16` past 16 rows (the
 //! AVX2 kernel in 64-row blocks on CPUs without the AVX-512 GEMM). Tolerance: |y − ref| ≤ 1e-5 ·
@@ -128,20 +129,20 @@ fn fused_products_equal_their_own() {
         skip::skipped("fused_products_equal_their_own[amx]", "no AMX-BF16 tiles granted on this CPU (AVX-512 tested)");
     }
     for &fused_kernel in &kernels {
-    for m in [1, 2, 3, 8, 9, 16] {
-        for &(k, ns) in &[(64, &[48usize, 8, 8][..]), (257, &[100, 37, 37][..]), (2048, &[96, 400][..])] {
-            let x = values(m * k, m + 7 * k);
-            let ws: Vec<Vec<bf16>> = ns.iter().enumerate().map(|(i, &n)| values(n * k, 11 + i).into_iter().map(bf16::from_f32).collect()).collect();
-            let mut ys: Vec<Vec<f32>> = ns.iter().map(|&n| vec![f32::NAN; m * n]).collect();
-            let mut parts: Vec<Part> = ws.iter().zip(ys.iter_mut()).zip(ns).map(|((w, y), &n)| Part { w, n, y }).collect();
-            assert!(gemv_fused_with(fused_kernel, &x, m, k, &mut parts));
-            for ((w, y), &n) in ws.iter().zip(&ys).zip(ns) {
-                let mut own = vec![f32::NAN; m * n];
-                assert!(gemv_with(fused_kernel, &x, m, k, w, n, None, &mut own));
-                assert!(y.iter().zip(&own).all(|(a, b)| a.to_bits() == b.to_bits()), "{fused_kernel:?} m={m} k={k} n={n}: fused differs from its own product");
+        for m in [1, 2, 3, 8, 9, 16] {
+            for &(k, ns) in &[(64, &[48usize, 8, 8][..]), (257, &[100, 37, 37][..]), (2048, &[96, 400][..])] {
+                let x = values(m * k, m + 7 * k);
+                let ws: Vec<Vec<bf16>> = ns.iter().enumerate().map(|(i, &n)| values(n * k, 11 + i).into_iter().map(bf16::from_f32).collect()).collect();
+                let mut ys: Vec<Vec<f32>> = ns.iter().map(|&n| vec![f32::NAN; m * n]).collect();
+                let mut parts: Vec<Part> = ws.iter().zip(ys.iter_mut()).zip(ns).map(|((w, y), &n)| Part { w, n, y }).collect();
+                assert!(gemv_fused_with(fused_kernel, &x, m, k, &mut parts));
+                for ((w, y), &n) in ws.iter().zip(&ys).zip(ns) {
+                    let mut own = vec![f32::NAN; m * n];
+                    assert!(gemv_with(fused_kernel, &x, m, k, w, n, None, &mut own));
+                    assert!(y.iter().zip(&own).all(|(a, b)| a.to_bits() == b.to_bits()), "{fused_kernel:?} m={m} k={k} n={n}: fused differs from its own product");
+                }
             }
         }
-    }
     }
 }
 
