@@ -5,9 +5,10 @@
 use half::bf16;
 use ovis_engine::backend::cpu::gemv::{gemv_with, Kernel};
 
-/// KERNEL=avx512|avx2, else the default.
+/// KERNEL=amx|avx512|avx2, else the default.
 fn kernel() -> Kernel {
     match std::env::var("KERNEL").as_deref() {
+        Ok("amx") => Kernel::Amx,
         Ok("avx512") => Kernel::Avx512,
         Ok("avx2") => Kernel::Avx2,
         _ => ovis_engine::backend::cpu::gemv::kernel(),
@@ -40,6 +41,8 @@ fn hot(spec: &str, rows: &[usize]) {
 
 /// `CALLS=n,k`: [n, k] matrices filling 1 GiB (past the L3), one call each in turn, timed one by
 /// one: on a loaded machine the best and 10th-percentile calls are those that ran undisturbed.
+/// `KERNEL=ab`: AMX and AVX-512 alternate call by call (each on the next matrix, from DRAM), so both
+/// see the same load; prints both and the ratio of their p10 and median times.
 fn calls(spec: &str, rows: &[usize]) {
     let v: Vec<usize> = spec.split(',').map(|s| s.parse().unwrap()).collect();
     let (n, k) = (v[0], v[1]);
@@ -47,19 +50,29 @@ fn calls(spec: &str, rows: &[usize]) {
     let mats: Vec<Vec<bf16>> = (0..count).map(|c| (0..n * k).map(|i| bf16::from_f32(((i * 7919 + c) % 1009) as f32 * 1e-4)).collect()).collect();
     let x: Vec<f32> = (0..16 * k).map(|i| ((i * 31) % 97) as f32 * 1e-2).collect();
     let mut y = vec![0f32; 16 * n];
+    let ab = std::env::var("KERNEL").as_deref() == Ok("ab");
+    let kernels = if ab { vec![Kernel::Amx, Kernel::Avx512] } else { vec![kernel()] };
     for &m in rows {
-        let mut ts = Vec::new();
+        let mut ts = vec![Vec::new(); kernels.len()];
         for _ in 0..3 {
-            for w in &mats {
+            for (c, w) in mats.iter().enumerate() {
+                let which = c % kernels.len();
                 let t = Instant::now();
-                gemv_with(kernel(), &x[..m * k], m, k, w, n, None, &mut y[..m * n]);
-                ts.push(t.elapsed().as_secs_f64());
+                assert!(gemv_with(kernels[which], &x[..m * k], m, k, w, n, None, &mut y[..m * n]));
+                ts[which].push(t.elapsed().as_secs_f64());
             }
         }
-        ts.sort_by(|a, b| a.partial_cmp(b).unwrap());
-        let (best, p10) = (ts[0], ts[ts.len() / 10]);
         let bytes = (n * k * 2) as f64;
-        println!("calls n={n} k={k} m={m:2}: best {:7.1} us ({:5.1} GB/s)  p10 {:7.1} us ({:5.1} GB/s)", best * 1e6, bytes / best * 1e-9, p10 * 1e6, bytes / p10 * 1e-9);
+        let mut stats = Vec::new();
+        for (kern, t) in kernels.iter().zip(ts.iter_mut()) {
+            t.sort_by(|a, b| a.partial_cmp(b).unwrap());
+            let (best, p10, med) = (t[0], t[t.len() / 10], t[t.len() / 2]);
+            println!("calls {kern:?} n={n} k={k} m={m:2}: best {:7.1} us ({:5.1} GB/s)  p10 {:7.1} us ({:5.1} GB/s)  med {:7.1} us", best * 1e6, bytes / best * 1e-9, p10 * 1e6, bytes / p10 * 1e-9, med * 1e6);
+            stats.push((p10, med));
+        }
+        if ab {
+            println!("calls m={m:2}: AVX-512 time / AMX time: p10 {:.3}, median {:.3}", stats[1].0 / stats[0].0, stats[1].1 / stats[0].1);
+        }
     }
 }
 

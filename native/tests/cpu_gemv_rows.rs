@@ -1,6 +1,7 @@
 //! The multi-row GEMV (decode of 1–16 running requests in one step) against an f64 reference: every
-//! kernel this CPU can run (AVX-512F, AVX2 + FMA; the portable loop always), every row count 1..=16
-//! (AVX-512: tiles of 1–8 rows, one or two per call), with and without a bias, on shapes with k below,
+//! kernel this CPU can run (AMX-BF16 where the tiles are granted, AVX-512F, AVX2 + FMA; the portable
+//! loop always), every row count 1..=16 (AVX-512: tiles of 1–8 rows, one or two per call; AMX: 1–3 B
+//! tiles), with and without a bias, on shapes with k below,
 //! at and past the vector widths (8, 32) and the 256-column k chunk, and n not a multiple of the W-row
 //! groups (2–8), of the 48-row pass or of a task; then `matmul_bf16` past 16 rows (the
 //! AVX2 kernel in 64-row blocks on CPUs without the AVX-512 GEMM). Tolerance: |y − ref| ≤ 1e-5 ·
@@ -8,7 +9,7 @@
 mod skip;
 
 use half::bf16;
-use ovis_engine::backend::cpu::gemv::{available, gemv_bf16_fused, gemv_with, kernel, Kernel, Part, MAX_ROWS};
+use ovis_engine::backend::cpu::gemv::{available, gemv_bf16_fused, gemv_fused_with, gemv_with, Kernel, Part, MAX_ROWS};
 use ovis_engine::backend::cpu::matmul::matmul_bf16;
 
 /// Deterministic values in [-1, 1).
@@ -40,7 +41,7 @@ fn check(what: &str, x: &[f32], m: usize, k: usize, w: &[bf16], n: usize, bias: 
 #[test]
 fn every_kernel_every_row_count() {
     let mut kernels = Vec::new();
-    for kernel in [Kernel::Avx512, Kernel::Avx2] {
+    for kernel in [Kernel::Amx, Kernel::Avx512, Kernel::Avx2] {
         if available(kernel) {
             kernels.push(kernel);
         } else {
@@ -80,7 +81,10 @@ fn many_rows_through_matmul() {
 /// bit, the same x row run alone (every kernel this CPU has, every m, every position in the batch).
 #[test]
 fn rows_do_not_depend_on_their_neighbours() {
-    let kernels: Vec<Kernel> = [Kernel::Avx512, Kernel::Avx2].into_iter().filter(|&k| available(k)).collect();
+    let kernels: Vec<Kernel> = [Kernel::Amx, Kernel::Avx512, Kernel::Avx2].into_iter().filter(|&k| available(k)).collect();
+    if !available(Kernel::Amx) {
+        skip::skipped("rows_do_not_depend_on_their_neighbours[amx]", "no AMX-BF16 tiles granted on this CPU (the other kernels are tested)");
+    }
     if kernels.is_empty() {
         skip::skipped("rows_do_not_depend_on_their_neighbours", "no SIMD GEMV kernel on this CPU (the portable loop is row by row)");
         return;
@@ -113,25 +117,75 @@ fn rows_do_not_depend_on_their_neighbours() {
 /// its own product gives, for every row count, with parts of uneven sizes (tasks cross part ends).
 #[test]
 fn fused_products_equal_their_own() {
-    if kernel() != Kernel::Avx512 {
+    let kernels: Vec<Kernel> = [Kernel::Amx, Kernel::Avx512].into_iter().filter(|&k| available(k)).collect();
+    if kernels.is_empty() {
         let mut y = vec![0.0; 3];
         let w = vec![bf16::ONE; 3];
-        assert!(!gemv_bf16_fused(&[1.0], 1, 1, &mut [Part { w: &w, n: 3, y: &mut y }]), "only the AVX-512 kernel fuses");
+        assert!(!gemv_bf16_fused(&[1.0], 1, 1, &mut [Part { w: &w, n: 3, y: &mut y }]), "only the AMX and AVX-512 kernels fuse");
         skip::skipped("fused_products_equal_their_own", "no AVX-512F: the caller runs the products one by one (checked: the fused call says so)");
         return;
     }
-    for m in [1, 2, 3, 8, 9, 16] {
-        for &(k, ns) in &[(64, &[48usize, 8, 8][..]), (257, &[100, 37, 37][..]), (2048, &[96, 400][..])] {
-            let x = values(m * k, m + 7 * k);
-            let ws: Vec<Vec<bf16>> = ns.iter().enumerate().map(|(i, &n)| values(n * k, 11 + i).into_iter().map(bf16::from_f32).collect()).collect();
-            let mut ys: Vec<Vec<f32>> = ns.iter().map(|&n| vec![f32::NAN; m * n]).collect();
-            let mut parts: Vec<Part> = ws.iter().zip(ys.iter_mut()).zip(ns).map(|((w, y), &n)| Part { w, n, y }).collect();
-            assert!(gemv_bf16_fused(&x, m, k, &mut parts));
-            for ((w, y), &n) in ws.iter().zip(&ys).zip(ns) {
-                let mut own = vec![f32::NAN; m * n];
-                assert!(gemv_with(Kernel::Avx512, &x, m, k, w, n, None, &mut own));
-                assert!(y.iter().zip(&own).all(|(a, b)| a.to_bits() == b.to_bits()), "m={m} k={k} n={n}: fused differs from its own product");
+    if !available(Kernel::Amx) {
+        skip::skipped("fused_products_equal_their_own[amx]", "no AMX-BF16 tiles granted on this CPU (AVX-512 tested)");
+    }
+    for &fused_kernel in &kernels {
+        for m in [1, 2, 3, 8, 9, 16] {
+            for &(k, ns) in &[(64, &[48usize, 8, 8][..]), (257, &[100, 37, 37][..]), (2048, &[96, 400][..])] {
+                let x = values(m * k, m + 7 * k);
+                let ws: Vec<Vec<bf16>> = ns.iter().enumerate().map(|(i, &n)| values(n * k, 11 + i).into_iter().map(bf16::from_f32).collect()).collect();
+                let mut ys: Vec<Vec<f32>> = ns.iter().map(|&n| vec![f32::NAN; m * n]).collect();
+                let mut parts: Vec<Part> = ws.iter().zip(ys.iter_mut()).zip(ns).map(|((w, y), &n)| Part { w, n, y }).collect();
+                assert!(gemv_fused_with(fused_kernel, &x, m, k, &mut parts));
+                for ((w, y), &n) in ws.iter().zip(&ys).zip(ns) {
+                    let mut own = vec![f32::NAN; m * n];
+                    assert!(gemv_with(fused_kernel, &x, m, k, w, n, None, &mut own));
+                    assert!(y.iter().zip(&own).all(|(a, b)| a.to_bits() == b.to_bits()), "{fused_kernel:?} m={m} k={k} n={n}: fused differs from its own product");
+                }
             }
         }
+    }
+}
+
+/// The AMX kernel's error against the f64 reference is at the f32 GEMV level: within `check`'s bound
+/// everywhere, and its RMS relative error (to Σ|terms|) within 2× the AVX-512 kernel's
+/// on the decoder's shapes (k = 2048, 6144) with activations of mixed magnitudes. Prints both.
+#[test]
+fn amx_error_is_at_the_f32_level() {
+    if !available(Kernel::Amx) || !available(Kernel::Avx512) {
+        skip::skipped("amx_error_is_at_the_f32_level", "needs both the AMX (tiles granted) and AVX-512 kernels");
+        return;
+    }
+    let mut s = 0x2545_f491u64;
+    let mut rnd = move || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        (s >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+    };
+    for &(m, k, n) in &[(1, 2048, 256), (8, 2048, 256), (3, 6144, 64), (16, 2048, 64)] {
+        // x: normal-ish values with a few outliers 100× larger (as hidden states have); W ~ 0.02.
+        let x: Vec<f32> = (0..m * k).map(|i| (rnd() * if i % 97 == 0 { 300.0 } else { 3.0 }) as f32).collect();
+        let w: Vec<bf16> = (0..n * k).map(|_| bf16::from_f64(rnd() * 0.04)).collect();
+        let mut errs = Vec::new();
+        for kernel in [Kernel::Amx, Kernel::Avx512] {
+            let mut y = vec![f32::NAN; m * n];
+            assert!(gemv_with(kernel, &x, m, k, &w, n, None, &mut y));
+            check(&format!("{kernel:?}"), &x, m, k, &w, n, None, &y);
+            let mut sq = 0.0;
+            for i in 0..m {
+                for j in 0..n {
+                    let (mut want, mut mag) = (0.0f64, 0.0f64);
+                    for t in 0..k {
+                        let p = x[i * k + t] as f64 * w[j * k + t].to_f64();
+                        want += p;
+                        mag += p.abs();
+                    }
+                    sq += ((y[i * n + j] as f64 - want) / mag).powi(2);
+                }
+            }
+            errs.push((sq / (m * n) as f64).sqrt());
+        }
+        eprintln!("m={m} k={k} n={n}: RMS error / Σ|terms|: amx {:.2e}, avx512 {:.2e}", errs[0], errs[1]);
+        assert!(errs[0] <= 2.0 * errs[1] + 1e-9, "m={m} k={k}: AMX error {:.2e} vs AVX-512 {:.2e}", errs[0], errs[1]);
     }
 }

@@ -2,9 +2,11 @@
 //! W (bf16, [n, k]) is streamed from memory exactly once per call for all rows, split over n across
 //! threads, and widened to f32 in registers.
 //!
-//! Kernel chosen at run time: AVX-512F (`gemv_avx512`: register-blocked tiles of up to 8 rows,
-//! k-blocked so x stays in L1, software prefetch of W), else AVX2 + FMA (`gemv_avx2`), else the
-//! caller's portable loop (`matmul::portable`, which also widens each W row once for all rows).
+//! Kernel chosen at run time: AMX-BF16 tiles where granted and chosen (`gemv_amx`: x split into
+//! three exact bf16 terms, f32 arithmetic; opt-in, see `AMX_DEFAULT`), else AVX-512F (`gemv_avx512`: register-blocked tiles of up to 8 rows, k-blocked
+//! so x stays in L1, software prefetch of W), else AVX2 + FMA (`gemv_avx2`), else the caller's
+//! portable loop (`matmul::portable`, which also widens each W row once for all rows).
+//! `OVIS_CPU_GEMV=amx|avx512` forces the choice between the first two (A/B runs).
 use half::bf16;
 
 /// The most rows of x handled here (the default batch of 8 decoding streams plus a small prefill
@@ -14,6 +16,7 @@ pub const MAX_ROWS: usize = 16;
 /// Which kernel `gemv_bf16` runs on this CPU.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kernel {
+    Amx,
     Avx512,
     Avx2,
     Portable,
@@ -22,6 +25,8 @@ pub enum Kernel {
 /// Whether this CPU can run `kernel`.
 pub fn available(kernel: Kernel) -> bool {
     match kernel {
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Amx => super::gemv_amx::available(),
         #[cfg(target_arch = "x86_64")]
         Kernel::Avx512 => std::arch::is_x86_feature_detected!("avx512f"),
         #[cfg(target_arch = "x86_64")]
@@ -32,8 +37,42 @@ pub fn available(kernel: Kernel) -> bool {
     }
 }
 
-/// The fastest kernel this CPU can run.
+/// Whether the AMX kernel is chosen when the CPU and process can run it and OVIS_CPU_GEMV does not
+/// say otherwise. Off: one kernel serves every row count (a request's logits may not depend on its
+/// neighbours), and on the Sapphire Rapids test VM AMX's one-row speed from DRAM is 0.75–0.88× the
+/// AVX-512 kernel's (8 rows: 1.03–1.15×; docs/performance.md, "AMX decode GEMV").
+const AMX_DEFAULT: bool = false;
+
+/// The kernel `gemv_bf16` runs: OVIS_CPU_GEMV=amx|avx512 if that one is available, else the
+/// default order (decided once per process).
 pub fn kernel() -> Kernel {
+    static K: std::sync::OnceLock<Kernel> = std::sync::OnceLock::new();
+    *K.get_or_init(|| {
+        let forced = match std::env::var("OVIS_CPU_GEMV").as_deref() {
+            Ok("amx") => Some(Kernel::Amx),
+            Ok("avx512") => Some(Kernel::Avx512),
+            _ => None,
+        };
+        match forced {
+            Some(k) if available(k) => k,
+            _ if AMX_DEFAULT && available(Kernel::Amx) => Kernel::Amx,
+            _ => detected(),
+        }
+    })
+}
+
+/// For `ovis info` (`weights_kernel` of bf16 weights) and the bench's "kernels": the GEMV kernel's name.
+pub fn kernel_name() -> &'static str {
+    match kernel() {
+        Kernel::Amx => "amx-bf16",
+        Kernel::Avx512 => "avx512f",
+        Kernel::Avx2 => "avx2+fma",
+        Kernel::Portable => "portable",
+    }
+}
+
+/// The fastest SIMD kernel without AMX.
+fn detected() -> Kernel {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx512f") {
@@ -63,6 +102,10 @@ pub fn gemv_with(kernel: Kernel, x: &[f32], m: usize, k: usize, w: &[bf16], n: u
     #[cfg(target_arch = "x86_64")]
     {
         match kernel {
+            Kernel::Amx => {
+                super::gemv_amx::gemv(x, m, k, w, n, bias, y);
+                return true;
+            }
             Kernel::Avx512 => {
                 super::gemv_avx512::gemv(x, m, k, w, n, bias, y);
                 return true;
@@ -88,17 +131,28 @@ pub struct Part<'a> {
 /// The products of one x [m, k] (1 ≤ m ≤ 16) by several matrices (a layer's q/k/v, or gate/up) in
 /// one parallel pass: x packed once, one fork-join for all of them (7 → 4 per decoder layer), tasks
 /// spread over all the rows. Each output equals `gemv_bf16`'s for its matrix (same kernel, same
-/// order). False where the CPU has no AVX-512F: the caller then runs the products one by one.
+/// order). False where the kernel is neither AMX nor AVX-512F: the caller then runs the products one
+/// by one.
 pub fn gemv_bf16_fused(x: &[f32], m: usize, k: usize, parts: &mut [Part<'_>]) -> bool {
+    gemv_fused_with(kernel(), x, m, k, parts)
+}
+
+/// `gemv_bf16_fused` with a given kernel (tests run each one the CPU has); false for a kernel that
+/// does not fuse (AVX2, portable) or that this CPU cannot run.
+pub fn gemv_fused_with(kern: Kernel, x: &[f32], m: usize, k: usize, parts: &mut [Part<'_>]) -> bool {
     assert!((1..=MAX_ROWS).contains(&m) && k > 0 && x.len() == m * k, "gemv_fused: 1..={MAX_ROWS} rows of k ≥ 1, got m = {m}, k = {k}");
     for p in parts.iter() {
         assert!(p.w.len() == p.n * k && p.y.len() == m * p.n, "gemv_fused: shapes do not match m = {m}, k = {k}, n = {}", p.n);
     }
     #[cfg(target_arch = "x86_64")]
     {
-        if kernel() == Kernel::Avx512 {
+        if (kern == Kernel::Avx512 || kern == Kernel::Amx) && available(kern) {
             let mut v: Vec<(&[bf16], usize, &mut [f32])> = parts.iter_mut().map(|p| (p.w, p.n, &mut *p.y)).collect();
-            super::gemv_avx512::gemv_fused(x, m, k, &mut v);
+            if kern == Kernel::Amx {
+                super::gemv_amx::gemv_fused(x, m, k, &mut v);
+            } else {
+                super::gemv_avx512::gemv_fused(x, m, k, &mut v);
+            }
             return true;
         }
     }

@@ -20,6 +20,8 @@ mod gemv_q_avx2;
 #[cfg(target_arch = "x86_64")]
 mod gemv_q_avx512;
 #[cfg(target_arch = "x86_64")]
+mod gemv_amx;
+#[cfg(target_arch = "x86_64")]
 mod gemv_avx2;
 #[cfg(target_arch = "x86_64")]
 mod gemv_avx512;

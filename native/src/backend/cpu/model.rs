@@ -53,7 +53,7 @@ impl OvisModel {
         info["weights"] = serde_json::json!(mode.name());
         // The decode kernel of the decoder's linear layers (bf16: the GEMV's instruction set).
         info["weights_kernel"] = serde_json::json!(match mode {
-            WeightMode::Bf16 => crate::backend::cpu::kernel_path(),
+            WeightMode::Bf16 => crate::backend::cpu::gemv::kernel_name(),
             _ => crate::backend::cpu::linear::QuantKernel::best().name(),
         });
         info["linear_bytes"] = serde_json::json!(self.llm.linear_bytes());

@@ -189,7 +189,7 @@ pub fn kernels_json(p: Precision) -> serde_json::Value {
         "gemm": gemm_path_for(p),
         "gemm_f32": gemm_path_for(Precision::F32),
         "f32": f32_why(),
-        "gemv": if f32_path == "portable" { "portable" } else { f32_path },
+        "gemv": super::gemv::kernel_name(),
         "vit_attention": attention,
         "bf16": bf16_support().why,
     })
