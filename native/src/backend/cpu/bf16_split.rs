@@ -35,6 +35,26 @@ pub fn split3_row(x: &[f32], hi: &mut [u16], mid: &mut [u16], lo: &mut [u16]) {
     }
 }
 
+/// `split3` on 16 f32 lanes: hi, mid, lo each in the top 16 bits of a u32 lane (low 16 bits zero),
+/// the same bit patterns as `split3` (truncation; infinities whole in hi; NaN as a quiet NaN in hi
+/// with its sign). Callers enable AVX-512F (inlined into their `#[target_feature]` functions).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub unsafe fn split3_x16(v: std::arch::x86_64::__m512) -> [std::arch::x86_64::__m512i; 3] {
+    use std::arch::x86_64::*;
+    let top = _mm512_set1_epi32(0xffff_0000u32 as i32);
+    let bits = _mm512_castps_si512(v);
+    let hi = _mm512_and_si512(bits, top);
+    let r = _mm512_sub_ps(v, _mm512_castsi512_ps(hi));
+    let mid = _mm512_and_si512(_mm512_castps_si512(r), top);
+    let lo = _mm512_castps_si512(_mm512_sub_ps(r, _mm512_castsi512_ps(mid)));
+    let abs = _mm512_castsi512_ps(_mm512_and_si512(bits, _mm512_set1_epi32(0x7fff_ffff)));
+    let finite = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(abs, _mm512_set1_ps(f32::INFINITY));
+    let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v, v);
+    let quiet = _mm512_or_si512(_mm512_and_si512(bits, _mm512_set1_epi32(0x8000_0000u32 as i32)), _mm512_set1_epi32(0x7fc0_0000));
+    [_mm512_mask_mov_epi32(hi, nan, quiet), _mm512_maskz_mov_epi32(finite, mid), _mm512_maskz_mov_epi32(finite, lo)]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

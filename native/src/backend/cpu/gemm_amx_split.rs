@@ -27,23 +27,8 @@ use std::arch::x86_64::*;
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw")]
 pub(super) unsafe fn split16(v: __m512) -> (__m256i, __m256i, __m256i) {
-    let top = _mm512_set1_epi32(0xffff_0000u32 as i32);
-    let bits = _mm512_castps_si512(v);
-    // hi = x with its low 16 bits cut (exact); r = x − hi (exact, ≤ 16 significant bits); mid = r cut;
-    // lo = r − mid (exact, ≤ 8 significant bits).
-    let hi = _mm512_and_si512(bits, top);
-    let r = _mm512_sub_ps(v, _mm512_castsi512_ps(hi));
-    let mid = _mm512_and_si512(_mm512_castps_si512(r), top);
-    let lo = _mm512_sub_ps(r, _mm512_castsi512_ps(mid));
-    // Infinities and NaN go whole into hi (NaN quieted as 0x7fc0 with its sign), mid = lo = 0.
-    let abs = _mm512_and_si512(bits, _mm512_set1_epi32(0x7fff_ffff));
-    let finite = _mm512_cmplt_epi32_mask(abs, _mm512_set1_epi32(0x7f80_0000));
-    let nan = _mm512_cmpgt_epi32_mask(abs, _mm512_set1_epi32(0x7f80_0000));
-    let mut hi16 = _mm512_srli_epi32::<16>(bits);
-    hi16 = _mm512_mask_or_epi32(hi16, nan, _mm512_and_si512(hi16, _mm512_set1_epi32(0x8000)), _mm512_set1_epi32(0x7fc0));
-    let mid16 = _mm512_maskz_srli_epi32::<16>(finite, mid);
-    let lo16 = _mm512_maskz_srli_epi32::<16>(finite, _mm512_castps_si512(lo));
-    (_mm512_cvtepi32_epi16(hi16), _mm512_cvtepi32_epi16(mid16), _mm512_cvtepi32_epi16(lo16))
+    let [hi, mid, lo] = super::bf16_split::split3_x16(v);
+    (_mm512_cvtepi32_epi16(_mm512_srli_epi32::<16>(hi)), _mm512_cvtepi32_epi16(_mm512_srli_epi32::<16>(mid)), _mm512_cvtepi32_epi16(_mm512_srli_epi32::<16>(lo)))
 }
 
 /// One row of x (`src`, may be shorter than the planes' kp = dst width) → its three term rows at

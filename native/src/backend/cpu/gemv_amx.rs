@@ -19,6 +19,7 @@
 //! Per 32-k step and 16 W rows: one tile load of W (1 KiB) and 1–3 `tdpbf16ps` (m ≤ 5, ≤ 10, ≤ 16).
 //! Passes of one 16-row group (two with 2 B tiles), each over all of k; tasks split n across threads
 //! in multiples of 32 rows.
+use super::bf16_split::split3_x16;
 use super::gemm_amx::TileConfig;
 use super::matmul::SharedOut;
 use half::bf16;
@@ -73,23 +74,6 @@ fn pack(x: &[f32], m: usize, k: usize, mut data: Vec<u16>) -> Vec<u16> {
     data
 }
 
-/// hi, mid, lo of 16 f32 lanes as u32 lanes holding each term in their top 16 bits (as `split3`:
-/// truncation; infinities whole in hi; NaN as a quiet NaN in hi with its sign).
-#[inline(always)]
-unsafe fn split16(v: __m512) -> [__m512i; 3] {
-    let top = _mm512_set1_epi32(0xffff_0000u32 as i32);
-    let bits = _mm512_castps_si512(v);
-    let hi = _mm512_and_si512(bits, top);
-    let r = _mm512_sub_ps(v, _mm512_castsi512_ps(hi));
-    let mid = _mm512_and_si512(_mm512_castps_si512(r), top);
-    let lo = _mm512_castps_si512(_mm512_sub_ps(r, _mm512_castsi512_ps(mid)));
-    let abs = _mm512_castsi512_ps(_mm512_and_si512(bits, _mm512_set1_epi32(0x7fff_ffff)));
-    let finite = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(abs, _mm512_set1_ps(f32::INFINITY));
-    let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v, v);
-    let quiet = _mm512_or_si512(_mm512_and_si512(bits, _mm512_set1_epi32(0x8000_0000u32 as i32)), _mm512_set1_epi32(0x7fc0_0000));
-    [_mm512_mask_mov_epi32(hi, nan, quiet), _mm512_maskz_mov_epi32(finite, mid), _mm512_maskz_mov_epi32(finite, lo)]
-}
-
 /// Step kb of every x row: the 16 (even, odd) pairs of each term as 16 u32 lanes, one vector per
 /// column (3r + t), then per B tile its ≤ 16 columns transposed into [pair][column] rows.
 #[target_feature(enable = "avx512f,avx512bw")]
@@ -104,8 +88,8 @@ unsafe fn pack_step(x: *const f32, m: usize, k: usize, kb: usize, dst: *mut u16)
     let mut cols = [_mm512_setzero_si512(); 48];
     for r in 0..m {
         let xr = x.add(r * k);
-        let a = split16(_mm512_maskz_loadu_ps(mask(valid), xr.add(c0)));
-        let b = split16(_mm512_maskz_loadu_ps(mask(valid.saturating_sub(16)), xr.wrapping_add(c0 + 16)));
+        let a = split3_x16(_mm512_maskz_loadu_ps(mask(valid), xr.add(c0)));
+        let b = split3_x16(_mm512_maskz_loadu_ps(mask(valid.saturating_sub(16)), xr.wrapping_add(c0 + 16)));
         for t in 0..3 {
             cols[3 * r + t] = _mm512_permutex2var_epi16(a[t], idx, b[t]);
         }
