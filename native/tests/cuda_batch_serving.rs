@@ -403,25 +403,35 @@ fn cuda_out_of_memory_for_a_joining_request_fails_it_alone_and_the_batch_runs_on
 /// A device fault in a batched step (CUDA_ERROR_ILLEGAL_ADDRESS in the batched sampler) fails the
 /// step's requests: it is reported once, as `device_error`, to one of them, nothing more is served,
 /// and the engine ends with status 75 (the client restarts it).
+const FAULT_TEST: &str = "cuda_a_device_fault_in_a_batched_step_is_reported_once_and_the_engine_exits_75";
+
 #[test]
 #[ignore = "needs a CUDA GPU (runs with --include-ignored: scripts/gpu-check.sh, npm run test:fakegpu)"]
 fn cuda_a_device_fault_in_a_batched_step_is_reported_once_and_the_engine_exits_75() {
-    const NAME: &str = "cuda_a_device_fault_in_a_batched_step_is_reported_once_and_the_engine_exits_75";
-    if !skip::gpu_present(NAME) {
+    if !skip::gpu_present(FAULT_TEST) {
         return;
     }
-    let Some(fake) = fakecuda::fake_cuda(NAME) else { return };
+    let Some(fake) = fakecuda::fake_cuda(FAULT_TEST) else { return };
     let _reset = fakecuda::ResetOnDrop(&fake);
-    // the third batched step (every request decoding by then) faults
-    fake.fault("sample_rows_f32", 3, 700);
-    let mut input = prelude();
+    // The fault is armed once all three requests have streamed two tokens (all decoding in one
+    // batch), not at a fixed sampler call: how many steps run before the third request joins depends
+    // on when this thread hands the worker its frames, which a loaded machine delays (a fixed
+    // "third call" failed that way in CI). 64 tokens each keep them running until the gate sees it.
+    let mut first = prelude();
     for (id, case) in [(1, "text"), (2, "think"), (3, "text")] {
-        input.extend(case_request(id, case, 8));
+        first.extend(case_request(id, case, 64));
     }
-    input.extend(case_request(4, "text", 2));
+    let all_decoding = |f: &Frames| {
+        let ready = (1..=3u64).all(|id| f.iter().filter(|x| x.0 == kind::TOKEN && x.1["id"] == id).count() >= 2);
+        if ready {
+            fakecuda::fake_cuda(FAULT_TEST).unwrap().fault("sample_rows_f32", 1, 700);
+        }
+        ready
+    };
     let out = Shared::default();
+    let input = Gated { out: out.clone(), parts: vec![(|_| true, first), (all_decoding, case_request(4, "text", 2))], current: Cursor::new(Vec::new()) };
     let opts = ServeOptions { max_batch: 3, kv_memory: usize::MAX, on_fault: None };
-    let status = serve_with(Cursor::new(input), FrameWriter::new(Box::new(out.clone())), opts);
+    let status = serve_with(input, FrameWriter::new(Box::new(out.clone())), opts);
     let frames = parse(&out.0.lock().unwrap());
     assert_eq!(status, ovis_engine::error::EXIT_DEVICE_FAULT, "{frames:?}");
     let errors: Vec<_> = frames.iter().filter(|f| f.0 == kind::ERROR).collect();
