@@ -31,7 +31,8 @@ const QT: usize = 32;
 const KR: usize = 12;
 /// Keys per online-softmax block (a multiple of KR): Sᵀ/Pᵀ 12 KiB, the V block 27 KiB at hd 72, both
 /// re-read from L1 by the six P·V chunks; the Oᵀ rescale (2·hdv multiplies) is paid once per block.
-const KB: usize = 96;
+const KB_DEFAULT: usize = 48;
+fn kb_size() -> usize { static V: std::sync::OnceLock<usize> = std::sync::OnceLock::new(); *V.get_or_init(|| std::env::var("OVIS_ATT_KB").ok().and_then(|v| v.parse().ok()).unwrap_or(KB_DEFAULT)) }
 /// Largest padded head_dim the kernel takes (the dispatch in attention.rs checks hd rounded up to 16
 /// against it; the bound keeps the per-task scratch small).
 pub(super) const MAX_HDP: usize = 96;
@@ -57,16 +58,25 @@ unsafe fn exp16(x: __m512) -> __m512 {
     _mm512_maskz_scalef_ps(_mm512_cmp_ps_mask::<_CMP_NLE_UQ>(x, _mm512_set1_ps(-88.0)), p, n)
 }
 
-/// Per (head, segment): offsets of its packed K and V (in per-thread scratch buffers, reused).
+/// Per (head, segment): offsets of its packed Qᵀ, K and V (in per-thread scratch buffers, reused).
 struct Packed<'a> {
+    q: &'a [f32],
     k: &'a [f32],
     v: &'a [f32],
-    /// (k offset, v offset) per head·segments + segment.
-    off: Vec<(usize, usize)>,
+    off: Vec<Off>,
     hdv: usize,
 }
 
+/// Offsets (in f32) of one (head, segment)'s packed Qᵀ, K and V; indexed head·segments + segment.
+#[derive(Clone, Copy)]
+struct Off {
+    q: usize,
+    k: usize,
+    v: usize,
+}
+
 thread_local! {
+    static Q_PACK: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
     static K_PACK: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
     static V_PACK: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
@@ -80,120 +90,147 @@ fn mask16(v: usize) -> __mmask16 {
     }
 }
 
-/// Offsets of each (head, segment) in the packed K and V, and their total lengths.
-fn layout(heads: usize, hd: usize, segs: &[(usize, usize)]) -> (Vec<(usize, usize)>, usize, usize) {
+/// Offsets of each (head, segment) in the packed Qᵀ, K and V, and their total lengths.
+fn layout(heads: usize, hd: usize, segs: &[(usize, usize)]) -> (Vec<Off>, [usize; 3]) {
     let hdv = hd.div_ceil(KR) * KR;
     let mut off = Vec::with_capacity(heads * segs.len());
-    let (mut ko, mut vo) = (0, 0);
+    let mut o = Off { q: 0, k: 0, v: 0 };
     for _ in 0..heads {
         for &(_, len) in segs {
-            off.push((ko, vo));
+            off.push(o);
             let lp = len.div_ceil(KR) * KR;
-            ko += lp * hd;
-            vo += lp * hdv;
+            o.q += len.div_ceil(QT) * QT * hd;
+            o.k += lp * hd;
+            o.v += lp * hdv;
         }
     }
-    (off, ko, vo)
+    (off, [o.q, o.k, o.v])
 }
 
-/// Fills kp / vp (every element, padding included: the scratch buffers hold stale data).
-fn pack(k: &[f32], v: &[f32], heads: usize, hd: usize, segs: &[(usize, usize)], off: &[(usize, usize)], kp: &mut [f32], vp: &mut [f32]) {
-    let hdv = hd.div_ceil(KR) * KR;
-    let ns = segs.len();
-    // One task per (head, segment): disjoint slices of kp / vp, split off in order.
-    let mut kparts = Vec::with_capacity(off.len());
-    let mut vparts = Vec::with_capacity(off.len());
-    let (mut krest, mut vrest) = (kp, vp);
-    for t in 0..off.len() {
-        let lp = segs[t % ns].1.div_ceil(KR) * KR;
-        let (a, b) = std::mem::take(&mut krest).split_at_mut(lp * hd);
-        kparts.push(a);
-        krest = b;
-        let (a, b) = std::mem::take(&mut vrest).split_at_mut(lp * hdv);
-        vparts.push(a);
-        vrest = b;
-    }
-    let w = heads * hd;
-    kparts.into_par_iter().zip(vparts).enumerate().for_each(|(t, (kd, vd))| {
-        let (h, (st, len)) = (t / ns, segs[t % ns]);
-        // K [len][hd] and V [len][hdv] of this head, rows contiguous; zero rows past len (and V's
-        // columns past hd).
-        for (j, (kr, vr)) in kd.chunks_exact_mut(hd).zip(vd.chunks_exact_mut(hdv)).enumerate() {
-            if j < len {
-                let src = (st + j) * w + h * hd;
-                kr.copy_from_slice(&k[src..src + hd]);
-                vr[..hd].copy_from_slice(&v[src..src + hd]);
-                vr[hd..].fill(0.0);
-            } else {
-                kr.fill(0.0);
-                vr.fill(0.0);
+/// Fills the packed buffers (every element, padding included: the scratch buffers hold stale data)
+/// in one pass over the rows of q, k and v, one task per tile of 32 tokens of a segment, so each
+/// [tokens, heads·hd] input is read front to back (per head, its 72-float pieces 4.6 KB apart would
+/// be read as scattered lines). The segment's last tile also writes K's and V's zero rows.
+fn pack(q: &[f32], k: &[f32], v: &[f32], heads: usize, hd: usize, segs: &[(usize, usize)], off: &[Off], bufs: [SharedOut; 3]) {
+    let items: Vec<(usize, usize)> = (0..segs.len()).flat_map(|s| (0..segs[s].1.div_ceil(QT)).map(move |t| (s, t))).collect();
+    items.par_iter().for_each(|&(si, t)| {
+        // SAFETY: AVX-512F checked by segment_attention's caller; each task writes the packed rows of
+        // its own tokens (and its segment's padding) only.
+        unsafe { pack_tile(q, k, v, heads, hd, segs, si, t, off, bufs) };
+    });
+}
+
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn pack_tile(q: &[f32], k: &[f32], v: &[f32], heads: usize, hd: usize, segs: &[(usize, usize)], si: usize, t: usize, off: &[Off], [qp, kp, vp]: [SharedOut; 3]) {
+    let (ns, w, hdv) = (segs.len(), heads * hd, hd.div_ceil(KR) * KR);
+    let (st, len) = segs[si];
+    let j0 = t * QT;
+    let rows = QT.min(len - j0);
+    // Qᵀ tile [hd][32] of every head, scaled by hd^−½, zero queries past the segment: 16 tokens ×
+    // 16 columns of the full row per register transpose; column c is (head c / hd, dim c % hd).
+    let scale = _mm512_set1_ps(1.0 / (hd as f32).sqrt());
+    for half in 0..2 {
+        let qrows = rows.saturating_sub(half * 16).min(16);
+        for c0 in (0..w).step_by(16) {
+            let m = mask16(w - c0);
+            let mut r = [_mm512_setzero_si512(); 16];
+            for (i, x) in r.iter_mut().enumerate().take(qrows) {
+                *x = _mm512_maskz_loadu_epi32(m, q.as_ptr().add((st + j0 + half * 16 + i) * w + c0) as *const i32);
+            }
+            let tr = transpose16(r);
+            let (mut h, mut d) = (c0 / hd, c0 % hd);
+            for x in tr.iter().take((w - c0).min(16)) {
+                let dst = qp.at(off[h * ns + si].q + t * QT * hd + d * QT + half * 16);
+                _mm512_storeu_ps(dst, _mm512_mul_ps(scale, _mm512_castsi512_ps(*x)));
+                d += 1;
+                if d == hd {
+                    (h, d) = (h + 1, 0);
+                }
             }
         }
-    });
+    }
+    // K [lp][hd] and V [lp][hdv] rows of every head; zero rows from len to lp (last tile) and V
+    // columns past hd.
+    let lp = len.div_ceil(KR) * KR;
+    let end = if j0 + QT >= len { lp } else { j0 + rows };
+    for j in j0..end {
+        for h in 0..heads {
+            let o = off[h * ns + si];
+            let (kd, vd) = (kp.at(o.k + j * hd), vp.at(o.v + j * hdv));
+            for c in (0..hdv).step_by(16) {
+                let m = mask16(hd.saturating_sub(c));
+                let (kx, vx) = if j < len {
+                    let src = (st + j) * w + h * hd + c;
+                    (_mm512_maskz_loadu_ps(m, k.as_ptr().add(src)), _mm512_maskz_loadu_ps(m, v.as_ptr().add(src)))
+                } else {
+                    (_mm512_setzero_ps(), _mm512_setzero_ps())
+                };
+                _mm512_mask_storeu_ps(kd.add(c), m, kx);
+                _mm512_mask_storeu_ps(vd.add(c), mask16(hdv - c), vx);
+            }
+        }
+    }
 }
 
 /// Caller checked: AVX-512F present, hd.div_ceil(16)·16 ≤ MAX_HDP, shapes consistent.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn segment_attention(q: &[f32], k: &[f32], v: &[f32], heads: usize, hd: usize, segs: &[(usize, usize)], out: &mut [f32]) {
-    let (off, ko, vo) = layout(heads, hd, segs);
-    with_scratch(&K_PACK, ko, |kp| {
-        with_scratch(&V_PACK, vo, |vp| {
-            pack(k, v, heads, hd, segs, &off, kp, vp);
-            let p = Packed { k: kp, v: vp, off, hdv: hd.div_ceil(KR) * KR };
-            run(q, heads, hd, segs, &p, out);
+    let (off, [qo, ko, vo]) = layout(heads, hd, segs);
+    with_scratch(&Q_PACK, qo, |qp| {
+        with_scratch(&K_PACK, ko, |kp| {
+            with_scratch(&V_PACK, vo, |vp| {
+                pack(q, k, v, heads, hd, segs, &off, [SharedOut(qp.as_mut_ptr()), SharedOut(kp.as_mut_ptr()), SharedOut(vp.as_mut_ptr())]);
+                let p = Packed { q: qp, k: kp, v: vp, off, hdv: hd.div_ceil(KR) * KR };
+                run(heads, hd, segs, &p, out);
+            })
         })
     });
 }
 
-fn run(q: &[f32], heads: usize, hd: usize, segs: &[(usize, usize)], p: &Packed, out: &mut [f32]) {
+fn run(heads: usize, hd: usize, segs: &[(usize, usize)], p: &Packed, out: &mut [f32]) {
     let ns = segs.len();
     // (head, segment, first query) per task; head-major so consecutive tasks share packed K/V in cache.
     let items: Vec<(usize, usize, usize)> = (0..heads).flat_map(|h| (0..ns).flat_map(move |s| (0..segs[s].1).step_by(QT).map(move |i0| (h, s, i0)))).collect();
     let o = SharedOut(out.as_mut_ptr());
     items.par_iter().for_each_init(
-        || (vec![0f32; hd * QT], vec![0f32; KB * QT], vec![0f32; p.hdv * QT]),
-        |(qt, s, acc), &(h, si, i0)| {
+        || (vec![0f32; kb_size() * QT], vec![0f32; p.hdv * QT]),
+        |(s, acc), &(h, si, i0)| {
             // SAFETY: AVX-512F checked by the caller; each task writes its own rows of one head.
-            unsafe { tile(q, heads, hd, segs[si], p, p.off[h * ns + si], h, i0, o, qt, s, acc) };
+            unsafe {
+                if hd == 72 {
+                    tile::<72>(heads, hd, segs[si], p, p.off[h * ns + si], h, i0, o, s, acc)
+                } else {
+                    tile::<0>(heads, hd, segs[si], p, p.off[h * ns + si], h, i0, o, s, acc)
+                }
+            };
         },
     );
 }
 
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn tile(q: &[f32], heads: usize, hd: usize, (st, len): (usize, usize), p: &Packed, (ko, vo): (usize, usize), h: usize, i0: usize, out: SharedOut, qt: &mut [f32], s: &mut [f32], acc: &mut [f32]) {
+unsafe fn tile<const HD: usize>(heads: usize, hd: usize, (st, len): (usize, usize), p: &Packed, o: Off, h: usize, i0: usize, out: SharedOut, s: &mut [f32], acc: &mut [f32]) {
     let (w, hdv) = (heads * hd, p.hdv);
     let rows = QT.min(len - i0);
-    let scale = _mm512_set1_ps(1.0 / (hd as f32).sqrt());
-    // Qᵀ [hd][32], pre-scaled by hd^−½, zero queries past the segment: 16 queries × 16 dims per
-    // register transpose.
-    for half in 0..2 {
-        let qrows = rows.saturating_sub(half * 16).min(16);
-        for d0 in (0..hd).step_by(16) {
-            let m = mask16(hd - d0);
-            let mut r = [_mm512_setzero_si512(); 16];
-            for (i, x) in r.iter_mut().enumerate().take(qrows) {
-                *x = _mm512_maskz_loadu_epi32(m, q.as_ptr().add((st + i0 + half * 16 + i) * w + h * hd + d0) as *const i32);
-            }
-            let t = transpose16(r);
-            for (dd, x) in t.iter().enumerate().take((hd - d0).min(16)) {
-                _mm512_storeu_ps(qt.as_mut_ptr().add((d0 + dd) * QT + half * 16), _mm512_mul_ps(scale, _mm512_castsi512_ps(*x)));
-            }
-        }
-    }
+    // This tile's Qᵀ [hd][32], packed and scaled by pack().
+    let qt = &p.q[o.q + i0 * hd..o.q + (i0 + QT) * hd];
     acc.fill(0.0);
     let ninf = _mm512_set1_ps(f32::NEG_INFINITY);
     // Running max and sum per query (lanes), two vectors for the 32 queries.
     let (mut m, mut l) = ([ninf; 2], [_mm512_setzero_ps(); 2]);
-    let (kp, vp) = (p.k.as_ptr().add(ko), p.v.as_ptr().add(vo));
+    let (kp, vp) = (p.k.as_ptr().add(o.k), p.v.as_ptr().add(o.v));
     let sp = s.as_mut_ptr();
     let mut j0 = 0;
     while j0 < len {
-        let kb = KB.min(len - j0);
+        let kb = kb_size().min(len - j0);
         let nk = kb.div_ceil(KR) * KR;
         let mut bm = [ninf; 2];
         for t in (0..nk).step_by(KR) {
-            let tm = scores(hd, qt.as_ptr(), kp.add((j0 + t) * hd), sp.add(t * QT), kb - t);
+            // While this tile's K rows are used, pull the next tile's K rows and this tile's V rows
+            // (read by P·V after the softmax) from L2 into L1: 12·hd resp. 12·hdv floats each.
+            let pf = [kp.wrapping_add((j0 + t + KR) * hd), vp.wrapping_add((j0 + t) * hdv)];
+            let tm = scores::<HD>(hd, qt.as_ptr(), kp.add((j0 + t) * hd), sp.add(t * QT), kb - t, pf, [KR * hd / 16, KR * hdv / 16]);
             bm = [_mm512_max_ps(bm[0], tm[0]), _mm512_max_ps(bm[1], tm[1])];
         }
         // Online softmax, per query lane: new max, alpha = exp(m_old − m_new) (0 on the first block:
@@ -244,9 +281,20 @@ unsafe fn tile(q: &[f32], heads: usize, hd: usize, (st, len): (usize, usize), p:
 /// s[12][32] (row stride 32) = kb[12][hd] · qt[hd][32]; key rows ≥ valid are −∞. Returns the tile's
 /// max per query lane.
 #[inline(always)]
-unsafe fn scores(hd: usize, qt: *const f32, kb: *const f32, s: *mut f32, valid: usize) -> [__m512; 2] {
+unsafe fn scores<const HD: usize>(hd: usize, qt: *const f32, kb: *const f32, s: *mut f32, valid: usize, pf: [*const f32; 2], pf_lines: [usize; 2]) -> [__m512; 2] {
+    // A compile-time head dim (HD > 0; 72 for the released ViT) makes the 12 K rows' offsets
+    // constants: with a run-time stride the row addresses cost ~1 integer op per broadcast, and those
+    // compete with the FMAs for ports 0 and 5.
+    let hd = if HD > 0 { HD } else { hd };
     let mut a = [[_mm512_setzero_ps(); 2]; KR];
     for d in 0..hd {
+        // One 64-byte line of each prefetch stream per d step (a spare load-port slot: the step is
+        // 2 loads, 12 broadcasts and 24 FMAs, ~12 cycles).
+        for (ptr, &n) in pf.iter().zip(&pf_lines) {
+            if d < n {
+                _mm_prefetch::<_MM_HINT_T0>(ptr.wrapping_add(d * 16) as *const i8);
+            }
+        }
         let q0 = _mm512_loadu_ps(qt.add(d * QT));
         let q1 = _mm512_loadu_ps(qt.add(d * QT + 16));
         for (r, row) in a.iter_mut().enumerate() {
