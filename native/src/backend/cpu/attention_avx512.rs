@@ -10,7 +10,8 @@ use super::matmul::SharedOut;
 use rayon::prelude::*;
 use std::arch::x86_64::*;
 
-const MR: usize = 12;
+/// Query rows per prefill tile; fewer new rows take the per-row (decode) path.
+pub(super) const MR: usize = 12;
 const NR: usize = 32;
 
 /// Caller checked: AVX-512F present, head_dim % 16 == 0, shapes consistent, len ≥ 1.
@@ -165,6 +166,37 @@ unsafe fn exp512(x: __m512) -> __m512 {
     _mm512_scalef_ps(p, n)
 }
 
+/// Decode attention of several sequences in one parallel pass (each with fewer than MR new rows):
+/// one task per (sequence, query row, kv group), each the same `row_task` that `causal_attention`
+/// runs for one sequence, so every output is exactly what the sequence alone would give. One
+/// fork-join for the whole batch instead of one per sequence; tasks are grouped so that each piece
+/// of work handed to another thread is ~64 K flops or more (at a 32-token context one task is ~32 K
+/// flops, ~2 µs), and a batch smaller than that runs on the calling thread.
+/// Caller checked: AVX-512F present, head_dim % 16 == 0, each row's shapes consistent, len < MR.
+pub(super) fn decode_rows(rows: Vec<super::attention::AttnRow<'_>>, s: AttnShape) {
+    let group_d = s.heads / s.kv_heads * s.head_dim;
+    let mut inputs = Vec::with_capacity(rows.len());
+    let mut tasks: Vec<(usize, usize, &mut [f32])> = Vec::new(); // (sequence, t = row · kv_heads + g, out)
+    let mut flops = 0usize;
+    for (ri, r) in rows.into_iter().enumerate() {
+        let len = r.out.len() / (s.heads * s.head_dim);
+        // scores and P·V: 4 flops per (head, key, dim); the keys seen grow by one per row
+        flops += 4 * s.heads * s.head_dim * (len * r.start + len * (len + 1) / 2);
+        tasks.extend(r.out.chunks_mut(group_d).enumerate().map(|(t, o)| (ri, t, o)));
+        inputs.push((r.q, r.start, r.k, r.v));
+    }
+    if tasks.is_empty() {
+        return;
+    }
+    let per_task = (flops / tasks.len()).max(1);
+    let min_len = (64 * 1024 / per_task).max(1);
+    tasks.par_iter_mut().with_min_len(min_len).for_each_init(Vec::new, |scores, (ri, t, o)| {
+        let (q, start, k, v) = inputs[*ri];
+        // SAFETY: AVX-512F checked by the caller; indices stay within the checked shapes.
+        unsafe { row_task(q, start, k, v, s, *t / s.kv_heads, *t % s.kv_heads, o, scores) };
+    });
+}
+
 /// Query row i, kv group g: the group's heads (contiguous in q and out) against keys 0..=start+i.
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
@@ -175,7 +207,8 @@ unsafe fn row_task(q: &[f32], start: usize, k: &[f32], v: &[f32], s: AttnShape, 
     let scale = 1.0 / (d as f32).sqrt();
     let qp = q.as_ptr().add((i * s.heads + g * group) * d);
     scores.clear();
-    scores.resize(group * ctx, 0.0);
+    // [group][ctx] scores, then the group's 1 / Σ (no allocation per task)
+    scores.resize(group * ctx + group, 0.0);
     for j in 0..ctx {
         let kr = k.as_ptr().add(j * kv_dim + g * d);
         for hh in 0..group {
@@ -186,7 +219,9 @@ unsafe fn row_task(q: &[f32], start: usize, k: &[f32], v: &[f32], s: AttnShape, 
             scores[hh * ctx + j] = _mm512_reduce_add_ps(acc) * scale;
         }
     }
-    let inv: Vec<f32> = (0..group).map(|hh| 1.0 / softmax_exp(&mut scores[hh * ctx..(hh + 1) * ctx])).collect();
+    for hh in 0..group {
+        scores[group * ctx + hh] = 1.0 / softmax_exp(&mut scores[hh * ctx..(hh + 1) * ctx]);
+    }
     out.fill(0.0);
     let op = out.as_mut_ptr();
     for j in 0..ctx {
@@ -199,7 +234,8 @@ unsafe fn row_task(q: &[f32], start: usize, k: &[f32], v: &[f32], s: AttnShape, 
             }
         }
     }
-    for (hh, f) in inv.iter().enumerate() {
+    for hh in 0..group {
+        let f = scores[group * ctx + hh];
         for x in &mut out[hh * d..(hh + 1) * d] {
             *x *= f;
         }
