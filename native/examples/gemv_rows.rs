@@ -51,15 +51,22 @@ fn calls(spec: &str, rows: &[usize]) {
     let x: Vec<f32> = (0..16 * k).map(|i| ((i * 31) % 97) as f32 * 1e-2).collect();
     let mut y = vec![0f32; 16 * n];
     let ab = std::env::var("KERNEL").as_deref() == Ok("ab");
-    let kernels = if ab { vec![Kernel::Amx, Kernel::Avx512] } else { vec![kernel()] };
+    // `WORKER=ab`: the same kernel called alternately from this (outside) thread and from inside a
+    // rayon worker (`rayon::scope`, as `Qwen3::forward_batch` runs its step): does the caller matter?
+    let worker_ab = std::env::var("WORKER").as_deref() == Ok("ab");
+    let kernels = if ab { vec![Kernel::Amx, Kernel::Avx512] } else if worker_ab { vec![kernel(), kernel()] } else { vec![kernel()] };
     for &m in rows {
         let mut ts = vec![Vec::new(); kernels.len()];
         for _ in 0..3 {
             for (c, w) in mats.iter().enumerate() {
                 let which = c % kernels.len();
-                let t = Instant::now();
-                assert!(gemv_with(kernels[which], &x[..m * k], m, k, w, n, None, &mut y[..m * n]));
-                ts[which].push(t.elapsed().as_secs_f64());
+                let call = |y: &mut [f32]| {
+                    let t = Instant::now();
+                    assert!(gemv_with(kernels[which], &x[..m * k], m, k, w, n, None, y));
+                    t.elapsed().as_secs_f64()
+                };
+                let dt = if worker_ab && which == 1 { rayon::scope(|_| call(&mut y[..m * n])) } else { call(&mut y[..m * n]) };
+                ts[which].push(dt);
             }
         }
         let bytes = (n * k * 2) as f64;
@@ -72,6 +79,9 @@ fn calls(spec: &str, rows: &[usize]) {
         }
         if ab {
             println!("calls m={m:2}: AVX-512 time / AMX time: p10 {:.3}, median {:.3}", stats[1].0 / stats[0].0, stats[1].1 / stats[0].1);
+        }
+        if worker_ab {
+            println!("calls m={m:2}: in a worker / from outside: p10 {:.3}, median {:.3}", stats[1].0 / stats[0].0, stats[1].1 / stats[0].1);
         }
     }
 }

@@ -10,6 +10,7 @@ use crate::generate::kv_cache::KvCache;
 use crate::generate::run::{check, drive, ms, Phase, Runner, Sink, PREFILL_CHUNK};
 use crate::generate::sampler::{Sampled, Sampler, SamplingParams};
 use crate::protocol::{Done, Generate, Progress, Timings};
+use rayon::prelude::*;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
@@ -155,14 +156,14 @@ impl BatchModel for OvisModel {
         let mut batch: Vec<BatchRow> = rows.iter_mut().zip(&inputs).map(|(r, e)| BatchRow { cache: &mut *r.cache, embeds: e }).collect();
         let logits = self.llm.forward_batch(&mut batch)?;
         drop(batch);
-        Ok(rows
-            .iter_mut()
-            .zip(logits)
-            .map(|(r, mut z)| {
-                let finished = matches!(r.work, Work::Decode(_)) || r.prompt.is_empty();
-                finished.then(|| r.sampling.sample(&mut z, r.generated, r.top_n))
-            })
-            .collect())
+        // Each row samples from its own logits with its own sampler (seed, history), so the rows
+        // are drawn in parallel: one draw at temperature 1 takes ~3 passes of f64 exp over the 152 K
+        // vocabulary (~2–3 ms), 8 rows one after another ~10 % of an 8-row step.
+        let sample = |(r, mut z): (&mut Row<'_, Self>, Vec<f32>)| {
+            let finished = matches!(r.work, Work::Decode(_)) || r.prompt.is_empty();
+            finished.then(|| r.sampling.sample(&mut z, r.generated, r.top_n))
+        };
+        Ok(if rows.len() == 1 { rows.iter_mut().zip(logits).map(sample).collect() } else { rows.par_iter_mut().zip(logits).map(sample).collect() })
     }
 }
 

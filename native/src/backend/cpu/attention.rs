@@ -31,6 +31,45 @@ pub fn causal_attention(q: &[f32], start: usize, k: &[f32], v: &[f32], s: AttnSh
     portable(q, start, k, v, s, out);
 }
 
+/// One sequence's attention call within a batched step: its new rows' q and out [len, heads, d],
+/// the absolute position of its first new row, and its cache's k, v (after appending them).
+pub struct AttnRow<'a> {
+    pub q: &'a [f32],
+    pub start: usize,
+    pub k: &'a [f32],
+    pub v: &'a [f32],
+    pub out: &'a mut [f32],
+}
+
+/// `causal_attention` for each sequence of a batched step, each exactly as alone. The decode-sized
+/// ones (fewer than 12 new rows) run together in one parallel pass over (sequence, row, kv group)
+/// (with AVX-512F); longer ones (a prefill chunk) one after another, each parallel inside.
+pub fn causal_attention_rows(rows: Vec<AttnRow<'_>>, s: AttnShape) {
+    let d = s.head_dim;
+    assert!(s.kv_heads > 0 && s.heads.is_multiple_of(s.kv_heads), "attention: bad shapes");
+    #[cfg(target_arch = "x86_64")]
+    {
+        if d.is_multiple_of(16) && std::arch::is_x86_feature_detected!("avx512f") {
+            let mut short = Vec::with_capacity(rows.len());
+            for r in rows {
+                assert!(r.q.len().is_multiple_of(s.heads * d) && r.out.len() == r.q.len(), "attention: bad shapes");
+                let len = r.q.len() / (s.heads * d);
+                assert!(r.k.len() >= (r.start + len) * s.kv_heads * d && r.v.len() == r.k.len(), "attention: the cache is shorter than start + len");
+                if len >= super::attention_avx512::MR {
+                    causal_attention(r.q, r.start, r.k, r.v, s, r.out);
+                } else {
+                    short.push(r);
+                }
+            }
+            super::attention_avx512::decode_rows(short, s);
+            return;
+        }
+    }
+    for r in rows {
+        causal_attention(r.q, r.start, r.k, r.v, s, r.out);
+    }
+}
+
 /// One task per (query row, head): scores, softmax, weighted sum of V.
 fn portable(q: &[f32], start: usize, k: &[f32], v: &[f32], s: AttnShape, out: &mut [f32]) {
     let d = s.head_dim;
@@ -64,6 +103,32 @@ fn portable(q: &[f32], start: usize, k: &[f32], v: &[f32], s: AttnShape, out: &m
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A batch of sequences (decode rows, short and long chunks, different contexts) gives each
+    /// sequence bit for bit what its own call gives.
+    #[test]
+    fn rows_together_equal_each_alone() {
+        let s = AttnShape { heads: 16, kv_heads: 8, head_dim: 128 };
+        let seqs = [(31usize, 1usize), (0, 1), (5, 3), (40, 20), (200, 1), (7, 11), (64, 1)];
+        let data: Vec<_> = seqs
+            .iter()
+            .enumerate()
+            .map(|(n, &(start, len))| {
+                let q: Vec<f32> = (0..len * s.heads * s.head_dim).map(|i| (((i + n) * 37 % 101) as f32 - 50.0) * 0.05).collect();
+                let k: Vec<f32> = (0..(start + len) * s.kv_heads * s.head_dim).map(|i| (((i + 3 * n) * 53 % 89) as f32 - 44.0) * 0.05).collect();
+                let v: Vec<f32> = (0..k.len()).map(|i| (((i + n) * 29 % 83) as f32 - 41.0) * 0.02).collect();
+                (start, q, k, v)
+            })
+            .collect();
+        let mut together: Vec<Vec<f32>> = data.iter().map(|d| vec![0f32; d.1.len()]).collect();
+        let rows = data.iter().zip(together.iter_mut()).map(|((start, q, k, v), out)| AttnRow { q, start: *start, k, v, out }).collect();
+        causal_attention_rows(rows, s);
+        for ((start, q, k, v), got) in data.iter().zip(&together) {
+            let mut alone = vec![0f32; q.len()];
+            causal_attention(q, *start, k, v, s, &mut alone);
+            assert_eq!(&alone, got, "start {start}, {} rows", q.len() / (s.heads * s.head_dim));
+        }
+    }
 
     /// The AVX-512 paths (tiled for ≥ 12 rows, per row below) agree with the portable loop.
     #[test]

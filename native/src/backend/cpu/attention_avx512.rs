@@ -10,7 +10,8 @@ use super::matmul::SharedOut;
 use rayon::prelude::*;
 use std::arch::x86_64::*;
 
-const MR: usize = 12;
+/// Query rows per prefill tile; fewer new rows take the per-row (decode) path.
+pub(super) const MR: usize = 12;
 const NR: usize = 32;
 
 /// Caller checked: AVX-512F present, head_dim % 16 == 0, shapes consistent, len ≥ 1.
@@ -21,7 +22,7 @@ pub(super) fn causal_attention(q: &[f32], len: usize, start: usize, k: &[f32], v
         let group_d = s.heads / s.kv_heads * s.head_dim;
         out.par_chunks_mut(group_d).enumerate().for_each_init(Vec::new, |scores, (t, o)| {
             // SAFETY: AVX-512F checked by the caller; indices stay within the checked shapes.
-            unsafe { row_task(q, start, k, v, s, t / s.kv_heads, t % s.kv_heads, o, scores) };
+            unsafe { row_task(q, start, k, v, s, t / s.kv_heads, t % s.kv_heads..t % s.kv_heads + 1, o, scores) };
         });
     }
 }
@@ -165,41 +166,120 @@ unsafe fn exp512(x: __m512) -> __m512 {
     _mm512_scalef_ps(p, n)
 }
 
-/// Query row i, kv group g: the group's heads (contiguous in q and out) against keys 0..=start+i.
+/// Decode attention of several sequences in one parallel pass (each with fewer than MR new rows),
+/// every output exactly what the sequence alone gives (`row_task`'s order does not depend on how
+/// the heads are split into tasks). One fork-join for the whole batch instead of one per sequence.
+///
+/// Tasks are (sequence, query row, span of kv groups). The cache interleaves kv heads: one key is
+/// 4 KiB at 2B (8 groups × 128 floats), each key a new page, and it comes from DRAM (the step's
+/// weights evicted it), so the reads are latency-bound: `row_task` prefetches a few keys ahead
+/// (8 rows at a 33-token context, 28 layers, one thread: 7.7–8.1 ms a step with one group per
+/// task, 6.4–7.0 with wider spans; without the prefetch 8.2–9.1 ms; examples/decode_attention on a
+/// loaded machine). A task takes as many groups as still leaves 2 tasks per thread: all 8 for 8
+/// rows on 2 threads, 2 for one row. Tasks are then grouped into pieces of at least
+/// MIN_PIECE_FLOPS, so a short context runs on the calling thread (one row at 32 tokens: ~0.3 M
+/// flops a layer).
+/// Caller checked: AVX-512F present, head_dim % 16 == 0, each row's shapes consistent, len < MR.
+pub(super) fn decode_rows(rows: Vec<super::attention::AttnRow<'_>>, s: AttnShape) {
+    let group_d = s.heads / s.kv_heads * s.head_dim;
+    let new_rows: usize = rows.iter().map(|r| r.out.len() / (s.heads * s.head_dim)).sum();
+    // spans per row: the fewest that give 2 tasks per thread, rounded up to a divisor of kv_heads
+    let want = (2 * rayon::current_num_threads()).div_ceil(new_rows.max(1)).clamp(1, s.kv_heads);
+    let spans = (want..=s.kv_heads).find(|d| s.kv_heads.is_multiple_of(*d)).unwrap_or(s.kv_heads);
+    let span = s.kv_heads / spans; // kv groups per task
+    let mut inputs = Vec::with_capacity(rows.len());
+    let mut tasks: Vec<(usize, usize, &mut [f32])> = Vec::new(); // (sequence, t = row · spans + span index, out)
+    let mut flops = 0usize;
+    for (ri, r) in rows.into_iter().enumerate() {
+        let len = r.out.len() / (s.heads * s.head_dim);
+        // scores and P·V: 4 flops per (head, key, dim); the keys seen grow by one per row
+        flops += 4 * s.heads * s.head_dim * (len * r.start + len * (len + 1) / 2);
+        tasks.extend(r.out.chunks_mut(span * group_d).enumerate().map(|(t, o)| (ri, t, o)));
+        inputs.push((r.q, r.start, r.k, r.v));
+    }
+    if tasks.is_empty() {
+        return;
+    }
+    let per_task = (flops / tasks.len()).max(1);
+    let min_len = (MIN_PIECE_FLOPS / per_task).max(1);
+    tasks.par_iter_mut().with_min_len(min_len).for_each_init(Vec::new, |scores, (ri, t, o)| {
+        let (q, start, k, v) = inputs[*ri];
+        let g0 = *t % spans * span;
+        // SAFETY: AVX-512F checked by the caller; indices stay within the checked shapes.
+        unsafe { row_task(q, start, k, v, s, *t / spans, g0..g0 + span, o, scores) };
+    });
+}
+
+/// Smallest piece of decode attention worth handing to another thread (~50 µs of work): a fork
+/// costs a wake-up, and on a loaded machine a thread that is descheduled while holding a piece
+/// holds the whole step.
+const MIN_PIECE_FLOPS: usize = 1 << 20;
+
+/// Keys (values) prefetched ahead of the one being read in `row_task`.
+const PF: usize = 4;
+
+/// Query row i, kv groups `groups`: their heads (contiguous in q and out) against keys 0..=start+i.
+/// Per output the order is fixed whatever the span: a score is one 16-lane FMA chain over d then
+/// reduced; the softmax per head; P·V summed over the keys in order.
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn row_task(q: &[f32], start: usize, k: &[f32], v: &[f32], s: AttnShape, i: usize, g: usize, out: &mut [f32], scores: &mut Vec<f32>) {
+unsafe fn row_task(q: &[f32], start: usize, k: &[f32], v: &[f32], s: AttnShape, i: usize, groups: std::ops::Range<usize>, out: &mut [f32], scores: &mut Vec<f32>) {
     let (d, kv_dim) = (s.head_dim, s.kv_heads * s.head_dim);
     let group = s.heads / s.kv_heads;
+    let nh = groups.len() * group; // heads of the task
     let ctx = start + i + 1;
     let scale = 1.0 / (d as f32).sqrt();
-    let qp = q.as_ptr().add((i * s.heads + g * group) * d);
+    let qp = q.as_ptr().add((i * s.heads + groups.start * group) * d);
+    let off = groups.start * d; // the task's floats within a key row: [groups.len() · d]
     scores.clear();
-    scores.resize(group * ctx, 0.0);
+    // [nh][ctx] scores, then the heads' 1 / Σ (no allocation per task)
+    scores.resize(nh * ctx + nh, 0.0);
+    // The task's part of each key and value row is requested PF keys ahead (from DRAM, see decode_rows).
+    let lines = groups.len() * d / 16;
+    let ahead = |base: *const f32, j: usize| {
+        if j < ctx {
+            for l in 0..lines {
+                _mm_prefetch::<_MM_HINT_T0>(base.add(j * kv_dim + off + l * 16) as *const i8);
+            }
+        }
+    };
+    for j in 0..PF {
+        ahead(k.as_ptr(), j);
+    }
     for j in 0..ctx {
-        let kr = k.as_ptr().add(j * kv_dim + g * d);
-        for hh in 0..group {
+        ahead(k.as_ptr(), j + PF);
+        let kr = k.as_ptr().add(j * kv_dim + off);
+        for hh in 0..nh {
+            let kh = kr.add(hh / group * d);
             let mut acc = _mm512_setzero_ps();
             for c in (0..d).step_by(16) {
-                acc = _mm512_fmadd_ps(_mm512_loadu_ps(qp.add(hh * d + c)), _mm512_loadu_ps(kr.add(c)), acc);
+                acc = _mm512_fmadd_ps(_mm512_loadu_ps(qp.add(hh * d + c)), _mm512_loadu_ps(kh.add(c)), acc);
             }
             scores[hh * ctx + j] = _mm512_reduce_add_ps(acc) * scale;
         }
     }
-    let inv: Vec<f32> = (0..group).map(|hh| 1.0 / softmax_exp(&mut scores[hh * ctx..(hh + 1) * ctx])).collect();
+    for j in 0..PF {
+        ahead(v.as_ptr(), j);
+    }
+    for hh in 0..nh {
+        scores[nh * ctx + hh] = 1.0 / softmax_exp(&mut scores[hh * ctx..(hh + 1) * ctx]);
+    }
     out.fill(0.0);
     let op = out.as_mut_ptr();
     for j in 0..ctx {
-        let vr = v.as_ptr().add(j * kv_dim + g * d);
-        for hh in 0..group {
+        ahead(v.as_ptr(), j + PF);
+        let vr = v.as_ptr().add(j * kv_dim + off);
+        for hh in 0..nh {
+            let vh = vr.add(hh / group * d);
             let p = _mm512_set1_ps(scores[hh * ctx + j]);
             for c in (0..d).step_by(16) {
                 let o = op.add(hh * d + c);
-                _mm512_storeu_ps(o, _mm512_fmadd_ps(p, _mm512_loadu_ps(vr.add(c)), _mm512_loadu_ps(o)));
+                _mm512_storeu_ps(o, _mm512_fmadd_ps(p, _mm512_loadu_ps(vh.add(c)), _mm512_loadu_ps(o)));
             }
         }
     }
-    for (hh, f) in inv.iter().enumerate() {
+    for hh in 0..nh {
+        let f = scores[nh * ctx + hh];
         for x in &mut out[hh * d..(hh + 1) * d] {
             *x *= f;
         }

@@ -1,8 +1,7 @@
 //! The Qwen3 decoder of Ovis2.5 (model-spec.md §7) on the CPU backend: bf16 weights (memory-mapped or
 //! synthetic), float32 activations and arithmetic throughout, as the fixture's float32 reference.
-use crate::backend::cpu::attention::{causal_attention, AttnShape};
+use crate::backend::cpu::attention::{causal_attention_rows, AttnRow, AttnShape};
 use crate::backend::cpu::gemv;
-use rayon::prelude::*;
 use crate::backend::cpu::linear::Linear;
 use crate::backend::cpu::quant::WeightMode;
 use crate::backend::cpu::norm::{add_inplace, rms_norm, rms_norm_inplace, swiglu};
@@ -184,6 +183,18 @@ impl Qwen3 {
         if rows.is_empty() {
             return Ok(Vec::new());
         }
+        // The step runs on a rayon worker thread (the caller waits once per step): the ~10 parallel
+        // calls per layer (GEMVs, attention, large elementwise passes) are then a push onto this
+        // worker's queue that the other worker steals, instead of each one waking the pool from an
+        // outside thread and putting the caller to sleep until it is done (~280 such hand-offs per
+        // step of 28 layers; each a wake-up, far longer when other processes share the cores).
+        rayon::scope(|_| Ok(self.step(rows)))
+    }
+
+    /// `forward_batch`'s work after the checks, on a worker thread.
+    fn step(&self, rows: &mut [BatchRow<'_>]) -> Vec<Vec<f32>> {
+        let c = &self.cfg;
+        let h = c.hidden;
         // (start position, new positions, first row in the stacked matrix) of each sequence
         let mut spans = Vec::with_capacity(rows.len());
         let mut total = 0;
@@ -198,6 +209,7 @@ impl Qwen3 {
         let (qd, kvd, inter, eps) = (c.heads * c.head_dim, c.kv_heads * c.head_dim, c.intermediate, c.rms_eps);
         let shape = AttnShape { heads: c.heads, kv_heads: c.kv_heads, head_dim: c.head_dim };
         let ropes: Vec<Rope> = spans.iter().map(|&(start, len, _)| Rope::new(c.head_dim, c.rope_theta, start, len)).collect();
+        let lens: Vec<usize> = spans.iter().map(|s| s.1).collect();
         let mut x = Vec::with_capacity(total * h); // residual stream [T, H], the rows stacked
         for r in rows.iter() {
             x.extend_from_slice(r.embeds);
@@ -216,27 +228,25 @@ impl Qwen3 {
                 rms_norm_inplace(&mut q, &l.q_norm, eps);
                 rms_norm_inplace(&mut k, &l.k_norm, eps);
             });
-            // Each row over its own cache; the rows of a step in parallel (each call is parallel over
-            // heads as well: with one new position per row, 16 heads alone leave the threads idle
-            // between 8 rows' short calls).
+            // Each row over its own cache. Rotary and the cache append per row on this thread ([len,
+            // 24 heads, 128] each: a few µs for a decode row), then every row's attention in one
+            // parallel pass (decode rows as (row, kv group) tasks; a prefill chunk tiled by itself).
             time_part(Part::Attention, 0, || {
-                let lens: Vec<usize> = spans.iter().map(|s| s.1).collect();
-                let qs = split_rows(&mut q, &lens, qd);
-                let ks = split_rows(&mut k, &lens, kvd);
-                let atts = split_rows(&mut att, &lens, qd);
-                let work = rows.iter_mut().zip(spans.iter().zip(&ropes)).zip(qs.into_iter().zip(ks).zip(atts));
-                let one = |((r, (&(start, len, first), rope)), ((qr, kr), ar)): ((&mut BatchRow, (&(usize, usize, usize), &Rope)), ((&mut [f32], &mut [f32]), &mut [f32]))| {
-                    rope.apply(qr, c.heads);
+                for ((r, (&(_, len, first), rope)), kr) in rows.iter_mut().zip(spans.iter().zip(&ropes)).zip(split_rows(&mut k, &lens, kvd)) {
+                    rope.apply(&mut q[first * qd..(first + len) * qd], c.heads);
                     rope.apply(kr, c.kv_heads);
                     r.cache.append(li, kr, &v[first * kvd..(first + len) * kvd]);
-                    let (kc, vc) = r.cache.layer(li);
-                    causal_attention(qr, start, kc, vc, shape, ar);
-                };
-                if spans.len() == 1 {
-                    work.for_each(one);
-                } else {
-                    work.collect::<Vec<_>>().into_par_iter().for_each(one);
                 }
+                let work = rows
+                    .iter()
+                    .zip(&spans)
+                    .zip(split_rows(&mut att, &lens, qd))
+                    .map(|((r, &(start, len, first)), out)| {
+                        let (kc, vc) = r.cache.layer(li);
+                        AttnRow { q: &q[first * qd..(first + len) * qd], start, k: kc, v: vc, out }
+                    })
+                    .collect();
+                causal_attention_rows(work, shape);
             });
             time_part(Part::O, fl(h, qd), || l.o.matmul(&att, total, &mut a));
             time_part(Part::Elementwise, 0, || {
@@ -263,7 +273,10 @@ impl Qwen3 {
             }
             self.head.matmul(&last, n, &mut logits);
         });
-        Ok(logits.chunks(c.vocab).map(<[f32]>::to_vec).collect())
+        if n == 1 {
+            return vec![logits]; // one stream: no copy of its 0.6 MB of logits
+        }
+        logits.chunks(c.vocab).map(<[f32]>::to_vec).collect()
     }
 }
 
