@@ -1,4 +1,5 @@
 //! ovis-engine: the Ovis2.5 engine library (the binary in main.rs serves it over the stdio protocol).
+pub mod alloc_policy;
 pub mod backend;
 pub mod bench;
 pub mod error;

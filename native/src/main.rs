@@ -11,6 +11,8 @@ use std::io::{BufReader, BufWriter};
 const USAGE: &str = "usage: ovis-engine [serve [--max-batch N] [--kv-memory SIZE] | bench ARGS | lora-merge BASE ADAPTER OUT]\n\n  serve   speak the ovis frame protocol on stdin/stdout (default); --max-batch N: generations\n          run together at most (default 8; the rest wait in arrival order); --kv-memory SIZE\n          (e.g. 4G, 512M): what the sessions' KV caches may hold (CPU: default half the memory\n          available at start; GPU: its memory, default 90% of what the model leaves free, and the host\n          copies of evicted caches, at most SIZE and half the host memory); idle sessions are evicted\n          beyond it and brought back or recomputed when they continue\n  bench   measure vision encode, time to first token, prefill and decode (JSON on stdout;\n          `ovis-engine bench --help` for its arguments)\n  lora-merge  write a model directory with a LoRA adapter merged into BASE's weights\n\nThe engine is started by the `ovis` command; see docs/protocol.md.";
 
 fn main() {
+    // Freed buffers stay mapped for the next request (alloc_policy.rs: ~1 s of page faults at 896²).
+    ovis_engine::alloc_policy::keep_freed_memory();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let status = match args.first().map(String::as_str) {
         None | Some("serve") => match serve_args(args.get(1..).unwrap_or(&[])) {

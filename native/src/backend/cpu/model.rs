@@ -37,9 +37,11 @@ impl OvisModel {
     /// Builds every part from `source`, checking each tensor.
     /// `weights`: how the decoder's linear layers are held (quant.rs); the ViT and head stay bf16.
     pub fn from_source(cfg: ModelConfig, source: &WeightSource, weights: WeightMode) -> Result<Self> {
-        let llm = Qwen3::load(&cfg.llm, source, weights)?;
-        let vision = VisionEncoder::load(&cfg.vit, source)?;
-        let head = VisualHead::load(&cfg, source)?;
+        // Weights in mmapped allocations, as glibc would place them (alloc_policy.rs: decode is slower
+        // with them on the reused heap).
+        let (llm, vision, head) = crate::alloc_policy::loading_weights(|| -> Result<_> {
+            Ok((Qwen3::load(&cfg.llm, source, weights)?, VisionEncoder::load(&cfg.vit, source)?, VisualHead::load(&cfg, source)?))
+        })?;
         let (params, weight_bytes) = model_size(&cfg, source);
         Ok(OvisModel { cfg, llm, vision, head, params, weight_bytes })
     }
