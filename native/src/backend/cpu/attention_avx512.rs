@@ -7,6 +7,7 @@
 //! * fewer rows (decode): per (row, kv group) the group's heads share each K and V row load.
 use super::attention::AttnShape;
 use super::matmul::SharedOut;
+use super::norm::exp512;
 use rayon::prelude::*;
 use std::arch::x86_64::*;
 
@@ -149,21 +150,6 @@ unsafe fn softmax_exp(x: &mut [f32]) -> f32 {
         sum = _mm512_mask_add_ps(sum, m, sum, e);
     }
     _mm512_reduce_add_ps(sum)
-}
-
-/// e^x for x ≤ 0 (f32, ≈ 1 ulp): x = n·ln2 + r with |r| ≤ ln2/2 (two-part ln2), e^r by its Taylor
-/// series to r⁷ (truncation < 1e-8 relative), times 2ⁿ by scalef (underflows cleanly to 0).
-#[inline(always)]
-unsafe fn exp512(x: __m512) -> __m512 {
-    let x = _mm512_max_ps(x, _mm512_set1_ps(-104.0));
-    let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm512_mul_ps(x, _mm512_set1_ps(std::f32::consts::LOG2_E)));
-    let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693_145_75), x);
-    let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428_606_8e-6), r);
-    let mut p = _mm512_set1_ps(1.0 / 5040.0);
-    for c in [1.0 / 720.0, 1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0] {
-        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c));
-    }
-    _mm512_scalef_ps(p, n)
 }
 
 /// Decode attention of several sequences in one parallel pass (each with fewer than MR new rows),

@@ -158,3 +158,20 @@ pub fn gemv_fused_with(kern: Kernel, x: &[f32], m: usize, k: usize, parts: &mut 
     }
     false
 }
+
+/// The parallel pass of a fused GEMV (both kernels' `gemv_fused`): every part's W rows in tasks of
+/// `per` rows (a part's last task may be shorter), one fork-join for all the parts; `run(w, n, y,
+/// j0, j1)` computes columns j0..j1 of one part's y [m, n] and writes nothing else.
+#[cfg(target_arch = "x86_64")]
+pub(super) fn for_each_fused_task(parts: &mut [(&[bf16], usize, &mut [f32])], per: usize, run: impl Fn(&[bf16], usize, super::matmul::SharedOut, usize, usize) + Sync) {
+    use rayon::prelude::*;
+    let mut tasks = Vec::new(); // (part, first W row, end)
+    for (i, p) in parts.iter().enumerate() {
+        tasks.extend((0..p.1).step_by(per).map(|j0| (i, j0, p.1.min(j0 + per))));
+    }
+    let outs: Vec<(&[bf16], usize, super::matmul::SharedOut)> = parts.iter_mut().map(|p| (&*p.0, p.1, super::matmul::SharedOut(p.2.as_mut_ptr()))).collect();
+    tasks.into_par_iter().for_each(|(i, j0, j1)| {
+        let (w, n, out) = outs[i];
+        run(w, n, out, j0, j1);
+    });
+}

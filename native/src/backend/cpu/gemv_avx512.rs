@@ -116,13 +116,7 @@ pub(super) fn gemv(x: &[f32], m: usize, k: usize, w: &[bf16], n: usize, bias: Op
 pub(super) fn gemv_fused(x: &[f32], m: usize, k: usize, parts: &mut [(&[bf16], usize, &mut [f32])]) {
     let packed = pack(x, m, k, SCRATCH.take());
     let per = rows_per_task(parts.iter().map(|p| p.1).sum());
-    let mut tasks = Vec::new(); // (part, first W row, end)
-    for (i, p) in parts.iter().enumerate() {
-        tasks.extend((0..p.1).step_by(per).map(|j0| (i, j0, p.1.min(j0 + per))));
-    }
-    let outs: Vec<(&[bf16], usize, SharedOut)> = parts.iter_mut().map(|p| (p.0, p.1, SharedOut(p.2.as_mut_ptr()))).collect();
-    tasks.into_par_iter().for_each(|(i, j0, j1)| {
-        let (w, n, out) = outs[i];
+    super::gemv::for_each_fused_task(parts, per, |w, n, out, j0, j1| {
         // SAFETY: AVX-512F was detected by the caller; the task writes y_i[.., j0..j1] only.
         unsafe { columns(&packed, x, k, w, j0, j1, None, out, n) };
     });

@@ -122,12 +122,14 @@ unsafe fn swiglu_avx512(g: &mut [f32], u: &[f32]) {
 }
 
 /// e^x in f32 (≈ 1 ulp) for any x: x = n·ln2 + r with |r| ≤ ln2/2 (two-part ln2), e^r by its Taylor
-/// series to r⁷, times 2ⁿ by scalef (below −104: 0; above ~88.7: +∞, as libm; NaN stays NaN).
+/// series to r⁷ (truncation < 1e-8 relative), times 2ⁿ by scalef (below −104: 0; above ~88.7: +∞,
+/// as libm). Shared by SwiGLU and the decode attention's softmax (attention_avx512.rs). Caller:
+/// AVX-512F present.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-unsafe fn exp512(x: std::arch::x86_64::__m512) -> std::arch::x86_64::__m512 {
+pub(super) unsafe fn exp512(x: std::arch::x86_64::__m512) -> std::arch::x86_64::__m512 {
     use std::arch::x86_64::*;
-    // Clamped so n stays a small integer (scalef saturates to 0 / ∞ from there); NaN passes through max/min.
+    // Clamped so n stays a small integer (scalef saturates to 0 / ∞ from there).
     let x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-104.0)), _mm512_set1_ps(100.0));
     let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm512_mul_ps(x, _mm512_set1_ps(std::f32::consts::LOG2_E)));
     let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693_145_75), x);
