@@ -7,13 +7,14 @@
 //! 3,136 × 4,304 f32 (54 MB) and several 14 MB activations, and the prefill after it its own; one
 //! 896² first token took 1.38 M page faults (5.6 GB of zeroed pages). With mmap off, no trimming and
 //! one arena (the worker thread's buffers then come from the same reusable heap as the main
-//! thread's), the same run takes 0.09 M, and its first token is 0.7–1.1 s faster in bf16 and ~0.7 s
-//! in f32 (docs/performance.md, "malloc policy"). The cost: the process keeps its peak heap
-//! (measured +180 MB at 896² bf16) until it exits.
+//! thread's), the same run takes 0.09 M; its bf16 first token was 0.4–1.1 s faster in all 7 pairs,
+//! the f32 one faster in 3 pairs and slower in 2 taken while the host slowed (not settled; docs/
+//! performance.md, "The malloc policy"). The cost: the process keeps its peak heap (measured +180 MB
+//! at 896² bf16) until it exits.
 //! Model weights are the exception: while a model loads, large allocations are mmapped as glibc does
-//! by default (`loading_weights`). Synthetic and quantized weights are heap memory, and with them on
-//! the brk heap decode measured 8–20 % slower (188–199 against 164–174 ms/token, 2 pairs); the cause
-//! (page placement or alignment of the rows against 4 KiB pages) was not pinned down.
+//! by default (`loading_weights`). Synthetic and quantized weights are heap memory; with them on the
+//! brk heap two decode pairs read 188–199 against 164–174 ms/token. Later pairs on a drifting host
+//! could not confirm or refute that, so the weights keep glibc's placement.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 mod glibc {
     use std::os::raw::c_int;
