@@ -5,6 +5,9 @@
 use half::bf16;
 use ovis_engine::backend::cpu::gemv::{gemv_with, Kernel};
 
+#[path = "gemv_rows/base_avx512.rs"]
+mod base;
+
 /// KERNEL=amx|avx512|avx2, else the default.
 fn kernel() -> Kernel {
     match std::env::var("KERNEL").as_deref() {
@@ -40,29 +43,67 @@ fn hot(spec: &str, rows: &[usize]) {
 }
 
 /// `CALLS=n,k`: [n, k] matrices filling 1 GiB (past the L3), one call each in turn, timed one by
-/// one: on a loaded machine the best and 10th-percentile calls are those that ran undisturbed.
+/// one (`ROUNDS` passes over them, default 3): on a loaded machine the best and 10th-percentile calls
+/// are those that ran undisturbed.
 /// `KERNEL=ab`: AMX and AVX-512 alternate call by call (each on the next matrix, from DRAM), so both
-/// see the same load; prints both and the ratio of their p10 and median times.
+/// see the same load; prints both and the ratio of their p10 and median times. `KERNEL=base`: the same
+/// with the frozen AVX-512 kernel of main dc40eb2 (`gemv_rows/base_avx512.rs`) against today's.
 fn calls(spec: &str, rows: &[usize]) {
     let v: Vec<usize> = spec.split(',').map(|s| s.parse().unwrap()).collect();
     let (n, k) = (v[0], v[1]);
     let count = (1usize << 30) / (n * k * 2);
-    let mats: Vec<Vec<bf16>> = (0..count).map(|c| (0..n * k).map(|i| bf16::from_f32(((i * 7919 + c) % 1009) as f32 * 1e-4)).collect()).collect();
+    // `HUGE=1`: the matrices in one anonymous mapping advised MADV_HUGEPAGE (2 MiB pages where the
+    // kernel grants them) instead of one heap allocation each: does the page size matter?
+    let mut huge = if std::env::var("HUGE").as_deref() == Ok("1") {
+        let map = memmap2::MmapMut::map_anon(count * n * k * 2).unwrap();
+        map.advise(memmap2::Advice::HugePage).unwrap();
+        Some(map)
+    } else {
+        None
+    };
+    let mut owned: Vec<Vec<bf16>> = Vec::new();
+    let mut rest: &mut [u8] = huge.as_deref_mut().unwrap_or(&mut []);
+    let mut mats: Vec<&[bf16]> = Vec::new();
+    for c in 0..count {
+        let fill = |w: &mut [bf16]| w.iter_mut().enumerate().for_each(|(i, v)| *v = bf16::from_f32(((i * 7919 + c) % 1009) as f32 * 1e-4));
+        if rest.is_empty() {
+            let mut w = vec![bf16::ZERO; n * k];
+            fill(&mut w);
+            owned.push(w);
+        } else {
+            let (head, tail) = std::mem::take(&mut rest).split_at_mut(n * k * 2);
+            // SAFETY: the mapping is page-aligned (bf16 needs 2) and lives until the end of `calls`.
+            let w = unsafe { std::slice::from_raw_parts_mut(head.as_mut_ptr() as *mut bf16, n * k) };
+            fill(w);
+            mats.push(w);
+            rest = tail;
+        }
+    }
+    if mats.is_empty() {
+        mats = owned.iter().map(|w| &w[..]).collect();
+    }
     let x: Vec<f32> = (0..16 * k).map(|i| ((i * 31) % 97) as f32 * 1e-2).collect();
     let mut y = vec![0f32; 16 * n];
-    let ab = std::env::var("KERNEL").as_deref() == Ok("ab");
+    let base_ab = std::env::var("KERNEL").as_deref() == Ok("base");
+    let ab = base_ab || std::env::var("KERNEL").as_deref() == Ok("ab");
     // `WORKER=ab`: the same kernel called alternately from this (outside) thread and from inside a
     // rayon worker (`rayon::scope`, as `Qwen3::forward_batch` runs its step): does the caller matter?
     let worker_ab = std::env::var("WORKER").as_deref() == Ok("ab");
+    // (with KERNEL=base, the first entry stands for the frozen base kernel)
     let kernels = if ab { vec![Kernel::Amx, Kernel::Avx512] } else if worker_ab { vec![kernel(), kernel()] } else { vec![kernel()] };
     for &m in rows {
         let mut ts = vec![Vec::new(); kernels.len()];
-        for _ in 0..3 {
+        let rounds: usize = std::env::var("ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
+        for _ in 0..rounds {
             for (c, w) in mats.iter().enumerate() {
                 let which = c % kernels.len();
                 let call = |y: &mut [f32]| {
                     let t = Instant::now();
-                    assert!(gemv_with(kernels[which], &x[..m * k], m, k, w, n, None, y));
+                    if base_ab && which == 0 {
+                        base::gemv(&x[..m * k], m, k, w, n, None, y);
+                    } else {
+                        assert!(gemv_with(kernels[which], &x[..m * k], m, k, w, n, None, y));
+                    }
                     t.elapsed().as_secs_f64()
                 };
                 let dt = if worker_ab && which == 1 { rayon::scope(|_| call(&mut y[..m * n])) } else { call(&mut y[..m * n]) };
@@ -74,11 +115,13 @@ fn calls(spec: &str, rows: &[usize]) {
         for (kern, t) in kernels.iter().zip(ts.iter_mut()) {
             t.sort_by(|a, b| a.partial_cmp(b).unwrap());
             let (best, p10, med) = (t[0], t[t.len() / 10], t[t.len() / 2]);
-            println!("calls {kern:?} n={n} k={k} m={m:2}: best {:7.1} us ({:5.1} GB/s)  p10 {:7.1} us ({:5.1} GB/s)  med {:7.1} us", best * 1e6, bytes / best * 1e-9, p10 * 1e6, bytes / p10 * 1e-9, med * 1e6);
+            let kern = if base_ab && stats.is_empty() { "Base".to_string() } else { format!("{kern:?}") };
+            println!("calls {kern} n={n} k={k} m={m:2}: best {:7.1} us ({:5.1} GB/s)  p10 {:7.1} us ({:5.1} GB/s)  med {:7.1} us", best * 1e6, bytes / best * 1e-9, p10 * 1e6, bytes / p10 * 1e-9, med * 1e6);
             stats.push((p10, med));
         }
         if ab {
-            println!("calls m={m:2}: AVX-512 time / AMX time: p10 {:.3}, median {:.3}", stats[1].0 / stats[0].0, stats[1].1 / stats[0].1);
+            let what = if base_ab { "new AVX-512 time / base time" } else { "AVX-512 time / AMX time" };
+            println!("calls m={m:2}: {what}: p10 {:.3}, median {:.3}", stats[1].0 / stats[0].0, stats[1].1 / stats[0].1);
         }
         if worker_ab {
             println!("calls m={m:2}: in a worker / from outside: p10 {:.3}, median {:.3}", stats[1].0 / stats[0].0, stats[1].1 / stats[0].1);
