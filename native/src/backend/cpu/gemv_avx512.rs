@@ -59,14 +59,17 @@ thread_local! {
     static SCRATCH: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
-/// `data` is the caller's scratch (taken, so a nested call on this thread gets its own).
+/// `data` is the caller's scratch (taken, so a nested call on this thread gets its own). The packed
+/// rows start on a 64-byte boundary: every x load of the kernel (16 per 32 columns at 8 rows) is then
+/// one cache line, not a line split (the allocator only promises 16 bytes).
 fn pack(x: &[f32], m: usize, k: usize, mut data: Vec<f32>) -> Packed {
     let k32 = k / 32 * 32;
     data.clear();
-    data.resize(m * k32, 0.0);
+    data.resize(m * k32 + 16, 0.0);
+    let base = (64 - data.as_ptr() as usize % 64) % 64 / 4;
     let mut tiles = Vec::new();
     for (r0, rows) in tile_sizes(m) {
-        let off = r0 * k32;
+        let off = base + r0 * k32;
         for s in 0..k32 / 32 {
             for r in 0..rows {
                 let src = &x[(r0 + r) * k + s * 32..(r0 + r) * k + s * 32 + 32];
@@ -134,7 +137,9 @@ unsafe fn columns(p: &Packed, x: &[f32], k: usize, w: &[bf16], j0: usize, j1: us
         for &(r0, rows, off) in &p.tiles {
             // The first tile streams W from memory (and prefetches); a second finds it in L2.
             let t = Tile { xd: p.data.as_ptr().add(off), x: x.as_ptr().add(r0 * k), k, w: w.as_ptr(), bias, out: SharedOut(out.at(r0 * n)), n, prefetch: r0 == 0 };
-            // G from R: G·(R + 2) ≤ 29 registers, and G divides SUB.
+            // G from R: G·(R + 2) ≤ 32 registers with the mask (G·(R + 2) ≤ 29 leaves room for it, and
+            // G = 3 at R = 8 uses all 32: the compiler folds the mask into a broadcast operand), and G
+            // divides SUB.
             match rows {
                 1 => t.run::<8, 1>(s0, s1),
                 2 => t.run::<6, 2>(s0, s1),
@@ -143,7 +148,7 @@ unsafe fn columns(p: &Packed, x: &[f32], k: usize, w: &[bf16], j0: usize, j1: us
                 5 => t.run::<4, 5>(s0, s1),
                 6 => t.run::<3, 6>(s0, s1),
                 7 => t.run::<3, 7>(s0, s1),
-                _ => t.run::<2, 8>(s0, s1),
+                _ => t.run::<3, 8>(s0, s1),
             }
         }
         s0 = s1;
@@ -154,8 +159,14 @@ unsafe fn columns(p: &Packed, x: &[f32], k: usize, w: &[bf16], j0: usize, j1: us
 const SUB: usize = 48;
 /// Columns of k per chunk in the blocked walk: x of an 8-row tile over 256 columns is 8 KiB (L1).
 const KC: usize = 256;
-/// W groups per block in the blocked walk (their accumulators: 8 · G · R zmm ≤ 8 KiB).
-const NG: usize = 8;
+/// W groups per block in the blocked walk (their accumulators: 4 · G · R zmm ≤ 6 KiB). A block of 4
+/// groups of 3 rows touches 12 W rows (12 pages at k = 2048) at a time; 8 groups measured 2–4 %
+/// slower at 8 rows (more concurrent streams for the same chunk).
+const NG: usize = 4;
+/// How far ahead the streamed walk (1–2 rows of x) prefetches, in columns of the same W rows: 512
+/// bf16 = 1 KiB, 16 lines per row, 128 lines for a group of 8 rows. The next group is reached by
+/// wrapping (the last 512 columns of a group prefetch the first 512 of the next).
+const STREAM_AHEAD: usize = 512;
 
 /// One tile of rows of x and where its outputs go.
 struct Tile<'a> {
@@ -192,14 +203,18 @@ impl Tile<'_> {
         let mut j = j0;
         while j + G <= j1 {
             let mut acc = [[_mm512_setzero_ps(); R]; G];
-            // Prefetch: the next group's rows, at the same columns.
-            self.columns::<G, R>(j, 0, k32, &mut acc, j + G);
+            // Prefetch: the same rows STREAM_AHEAD columns further, then (over the group's last
+            // STREAM_AHEAD columns) the next group's first columns. Only a task's first 1 KiB per row
+            // goes unprefetched (one group ahead at the same columns left a whole group: 32 KiB).
+            let p = STREAM_AHEAD.min(k32);
+            self.columns::<G, R>(j, 0, k32 - p, &mut acc, j, p as isize);
+            self.columns::<G, R>(j, k32 - p, k32, &mut acc, j + G, p as isize - k32 as isize);
             self.finish::<G, R>(j, &acc);
             j += G;
         }
         while j < j1 {
             let mut acc = [[_mm512_setzero_ps(); R]; 1];
-            self.columns::<1, R>(j, 0, k32, &mut acc, j + 1);
+            self.columns::<1, R>(j, 0, k32, &mut acc, j + 1, 0);
             self.finish::<1, R>(j, &acc);
             j += 1;
         }
@@ -215,12 +230,20 @@ impl Tile<'_> {
             for a in acc.iter_mut().take(groups) {
                 *a = [[_mm512_setzero_ps(); R]; G];
             }
+            // Prefetch one chunk ahead in walk order: while chunk c of the block is read, chunk c + 1
+            // of the same rows (the next block's chunk 0 during the last chunk). Each W row is then
+            // prefetched in order, one chunk (NG·G rows × 512 B = 6 KiB at 8 rows) before its use,
+            // and only the first chunk of a task goes unprefetched. Prefetching the next block at
+            // the same columns (the previous walk) left a task's whole first block unprefetched and
+            // kept twice as many pages in flight: at 8 rows, 8–12 % slower (docs/performance.md).
+            let chunks = k32.div_ceil(KC);
             let mut c0 = 0;
             while c0 < k32 {
                 let c1 = (c0 + KC).min(k32);
+                let next = c0 / KC + 1;
+                let (pj, pc) = (jb + next / chunks * groups * G, next % chunks * KC);
                 for (g, a) in acc.iter_mut().enumerate().take(groups) {
-                    // Prefetch: the next block's rows (one block ahead), at the same columns.
-                    self.columns::<G, R>(jb + g * G, c0, c1, a, jb + (groups + g) * G);
+                    self.columns::<G, R>(jb + g * G, c0, c1, a, pj + g * G, pc as isize - c0 as isize);
                 }
                 c0 = c1;
             }
@@ -231,21 +254,22 @@ impl Tile<'_> {
         }
         while jb < j1 {
             let mut a = [[_mm512_setzero_ps(); R]; 1];
-            self.columns::<1, R>(jb, 0, k32, &mut a, jb + 1);
+            self.columns::<1, R>(jb, 0, k32, &mut a, jb + 1, 0);
             self.finish::<1, R>(jb, &a);
             jb += 1;
         }
     }
 
     /// Adds columns c0..c1 (multiples of 32) of W rows j..j+G times the tile's R rows to `acc`, and
-    /// prefetches (to L2) the same columns of W rows `ahead`..`ahead`+G: each line of W is prefetched
-    /// once, a group or a block before it is read (past the end of W the hint is harmless).
+    /// prefetches (to L2) columns c0 + shift..c1 + shift of W rows `ahead`..`ahead`+G, one line per
+    /// row per 32 columns: the callers choose them so that each line of W is prefetched once, some
+    /// time before it is read (past the end of W the hint is harmless).
     #[inline(always)]
-    unsafe fn columns<const G: usize, const R: usize>(&self, j: usize, c0: usize, c1: usize, acc: &mut [[__m512; R]; G], ahead: usize) {
+    unsafe fn columns<const G: usize, const R: usize>(&self, j: usize, c0: usize, c1: usize, acc: &mut [[__m512; R]; G], ahead: usize, shift: isize) {
         let k = self.k;
         let hi_mask = _mm512_set1_epi32(0xFFFF_0000u32 as i32);
         let wp = self.w.add(j * k);
-        let pf = self.w.wrapping_add(ahead * k);
+        let pf = self.w.wrapping_add(ahead * k).wrapping_offset(shift);
         let mut a = *acc;
         let mut xs = self.xd.add(c0 / 32 * R * 32);
         let mut c = c0;
