@@ -189,3 +189,44 @@ fn amx_error_is_at_the_f32_level() {
         assert!(errs[0] <= 2.0 * errs[1] + 1e-9, "m={m} k={k}: AMX error {:.2e} vs AVX-512 {:.2e}", errs[0], errs[1]);
     }
 }
+
+/// The decoder's long rows (k = 6144 and past it, a k % 32 tail) over W rows whose count is no
+/// multiple of the 3-row groups, the 4-group blocks or the 48-row pass, with W and x starting off any
+/// 64-byte boundary (weights at an odd element offset, as a file mapping may give them): every AVX-512
+/// tile shape against the f64 reference, and each row bit for bit equal to its run alone. The
+/// prefetch walk (one chunk ahead, wrapping into the next block and past the task) must not change
+/// a value; this is where a wrong chunk index would show.
+#[test]
+fn long_rows_at_any_alignment() {
+    if !available(Kernel::Avx512) {
+        skip::skipped("long_rows_at_any_alignment", "no AVX-512F on this CPU (the kernel it checks)");
+        return;
+    }
+    for &(k, n) in &[(6144 + 7, 61), (2048, 100), (4096 + 32, 29)] {
+        for &(w_off, x_off) in &[(0usize, 0usize), (1, 3), (24, 5)] {
+            let (x_all, w_all, b) = inputs(MAX_ROWS, k, n);
+            // Shifted copies: the kernel sees slices starting w_off / x_off elements into a buffer.
+            let mut w_buf = vec![bf16::ZERO; w_off + n * k];
+            w_buf[w_off..].copy_from_slice(&w_all);
+            let mut x_buf = vec![0f32; x_off + MAX_ROWS * k];
+            x_buf[x_off..].copy_from_slice(&x_all);
+            let (w, x) = (&w_buf[w_off..], &x_buf[x_off..]);
+            let alone: Vec<Vec<f32>> = (0..MAX_ROWS)
+                .map(|r| {
+                    let mut y = vec![f32::NAN; n];
+                    assert!(gemv_with(Kernel::Avx512, &x[r * k..(r + 1) * k], 1, k, w, n, Some(&b), &mut y));
+                    y
+                })
+                .collect();
+            for m in [1, 2, 3, 5, 7, 8, 9, 16] {
+                let mut y = vec![f32::NAN; m * n];
+                assert!(gemv_with(Kernel::Avx512, &x[..m * k], m, k, w, n, Some(&b), &mut y));
+                check(&format!("Avx512 w+{w_off} x+{x_off}"), &x[..m * k], m, k, w, n, Some(&b), &y);
+                for i in 0..m {
+                    let same = y[i * n..(i + 1) * n].iter().zip(&alone[i]).all(|(a, b)| a.to_bits() == b.to_bits());
+                    assert!(same, "k={k} n={n} w+{w_off} x+{x_off}: row {i} of {m} differs from its run alone");
+                }
+            }
+        }
+    }
+}
