@@ -20,7 +20,7 @@ fn kernel() -> Kernel {
 use std::time::Instant;
 
 /// `HOT=n,k`: one thread, one [n, k] matrix read again and again (from L2 when small): the kernel's
-/// arithmetic rate without DRAM, best of many calls.
+/// arithmetic rate without DRAM, best of many calls (`KERNEL=base`: the frozen kernel of dc40eb2).
 fn hot(spec: &str, rows: &[usize]) {
     let v: Vec<usize> = spec.split(',').map(|s| s.parse().unwrap()).collect();
     let (n, k) = (v[0], v[1]);
@@ -34,7 +34,11 @@ fn hot(spec: &str, rows: &[usize]) {
             let mut best = f64::MAX;
             for _ in 0..300 {
                 let t = Instant::now();
-                gemv_with(kernel(), &x[..m * k], m, k, &w, n, None, &mut y[..m * n]);
+                if std::env::var("KERNEL").as_deref() == Ok("base") {
+                    base::gemv(&x[..m * k], m, k, &w, n, None, &mut y[..m * n]);
+                } else {
+                    gemv_with(kernel(), &x[..m * k], m, k, &w, n, None, &mut y[..m * n]);
+                }
                 best = best.min(t.elapsed().as_secs_f64());
             }
             println!("hot n={n} k={k} m={m:2}: best {:8.1} us  {:6.1} GFLOP/s", best * 1e6, (2 * m * n * k) as f64 / best * 1e-9);

@@ -8,17 +8,23 @@
 //! and, whatever the row count.
 //!
 //! Register blocking (32 zmm): a group of G W rows (widened: 2G registers) against a tile of R rows of
-//! x (2 registers, loaded per row) with G·R accumulators; G·(R + 2) ≤ 29 picks G from R (`columns`).
-//! Up to 8 rows of x form one tile: at 8 rows, G = 2 W loads and 16 x loads per 32 FMAs, FMA-bound
-//! rather than load-bound on Zen 4 (one 512-bit FMA and one 512-bit load per cycle and core) as long
-//! as x comes from L1, hence the k-blocked walk for tiles of 3+ rows (`Tile::run`). 9–16 rows run as
-//! two balanced tiles over the same 48 W rows, the second reading them from L2.
+//! x (2 registers, loaded per row) with G·R accumulators; G·(R + 2) ≤ 32 picks G from R (`columns`).
+//! Up to 8 rows of x form one tile: at 8 rows, G = 3 W loads and 16 x loads per 48 FMAs (G = 2 was
+//! 2 + 16 per 32; with W read from L2, one thread: 98 → 124–143 GFLOP/s, the FMA chains' rate measured
+//! beside it 136–143, on the Sapphire Rapids VM), as long as x comes from L1, hence the k-blocked walk for tiles of 3+ rows
+//! (`Tile::run`). 9–16 rows run as two balanced tiles over the same 48 W rows, the second reading
+//! them from L2.
 //!
-//! Streaming: each task walks its W rows in order and prefetches (to L2) the lines it will read one
-//! group or one block later, one line per W row per 32 columns; the hardware prefetchers alone
-//! restart at each 4 KiB page (a W row at k = 2048 is one page). Measured on the Zen 4 test machine
-//! (one thread, W from DRAM, best of 30, interleaved A/B on a loaded machine): 1 row 13.7 → 17–20 GB/s,
-//! 8 rows 58 → 69–75 GFLOP/s against the previous 4 × 4-tile kernel.
+//! Streaming: each task walks its W rows in order and prefetches (to L2) every line it will read, one
+//! line per W row per 32 columns, a short way ahead in the same rows: one KC chunk ahead in the
+//! blocked walk, STREAM_AHEAD columns ahead in the streamed one, wrapping into the next block or
+//! group. Without software prefetch the 8-row kernel is ~1.3× slower (the L2 streamer alone follows
+//! a row walked 512 bytes at a time poorly). On the Sapphire Rapids VM one core reads at most ~15 GB/s
+//! (half the 2-core ~30), and the 8-row kernel's arithmetic needs about as long as that read, so the
+//! 8-row call is as fast as the two overlap: the previous walk, which prefetched the next block or
+//! group at the same columns, left each task's first block unprefetched and twice the pages in
+//! flight; the present one is 0.83–0.86× its time at 8 rows and 0.96–0.98× at 1 row (docs/
+//! performance.md, "Decode GEMV: memory and arithmetic overlapping").
 //!
 //! Summation order of one output (independent of the row count and of G, so a request's logits do
 //! not depend on what runs beside it): 16 lanes over k in steps of 32 (even element, then odd), the
