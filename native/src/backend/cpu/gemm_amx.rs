@@ -167,7 +167,7 @@ pub(super) fn gemm_direct(x: &[f32], m: usize, k: usize, w: &[half::bf16], n: us
             let xv = &*xv;
             let out = SharedOut(y.as_mut_ptr());
             let ws = kp;
-            if m_pad / 32 >= X_RESIDENT_MIN_PAIRS && 2 * n.div_ceil(32) * 32 * ws <= SHARED_W_BYTES && X_RESIDENT.load(std::sync::atomic::Ordering::Relaxed) {
+            if m_pad / 32 >= X_RESIDENT_MIN_PAIRS && 2 * n.div_ceil(32) * 32 * ws <= BF16_X_RESIDENT_W_BYTES && X_RESIDENT.load(std::sync::atomic::Ordering::Relaxed) {
                 return direct_x_resident(xv, m, k, kp, ws, w, n, bias, out);
             }
             for_w_tasks(w, n, k, kp, |groups, c0| {
@@ -178,6 +178,11 @@ pub(super) fn gemm_direct(x: &[f32], m: usize, k: usize, w: &[half::bf16], n: us
         })
     })
 }
+
+/// Most bytes of W for the bf16 direct form's x-resident order. Speed test (one thread, 9 rounds
+/// alternating): q/k/v/o at 896² (W 1152 × 1152, 2.6 MB) 1.18–1.30× the W-resident order, fc2
+/// (1152 × 4304) 0.97–1.05×, fc1 at 896² (4304 × 1152, 10 MB) 0.93–0.99×: only the small W go this way.
+const BF16_X_RESIDENT_W_BYTES: usize = 8 << 20;
 
 /// The bf16 direct form in the x-resident order (see X_RESIDENT): W copied once per call into an
 /// aligned, zero-padded buffer [n_pad][ws] (2 MB for a 1152 × 1152 W), then tasks of ≤
