@@ -142,6 +142,8 @@ pub(super) struct Group {
     pub(super) ld: usize,
     pub(super) tail: *const u16,
     pub(super) tail_ld: usize,
+    /// u16 from one 32-k step's tile to the next: 32 in W's rows, 512 in packed 1 KiB tiles.
+    pub(super) kstep: usize,
 }
 
 /// y[m, n] = bf16(x)[m, k] · W[n, k]ᵀ (+ bias). Caller: the AMX permission was granted; shapes
@@ -164,13 +166,85 @@ pub(super) fn gemm_direct(x: &[f32], m: usize, k: usize, w: &[half::bf16], n: us
             });
             let xv = &*xv;
             let out = SharedOut(y.as_mut_ptr());
+            let ws = kp;
+            if m_pad / 32 >= X_RESIDENT_MIN_PAIRS && 2 * n.div_ceil(32) * 32 * ws <= BF16_X_RESIDENT_W_BYTES && X_RESIDENT.load(std::sync::atomic::Ordering::Relaxed) {
+                return direct_x_resident(xv, m, k, kp, ws, w, n, bias, out);
+            }
             for_w_tasks(w, n, k, kp, |groups, c0| {
                 // SAFETY: as in gemm_cols; every A load reads rows < n inside W (full steps only) or the
                 // aligned / padded copies; every B load reads inside xv.
-                unsafe { direct_cols(xv, m, k, kp, nkb, groups, c0, n, bias, out) }
+                unsafe { direct_cols(xv, 0..m, k, kp, nkb, groups, c0, n, bias, out, false) }
             });
         })
     })
+}
+
+/// Most bytes of W for the bf16 direct form's x-resident order. Speed test (one thread, 9 rounds
+/// alternating): q/k/v/o at 896² (W 1152 × 1152, 2.6 MB) 1.18–1.30× the W-resident order, fc2
+/// (1152 × 4304) 0.97–1.05×, fc1 at 896² (4304 × 1152, 10 MB) 0.93–0.99×: only the small W go this way.
+const BF16_X_RESIDENT_W_BYTES: usize = 8 << 20;
+
+/// The bf16 direct form in the x-resident order (see X_RESIDENT): W copied once per call into an
+/// aligned, zero-padded buffer [n_pad][ws] (2 MB for a 1152 × 1152 W), then tasks of ≤
+/// X_RESIDENT_BYTES of x's B tiles (16 blocks of 32 rows at k = 1152) each walking all of W, W pair
+/// outside, x blocks inside. In the W-resident order each 32-row block of x (73 KB at k = 1152) comes
+/// from L3 for 4 pairs of W groups: 0.5 KB of L3 reads per 32-k step of ~60 ns.
+#[allow(clippy::too_many_arguments)]
+fn direct_x_resident(xv: &[u16], m: usize, k: usize, kp: usize, ws: usize, w: &[half::bf16], n: usize, bias: Option<&[f32]>, out: SharedOut) {
+    use super::gemm_bf16dot::with_u16;
+    use rayon::prelude::*;
+    let n_pad = n.div_ceil(32) * 32;
+    let _ = ws;
+    with_u16(&WS16, n_pad * kp, |wc| {
+        // W in 1 KiB tiles, group by group: [n_pad/16][kp/32][16 rows][32 k], zero past n and k, so a
+        // pair of groups is 2 sequential streams (rows 2k bytes apart would be 32 streams, which the
+        // hardware prefetcher does not follow: fc1 at 896² ran 0.8–0.9× the W-resident order so).
+        wc.par_chunks_mut(16 * kp).enumerate().for_each(|(g, dst)| {
+            for i in 0..16 {
+                let r = 16 * g + i;
+                for kb in 0..kp / 32 {
+                    let d = &mut dst[kb * 512 + i * 32..kb * 512 + i * 32 + 32];
+                    let (c0, c1) = (32 * kb, (32 * kb + 32).min(k));
+                    if r < n && c0 < k {
+                        let src = &w[r * k + c0..r * k + c1];
+                        // SAFETY: bf16 and u16 have one layout; the slice covers these columns of row r.
+                        d[..c1 - c0].copy_from_slice(unsafe { std::slice::from_raw_parts(src.as_ptr() as *const u16, c1 - c0) });
+                        d[c1 - c0..].fill(0);
+                    } else {
+                        d.fill(0);
+                    }
+                }
+            }
+        });
+        let groups: Vec<Group> = (0..n_pad / 16)
+            .map(|g| {
+                let main = wc[g * 16 * kp..].as_ptr();
+                Group { main, ld: 64, tail: main.wrapping_add(k / 32 * 512), tail_ld: 64, kstep: 512 }
+            })
+            .collect();
+        let groups = SendGroups(&groups);
+        let blocks = m.div_ceil(32);
+        let per_task = (X_RESIDENT_BYTES / (64 * kp)).max(1);
+        let tasks = (blocks.div_ceil(per_task).div_ceil(2) * 2).min(blocks);
+        (0..tasks).into_par_iter().for_each(|t| {
+            let (q0, q1) = (blocks * t / tasks, blocks * (t + 1) / tasks);
+            let rows = 32 * q0..(32 * q1).min(m);
+            // SAFETY: as in gemm_direct; A loads read rows < n_pad of wc, columns < kp ≤ ws; B loads
+            // read blocks < m_pad / 16 of xv; the task owns y's rows `rows`.
+            unsafe { direct_cols(xv, rows, k, kp, kp / 32, groups.get(), 0, n, bias, out, true) }
+        });
+    })
+}
+
+/// The groups' raw pointers, shared read-only by the tasks.
+struct SendGroups<'a>(&'a [Group]);
+// SAFETY: the pointers are only read through (tile loads), and the buffer outlives the tasks.
+unsafe impl Sync for SendGroups<'_> {}
+
+impl SendGroups<'_> {
+    fn get(&self) -> &[Group] {
+        self.0
+    }
 }
 
 /// y[m, n] = x[m, k] · W[n, k]ᵀ (+ bias) in f32 arithmetic: x split into three bf16 terms
@@ -189,6 +263,9 @@ pub(super) fn gemm_direct_split(x: &[f32], m: usize, k: usize, w: &[half::bf16],
     let max_pairs = ((12usize << 20) / (2 * block_len(kp))).max(1);
     let chunks = pairs.div_ceil(max_pairs);
     let out = SharedOut(y.as_mut_ptr());
+    if kp <= X_RESIDENT_MAX_K && pairs >= X_RESIDENT_MIN_PAIRS && 2 * w_tiles_len(n, kp) <= SHARED_W_BYTES && X_RESIDENT.load(std::sync::atomic::Ordering::Relaxed) {
+        return split_x_resident(x, m, k, kp, w, n, bias, out, post, chunks);
+    }
     for ch in 0..chunks {
         let (b0, b1) = (2 * (pairs * ch / chunks), 2 * (pairs * (ch + 1) / chunks));
         with_u16(&XV16, (b1 - b0) * block_len(kp), |xv| {
@@ -265,6 +342,87 @@ pub(super) fn gemm_direct_split(x: &[f32], m: usize, k: usize, w: &[half::bf16],
     }
 }
 
+/// The x-resident order of the split direct form (short k, many rows: the ViT's k = 1152 products).
+/// Measured (speed test's probes, one thread): the kernel runs ~75 ns per 32-k step with its tiles
+/// in L2 (up to ~1.2 MB streamed over and over), but ~185 ns inside the W-resident order above, whose
+/// tasks keep 128 W rows in L2 and stream every x pair (3 terms: 221 KB at k = 1152) from L3 for 4
+/// pairs of W groups: 1.5 KB of L3 reads per step at the ~15 GB/s one core gets here. Here a task
+/// keeps ≤ 6 pairs of x blocks (≤ 1.3 MB) in L2 and walks all of W (its tiles packed once per call,
+/// shared by the tasks): each W pair (74 KB) comes from L3 once and meets the task's pairs in turn,
+/// ≤ 2 KB / 6 of L3 reads per step.
+pub(super) static X_RESIDENT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// Fewest pairs of 16-row x blocks (32-row blocks in the bf16 form) for the x-resident order
+/// (prefill's 128 rows = 4 pairs keep the W-resident order: W there is the larger operand by far).
+const X_RESIDENT_MIN_PAIRS: usize = 8;
+
+/// Bytes of packed x pairs a task of the x-resident order keeps in L2 (6 pairs at k = 1152).
+const X_RESIDENT_BYTES: usize = 1300 << 10;
+
+/// Longest (padded) k of the x-resident order: one x pair ≤ 393 KB, so a task still holds 3.
+const X_RESIDENT_MAX_K: usize = 2048;
+
+/// Bytes of W tiles packed once per call for the x-resident order: within what with_u16 keeps
+/// between calls (32 MiB), so no call maps fresh pages; the ViT's largest W (fc1: 10 MB) fits.
+const SHARED_W_BYTES: usize = 32 << 20;
+
+/// gemm_direct_split in the x-resident order (see X_RESIDENT), k whole (no k blocks). Caller:
+/// kp ≤ X_RESIDENT_MAX_K, W tiles ≤ SHARED_W_BYTES.
+#[allow(clippy::too_many_arguments)]
+fn split_x_resident(x: &[f32], m: usize, k: usize, kp: usize, w: &[half::bf16], n: usize, bias: Option<&[f32]>, out: SharedOut, post: Option<fn(&mut [f32])>, chunks: usize) {
+    use super::gemm_amx_split::{block_len, direct_pair, pack_block, pack_w_tiles, w_tiles_len, write_direct, Quad};
+    use super::gemm_bf16dot::{with_u16, X16};
+    use rayon::prelude::*;
+    let pairs = m.div_ceil(32);
+    let ngp = n.div_ceil(32);
+    with_u16(&WS16, w_tiles_len(n, kp), |wt| {
+        // W's tiles for all n rows in pack_w_tiles' layout, one quad (64 rows) per parallel piece.
+        wt.par_chunks_mut(64 * kp).enumerate().for_each(|(q, dst)| pack_w_tiles(w, k, 64 * q, (n - 64 * q).min(64), kp, dst));
+        let wt = &*wt;
+        for ch in 0..chunks {
+            let (b0, b1) = (2 * (pairs * ch / chunks), 2 * (pairs * (ch + 1) / chunks));
+            with_u16(&XV16, (b1 - b0) * block_len(kp), |xv| {
+                xv.par_chunks_mut(block_len(kp)).enumerate().for_each(|(i, dst)| {
+                    with_u16(&X16, 3 * 16 * kp, |tmp| {
+                        // SAFETY: AVX-512F/BW come with AMX (precision.rs); rows past m are zero-filled.
+                        unsafe { pack_block(x, m, k, kp, 16 * (b0 + i), tmp, dst) }
+                    })
+                });
+                let xv = &*xv;
+                let pc = (b1 - b0) / 2;
+                // An even number of tasks (2 threads), each ≤ X_RESIDENT_BYTES of x pairs.
+                let per_task = (X_RESIDENT_BYTES / (4 * block_len(kp))).max(1);
+                let tasks = (pc.div_ceil(per_task).div_ceil(2) * 2).min(pc);
+                (0..tasks).into_par_iter().for_each(|t| {
+                    let (p0, p1) = (pc * t / tasks, pc * (t + 1) / tasks);
+                    let mut acc = Quad([0f32; 1024]);
+                    let cfg = config();
+                    // SAFETY: permission granted (caller); config loaded first, released last, on this
+                    // thread; A loads read inside wt (groups < 2·ngp ≤ its quads), B loads inside xv
+                    // (pairs < pc); the task owns the rows of pairs p0..p1 of y.
+                    unsafe {
+                        asm!("ldtilecfg [{}]", in(reg) cfg.0.as_ptr(), options(nostack, readonly));
+                        for gp in 0..ngp {
+                            let g = 2 * gp;
+                            let a = wt.as_ptr().add(g / 4 * 64 * kp + g % 4 * 512);
+                            let (c, nv) = (32 * gp, (n - 32 * gp).min(32));
+                            for p in p0..p1 {
+                                direct_pair(xv.as_ptr().add(2 * p * block_len(kp)), kp, a, 0..kp / 32, acc.0.as_mut_ptr(), true);
+                                for (blk, tile0) in [(b0 + 2 * p, 0), (b0 + 2 * p + 1, 2)] {
+                                    if 16 * blk < m {
+                                        write_direct(&acc, tile0, 16 * blk, (m - 16 * blk).min(16), c, nv, n, bias, out, post);
+                                    }
+                                }
+                            }
+                        }
+                        asm!("tilerelease", options(nostack, nomem));
+                    }
+                });
+            });
+        }
+    })
+}
+
 /// Most 32-k steps per k block of the split direct form (1024 k).
 const SPLIT_KBLOCK: usize = 32;
 
@@ -304,7 +462,7 @@ fn for_w_tasks(w: &[half::bf16], n: usize, k: usize, kp: usize, f: impl Fn(&[Gro
                 let groups: Vec<Group> = (0..2 * pairs)
                     .map(|g| {
                         let main = buf[g * 16 * ws..].as_ptr();
-                        Group { main, ld: 2 * ws, tail: main.wrapping_add(k / 32 * 32), tail_ld: 2 * ws }
+                        Group { main, ld: 2 * ws, tail: main.wrapping_add(k / 32 * 32), tail_ld: 2 * ws, kstep: 32 }
                     })
                     .collect();
                 f(&groups, c0)
@@ -320,6 +478,7 @@ fn for_w_tasks(w: &[half::bf16], n: usize, k: usize, kp: usize, f: impl Fn(&[Gro
 thread_local! {
     static XV16: std::cell::RefCell<Vec<u16>> = const { std::cell::RefCell::new(Vec::new()) };
     static WT16: std::cell::RefCell<Vec<u16>> = const { std::cell::RefCell::new(Vec::new()) };
+    static WS16: std::cell::RefCell<Vec<u16>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// The A operand for W rows r..r+16: in place when all 16 rows exist (tail copied into `pad` when
@@ -335,13 +494,13 @@ fn group(wp: *const u16, n: usize, k: usize, kp: usize, r: usize, pad: &mut [u16
                 unsafe { std::ptr::copy_nonoverlapping(wp.add((r + i) * k + full), row.as_mut_ptr(), k - full) };
             }
         }
-        Group { main: unsafe { wp.add(r * k) }, ld: 2 * k, tail: pad.as_ptr(), tail_ld: 64 }
+        Group { main: unsafe { wp.add(r * k) }, ld: 2 * k, tail: pad.as_ptr(), tail_ld: 64, kstep: 32 }
     } else {
         pad.fill(0);
         for i in 0..n.saturating_sub(r) {
             unsafe { std::ptr::copy_nonoverlapping(wp.add((r + i) * k), pad.as_mut_ptr().add(i * kp), k) };
         }
-        Group { main: pad.as_ptr(), ld: 2 * kp, tail: unsafe { pad.as_ptr().add(full) }, tail_ld: 2 * kp }
+        Group { main: pad.as_ptr(), ld: 2 * kp, tail: unsafe { pad.as_ptr().add(full) }, tail_ld: 2 * kp, kstep: 32 }
     }
 }
 
@@ -354,21 +513,27 @@ unsafe fn pack_xv_block(xr: &[half::bf16], kp: usize, mb: usize, dst: &mut [u16]
     super::gemm_pack::for_each_pair16(xr, kp, 16 * mb, 16, 0, kp / 2, |p, v| _mm512_storeu_si512(d.add(32 * p) as *mut _, v));
 }
 
-/// Columns c..c+32 of y (W rows: groups ga, gb) for every row of x.
+/// The task's columns (W rows c0..: `groups`, in pairs) of y for the x rows `rows` (start a multiple
+/// of 32, end ≤ m), x blocks outside and W pairs inside, or the reverse (`w_outer`, the x-resident order).
 #[allow(clippy::too_many_arguments)]
-unsafe fn direct_cols(xv: &[u16], m: usize, k: usize, kp: usize, nkb: usize, groups: &[Group], c0: usize, n: usize, bias: Option<&[f32]>, out: SharedOut) {
+unsafe fn direct_cols(xv: &[u16], rows: std::ops::Range<usize>, k: usize, kp: usize, nkb: usize, groups: &[Group], c0: usize, n: usize, bias: Option<&[f32]>, out: SharedOut, w_outer: bool) {
     let cfg = config();
     let mut buf = Block([0f32; 32 * 32]);
     let full = k / 32;
+    let m = rows.end;
+    let (nr, np) = (rows.len().div_ceil(32), groups.len() / 2);
     asm!("ldtilecfg [{}]", in(reg) cfg.0.as_ptr(), options(nostack, readonly));
-    for r0 in (0..m).step_by(32) {
-      for (pi, gp) in groups.chunks(2).enumerate() {
+    for i in 0..nr * np {
+      let (ri, pi) = if w_outer { (i % nr, i / nr) } else { (i / np, i % np) };
+      let r0 = rows.start + 32 * ri;
+      {
+        let gp = &groups[2 * pi..2 * pi + 2];
         let (ga, gb, c) = (gp[0], gp[1], c0 + 32 * pi);
         let b0 = xv.as_ptr().add(r0 * kp);
         let b1 = b0.add(16 * kp);
         asm!("tilezero tmm0", "tilezero tmm1", "tilezero tmm2", "tilezero tmm3", options(nostack, nomem));
         for kb in 0..full {
-            step(ga.main.add(kb * 32), ga.ld, gb.main.add(kb * 32), gb.ld, b0.add(kb * 512), b1.add(kb * 512));
+            step(ga.main.add(kb * ga.kstep), ga.ld, gb.main.add(kb * gb.kstep), gb.ld, b0.add(kb * 512), b1.add(kb * 512));
         }
         if full < nkb {
             step(ga.tail, ga.tail_ld, gb.tail, gb.tail_ld, b0.add(full * 512), b1.add(full * 512));
@@ -472,8 +637,10 @@ pub(super) fn peak_probe(reps: usize) {
 #[cfg(test)]
 pub(super) fn l1_probe(reps: usize, mode: u32) {
     let cfg = config();
-    let a = vec![0u16; 32 * 256];
-    let b = vec![0u16; 2 * 8 * 512];
+    // 64-byte aligned, as the products' buffers are: tile rows that straddle two lines load at about
+    // half speed (a Vec's own alignment made this probe read ~2× slow).
+    let (av, bv) = (vec![0u16; 32 * 256 + 32], vec![0u16; 2 * 8 * 512 + 32]);
+    let (a, b) = (&av[av.as_ptr().align_offset(64)..], &bv[bv.as_ptr().align_offset(64)..]);
     // SAFETY: caller checked the AMX permission; all loads inside a / b.
     unsafe {
         asm!("ldtilecfg [{}]", in(reg) cfg.0.as_ptr(), options(nostack, readonly));

@@ -355,8 +355,10 @@ unsafe fn write_rows(buf: &Quad, r0: usize, mv: usize, c: usize, nv: usize, n: u
 #[cfg(test)]
 pub(super) fn l1_probe(reps: usize, mode: u32) {
     let cfg = config();
-    let a = vec![0u16; 8 * 2048 + 4096];
-    let b = vec![0u16; 2 * block_len(256)];
+    // 64-byte aligned, as the products' buffers are: tile rows that straddle two lines load at about
+    // half speed (a Vec's own alignment made this probe read ~2× slow).
+    let (av, bv) = (vec![0u16; 8 * 2048 + 4096 + 32], vec![0u16; 2 * block_len(256) + 32]);
+    let (a, b) = (&av[av.as_ptr().align_offset(64)..], &bv[bv.as_ptr().align_offset(64)..]);
     let mut buf = Quad([0f32; 1024]);
     // SAFETY: caller checked the AMX permission; all loads inside a / b.
     unsafe {
@@ -542,6 +544,64 @@ mod tests {
         }
     }
 
+    /// The x-resident order (tasks keep x pairs in L2 and walk all of W, gemm_amx.rs X_RESIDENT) gives
+    /// the W-resident order's results bit for bit: the same steps into the same accumulators in the
+    /// same order (the W-resident order's k blocks only park the partial sums in memory), with bias,
+    /// `post`, partial blocks and partial groups, and k from one step to the order's limit (2048).
+    #[test]
+    fn x_resident_order_matches_w_resident_order() {
+        use crate::backend::cpu::gemm_amx::X_RESIDENT;
+        use std::sync::atomic::Ordering;
+        if bf16_support().path != Some(Bf16Path::Amx) {
+            eprintln!("SKIP gemm_amx_split::x_resident_order_matches_w_resident_order: {}", bf16_support().why);
+            return;
+        }
+        fn halve(v: &mut [f32]) {
+            v.iter_mut().for_each(|x| *x *= 0.5);
+        }
+        let mut seed = 11u64;
+        for &(m, k, n, post) in &[(256, 32, 64, false), (300, 200, 1000, true), (513, 1152, 200, false), (270, 2048, 70, true), (400, 1090, 33, false)] {
+            let x: Vec<f32> = (0..m * k).map(|_| lcg(&mut seed) * 2f32.powi((lcg(&mut seed) * 8.0) as i32)).collect();
+            let w: Vec<bf16> = (0..n * k).map(|_| bf16::from_f32(lcg(&mut seed))).collect();
+            let bias: Vec<f32> = (0..n).map(|_| lcg(&mut seed)).collect();
+            let post = if post { Some(halve as fn(&mut [f32])) } else { None };
+            let (mut a, mut b) = (vec![f32::NAN; m * n], vec![f32::NAN; m * n]);
+            X_RESIDENT.store(false, Ordering::Relaxed);
+            gemm_f32_amx(&x, m, k, &w, n, Some(&bias), &mut a, WLayout::NK, post);
+            X_RESIDENT.store(true, Ordering::Relaxed);
+            gemm_f32_amx(&x, m, k, &w, n, Some(&bias), &mut b, WLayout::NK, post);
+            for (i, (p, q)) in a.iter().zip(&b).enumerate() {
+                assert_eq!(p.to_bits(), q.to_bits(), "m={m} k={k} n={n}: element {i}: {p} vs {q}");
+            }
+        }
+    }
+
+    /// The same for `--precision bf16`'s direct form (gemm_amx.rs direct_x_resident): bit for bit the
+    /// W-resident order's results, W copied whole (k = 2048: a 4 KiB row, padded), partial blocks.
+    #[test]
+    fn bf16_x_resident_order_matches_w_resident_order() {
+        use crate::backend::cpu::gemm_amx::X_RESIDENT;
+        use std::sync::atomic::Ordering;
+        if bf16_support().path != Some(Bf16Path::Amx) {
+            eprintln!("SKIP gemm_amx_split::bf16_x_resident_order_matches_w_resident_order: {}", bf16_support().why);
+            return;
+        }
+        let mut seed = 5u64;
+        for &(m, k, n) in &[(256, 32, 64), (300, 200, 1000), (513, 1152, 200), (270, 2048, 70), (400, 4304, 33)] {
+            let x: Vec<f32> = (0..m * k).map(|_| lcg(&mut seed)).collect();
+            let w: Vec<bf16> = (0..n * k).map(|_| bf16::from_f32(lcg(&mut seed))).collect();
+            let bias: Vec<f32> = (0..n).map(|_| lcg(&mut seed)).collect();
+            let (mut a, mut b) = (vec![f32::NAN; m * n], vec![f32::NAN; m * n]);
+            X_RESIDENT.store(false, Ordering::Relaxed);
+            gemm_layout(Bf16Path::Amx, &x, m, k, &w, n, Some(&bias), &mut a, WLayout::NK);
+            X_RESIDENT.store(true, Ordering::Relaxed);
+            gemm_layout(Bf16Path::Amx, &x, m, k, &w, n, Some(&bias), &mut b, WLayout::NK);
+            for (i, (p, q)) in a.iter().zip(&b).enumerate() {
+                assert_eq!(p.to_bits(), q.to_bits(), "m={m} k={k} n={n}: element {i}: {p} vs {q}");
+            }
+        }
+    }
+
     /// The fused route (fc1 + GELU): `post` on each block as it is written gives exactly the product
     /// followed by the function, over several tasks, row chunks and partial blocks.
     #[test]
@@ -599,6 +659,7 @@ mod speed {
             ("vit fc1", 784, 1152, 4304),
             ("vit fc2", 784, 4304, 1152),
             ("vit fc2 896²", 3136, 4304, 1152),
+            ("vit qkv 896²", 3136, 1152, 1152),
             ("prefill q", 128, 2048, 2048),
             ("prefill gate_up", 128, 2048, 12288),
             ("prefill down", 128, 6144, 2048),
@@ -606,7 +667,11 @@ mod speed {
             ("vte (KN)", 196, 65536, 2048),
         ];
         let only = std::env::var("SPEED_SHAPES").ok();
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+        // SPEED_THREADS=2: the whole pool as the engine runs it, timed in wall time (noisier).
+        let threads: usize = std::env::var("SPEED_THREADS").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
+        let t0 = std::time::Instant::now();
+        let clock = || if threads > 1 { t0.elapsed().as_secs_f64() } else { thread_cpu_s() };
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
         for &(name, m, k, n) in shapes {
             if only.as_ref().is_some_and(|o| !o.split(',').any(|s| name.starts_with(s))) {
                 continue;
@@ -620,19 +685,29 @@ mod speed {
             let mut y = vec![0f32; m * n];
             let flop = 2.0 * (m * k * n) as f64;
             let (mut a, mut f) = (Vec::new(), Vec::new());
-            for _ in 0..3 {
+            // SPEED_AB=order: the second column is the split product in the W-resident order
+            // (X_RESIDENT off) instead of the FMA GEMM.
+            let ab = std::env::var("SPEED_AB").is_ok_and(|v| v == "order");
+            for _ in 0..if ab { 9 } else { 3 } {
                 pool.install(|| {
-                    let s = thread_cpu_s();
+                    let s = clock();
                     gemm_f32_amx(&x, m, k, w, n, None, &mut y, layout, None);
-                    a.push(flop / (thread_cpu_s() - s) / 1e9);
-                    let s = thread_cpu_s();
-                    gemm_fma_for_test(&x, m, k, w, n, None, &mut y, layout);
-                    f.push(flop / (thread_cpu_s() - s) / 1e9);
+                    a.push(flop / (clock() - s) / 1e9);
+                    let s = clock();
+                    if ab {
+                        crate::backend::cpu::gemm_amx::X_RESIDENT.store(false, std::sync::atomic::Ordering::Relaxed);
+                        gemm_f32_amx(&x, m, k, w, n, None, &mut y, layout, None);
+                        crate::backend::cpu::gemm_amx::X_RESIDENT.store(true, std::sync::atomic::Ordering::Relaxed);
+                    } else {
+                        gemm_fma_for_test(&x, m, k, w, n, None, &mut y, layout);
+                    }
+                    f.push(flop / (clock() - s) / 1e9);
                 });
             }
             a.sort_by(|p, q| p.partial_cmp(q).unwrap());
             f.sort_by(|p, q| p.partial_cmp(q).unwrap());
-            eprintln!("{name:16} m={m:4} k={k:5} n={n:5}: split {:5.0} GFLOP/s, fma {:4.0} ({:.2}×)", a[1], f[1], a[1] / f[1]);
+            let mid = a.len() / 2;
+            eprintln!("{name:16} m={m:4} k={k:5} n={n:5}: split {:5.0} GFLOP/s, {} {:4.0} ({:.2}×)", a[mid], if ab { "W-resident" } else { "fma" }, f[mid], a[mid] / f[mid]);
         }
     }
 }

@@ -451,7 +451,9 @@ mod speed {
             ("vit qkv", 784, 1152, 3456),
             ("vit fc1", 784, 1152, 4304),
             ("vit fc1 896²", 3136, 1152, 4304),
+            ("vit q 896²", 3136, 1152, 1152),
             ("vit fc2", 784, 4304, 1152),
+            ("vit fc2 896²", 3136, 4304, 1152),
             ("prefill q", 128, 2048, 2048),
             ("prefill gate_up", 128, 2048, 12288),
             ("prefill down", 128, 6144, 2048),
@@ -481,17 +483,38 @@ mod speed {
             };
             let w = &wv[shift..shift + n * k];
             let mut y = vec![0f32; m * n];
-            let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
-            let mut t: Vec<f64> = (0..5)
+            // SPEED_THREADS=2: the whole pool as the engine runs it, timed in wall time (noisier).
+            let threads: usize = std::env::var("SPEED_THREADS").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            // SPEED_AB=order: alternate with the W-resident order of the direct form (X_RESIDENT off),
+            // 9 rounds, and print both.
+            let ab = std::env::var("SPEED_AB").is_ok_and(|v| v == "order");
+            let mut t_w = Vec::new();
+            let mut t: Vec<f64> = (0..if ab { 9 } else { 5 })
                 .map(|_| {
                     pool.install(|| {
-                        let s = thread_cpu_s();
                         let layout = if name.contains("KN") { WLayout::KN } else { WLayout::NK };
+                        if ab {
+                            use crate::backend::cpu::gemm_amx::X_RESIDENT;
+                            X_RESIDENT.store(false, std::sync::atomic::Ordering::Relaxed);
+                            let (s, w0) = (thread_cpu_s(), std::time::Instant::now());
+                            gemm_layout(path, &x, m, k, w, n, None, &mut y, layout);
+                            t_w.push(if threads > 1 { w0.elapsed().as_secs_f64() } else { thread_cpu_s() - s });
+                            X_RESIDENT.store(true, std::sync::atomic::Ordering::Relaxed);
+                        }
+                        let (s, w0) = (thread_cpu_s(), std::time::Instant::now());
                         gemm_layout(path, &x, m, k, w, n, None, &mut y, layout);
-                        thread_cpu_s() - s
+                        if threads > 1 { w0.elapsed().as_secs_f64() } else { thread_cpu_s() - s }
                     })
                 })
                 .collect();
+            if ab {
+                t_w.sort_by(|a, b| a.partial_cmp(b).unwrap());
+                t.sort_by(|a, b| a.partial_cmp(b).unwrap());
+                let flop = 2.0 * (m * k * n) as f64;
+                eprintln!("{path:?} {name:16} m={m:4} k={k:5} n={n:6}: x-resident {:6.0} GFLOP/s, W-resident {:6.0} ({:.2}×)", flop / t[4] / 1e9, flop / t_w[4] / 1e9, t_w[4] / t[4]);
+                continue;
+            }
             t.sort_by(|a, b| a.partial_cmp(b).unwrap());
             let flop = 2.0 * (m * k * n) as f64;
             total.0 += flop;
