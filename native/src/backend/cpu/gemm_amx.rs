@@ -166,9 +166,8 @@ pub(super) fn gemm_direct(x: &[f32], m: usize, k: usize, w: &[half::bf16], n: us
             });
             let xv = &*xv;
             let out = SharedOut(y.as_mut_ptr());
-            let ws = kp;
-            if m_pad / 32 >= X_RESIDENT_MIN_PAIRS && 2 * n.div_ceil(32) * 32 * ws <= BF16_X_RESIDENT_W_BYTES && X_RESIDENT.load(std::sync::atomic::Ordering::Relaxed) {
-                return direct_x_resident(xv, m, k, kp, ws, w, n, bias, out);
+            if m_pad / 32 >= X_RESIDENT_MIN_PAIRS && 2 * n.div_ceil(32) * 32 * kp <= BF16_X_RESIDENT_W_BYTES && X_RESIDENT.load(std::sync::atomic::Ordering::Relaxed) {
+                return direct_x_resident(xv, m, k, kp, w, n, bias, out);
             }
             for_w_tasks(w, n, k, kp, |groups, c0| {
                 // SAFETY: as in gemm_cols; every A load reads rows < n inside W (full steps only) or the
@@ -185,16 +184,15 @@ pub(super) fn gemm_direct(x: &[f32], m: usize, k: usize, w: &[half::bf16], n: us
 const BF16_X_RESIDENT_W_BYTES: usize = 8 << 20;
 
 /// The bf16 direct form in the x-resident order (see X_RESIDENT): W copied once per call into an
-/// aligned, zero-padded buffer [n_pad][ws] (2 MB for a 1152 × 1152 W), then tasks of ≤
+/// aligned, zero-padded buffer [n_pad][kp] (2 MB for a 1152 × 1152 W), then tasks of ≤
 /// X_RESIDENT_BYTES of x's B tiles (16 blocks of 32 rows at k = 1152) each walking all of W, W pair
 /// outside, x blocks inside. In the W-resident order each 32-row block of x (73 KB at k = 1152) comes
 /// from L3 for 4 pairs of W groups: 0.5 KB of L3 reads per 32-k step of ~60 ns.
 #[allow(clippy::too_many_arguments)]
-fn direct_x_resident(xv: &[u16], m: usize, k: usize, kp: usize, ws: usize, w: &[half::bf16], n: usize, bias: Option<&[f32]>, out: SharedOut) {
+fn direct_x_resident(xv: &[u16], m: usize, k: usize, kp: usize, w: &[half::bf16], n: usize, bias: Option<&[f32]>, out: SharedOut) {
     use super::gemm_bf16dot::with_u16;
     use rayon::prelude::*;
     let n_pad = n.div_ceil(32) * 32;
-    let _ = ws;
     with_u16(&WS16, n_pad * kp, |wc| {
         // W in 1 KiB tiles, group by group: [n_pad/16][kp/32][16 rows][32 k], zero past n and k, so a
         // pair of groups is 2 sequential streams (rows 2k bytes apart would be 32 streams, which the
@@ -229,7 +227,7 @@ fn direct_x_resident(xv: &[u16], m: usize, k: usize, kp: usize, ws: usize, w: &[
         (0..tasks).into_par_iter().for_each(|t| {
             let (q0, q1) = (blocks * t / tasks, blocks * (t + 1) / tasks);
             let rows = 32 * q0..(32 * q1).min(m);
-            // SAFETY: as in gemm_direct; A loads read rows < n_pad of wc, columns < kp ≤ ws; B loads
+            // SAFETY: as in gemm_direct; A loads read rows < n_pad of wc, columns < kp; B loads
             // read blocks < m_pad / 16 of xv; the task owns y's rows `rows`.
             unsafe { direct_cols(xv, rows, k, kp, kp / 32, groups.get(), 0, n, bias, out, true) }
         });
